@@ -1,0 +1,266 @@
+"""The ``cnsim`` command line: run, sweep, plot and list scenarios.
+
+Every command reports bad input as one line per problem, naming the field and
+the value, and exits with status 2; nothing is printed as a traceback (set
+CNSIM_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from sim.scenario import ScenarioError, builtin_scenarios, load_scenario, model_kinds, resolved
+from sim.stats import HEADLINE_STATISTICS
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+DESCRIPTION = """\
+cnsim simulates cloud-native architectures (queues, runtimes, pools, autoscalers)
+as discrete-event models on SimPy, with every default calibrated or cited.
+
+A SCENARIO is the name of a built-in scenario (see `cnsim scenarios`) or a
+YAML/TOML/JSON file. Any of its keys can be overridden with --set key=value,
+where value is read as YAML: --set servers=4, --set arrival_rate=900/s,
+--set 'service={dist: lognormal, median: 2ms, p99: 9ms}'.
+"""
+
+EPILOG = """\
+examples:
+  cnsim run mmc --set arrival_rate=0.5 --replications 10
+  cnsim run tandem --json > tandem.json
+  cnsim sweep mmc --grid arrival_rate=0.5,0.7,0.8,0.9 --replications 5 --jobs 2 --out sweeps/mmc
+  cnsim plot sweeps/mmc
+  cnsim scenarios --show mmc
+"""
+
+
+def format_quantity(value: float, metric: str) -> str:
+    """A number for people: seconds in ns..s for ``*_s`` metrics, 4 significant digits otherwise."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if metric.endswith("_s") and value != 0:
+        for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+            if abs(value) >= scale or unit == "ns":
+                return f"{value / scale:.4g} {unit}"
+    return f"{value:.4g}"
+
+
+def _add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", metavar="SCENARIO", help="built-in scenario name or scenario file")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a scenario key (dotted for nested keys); repeatable",
+    )
+    parser.add_argument("--seed", type=int, help="root seed (default: the scenario's)")
+    parser.add_argument("--replications", "-r", type=int, help="independent replications (default: the scenario's)")
+
+
+def _scenario_from_args(args: argparse.Namespace):
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.replications is not None:
+        overrides.append(f"replications={args.replications}")
+    return load_scenario(args.scenario, overrides)
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from tqdm import tqdm
+
+    from sim.run import run_replications
+
+    scenario = _scenario_from_args(args)
+    with tqdm(total=scenario.replications, desc="replications", unit="rep", disable=None, file=sys.stderr) as bar:
+        outcome = run_replications(scenario, confidence=args.confidence, on_done=lambda _r: bar.update())
+    if args.json:
+        json.dump(_finite_or_null(outcome.to_json()), out, indent=2, allow_nan=False)
+        out.write("\n")
+        return 0
+    out.write(render_table(outcome, args.all))
+    return 0
+
+
+def _finite_or_null(data: object) -> object:
+    """NaN (an undefined statistic, such as a CI from one replication) as JSON null."""
+    if isinstance(data, dict):
+        return {key: _finite_or_null(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_finite_or_null(value) for value in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    return data
+
+
+def render_table(outcome, show_all: bool = False) -> str:
+    """The estimates as an aligned text table: one row per metric, one column per statistic."""
+    scenario = outcome.scenario
+    confidence = int(round(outcome.confidence * 100))
+    header = (
+        f"{scenario.name or scenario.model}: {scenario.model}, seed {scenario.seed}, "
+        f"{len(outcome.results)} replication(s), mean ± {confidence} % CI half-width\n"
+    )
+    statistics: list[str] = []
+    by_metric: dict[str, dict[str, str]] = {}
+    for item in outcome.estimates:
+        if not show_all and item.statistic not in HEADLINE_STATISTICS + ("rate",):
+            continue
+        if item.statistic not in statistics:
+            statistics.append(item.statistic)
+        if item.statistic == "count":
+            text = f"{item.mean:,.0f}" if not math.isnan(item.mean) else "-"
+        else:
+            text = format_quantity(item.mean, item.metric if item.statistic != "rate" else "")
+        if not math.isnan(item.half_width) and item.statistic != "count":
+            text += f" ± {format_quantity(item.half_width, item.metric if item.statistic != 'rate' else '')}"
+        by_metric.setdefault(item.metric, {})[item.statistic] = text
+    columns = ["metric", *statistics]
+    rows = [[metric, *(cells.get(s, "") for s in statistics)] for metric, cells in by_metric.items()]
+    widths = [max(len(str(row[i])) for row in [columns, *rows]) for i in range(len(columns))]
+    lines = [header, "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
+    from sim.sweep import expand_grid, latin_hypercube, parse_grid, run_sweep
+
+    if not args.grid and not args.lhs:
+        raise ScenarioError("sweep: give at least one --grid key=v1,v2,... or --lhs key=low:high")
+    points = expand_grid(parse_grid(args.grid)) if args.grid else [{}]
+    if args.lhs:
+        ranges = {}
+        for item in args.lhs:
+            key, _, bounds = item.partition("=")
+            low, sep, high = bounds.partition(":")
+            try:
+                ranges[key.strip()] = (float(low), float(high))
+            except ValueError:
+                raise ScenarioError(f"--lhs {item!r} must look like key=low:high (for example arrival_rate=0.1:0.9)") from None
+            if not sep:
+                raise ScenarioError(f"--lhs {item!r} must look like key=low:high")
+        samples = latin_hypercube(ranges, args.samples, seed=args.lhs_seed)
+        points = [{**point, **sample} for point in points for sample in samples]
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    report = run_sweep(
+        args.scenario, points, overrides=overrides, replications=args.replications, jobs=args.jobs,
+        out_dir=Path(args.out), progress=not args.no_progress, executor=args.executor,
+    )
+    out.write(
+        f"{report.total} runs: {report.ran} ran, {report.skipped} already done, {len(report.failed)} failed; "
+        f"results in {report.out_dir}\n"
+    )
+    for key, message in report.failed:
+        out.write(f"  failed {key}: {message}\n")
+    return 1 if report.failed else 0
+
+
+def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:
+    from sim.plots import plot_sweep
+
+    for path in plot_sweep(Path(args.directory), metric=args.metric):
+        out.write(f"{path}\n")
+    return 0
+
+
+def cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
+    if args.kinds:
+        for name, entry in sorted(model_kinds().items()):
+            out.write(f"{name:24} {entry.value}\n")
+        return 0
+    if args.show:
+        out.write(yaml.safe_dump(resolved(load_scenario(args.show)), sort_keys=False))
+        return 0
+    scenarios = builtin_scenarios()
+    width = max(map(len, scenarios), default=0)
+    for name, description in scenarios.items():
+        out.write(f"{name.ljust(width)}  {description}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnsim", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", help="run a scenario's replications and print estimates with confidence intervals",
+        description="Run R independent replications of a scenario and print, per metric, the mean over "
+        "replications of each statistic with its Student-t confidence interval.",
+        epilog="example: cnsim run mmc --set servers=4 --set arrival_rate=3.6 -r 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_scenario_arguments(run)
+    run.add_argument("--json", action="store_true", help="print one JSON document with every metric and its CI")
+    run.add_argument("--all", action="store_true", help="show every statistic (p1..p99.99, std, min, max)")
+    run.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+    run.set_defaults(handler=cmd_run)
+
+    sweep = commands.add_parser(
+        "sweep", help="run a scenario over a grid of parameters into a resumable Parquet store",
+        description="Run every grid point x replication as one run, in parallel processes, one Parquet file "
+        "per run keyed by the hash of its resolved scenario and replication. Rerunning the same sweep skips "
+        "finished runs; a failed run is recorded under DIR/failed and retried next time.",
+        epilog="example: cnsim sweep mmc --grid arrival_rate=0.5,0.7,0.9 --grid servers=1,2 -r 5 --jobs 2 --out sweeps/mmc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_scenario_arguments(sweep)
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="values of a key; repeatable (cartesian product)")
+    sweep.add_argument("--lhs", action="append", default=[], metavar="KEY=LOW:HIGH", help="Latin hypercube range of a key; repeatable")
+    sweep.add_argument("--samples", type=int, default=10, help="Latin hypercube samples (default 10)")
+    sweep.add_argument("--lhs-seed", type=int, default=0, help="seed of the Latin hypercube design (default 0)")
+    sweep.add_argument("--jobs", "-j", type=int, default=1, help="parallel worker processes (default 1)")
+    sweep.add_argument("--executor", choices=("serial", "processes", "dask"), default="processes", help="where runs execute (default processes)")
+    sweep.add_argument("--out", required=True, metavar="DIR", help="directory of the Parquet store")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=cmd_sweep)
+
+    plot = commands.add_parser(
+        "plot", help="draw a sweep's charts (percentiles vs parameter, latency CDF) as PNG and HTML",
+        description="Read DIR/runs/*.parquet and write DIR/plots/percentiles.{png,html} and DIR/plots/cdf.{png,html}.",
+    )
+    plot.add_argument("directory", metavar="DIR", help="output directory of `cnsim sweep`")
+    plot.add_argument("--metric", default="requests.sojourn_s", help="histogram metric to draw (default requests.sojourn_s)")
+    plot.set_defaults(handler=cmd_plot)
+
+    scenarios = commands.add_parser("scenarios", help="list built-in scenarios, model kinds, or show one resolved")
+    scenarios.add_argument("--kinds", action="store_true", help="list the model kinds a scenario can name")
+    scenarios.add_argument("--show", metavar="SCENARIO", help="print a scenario with every default filled in")
+    scenarios.set_defaults(handler=cmd_scenarios)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stream = out if out is not None else sys.stdout
+    try:
+        return args.handler(args, stream)
+    except (ScenarioError, ValueError, FileNotFoundError) as error:
+        if os.environ.get("CNSIM_DEBUG"):
+            raise
+        for line in str(error).strip().splitlines() or ["invalid input"]:
+            sys.stderr.write(f"cnsim: error: {line}\n")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("cnsim: interrupted; finished runs are kept and a rerun resumes from them\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The command line as a user meets it: output, errors, help."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sim.cli import format_quantity, main
+
+SMALL = ["--set", "requests=3000", "--replications", "2"]
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(argv, out=out)
+    return code, out.getvalue()
+
+
+def test_run_prints_a_table_with_headline_statistics() -> None:
+    code, text = run_cli(["run", "mmc", *SMALL])
+    assert code == 0
+    header = text.splitlines()[2]
+    for column in ("metric", "mean", "p50", "p90", "p99"):
+        assert column in header.split()
+    assert any(line.startswith("requests.sojourn_s") for line in text.splitlines())
+
+
+def test_run_json_has_every_metric_with_estimate_and_ci() -> None:
+    code, text = run_cli(["run", "mmc", *SMALL, "--json", "--seed", "3"])
+    assert code == 0
+    document = json.loads(text)
+    assert document["scenario"]["seed"] == 3
+    assert document["replications"] == 2
+    sojourn = document["metrics"]["requests.sojourn_s"]
+    for statistic in ("mean", "p50", "p90", "p99"):
+        entry = sojourn[statistic]
+        assert entry["ci_low"] <= entry["mean"] <= entry["ci_high"]
+        assert entry["n"] == 2
+
+
+def test_same_seed_gives_identical_json() -> None:
+    first = run_cli(["run", "tandem", *SMALL, "--json"])[1]
+    second = run_cli(["run", "tandem", *SMALL, "--json"])[1]
+    assert first == second
+
+
+def test_bad_input_is_one_line_per_problem_naming_field_and_value(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli(["run", "mmc", "--set", "servers=0", "--set", "colour=red"])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    assert any("servers" in line and "0" in line for line in lines)
+    assert any("colour" in line and "unknown key" in line for line in lines)
+    assert all(line.startswith("cnsim: error: ") for line in lines)
+
+
+def test_unknown_scenario_names_the_built_ins(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli(["run", "no-such-scenario"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "no-such-scenario" in error and "mmc" in error and "Traceback" not in error
+
+
+def test_scenarios_lists_built_ins_and_kinds() -> None:
+    assert {"mmc", "tandem"} <= {line.split()[0] for line in run_cli(["scenarios"])[1].splitlines()}
+    kinds = run_cli(["scenarios", "--kinds"])[1]
+    assert "queueing.station" in kinds and "queueing.network" in kinds
+    shown = run_cli(["scenarios", "--show", "mmc"])[1]
+    assert "servers: 1" in shown
+
+
+def test_console_script_help_explains_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sim.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("run", "sweep", "plot", "scenarios"):
+        assert command in result.stdout
+    assert "--set" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "metric", "text"),
+    [(0.0021, "x.latency_s", "2.1 ms"), (2.5e-7, "x_s", "250 ns"), (12.0, "x_s", "12 s"), (0.5, "load", "0.5")],
+)
+def test_format_quantity(value: float, metric: str, text: str) -> None:
+    assert format_quantity(value, metric) == text
