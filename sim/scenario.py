@@ -174,6 +174,9 @@ def format_validation_error(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+        if not item["loc"]:  # a check across fields: its message names them and their values
+            lines.append(f"{path}: {message}")
+            continue
         shown = item.get("input")
         if isinstance(shown, (dict, list)) and len(repr(shown)) > 60:
             shown = "{...}" if isinstance(shown, dict) else "[...]"
@@ -208,7 +211,17 @@ def resolved(scenario: ScenarioBase) -> dict[str, Any]:
     return scenario.model_dump(mode="json")
 
 
+NOT_IN_KEY = ("name", "description", "replications")
+"""Fields that do not change what one replication computes, so they do not change its key."""
+
+
 def scenario_key(scenario: ScenarioBase, replication: int) -> str:
-    """A stable key of one run: SHA-256 of the resolved scenario and the replication."""
-    payload = json.dumps({"scenario": resolved(scenario), "replication": replication}, sort_keys=True)
+    """A stable key of one run: SHA-256 of the resolved scenario and the replication.
+
+    Fields of :data:`NOT_IN_KEY` are left out, so asking for more replications,
+    or running the same scenario from a file instead of by name, reuses the runs
+    already stored.
+    """
+    content = {k: v for k, v in resolved(scenario).items() if k not in NOT_IN_KEY}
+    payload = json.dumps({"scenario": content, "replication": replication}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]

@@ -1,0 +1,229 @@
+"""Sweeps: grids, the resumable Parquet store, failures, interruption, executors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim.sweep as sweep
+from sim.run import run_replication
+from sim.scenario import ScenarioError, load_scenario, resolved
+from sim.sweep import (
+    expand_grid,
+    latin_hypercube,
+    load_sweep,
+    parse_grid,
+    run_sweep,
+    stored_scenario,
+)
+
+BASE = {"requests": 2000}
+GRID = ["arrival_rate=0.5,0.8", "servers=1,2"]
+REPLICATIONS = 2
+
+
+def small_sweep(out: Path, **kwargs) -> sweep.SweepReport:
+    options = {"replications": REPLICATIONS, "progress": False, "executor": "serial", **kwargs}
+    return run_sweep("mmc", expand_grid(parse_grid(GRID)), BASE, out_dir=out, **options)
+
+
+def stray_files(out: Path) -> list[Path]:
+    return [path for path in out.rglob("*") if path.name.startswith(".") or path.suffix == ".tmp"]
+
+
+# --- points -------------------------------------------------------------------------------
+
+
+def test_parse_grid_reads_yaml_scalars():
+    grid = parse_grid(["servers=1,2,4", "arrival_rate=0.5, 0.9", "service={dist: exp, mean: 1ms},2ms", "x=fcfs,ps"])
+    assert grid == {
+        "servers": [1, 2, 4],
+        "arrival_rate": [0.5, 0.9],
+        "service": [{"dist": "exp", "mean": "1ms"}, "2ms"],
+        "x": ["fcfs", "ps"],
+    }
+    assert all(isinstance(v, int) for v in grid["servers"])
+    assert all(isinstance(v, float) for v in grid["arrival_rate"])
+
+
+@pytest.mark.parametrize("item", ["servers", "servers=", "=1,2", "servers=1,,2", "servers=[1,2"])
+def test_parse_grid_bad_item_names_it_in_one_line(item):
+    with pytest.raises(ScenarioError) as caught:
+        parse_grid([item])
+    message = str(caught.value)
+    assert repr(item) in message
+    assert "\n" not in message
+
+
+def test_parse_grid_rejects_a_key_given_twice():
+    with pytest.raises(ScenarioError, match="swept twice"):
+        parse_grid(["servers=1", "servers=2"])
+
+
+def test_expand_grid_is_the_product_with_the_last_key_fastest():
+    assert expand_grid({"a": [1, 2], "b": ["x", "y"]}) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"},
+    ]
+    assert expand_grid({}) == [{}]
+
+
+def test_latin_hypercube_fills_each_stratum_once_and_is_seeded():
+    n = 10
+    points = latin_hypercube({"arrival_rate": (0.1, 0.9), "servers": (1, 10)}, n, seed=7)
+    assert points == latin_hypercube({"arrival_rate": (0.1, 0.9), "servers": (1, 10)}, n, seed=7)
+    assert points != latin_hypercube({"arrival_rate": (0.1, 0.9), "servers": (1, 10)}, n, seed=8)
+    rates = np.array([p["arrival_rate"] for p in points])
+    strata = np.floor((rates - 0.1) / 0.8 * n).astype(int)
+    assert sorted(strata) == list(range(n))
+    assert sorted(p["servers"] for p in points) == list(range(1, 11))
+    assert all(isinstance(p["servers"], int) for p in points)
+
+
+# --- running and the store ----------------------------------------------------------------
+
+
+def test_a_bad_point_fails_before_anything_runs(tmp_path):
+    with pytest.raises(ScenarioError) as caught:
+        run_sweep("mmc", [{"servers": 1}, {"servers": 0}], BASE, out_dir=tmp_path, progress=False)
+    message = str(caught.value)
+    assert "servers=0" in message and "servers:" in message and "(got 0)" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sweep_writes_one_file_per_run_and_resumes(tmp_path):
+    first = small_sweep(tmp_path)
+    assert (first.total, first.ran, first.skipped, first.failed) == (8, 8, 0, [])
+    assert len(list((tmp_path / "runs").glob("*.parquet"))) == 8
+    second = small_sweep(tmp_path)
+    assert (second.total, second.ran, second.skipped) == (8, 0, 8)
+    more = small_sweep(tmp_path, replications=3)  # the third replication of each point is new
+    assert (more.total, more.ran, more.skipped) == (12, 4, 8)
+    assert stray_files(tmp_path) == []
+
+
+def test_a_failing_run_is_recorded_the_others_finish_and_it_is_retried(tmp_path, monkeypatch):
+    def flaky(scenario, replication=0):
+        if scenario.servers == 2 and scenario.arrival.mean == pytest.approx(2.0):
+            raise ZeroDivisionError("simulated model bug")
+        return run_replication(scenario, replication)
+
+    monkeypatch.setattr(sweep, "run_replication", flaky)
+    report = small_sweep(tmp_path)
+    assert report.ran == 6 and len(report.failed) == 2
+    assert all(message == "ZeroDivisionError: simulated model bug" for _, message in report.failed)
+    records = [json.loads(path.read_text()) for path in (tmp_path / "failed").glob("*.json")]
+    assert len(records) == 2
+    assert {r["replication"] for r in records} == {0, 1}
+    assert all(r["point"] == {"arrival_rate": 0.5, "servers": 2} for r in records)
+    assert all(r["type"] == "ZeroDivisionError" and "simulated model bug" in r["traceback"] for r in records)
+
+    monkeypatch.undo()
+    retry = small_sweep(tmp_path)
+    assert (retry.ran, retry.skipped, retry.failed) == (2, 6, [])
+    assert list((tmp_path / "failed").glob("*.json")) == []
+
+
+def test_an_interrupted_sweep_keeps_finished_runs_and_no_partial_files(tmp_path, monkeypatch):
+    calls = []
+
+    def interrupted(scenario, replication=0):
+        calls.append(replication)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_replication(scenario, replication)
+
+    monkeypatch.setattr(sweep, "run_replication", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        small_sweep(tmp_path)
+    assert len(list((tmp_path / "runs").glob("*.parquet"))) == 2
+    assert stray_files(tmp_path) == []
+    monkeypatch.undo()
+    report = small_sweep(tmp_path)
+    assert (report.ran, report.skipped) == (6, 2)
+
+
+def test_an_interrupted_write_leaves_nothing(tmp_path):
+    target = tmp_path / "runs" / "abc.parquet"
+
+    def write_half(path: Path) -> None:
+        path.write_bytes(b"PAR1 half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep._atomic_write(target, write_half)
+    assert list(target.parent.iterdir()) == []
+
+
+def test_run_files_hold_the_rows_params_and_resolved_scenario(tmp_path):
+    small_sweep(tmp_path)
+    frame = load_sweep(tmp_path)
+    scenario = load_scenario("mmc", {**BASE, "arrival_rate": 0.8, "servers": 2})
+    rows_per_run = len(run_replication(scenario, 0).rows)
+    assert len(frame) == 8 * rows_per_run
+    assert list(frame.columns) == [
+        "metric", "statistic", "value", "replication", "key", "seed", "wall_s",
+        "param.arrival_rate", "param.servers",
+    ]
+    assert frame["key"].nunique() == 8
+    assert frame.groupby(["param.arrival_rate", "param.servers"])["replication"].unique().map(sorted).tolist() == [
+        [0, 1]
+    ] * 4
+    one = frame[(frame["param.arrival_rate"] == 0.8) & (frame["param.servers"] == 2) & (frame["replication"] == 1)]
+    expected = run_replication(scenario, 1)
+    assert list(one[["metric", "statistic", "value"]].itertuples(index=False, name=None)) == [
+        tuple(row) for row in expected.rows
+    ]
+    assert stored_scenario(tmp_path / "runs" / f"{expected.key}.parquet") == resolved(scenario)
+
+
+def test_load_sweep_of_an_empty_directory_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no runs"):
+        load_sweep(tmp_path)
+
+
+def test_sweep_json_keeps_every_invocation(tmp_path):
+    small_sweep(tmp_path)
+    small_sweep(tmp_path)
+    run_sweep("mmc", [{"servers": 3}], BASE, replications=1, out_dir=tmp_path, progress=False, executor="serial")
+    history = json.loads((tmp_path / "sweep.json").read_text())["invocations"]
+    assert len(history) == 2
+    first, second = history
+    assert first["source"] == "mmc" and first["overrides"] == BASE and first["replications"] == REPLICATIONS
+    assert first["points"] == expand_grid(parse_grid(GRID))
+    assert first["base_scenario"] == resolved(load_scenario("mmc", BASE))
+    assert len(first["invoked_at"]) == 2
+    assert second["points"] == [{"servers": 3}]
+
+
+def test_serial_and_processes_give_identical_values(tmp_path):
+    small_sweep(tmp_path / "serial")
+    report = small_sweep(tmp_path / "processes", executor="processes", jobs=2)
+    assert report.ran == 8 and report.failed == []
+    serial = load_sweep(tmp_path / "serial").drop(columns="wall_s")
+    parallel = load_sweep(tmp_path / "processes").drop(columns="wall_s")
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert serial["value"].to_numpy().tobytes() == parallel["value"].to_numpy().tobytes()
+
+
+def test_unknown_executor_and_missing_dask_are_clear(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="serial, processes, dask"):
+        small_sweep(tmp_path, executor="threads")
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(RuntimeError, match=r"pip install cnsim\[dask\]"):
+        small_sweep(tmp_path, executor="dask")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dask_gives_the_same_values_as_serial(tmp_path):
+    pytest.importorskip("distributed")
+    small_sweep(tmp_path / "serial")
+    report = small_sweep(tmp_path / "dask", executor="dask", jobs=2)
+    assert report.ran == 8 and report.failed == []
+    pd.testing.assert_frame_equal(
+        load_sweep(tmp_path / "serial").drop(columns="wall_s"), load_sweep(tmp_path / "dask").drop(columns="wall_s")
+    )
