@@ -318,11 +318,22 @@ def _require(ok: bool, field: str, value: object, message: str) -> None:
         raise ValueError(f"{field}: {message} (got {value!r})")
 
 
+def _take(p: dict[str, Any], key: str, convert: Callable[[Any], float] = parse_quantity, label: str = "") -> float:
+    """Pop ``key`` and convert it, naming the key (or ``label``) in any error."""
+    value = p.pop(key)
+    try:
+        return convert(value)
+    except ValueError as error:
+        raise ValueError(f"{label or key}: {error}") from None
+    except TypeError:
+        raise ValueError(f"{label or key}: expected a number (got {value!r})") from None
+
+
 def _build_exp(p: dict[str, Any], base_dir: Path | None) -> Distribution:
     if "mean" in p and "rate" not in p:
-        return Exponential(parse_quantity(p.pop("mean")))
+        return Exponential(_take(p, "mean"))
     if "rate" in p and "mean" not in p:
-        rate = parse_quantity(p.pop("rate"))
+        rate = _take(p, "rate")
         _require(rate > 0, "rate", rate, "must be > 0")
         return Exponential(1 / rate)
     raise ValueError("exp needs exactly one of 'mean' or 'rate'")
@@ -331,41 +342,45 @@ def _build_exp(p: dict[str, Any], base_dir: Path | None) -> Distribution:
 def _build_lognormal(p: dict[str, Any], base_dir: Path | None) -> Distribution:
     keys = set(p)
     if keys >= {"median", "p99"}:
-        return LogNormal.from_median_p99(parse_quantity(p.pop("median")), parse_quantity(p.pop("p99")))
+        return LogNormal.from_median_p99(_take(p, "median"), _take(p, "p99"))
     if keys >= {"mean", "cv"}:
-        return LogNormal.from_mean_cv(parse_quantity(p.pop("mean")), float(p.pop("cv")))
+        return LogNormal.from_mean_cv(_take(p, "mean"), _take(p, "cv", float))
     if keys >= {"mu", "sigma"}:
-        return LogNormal(float(p.pop("mu")), float(p.pop("sigma")))
+        return LogNormal(_take(p, "mu", float), _take(p, "sigma", float))
     raise ValueError("lognormal needs 'median' and 'p99', or 'mean' and 'cv', or 'mu' and 'sigma'")
 
 
 def _build_gamma(p: dict[str, Any], base_dir: Path | None) -> Distribution:
     keys = set(p)
     if keys >= {"mean", "cv"}:
-        return Gamma.from_mean_cv(parse_quantity(p.pop("mean")), float(p.pop("cv")))
+        return Gamma.from_mean_cv(_take(p, "mean"), _take(p, "cv", float))
     if keys >= {"shape", "scale"}:
-        return Gamma(float(p.pop("shape")), parse_quantity(p.pop("scale")))
+        return Gamma(_take(p, "shape", float), _take(p, "scale"))
     if keys >= {"shape", "mean"}:
-        shape = float(p.pop("shape"))
-        return Gamma(shape, parse_quantity(p.pop("mean")) / shape)
+        shape = _take(p, "shape", float)
+        _require(shape > 0, "shape", shape, "must be > 0")
+        return Gamma(shape, _take(p, "mean") / shape)
     raise ValueError("gamma needs 'mean' and 'cv', or 'shape' and 'scale', or 'shape' and 'mean'")
 
 
 def _build_const(p: dict[str, Any], base_dir: Path | None) -> Distribution:
     if "value" not in p:
         raise ValueError("const needs 'value'")
-    return Constant(parse_quantity(p.pop("value")))
+    return Constant(_take(p, "value"))
 
 
 def _build_uniform(p: dict[str, Any], base_dir: Path | None) -> Distribution:
     if not {"low", "high"} <= set(p):
         raise ValueError("uniform needs 'low' and 'high'")
-    return Uniform(parse_quantity(p.pop("low")), parse_quantity(p.pop("high")))
+    return Uniform(_take(p, "low"), _take(p, "high"))
 
 
 def _build_empirical(p: dict[str, Any], base_dir: Path | None) -> Distribution:
     if "values" in p:
-        return Empirical([parse_quantity(v) for v in p.pop("values")])
+        raw = p.pop("values")
+        if not isinstance(raw, list):
+            raise ValueError(f"values: expected a list of numbers (got {raw!r})")
+        return Empirical([_take({"v": v}, "v", label=f"values.{i}") for i, v in enumerate(raw)])
     if "file" in p:
         path = Path(p.pop("file"))
         if not path.is_absolute() and base_dir is not None:
@@ -385,7 +400,7 @@ def _build_mixture(p: dict[str, Any], base_dir: Path | None) -> Distribution:
         if not isinstance(item, Mapping) or "weight" not in item:
             raise ValueError(f"components.{index}: needs a 'weight' beside its 'dist'")
         item = dict(item)
-        weights.append(float(item.pop("weight")))
+        weights.append(_take(item, "weight", float, label=f"components.{index}.weight"))
         try:
             components.append(parse_dist(item, base_dir=base_dir))
         except ValueError as error:

@@ -60,11 +60,11 @@ class Histogram:
         self._counts = np.zeros(0, dtype=np.int64)
         self._offset = 0
         self.zeros = 0
-        self.count = 0
+        self._count = 0
         self._mean = 0.0
         self._m2 = 0.0
-        self.min = math.inf
-        self.max = -math.inf
+        self._min = math.inf
+        self._max = -math.inf
 
     def record(self, value: float) -> None:
         buffer = self._buffer
@@ -95,15 +95,15 @@ class Histogram:
             self._add_counts(int(index.min()), np.bincount(index - index.min()))
         n, mean, m2 = values.size, float(values.mean()), float(((values - values.mean()) ** 2).sum())
         self._merge_moments(n, mean, m2)
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
+        self._min = min(self._min, float(values.min()))
+        self._max = max(self._max, float(values.max()))
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
-        total = self.count + n
+        total = self._count + n
         delta = mean - self._mean
-        self._m2 += m2 + delta**2 * self.count * n / total
+        self._m2 += m2 + delta**2 * self._count * n / total
         self._mean += delta * n / total
-        self.count = total
+        self._count = total
 
     def _add_counts(self, low: int, counts: np.ndarray) -> None:
         if self._counts.size == 0:
@@ -123,27 +123,43 @@ class Histogram:
             raise ValueError("histograms merge only at the same relative accuracy")
         self._flush()
         other._flush()
-        if other.count == 0:
+        if other._count == 0:
             return
         if other._counts.size:
             self._add_counts(other._offset, other._counts)
         self.zeros += other.zeros
-        self._merge_moments(other.count, other._mean, other._m2)
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
+        self._merge_moments(other._count, other._mean, other._m2)
+        self._min = min(self._min, other._min)
+        self._max = max(self._max, other._max)
 
     def reset(self) -> None:
         self.__init__(self.relative_accuracy)  # type: ignore[misc]
 
     @property
+    def count(self) -> int:
+        """Observations recorded so far (buffered ones included)."""
+        self._flush()
+        return self._count
+
+    @property
+    def min(self) -> float:
+        self._flush()
+        return self._min
+
+    @property
+    def max(self) -> float:
+        self._flush()
+        return self._max
+
+    @property
     def mean(self) -> float:
         self._flush()
-        return self._mean if self.count else math.nan
+        return self._mean if self._count else math.nan
 
     @property
     def std(self) -> float:
         self._flush()
-        return math.sqrt(self._m2 / (self.count - 1)) if self.count > 1 else math.nan
+        return math.sqrt(self._m2 / (self._count - 1)) if self._count > 1 else math.nan
 
     def quantile(self, q: float) -> float:
         """The q-quantile (0 <= q <= 1), within relative accuracy of the order statistic
@@ -155,34 +171,34 @@ class Histogram:
         qs = np.asarray(qs, dtype=float)
         if np.any((qs < 0) | (qs > 1)):
             raise ValueError("quantile levels must be in [0, 1]")
-        if self.count == 0:
+        if self._count == 0:
             return np.full(qs.shape, math.nan)
-        ranks = np.floor(qs * (self.count - 1)).astype(np.int64)
+        ranks = np.floor(qs * (self._count - 1)).astype(np.int64)
         cumulative = self.zeros + np.cumsum(self._counts)
         bucket = np.searchsorted(cumulative, ranks, side="right")
         index = self._offset + bucket
         values = 2 * self.gamma**index / (self.gamma + 1)
         values = np.where(ranks < self.zeros, 0.0, values)
-        return np.clip(values, self.min, self.max)
+        return np.clip(values, self._min, self._max)
 
     def cdf_points(self) -> Iterator[tuple[float, float]]:
         """(upper bucket bound, fraction of observations <= it) for every non-empty bucket."""
         self._flush()
-        if self.count == 0:
+        if self._count == 0:
             return
         cumulative = self.zeros
         for position in np.nonzero(self._counts)[0]:
             cumulative += int(self._counts[position])
-            yield self.gamma ** (self._offset + int(position)), cumulative / self.count
+            yield self.gamma ** (self._offset + int(position)), cumulative / self._count
 
     def summary(self) -> dict[str, float]:
         self._flush()
         out = {
-            "count": float(self.count),
+            "count": float(self._count),
             "mean": self.mean,
             "std": self.std,
-            "min": self.min if self.count else math.nan,
-            "max": self.max if self.count else math.nan,
+            "min": self._min if self._count else math.nan,
+            "max": self._max if self._count else math.nan,
         }
         levels = np.asarray(PERCENTILE_LEVELS) / 100
         for level, value in zip(PERCENTILE_LEVELS, self.quantiles(levels)):
@@ -279,6 +295,21 @@ class Metrics:
             self._check_free(name, self.counters)  # type: ignore[arg-type]
             self.counters[name] = Counter(self._clock)
         return self.counters[name]
+
+    def alias(self, alias: str, target: str) -> None:
+        """Report metric ``target`` under the name ``alias`` as well (one object, two names).
+
+        For a component whose metric is, in a given wiring, the same quantity as
+        another's: it is measured once and appears under both names.
+        """
+        for group in (self.histograms, self.gauges, self.counters):
+            if target in group:
+                self._check_free(alias, group)  # type: ignore[arg-type]
+                if alias in group and group[alias] is not group[target]:
+                    raise ValueError(f"metric {alias!r} already exists")
+                group[alias] = group[target]  # type: ignore[assignment]
+                return
+        raise KeyError(f"no metric {target!r} to alias as {alias!r}")
 
     def reset(self) -> None:
         """End of warm-up: every metric forgets what it saw so far."""

@@ -41,7 +41,7 @@ class StationConfig(_Strict):
 
     servers: int = Field(1, ge=1, description="identical servers")
     service: Dist | None = Field(None, description="service time distribution (seconds)")
-    service_rate: Rate | None = Field(None, description="shortcut: exponential service at this rate per second")
+    service_rate: Rate | None = Field(None, gt=0, description="shortcut: exponential service at this rate per second")
     discipline: Literal["fcfs", "ps"] = Field("fcfs", description="first come first served, or processor sharing")
     capacity: int | None = Field(None, ge=1, description="most jobs in the station, waiting or served; more are dropped")
 
@@ -71,10 +71,10 @@ class StationScenario(RunLength):
     default to exponential times (M/M/c)."""
 
     arrival: Dist | None = Field(None, description="interarrival time distribution (seconds)")
-    arrival_rate: Rate | None = Field(None, description="shortcut: Poisson arrivals at this rate per second")
+    arrival_rate: Rate | None = Field(None, gt=0, description="shortcut: Poisson arrivals at this rate per second")
     servers: int = Field(1, ge=1)
     service: Dist | None = Field(None, description="service time distribution (seconds)")
-    service_rate: Rate | None = Field(None, description="shortcut: exponential service at this rate (default 1/s)")
+    service_rate: Rate | None = Field(None, gt=0, description="shortcut: exponential service at this rate (default 1/s)")
     discipline: Literal["fcfs", "ps"] = "fcfs"
     capacity: int | None = Field(None, ge=1, description="most jobs in the station; more are dropped")
 
@@ -106,7 +106,7 @@ class NetworkScenario(RunLength):
     """Stations connected by routing probabilities, fed by one external stream."""
 
     arrival: Dist | None = None
-    arrival_rate: Rate | None = None
+    arrival_rate: Rate | None = Field(None, gt=0)
     entry: dict[str, float] | str = Field(description="station all jobs enter, or {station: probability}")
     stations: dict[str, StationConfig]
     routes: list[Route] = Field(default_factory=list)

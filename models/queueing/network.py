@@ -15,12 +15,12 @@ metric is reset when the first measured job arrives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
 from functools import partial
+from itertools import accumulate
 
 import networkx as nx
-import numpy as np
-
 from sim.core import Environment
 from sim.dists import Distribution, Uniform
 from models.queueing.stations import Job, Station
@@ -72,12 +72,14 @@ class Network:
         self.warmup_requests = warmup_requests
         self.draw_interarrival = interarrival.sampler(env.rng(f"{name}.arrivals"))
         self._uniform = Uniform(0.0, 1.0).sampler(env.rng(f"{name}.routing"))
-        self._entry = self._choices(list(entry.items()))
-        self._routes = {
-            node: self._choices([(head, data["p"]) for _, head, data in routing.out_edges(node, data=True)])
-            for node in routing.nodes
-        }
+        self._enter = self._router(list(entry.items()))
         metrics = env.metrics
+        # One station and no routes: the station's metrics are the end-to-end ones.
+        self._measure = not (len(self.stations) == 1 and routing.number_of_edges() == 0)
+        if not self._measure:
+            (station,) = self.stations.values()
+            for metric in ("sojourn_s", "in_system", "completed", "dropped"):
+                metrics.alias(f"{name}.{metric}", f"{station.name}.{metric}")
         self.sojourn_s = metrics.histogram(f"{name}.sojourn_s")
         self.in_system = metrics.gauge(f"{name}.in_system")
         self.completed = metrics.counter(f"{name}.completed")
@@ -86,53 +88,67 @@ class Network:
         self.present = 0
         self.done = env.event()
         for station_name, station in self.stations.items():
-            station.on_departure = partial(self._route, station_name)
+            routes = [(head, data["p"]) for _, head, data in routing.out_edges(station_name, data=True)]
+            station.on_departure = partial(self._forward, self._router(routes)) if routes else self._complete
             station.on_drop = self._drop
         env.process(self.generate())
 
-    @staticmethod
-    def _choices(pairs: list[tuple[str, float]]) -> tuple[list[str], np.ndarray]:
-        names = [name for name, _ in pairs]
-        return names, np.cumsum([p for _, p in pairs])
+    def _router(self, pairs: list[tuple[str, float]]) -> Callable[[], Station | None]:
+        """A draw of the next station (None: leave the network) from (station, probability) pairs.
 
-    def _pick(self, choices: tuple[list[str], np.ndarray]) -> str | None:
-        names, cumulative = choices
-        if len(names) == 1 and cumulative[0] >= 1 - 1e-12:
-            return names[0]
-        position = int(np.searchsorted(cumulative, self._uniform(), side="right"))
-        return names[position] if position < len(names) else None
+        A sure route draws no random number, so a deterministic path consumes nothing
+        from the routing stream.
+        """
+        if len(pairs) == 1 and pairs[0][1] >= 1 - 1e-12:
+            station = self.stations[pairs[0][0]]
+            return lambda: station
+        targets = [self.stations[name] for name, _ in pairs]
+        cumulative = list(accumulate(p for _, p in pairs))
+        uniform = self._uniform
+
+        def pick() -> Station | None:
+            position = bisect_right(cumulative, uniform())
+            return targets[position] if position < len(targets) else None
+
+        return pick
 
     def generate(self):
         env = self.env
+        draw_interarrival, enter, in_system = self.draw_interarrival, self._enter, self.in_system
+        warmup = self.warmup_requests
         for index in range(self.requests):
             if index:
-                yield env.timeout(self.draw_interarrival())
-            if index == self.warmup_requests:
+                yield env.timeout(draw_interarrival())
+            if index == warmup:
                 env.metrics.reset()
-            job = Job(index, env.now, index >= self.warmup_requests)
+            job = Job(index, env.now, index >= warmup)
             self.present += 1
-            self.in_system.set(self.present)
-            self.stations[self._pick(self._entry)].accept(job)  # type: ignore[index]
+            if self._measure:
+                in_system.set(self.present)
+            enter().accept(job)  # type: ignore[union-attr]
 
-    def _route(self, station_name: str, job: Job) -> None:
-        after = self._pick(self._routes[station_name])
+    def _forward(self, router: Callable[[], Station | None], job: Job) -> None:
+        after = router()
         if after is None:
-            self._leave(job, completed=True)
+            self._complete(job)
         else:
-            self.stations[after].accept(job)
+            after.accept(job)
+
+    def _complete(self, job: Job) -> None:
+        if job.counted and self._measure:
+            self.sojourn_s.record(self.env.now - job.born)
+            self.completed.inc()
+        self._leave()
 
     def _drop(self, job: Job) -> None:
-        self._leave(job, completed=False)
+        if job.counted and self._measure:
+            self.dropped.inc()
+        self._leave()
 
-    def _leave(self, job: Job, completed: bool) -> None:
+    def _leave(self) -> None:
         self.present -= 1
-        self.in_system.set(self.present)
-        if job.counted:
-            if completed:
-                self.sojourn_s.record(self.env.now - job.born)
-                self.completed.inc()
-            else:
-                self.dropped.inc()
+        if self._measure:
+            self.in_system.set(self.present)
         self.finished += 1
         if self.finished == self.requests:
             self.done.succeed()

@@ -105,14 +105,15 @@ class FCFSStation(Station):
         self.env.process(self.serve(job))
 
     def serve(self, job: Job):
-        env = self.env
-        with self.resource.request() as request:
+        env, resource, utilisation = self.env, self.resource, self.utilisation
+        busy = resource.users
+        with resource.request() as request:
             yield request
             if job.counted:
                 self.wait_s.record(env.now - job.arrived)
-            self.utilisation.set(self.resource.count / self.servers)
+            utilisation.set(len(busy) / self.servers)
             yield env.timeout(self.draw_service())
-        self.utilisation.set(self.resource.count / self.servers)
+        utilisation.set(len(busy) / self.servers)
         self.depart(job)
 
 
