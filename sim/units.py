@@ -9,6 +9,7 @@ binary ones (KiB, MiB, GiB) powers of 1024, as in IEC 80000-13.
 
 from __future__ import annotations
 
+import math
 import re
 
 DURATION_UNITS: dict[str, float] = {
@@ -43,7 +44,7 @@ def _parse(value: object, units: dict[str, float], what: str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a {what}, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
+        return _checked(float(value), value, what)
     if not isinstance(value, str):
         raise ValueError(f"expected a {what}, got {value!r}")
     match = _QUANTITY.match(value)
@@ -51,11 +52,17 @@ def _parse(value: object, units: dict[str, float], what: str) -> float:
         raise ValueError(f"cannot read {value!r} as a {what}")
     number, unit = match.groups()
     if unit is None:
-        return float(number)
+        return _checked(float(number), value, what)
     if unit not in units:
         known = ", ".join(units)
         raise ValueError(f"unknown unit {unit!r} in {value!r} for a {what} (known: {known})")
-    return float(number) * units[unit]
+    return _checked(float(number) * units[unit], value, what)
+
+
+def _checked(number: float, value: object, what: str) -> float:
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"a {what} must be a finite number >= 0, got {value!r}")
+    return number
 
 
 def parse_duration(value: object) -> float:

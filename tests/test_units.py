@@ -1,0 +1,99 @@
+"""sim.units: quantities with units, as scenario files write them."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.units import parse_duration, parse_quantity, parse_rate, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("250us", 250e-6),
+        ("250µs", 250e-6),
+        ("2ms", 2e-3),
+        ("1.5s", 1.5),
+        ("1.5 s", 1.5),
+        (".5ms", 0.5e-3),
+        ("3min", 180.0),
+        ("2h", 7200.0),
+        ("40ns", 40e-9),
+        ("1e-3s", 1e-3),
+        ("7", 7.0),
+        (0.25, 0.25),
+        (3, 3.0),
+    ],
+)
+def test_durations_in_seconds(text: object, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("4GiB", 4 * 2**30),
+        ("8KiB", 8 * 1024),
+        ("16MiB", 16 * 2**20),
+        ("8KB", 8_000),
+        ("8kB", 8_000),
+        ("2MB", 2_000_000),
+        ("1GB", 1e9),
+        ("512B", 512),
+        ("1TiB", 2**40),
+        (4096, 4096),
+    ],
+)
+def test_sizes_in_bytes_decimal_and_binary_prefixes(text: object, size: float) -> None:
+    assert parse_size(text) == pytest.approx(size, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"),
+    [("900/s", 900.0), ("2/ms", 2000.0), ("120/min", 2.0), ("3600/h", 1.0), ("1e3/s", 1000.0), (80, 80.0)],
+)
+def test_rates_per_second(text: object, per_second: float) -> None:
+    assert parse_rate(text) == pytest.approx(per_second, rel=1e-12)
+
+
+def test_quantity_accepts_any_unit() -> None:
+    assert parse_quantity("2ms") == pytest.approx(0.002)
+    assert parse_quantity("8KiB") == 8192
+    assert parse_quantity("50/s") == 50
+    assert parse_quantity("1.25") == 1.25
+
+
+@pytest.mark.parametrize(
+    ("parse", "value"),
+    [
+        (parse_duration, "2 parsecs"),
+        (parse_duration, "4GiB"),  # a size is not a duration
+        (parse_duration, "fast"),
+        (parse_duration, ""),
+        (parse_duration, "ms"),
+        (parse_size, "2ms"),  # a duration is not a size
+        (parse_size, "8 kilobytes"),
+        (parse_rate, "5/fortnight"),
+        (parse_rate, "2ms"),
+        (parse_quantity, "3 furlongs"),
+    ],
+)
+def test_bad_units_give_one_line_error_naming_the_value(parse, value: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse(value)
+    message = str(info.value)
+    assert repr(value) in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", [None, True, [1, "ms"], {"ms": 2}])
+def test_values_of_the_wrong_type_are_refused_by_name(value: object) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_duration(value)
+    assert repr(value) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_error_lists_the_known_units() -> None:
+    with pytest.raises(ValueError, match=r"known: .*ms"):
+        parse_duration("2 parsecs")
