@@ -1,0 +1,70 @@
+"""Calibrated parameters by name: the defaults models take from ``calibration/params/``.
+
+Each parameter set is one JSON file, ``calibration/params/<name>.json``, written
+by a fit over a data set in ``calibration/data/<host>/``. Its keys:
+
+* ``name``, ``description``, ``unit``;
+* ``dataset``: the raw data it was fitted to (path under the repository) and
+  ``measured``: host, date, versions and command of the measurement;
+* ``kind``: ``distribution`` (key ``distribution``: a spec for
+  :func:`sim.dists.parse_dist`), ``linear`` (keys ``x``, ``y``, ``intercept``,
+  ``slope``: y = intercept + slope x) or ``constant`` (key ``value``);
+* ``fit``: method and candidates compared (for example AIC per family), and
+  ``goodness_of_fit``: the test and its result.
+
+A model's docstring names the parameter sets it loads, so a reader can follow
+every default back to a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from sim.dists import Distribution, parse_dist
+
+PARAMS_PACKAGE = "calibration"
+
+
+def available() -> list[str]:
+    """Names of every shipped parameter set."""
+    folder = resources.files(PARAMS_PACKAGE) / "params"
+    return sorted(entry.name.removesuffix(".json") for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+@lru_cache(maxsize=None)
+def _read(name: str) -> str:
+    entry = resources.files(PARAMS_PACKAGE) / "params" / f"{name}.json"
+    if not entry.is_file():
+        raise KeyError(f"no calibrated parameter set {name!r} (available: {', '.join(available()) or 'none'})")
+    return entry.read_text()
+
+
+def load_params(name: str) -> dict[str, Any]:
+    """The parameter set ``name`` as a dict (a fresh copy each call)."""
+    return json.loads(_read(name))
+
+
+def _of_kind(name: str, kind: str) -> dict[str, Any]:
+    params = load_params(name)
+    if params.get("kind") != kind:
+        raise ValueError(f"parameter set {name!r} is a {params.get('kind')!r}, not a {kind!r}")
+    return params
+
+
+def param_dist(name: str) -> Distribution:
+    """The fitted distribution of parameter set ``name``."""
+    return parse_dist(_of_kind(name, "distribution")["distribution"])
+
+
+def param_linear(name: str) -> tuple[float, float]:
+    """(intercept, slope) of the fitted line y = intercept + slope x of parameter set ``name``."""
+    params = _of_kind(name, "linear")
+    return float(params["intercept"]), float(params["slope"])
+
+
+def param_value(name: str) -> float:
+    """The measured constant of parameter set ``name``."""
+    return float(_of_kind(name, "constant")["value"])
