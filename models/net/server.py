@@ -1,0 +1,52 @@
+"""A backend that serves requests: a service-time distribution and optionally a worker limit.
+
+``workers=None`` serves every request at once (a Go server runs each request in
+its own goroutine); ``workers=c`` makes an FCFS station of ``c`` servers. TLS
+handshake CPU at the server takes a worker like any other work.
+
+Metrics: ``NAME.wait_s`` (histogram: time queued for a worker).
+"""
+
+from __future__ import annotations
+
+import simpy
+
+from sim.core import Environment
+from sim.dists import Distribution
+
+
+class Backend:
+    def __init__(self, env: Environment, name: str, service: Distribution, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"{name}.workers: must be >= 1 or None (got {workers})")
+        self.env = env
+        self.name = name
+        self.draw_service = service.sampler(env.rng(f"{name}.service"))
+        self.workers = simpy.Resource(env, workers) if workers is not None else None
+        self.wait_s = env.metrics.histogram(f"{name}.wait_s")
+
+    def serve(self) -> simpy.Event:
+        """An event that fires when one request has been served."""
+        return self.work(self.draw_service())
+
+    def work(self, seconds: float) -> simpy.Event:
+        """An event that fires when ``seconds`` of work (a request, a TLS handshake) is done."""
+        if self.workers is None:
+            return self.env.timeout(seconds)
+        return self.env.process(self._queued(seconds))
+
+    def _queued(self, seconds: float):
+        queued = self.env.now
+        with self.workers.request() as slot:  # type: ignore[union-attr]
+            yield slot
+            self.wait_s.record(self.env.now - queued)
+            yield self.env.timeout(seconds)
+
+
+class Upstream:
+    """A host as a client sees it: how to dial it and the backend that serves it."""
+
+    def __init__(self, name: str, dialer, backend: Backend) -> None:
+        self.name = name
+        self.dialer = dialer
+        self.backend = backend
