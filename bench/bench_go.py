@@ -1,0 +1,186 @@
+"""Speed and memory of the Go runtime models.
+
+Two measurements, reported as a table (and as JSON with ``--json``):
+
+1. **Requests per wall second** of the built-in scenario ``go-http-service``
+   (2 Ps, encoding/json-sized handler, load about 0.5, GOGC 100) in both
+   fidelities, ``--requests`` requests each, median of ``--repeats`` alternating
+   runs, with the mean and p99 latency of each (they should agree within about
+   10 % at this load: see tests/test_go_service.py).
+2. **100,000 goroutines alive at once** in the detailed model: a handler fans
+   out to ``--goroutines`` goroutines that each do 5 µs of CPU and then wait 1 s
+   on the network, so all of them are parked together; reports the wall time,
+   the peak number of goroutines and stack bytes the model counted, and the
+   peak resident memory of this Python process (``ru_maxrss``) before and after
+   that run (it runs first, so the difference is its own).
+
+The pauses, the mark rate, goroutine creation and stacks come from calibration
+(``calibration/params/go.*.json``); on a checkout without them the benchmark
+passes values inside the ranges of ../shared/FIGURES.md and a mark rate of
+1 GB/s per CPU, which change the speed little. The JSON records which was used.
+
+Not a test: it asserts nothing. ``make bench`` or::
+
+    python -m bench.bench_go                         # 50,000 requests, 3 repeats, 100,000 goroutines
+    python -m bench.bench_go --requests 10000 --repeats 1 --goroutines 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import simpy
+
+from sim.core import Environment
+from sim.dists import Constant
+from sim.params import available
+from sim.run import run_replication
+from sim.scenario import load_scenario
+from models.runtime.go import SPAWN_PARAM, STACK_PARAM, GoRuntime, fan_out
+from models.runtime.gogc import MARK_RATE_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig
+from models.runtime.protocol import Compute, Wait
+
+FALLBACK = {
+    "gc.stw_sweep_termination": "30us",  # FIGURES.md: tens of µs (4-49 µs measured)
+    "gc.stw_mark_termination": "50us",
+    "gc.mark_rate": 1e9,  # bytes per CPU-second: an assumption, used only without go.gc.mark_cpu_vs_heap
+    "spawn": "2us",  # FIGURES.md: ~1-4 µs measured
+    "stack_bytes": "4KiB",  # one page, as FIGURES.md's ~2.7 KiB resident per parked goroutine rounds up
+}
+NAMES = {
+    "gc.stw_sweep_termination": STW_SWEEP_PARAM,
+    "gc.stw_mark_termination": STW_MARK_PARAM,
+    "gc.mark_rate": MARK_RATE_PARAM,
+    "spawn": SPAWN_PARAM,
+    "stack_bytes": STACK_PARAM,
+}
+
+
+def fallbacks() -> dict[str, Any]:
+    """Overrides for the calibrated parameter sets that are not there (none once calibrated)."""
+    have = set(available())
+    return {key: FALLBACK[key] for key, name in NAMES.items() if name not in have}
+
+
+def run_service(fidelity: str, requests: int) -> tuple[float, dict[str, float]]:
+    scenario = load_scenario("go-http-service", {"fidelity": fidelity, "requests": requests, **fallbacks()})
+    started = time.perf_counter()
+    result = run_replication(scenario)
+    wall = time.perf_counter() - started
+    return wall, {
+        "mean_s": result.value("requests.sojourn_s", "mean"),
+        "p99_s": result.value("requests.sojourn_s", "p99"),
+        "gc_cycles_per_s": result.value("go.gc.cycles", "rate"),
+    }
+
+
+def many_goroutines(count: int) -> dict[str, float]:
+    env = Environment(seed=1)
+    extra = fallbacks()
+    gc = GCConfig.model_validate(
+        {
+            "live_heap": 0,
+            **{k.removeprefix("gc."): v for k, v in extra.items() if k.startswith("gc.")},
+        }
+    )
+    spawn = Constant(2e-6) if "spawn" in extra else None
+    stack = 4096.0 if "stack_bytes" in extra else None
+    go = GoRuntime(env, 2, gc=gc, spawn=spawn, stack_bytes=stack)
+    branch = [Compute(5e-6, 256.0), Wait(lambda: env.timeout(1.0))]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    started = time.perf_counter()
+    done = go.execute(fan_out([branch] * count))
+    env.run(until=done)
+    wall = time.perf_counter() - started
+    return {
+        "goroutines": count,
+        "wall_s": wall,
+        "peak_goroutines": go.goroutines.max,
+        "peak_stack_bytes": go.stack_bytes.max,
+        "peak_rss_bytes_before": float(rss_before),
+        "peak_rss_bytes": float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        "simulated_s": float(env.now),
+    }
+
+
+def measure(requests: int, repeats: int, goroutines: int) -> dict[str, Any]:
+    many = many_goroutines(goroutines)  # first, so that the peak RSS is its own
+    for fidelity in ("detailed", "fast"):  # untimed warm-up: imports, entry points
+        run_service(fidelity, 2000)
+    walls: dict[str, list[float]] = {"detailed": [], "fast": []}
+    outputs: dict[str, dict[str, float]] = {}
+    for _ in range(repeats):
+        for fidelity in walls:
+            wall, outputs[fidelity] = run_service(fidelity, requests)
+            walls[fidelity].append(wall)
+    sides = {
+        fidelity: {
+            "wall_s": statistics.median(values),
+            "wall_s_all": values,
+            "requests_per_wall_s": requests / statistics.median(values),
+            **outputs[fidelity],
+        }
+        for fidelity, values in walls.items()
+    }
+    return {
+        "requests": requests,
+        "repeats": repeats,
+        "fidelities": sides,
+        "many_goroutines": many,
+        "fallbacks_used": fallbacks(),
+        "python": sys.version.split()[0],
+        "simpy": simpy.__version__,
+        "machine": platform.platform(),
+    }
+
+
+def report(numbers: dict[str, Any]) -> str:
+    lines = [
+        f"go-http-service, {numbers['requests']:,} requests, median of {numbers['repeats']} alternating runs",
+        "",
+        f"{'fidelity':<10} {'wall s':>8} {'requests/wall s':>16} {'mean ms':>9} {'p99 ms':>8} {'GC cycles/s':>12}",
+    ]
+    for name, row in numbers["fidelities"].items():
+        lines.append(
+            f"{name:<10} {row['wall_s']:>8.2f} {row['requests_per_wall_s']:>16,.0f} "
+            f"{row['mean_s'] * 1e3:>9.3f} {row['p99_s'] * 1e3:>8.3f} {row['gc_cycles_per_s']:>12.2f}"
+        )
+    many = numbers["many_goroutines"]
+    lines += [
+        "",
+        f"{many['goroutines']:,} goroutines alive at once (detailed): {many['wall_s']:.2f} wall s, "
+        f"peak {many['peak_goroutines']:,.0f} goroutines, {many['peak_stack_bytes'] / 2**20:.0f} MiB of "
+        f"simulated stacks; this process: peak RSS {many['peak_rss_bytes'] / 2**20:.0f} MiB "
+        f"({many['peak_rss_bytes_before'] / 2**20:.0f} MiB before this run)",
+    ]
+    if numbers["fallbacks_used"]:
+        lines.append(f"(calibration missing, used: {numbers['fallbacks_used']})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=50_000, help="requests per run (default 50,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each fidelity (default 3)")
+    parser.add_argument("--goroutines", type=int, default=100_000, help="goroutines alive at once (default 100,000)")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    args = parser.parse_args(argv)
+    if args.requests < 100 or args.repeats < 1 or args.goroutines < 1:
+        parser.error("--requests must be >= 100, --repeats and --goroutines >= 1")
+    numbers = measure(args.requests, args.repeats, args.goroutines)
+    print(report(numbers))
+    if args.json is not None:
+        args.json.write_text(json.dumps(numbers, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,448 @@
+"""The Go garbage collector: a heap that grows with allocations, a pacer, mark and two pauses.
+
+Mechanism (Go 1.21+; sources below):
+
+* **Heap goal.** After a cycle, ``goal = marked + (marked + roots) * GOGC / 100``
+  (the GC guide's "Target heap memory = Live heap + (Live heap + GC roots) *
+  GOGC / 100"; roots are goroutine stacks), at least ``4 MiB * GOGC / 100``
+  (``defaultHeapMinimum``), and with a memory limit at most
+  ``limit - non-heap memory`` less a headroom of max(3 %, 1 MiB)
+  (``memoryLimitHeapGoal``, ``memoryLimitHeapGoalHeadroomPercent = 3``), never
+  below the marked heap. ``GOGC=off`` (``gogc: null``) leaves only the limit.
+* **Trigger.** ``trigger = goal - runway``, where the runway is what the
+  mutator is expected to allocate during a mark at 25 % CPU:
+  ``consMark * (1 - 0.25) / 0.25 * last scan work``, ``consMark`` the
+  maximum of the last 4 measured cons/mark ratios (``allocated during mark *
+  (u + u_idle) / (scan work * (1 - u))``, u the GC CPU share of the
+  dedicated, fractional and assist work, u_idle the idle workers'); clamped to
+  [0.7, 0.95] of the way from the marked heap to the goal
+  (``minTriggerRatioNum = 45`` and ``maxTriggerRatioNum = 61`` of
+  ``triggerRatioDen = 64``). All in ``runtime/mgcpacer.go``.
+* **A cycle.** When the live heap reaches the trigger: stop-the-world *sweep
+  termination*; concurrent *mark* of the scan work (heap reachable at the start
+  plus the stacks) by 25 % of the Ps as dedicated workers, fractional when 25 %
+  of GOMAXPROCS is not close to a whole number (``gcBackgroundUtilization``,
+  ``maxUtilError = 0.3`` in ``startCycle``), plus idle Ps as idle workers;
+  stop-the-world *mark termination*. Objects allocated during mark are
+  allocated black, so they count as marked (``gcmarknewobject``).
+* **Assists.** A goroutine that allocates during mark owes
+  ``bytes * assistWorkPerByte`` of scan work, ``assistWorkPerByte = remaining
+  scan work / (goal - live heap)``; it first steals credit the background
+  workers flushed (``bgScanCredit``), then does the rest itself, at least
+  ``gcOverAssistWork = 64 KiB`` at a time (``gcAssistAlloc`` in
+  ``runtime/mgcmark.go``). The time it spends is returned to the scheduler,
+  which charges it to the goroutine.
+
+The collector does not know about Ps or goroutines: a *host* (the detailed
+scheduler in :mod:`models.runtime.go` or the fast model in
+:mod:`models.runtime.fast`) stops the world, runs the workers and reports how
+many CPUs mark (:meth:`GoGC.set_mark_cpus`). Sweeping is not modelled (its cost
+is small and proportional to allocation); neither is the GC CPU limiter (50 %
+cap under a memory limit) nor the 2-minute forced cycle.
+
+Defaults from calibration (``sim.params``), loaded only when a field is left
+``None``: ``go.gc.stw_sweep_termination`` and ``go.gc.stw_mark_termination``
+(fitted distributions of the two pauses, seconds, measured at GOMAXPROCS 2),
+and the mark rate, bytes scanned per CPU-second, the inverse slope of
+``go.gc.mark_cpu_vs_heap`` (mark CPU against live heap, a least-squares line).
+
+Metrics under the component name ``NAME`` (``go.gc`` by default):
+``NAME.cycles`` (counter: count and cycles/s), ``NAME.cpu_s`` (counter of GC
+CPU-seconds: marking, assists and pauses times GOMAXPROCS; its rate divided by
+GOMAXPROCS is the GC CPU fraction), ``NAME.cpu_fraction`` (time-weighted share
+of the Ps doing GC work), ``NAME.assist_cpu_s`` (counter),
+``NAME.stw_sweep_termination_s`` and ``NAME.stw_mark_termination_s``
+(histograms), ``NAME.heap_goal_bytes`` and ``NAME.heap_live_bytes`` (gauges).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sim.core import Environment
+from sim.params import param_dist, param_linear
+from sim.scenario import Dist, Size
+
+BACKGROUND_UTILIZATION = 0.25
+"""``gcBackgroundUtilization``: the share of GOMAXPROCS the dedicated mark workers take (mgcpacer.go)."""
+MAX_UTIL_ERROR = 0.3
+"""``maxUtilError`` in ``startCycle``: beyond this rounding error, use a fractional worker (mgcpacer.go)."""
+HEAP_MINIMUM_BYTES = 4 * 2**20
+"""``defaultHeapMinimum``: 4 MiB at GOGC=100, scaled by GOGC/100 (mgcpacer.go; GC guide)."""
+TRIGGER_RATIO_DEN = 64
+MIN_TRIGGER_RATIO_NUM = 45
+MAX_TRIGGER_RATIO_NUM = 61
+"""Trigger bounds, about 0.7 and 0.95 of the runway from the marked heap to the goal (mgcpacer.go)."""
+CONS_MARK_HISTORY = 4
+"""``len(lastConsMark)``: consMark is the maximum of the last 4 cycles' ratios (mgcpacer.go, Go 1.21)."""
+OVER_ASSIST_BYTES = 64 * 2**10
+"""``gcOverAssistWork``: an assist scans at least 64 KiB of work (mgcmark.go)."""
+MEMORY_LIMIT_HEADROOM_PERCENT = 3
+MEMORY_LIMIT_MIN_HEADROOM_BYTES = 2**20
+"""``memoryLimitHeapGoalHeadroomPercent`` and ``memoryLimitMinHeapGoalHeadroom`` (mgcpacer.go)."""
+
+STW_SWEEP_PARAM = "go.gc.stw_sweep_termination"
+STW_MARK_PARAM = "go.gc.stw_mark_termination"
+MARK_RATE_PARAM = "go.gc.mark_cpu_vs_heap"
+
+
+def calibrated_mark_rate() -> float:
+    """Bytes marked per CPU-second: the inverse of the slope of ``go.gc.mark_cpu_vs_heap``.
+
+    That parameter set is a least-squares line of one cycle's mark CPU (assists,
+    background and idle workers) against the live heap; its intercept is not
+    significant (a fraction of a millisecond, within its standard error), so the
+    per-cycle fixed cost is left to the two pauses.
+    """
+    _intercept, slope = param_linear(MARK_RATE_PARAM)
+    if slope <= 0:
+        raise ValueError(f"{MARK_RATE_PARAM}: slope must be > 0 (got {slope})")
+    return 1.0 / slope
+
+
+class GCConfig(BaseModel):
+    """Settings of the collector; ``None`` for a pause or the mark rate means the calibrated default."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    enabled: bool = Field(True, description="false: no collector at all (GOGC=off and no memory limit)")
+    gogc: float | None = Field(100, ge=0, description="GOGC; null means off (only the memory limit triggers)")
+    memory_limit: Size | None = Field(None, description="GOMEMLIMIT in bytes; null means none")
+    live_heap: Size = Field(0.0, description="long-lived reachable heap of the service, bytes")
+    stw_sweep_termination: Dist | None = Field(None, description=f"pause, seconds; default {STW_SWEEP_PARAM}")
+    stw_mark_termination: Dist | None = Field(None, description=f"pause, seconds; default {STW_MARK_PARAM}")
+    mark_rate: float | None = Field(
+        None, gt=0, description=f"bytes scanned per CPU-second of marking; default 1 / slope of {MARK_RATE_PARAM}"
+    )
+
+    def resolved(self) -> GCConfig:
+        """A copy with the calibrated defaults filled in (raises KeyError naming a missing parameter set)."""
+        if not self.enabled:
+            return self
+        updates: dict[str, Any] = {}
+        if self.stw_sweep_termination is None:
+            updates["stw_sweep_termination"] = param_dist(STW_SWEEP_PARAM)
+        if self.stw_mark_termination is None:
+            updates["stw_mark_termination"] = param_dist(STW_MARK_PARAM)
+        if self.mark_rate is None:
+            updates["mark_rate"] = calibrated_mark_rate()
+        return self.model_copy(update=updates)
+
+
+def mark_workers(procs: int) -> tuple[int, float]:
+    """(dedicated workers, fractional utilisation goal per P) for GOMAXPROCS ``procs``.
+
+    As ``gcControllerState.startCycle``: round 25 % of the Ps; if that is off by
+    more than 30 %, round down and let each P run a fractional worker for the rest.
+    """
+    goal = procs * BACKGROUND_UTILIZATION
+    dedicated = int(goal + 0.5)
+    error = dedicated / goal - 1
+    if -MAX_UTIL_ERROR <= error <= MAX_UTIL_ERROR:
+        return dedicated, 0.0
+    if dedicated > goal:
+        dedicated -= 1
+    return dedicated, (goal - dedicated) / procs
+
+
+class Assistable(Protocol):
+    """What the collector keeps on an allocating goroutine: its assist credit in bytes (gcAssistBytes)."""
+
+    assist_credit: float
+
+
+class GCHost(Protocol):
+    """What a scheduler offers the collector."""
+
+    procs: int
+
+    def stop_the_world(self, duration_s: float, then: Callable[[], None]) -> None: ...
+
+    def mark_started(self, dedicated: int, fractional: float) -> None: ...
+
+    def mark_ended(self) -> None: ...
+
+    def roots_bytes(self) -> float: ...
+
+    def reachable_bytes(self) -> float: ...
+
+
+class GoGC:
+    """The collector of one Go process (see the module docstring)."""
+
+    def __init__(self, env: Environment, config: GCConfig, procs: int, name: str = "go.gc") -> None:
+        config = config.resolved()
+        self.env = env
+        self.name = name
+        self.config = config
+        self.procs = procs
+        self.enabled = config.enabled and (config.gogc is not None or config.memory_limit is not None)
+        self.host: GCHost | None = None
+        self.phase = "idle"  # idle | sweep_termination | mark | mark_termination
+        if self.enabled:
+            assert config.stw_sweep_termination is not None and config.stw_mark_termination is not None
+            self._draw_sweep_stw = config.stw_sweep_termination.sampler(env.rng(f"{name}.stw_sweep_termination"))
+            self._draw_mark_stw = config.stw_mark_termination.sampler(env.rng(f"{name}.stw_mark_termination"))
+            self.mark_rate = float(config.mark_rate)  # type: ignore[arg-type]
+        self.dedicated, self.fractional = mark_workers(procs)
+        self.heap_live = config.live_heap
+        self.heap_marked = config.live_heap
+        self.last_scan_work = 0.0
+        self._cons_mark: list[float] = []
+        self.goal, self.trigger = self._goal_and_trigger(roots=0.0)
+        # Mark state.
+        self._remaining = 0.0
+        self._scan_work = 0.0
+        self._bg_credit = 0.0
+        self._mark_cpus = 0.0
+        self._idle_cpus = 0.0
+        self._mark_idle_cpu = 0.0
+        self._updated = 0.0
+        self._token = 0
+        self._timer_at: float | None = None
+        self._mark_start = 0.0
+        self._heap_at_mark = 0.0
+        self._mark_gc_cpu = 0.0
+        self.assist_work_per_byte = 0.0
+        metrics = env.metrics
+        self.cycles = metrics.counter(f"{name}.cycles")
+        self.cpu_s = metrics.counter(f"{name}.cpu_s")
+        self.assist_cpu_s = metrics.counter(f"{name}.assist_cpu_s")
+        self.cpu_fraction = metrics.gauge(f"{name}.cpu_fraction")
+        self.stw_sweep_s = metrics.histogram(f"{name}.stw_sweep_termination_s")
+        self.stw_mark_s = metrics.histogram(f"{name}.stw_mark_termination_s")
+        self.goal_gauge = metrics.gauge(f"{name}.heap_goal_bytes", self.goal)
+        self.live_gauge = metrics.gauge(f"{name}.heap_live_bytes", self.heap_live)
+        self._gc_cpus = 0.0  # CPUs doing GC work now (for cpu_fraction)
+        self._assisting = 0
+        self._starting = False
+
+    # ----------------------------------------------------------------- pacing
+    def _goal_and_trigger(self, roots: float) -> tuple[float, float]:
+        config, marked = self.config, self.heap_marked
+        goal = math.inf
+        if config.gogc is not None:
+            growth = config.gogc / 100
+            goal = max(marked + (marked + roots) * growth, HEAP_MINIMUM_BYTES * growth)
+        if config.memory_limit is not None:
+            limit_goal = config.memory_limit - roots
+            headroom = max(limit_goal * MEMORY_LIMIT_HEADROOM_PERCENT / 100, MEMORY_LIMIT_MIN_HEADROOM_BYTES)
+            goal = min(goal, max(limit_goal - headroom, marked))
+        if not math.isfinite(goal):
+            return goal, goal
+        if marked >= goal:
+            return goal, goal
+        cons_mark = max(self._cons_mark, default=0.0)
+        runway = cons_mark * (1 - BACKGROUND_UTILIZATION) / BACKGROUND_UTILIZATION * self.last_scan_work
+        distance = goal - marked
+        low = marked + distance * MIN_TRIGGER_RATIO_NUM / TRIGGER_RATIO_DEN
+        high = marked + distance * MAX_TRIGGER_RATIO_NUM / TRIGGER_RATIO_DEN
+        return goal, min(max(goal - runway, low), high)
+
+    # ------------------------------------------------------------- allocation
+    def allocate(self, owner: Assistable, nbytes: float) -> float:
+        """Account ``nbytes`` allocated by ``owner``; returns the CPU-seconds of assist it owes now."""
+        self.heap_live += nbytes
+        self.live_gauge.set(self.heap_live)
+        if not self.enabled:
+            return 0.0
+        if self.phase == "idle":
+            if self.heap_live >= self.trigger and not self._starting:
+                # gcStart runs on the allocating goroutine; here one zero-delay event later,
+                # so that the scheduler is not re-entered in the middle of its accounting.
+                self._starting = True
+                self.env.timeout(0).callbacks.append(lambda _event: self._retrigger())
+            return 0.0
+        if self.phase != "mark" or nbytes <= 0:
+            return 0.0
+        owner.assist_credit -= nbytes
+        if owner.assist_credit >= 0:
+            return 0.0
+        self._advance()
+        self._update_assist_ratio()
+        ratio = self.assist_work_per_byte
+        debt = -owner.assist_credit * ratio
+        stolen = min(self._bg_credit, debt)
+        self._bg_credit -= stolen
+        debt -= stolen
+        owner.assist_credit += stolen / ratio if ratio > 0 else -owner.assist_credit
+        if debt <= 0 or self._remaining <= 0:
+            owner.assist_credit = max(owner.assist_credit, 0.0)
+            return 0.0
+        work = min(max(debt, OVER_ASSIST_BYTES), self._remaining)
+        owner.assist_credit += work / ratio
+        self._remaining -= work
+        cpu = work / self.mark_rate
+        self.assist_cpu_s.inc(cpu)
+        self.cpu_s.inc(cpu)
+        self._mark_gc_cpu += cpu
+        self._reschedule()
+        return cpu
+
+    def _update_assist_ratio(self) -> None:
+        distance = self.goal - self.heap_live
+        if distance <= 0:
+            distance = max(self.goal * 0.1, 1.0)  # the hard goal: 1.1 x goal (mgcpacer.go revise)
+        self.assist_work_per_byte = max(self._remaining, 1000.0) / distance
+
+    # ------------------------------------------------------------------ cycle
+    def start_cycle(self) -> None:
+        assert self.host is not None, "GoGC.host must be set by the scheduler"
+        self._starting = False
+        self.phase = "sweep_termination"
+        self._set_gc_cpus()
+        self.cycles.inc()
+        pause = self._draw_sweep_stw()
+        self.stw_sweep_s.record(pause)
+        self._stw_cpu(pause)
+        self.host.stop_the_world(pause, self._begin_mark)
+
+    def _stw_cpu(self, pause: float) -> None:
+        self.cpu_s.inc(pause * self.procs)
+
+    def _begin_mark(self) -> None:
+        assert self.host is not None
+        self.phase = "mark"
+        self._mark_start = self._updated = self.env.now
+        roots = self.host.roots_bytes()
+        self._scan_work = self.config.live_heap + self.host.reachable_bytes() + roots
+        self._remaining = self._scan_work
+        self._heap_at_mark = self.heap_live
+        self._bg_credit = 0.0
+        self._mark_gc_cpu = 0.0
+        self._mark_idle_cpu = 0.0
+        self._update_assist_ratio()
+        self.host.mark_started(self.dedicated, self.fractional)
+        self._reschedule()
+
+    def set_mark_cpus(self, cpus: float, idle_cpus: float = 0.0) -> None:
+        """The host reports how many CPUs run mark workers from now on, ``idle_cpus`` of them idle workers."""
+        if self.phase != "mark":  # workers run only while marking
+            cpus = idle_cpus = 0.0
+        else:
+            self._advance()
+        self._mark_cpus = cpus
+        self._idle_cpus = idle_cpus
+        self._set_gc_cpus()
+        if self.phase == "mark":
+            self._reschedule()
+
+    def add_assisting(self, delta: int) -> None:
+        """The host reports goroutines starting (+1) or ending (-1) an assist, for cpu_fraction."""
+        self._assisting += delta
+        self._set_gc_cpus()
+
+    def _set_gc_cpus(self) -> None:
+        level = self._mark_cpus + self._assisting
+        if self.phase in ("sweep_termination", "mark_termination"):
+            level = self.procs
+        if level != self._gc_cpus:
+            self._gc_cpus = level
+            self.cpu_fraction.set(level / self.procs)
+
+    def _advance(self) -> None:
+        now = self.env.now
+        if self._mark_cpus > 0 and now > self._updated:
+            cpu = self._mark_cpus * (now - self._updated)
+            work = min(cpu * self.mark_rate, self._remaining)
+            self._remaining -= work
+            self._bg_credit += work
+            idle = self._idle_cpus * (now - self._updated)
+            self.cpu_s.inc(cpu)
+            self._mark_gc_cpu += cpu - idle
+            self._mark_idle_cpu += idle
+        self._updated = now
+
+    def _reschedule(self) -> None:
+        """Keep a timer at the predicted end of the mark. A pending timer that would fire no later
+        than the new prediction is kept (it re-checks when it fires), so a change of rate costs
+        no event unless it brings the end forward."""
+        if self._remaining <= 0:
+            delay = 0.0
+        elif self._mark_cpus > 0:
+            delay = self._remaining / (self._mark_cpus * self.mark_rate)
+        else:
+            return
+        now = self.env.now
+        at = now + delay
+        if self._timer_at is not None and now <= self._timer_at <= at:
+            return
+        self._token += 1
+        self._timer_at = at
+        token = self._token
+        self.env.timeout(delay).callbacks.append(lambda _event: self._maybe_done(token))
+
+    def _maybe_done(self, token: int) -> None:
+        if token != self._token:
+            return
+        self._timer_at = None
+        if self.phase != "mark":
+            return
+        self._advance()
+        if self._remaining > 1e-9 * max(self._scan_work, 1.0):
+            self._reschedule()
+            return
+        self._mark_done()
+
+    def _mark_done(self) -> None:
+        assert self.host is not None
+        now = self.env.now
+        self._token += 1  # no pending timer of this mark may fire into the next one
+        self._timer_at = None
+        self._advance()
+        self._mark_cpus = 0.0
+        self.host.mark_ended()
+        allocated = self.heap_live - self._heap_at_mark
+        duration = now - self._mark_start
+        if duration > 0 and self._scan_work > 0:
+            # currentConsMark in mgcpacer.go: idle workers count in the numerator only.
+            utilisation = min(self._mark_gc_cpu / (duration * self.procs), 0.99)
+            idle = self._mark_idle_cpu / (duration * self.procs)
+            ratio = allocated * (utilisation + idle) / (self._scan_work * (1 - utilisation))
+            self._cons_mark = (self._cons_mark + [ratio])[-CONS_MARK_HISTORY:]
+        self.phase = "mark_termination"
+        self._set_gc_cpus()
+        pause = self._draw_mark_stw()
+        self.stw_mark_s.record(pause)
+        self._stw_cpu(pause)
+        self.host.stop_the_world(pause, lambda: self._end_cycle(allocated))
+
+    def _end_cycle(self, allocated_during_mark: float) -> None:
+        assert self.host is not None
+        roots = self.host.roots_bytes()
+        reachable = self._scan_work - roots
+        self.heap_marked = reachable + allocated_during_mark
+        self.heap_live = self.heap_marked + (self.heap_live - self._heap_at_mark - allocated_during_mark)
+        self.last_scan_work = self._scan_work
+        self.goal, self.trigger = self._goal_and_trigger(roots)
+        self.goal_gauge.set(self.goal)
+        self.live_gauge.set(self.heap_live)
+        self.phase = "idle"
+        self._set_gc_cpus()
+        if self.heap_live >= self.trigger and not self._starting:
+            self._starting = True
+            self.env.timeout(0).callbacks.append(lambda _event: self._retrigger())
+
+    def _retrigger(self) -> None:
+        self._starting = False
+        if self.phase == "idle" and self.heap_live >= self.trigger:
+            self.start_cycle()
+
+
+def guide_cost_model(
+    allocation_rate_bytes_per_s: float, live_heap_bytes: float, roots_bytes: float, gogc: float, mark_rate: float
+) -> tuple[float, float]:
+    """(cycles per second, GC CPU-seconds per second) of the GC guide's model ("Understanding costs").
+
+    Heap target = live + (live + roots) * GOGC/100, so a cycle happens every
+    (live + roots) * GOGC/100 bytes allocated, and each costs (live + roots) /
+    mark_rate CPU-seconds of marking (the fixed per-cycle cost is the pauses,
+    left out here).
+    """
+    runway = (live_heap_bytes + roots_bytes) * gogc / 100
+    cycles = allocation_rate_bytes_per_s / runway
+    return cycles, cycles * (live_heap_bytes + roots_bytes) / mark_rate

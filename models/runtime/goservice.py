@@ -1,0 +1,167 @@
+"""Model kind ``go.service``: an HTTP service running on Go, fed by Poisson requests.
+
+Each request is a goroutine readied by the netpoller (the connection's
+goroutine woken by the request's bytes) that runs the handler: the calibrated
+cost of its codec (``handler.codec``: ``go.json`` decodes the request and
+encodes the response with ``encoding/json``, CPU and bytes from
+``calibration/params/go.json.*``) plus ``handler.cpu`` seconds of CPU
+allocating ``handler.alloc`` bytes, optionally after a
+``handler.backend`` call (a :class:`~models.runtime.protocol.Wait` that holds no
+CPU), and optionally fanning out to ``handler.fanout`` goroutines that share the CPU
+and allocation and are joined with a WaitGroup (detailed fidelity only). The
+runtime is :class:`~models.runtime.go.GoRuntime` (``fidelity: detailed``) or
+:class:`~models.runtime.fast.FastGoRuntime` (``fidelity: fast``).
+
+The run ends when all ``requests`` have completed; the first ``warmup``
+fraction of them are served but not measured (every metric is reset when the
+first measured request arrives). Metrics: ``requests.sojourn_s`` (histogram of
+latency), ``requests.completed``, and the runtime's (``go.*``, ``go.gc.*``).
+
+Nothing here has a default of its own for the runtime: the handler's CPU and
+allocation are the scenario's to give; the collector's pauses and mark rate and
+the goroutine creation cost come from calibration (see
+:mod:`models.runtime.gogc` and :mod:`models.runtime.go`) unless given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim.core import Environment, Model
+from sim.params import param_value
+from sim.dists import Exponential
+from sim.scenario import Dist, Rate, ScenarioBase, Size
+from models.runtime.fast import FastGoRuntime
+from models.runtime.go import GoRuntime, fan_out
+from models.runtime.gogc import GCConfig
+from models.runtime.protocol import Compute, Wait
+
+
+CODECS = {"go.json": ("go.json.unmarshal", "go.json.marshal")}
+"""Calibrated codecs: a request is decoded (first set) and its response encoded (second), each with
+CPU ``<set>_s`` and allocation ``<set>_alloc_bytes`` (calibration/params, ``encoding/json`` on an
+8 KiB object)."""
+
+
+class HandlerConfig(BaseModel):
+    """What one request costs: a calibrated codec, the handler's own CPU and allocation, an optional
+    backend call and fan-out."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+
+    codec: Literal["go.json"] | None = Field(
+        None, description="decode the request and encode the response with this calibrated codec"
+    )
+    cpu: Dist = Field(0.0, description="CPU seconds per request besides the codec")
+    alloc: Dist = Field(0.0, description="bytes allocated per request besides the codec")
+    backend: Dist | None = Field(None, description="duration of a downstream call made before the CPU work, seconds")
+    fanout: int = Field(0, ge=0, description="goroutines the handler fans out to (CPU and alloc split evenly)")
+
+    def codec_costs(self) -> tuple[float, float]:
+        """(CPU seconds, bytes allocated) of the codec per request; zeros without a codec."""
+        if self.codec is None:
+            return 0.0, 0.0
+        names = CODECS[self.codec]
+        return (
+            sum(param_value(f"{name}_s") for name in names),
+            sum(param_value(f"{name}_alloc_bytes") for name in names),
+        )
+
+    @property
+    def mean_cpu_s(self) -> float:
+        return self.cpu.mean + self.codec_costs()[0]
+
+    @property
+    def mean_alloc_bytes(self) -> float:
+        return self.alloc.mean + self.codec_costs()[1]
+
+
+class GoServiceScenario(ScenarioBase):
+    """A Go HTTP service: handler costs, Poisson load, GOMAXPROCS, GOGC and the rest."""
+
+    fidelity: Literal["detailed", "fast"] = Field("detailed", description="G/M/P scheduler, or one queue")
+    arrival_rate: Rate = Field(gt=0, description="Poisson requests per second")
+    requests: int = Field(20_000, ge=1, description="requests simulated, warm-up included")
+    gomaxprocs: int = Field(ge=1, description="GOMAXPROCS")
+    quota_cores: float | None = Field(None, gt=0, description="container CPU quota in cores (CFS); null: none")
+    handler: HandlerConfig
+    gc: GCConfig = Field(default_factory=GCConfig)
+    spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
+    stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
+
+    @model_validator(mode="after")
+    def _check(self) -> GoServiceScenario:
+        if self.fidelity == "fast" and (self.handler.fanout or self.quota_cores is not None):
+            raise ValueError("fidelity fast: fanout and quota_cores need fidelity detailed")
+        return self
+
+    @property
+    def offered_load(self) -> float:
+        """CPU demand per second over GOMAXPROCS, before the collector."""
+        return self.arrival_rate * self.handler.mean_cpu_s / self.gomaxprocs
+
+
+def build_runtime(env: Environment, config: GoServiceScenario) -> GoRuntime | FastGoRuntime:
+    if config.fidelity == "fast":
+        return FastGoRuntime(env, config.gomaxprocs, config.gc, config.stack_bytes)
+    return GoRuntime(env, config.gomaxprocs, config.gc, config.quota_cores, config.spawn, config.stack_bytes)
+
+
+class GoServiceModel(Model):
+    """Model kind ``go.service`` (see the module docstring)."""
+
+    config_class = GoServiceScenario
+
+    def __init__(self, env: Environment, config: GoServiceScenario) -> None:
+        super().__init__(env, config)
+        self.runtime = build_runtime(env, config)
+        handler = config.handler
+        self.draw_cpu = handler.cpu.sampler(env.rng("requests.cpu"))
+        self.draw_alloc = handler.alloc.sampler(env.rng("requests.alloc"))
+        self.draw_backend = handler.backend.sampler(env.rng("requests.backend")) if handler.backend else None
+        self.codec_cpu_s, self.codec_alloc_bytes = handler.codec_costs()
+        self.draw_interarrival = Exponential(1 / config.arrival_rate).sampler(env.rng("requests.arrivals"))
+        self.sojourn_s = env.metrics.histogram("requests.sojourn_s")
+        self.completed = env.metrics.counter("requests.completed")
+        self.finished = 0
+        self.warmup_requests = int(config.warmup * config.requests)
+        self.done = env.event()
+        env.process(self.generate())
+
+    def steps(self) -> list[Any]:
+        handler = self.config.handler
+        cpu = self.draw_cpu() + self.codec_cpu_s
+        alloc = self.draw_alloc() + self.codec_alloc_bytes
+        if handler.fanout:
+            share = Compute(cpu / handler.fanout, alloc / handler.fanout)
+            body: list[Any] = fan_out([[share] for _ in range(handler.fanout)])
+        else:
+            body = [Compute(cpu, alloc)]
+        if self.draw_backend is None:
+            return body
+        delay = self.draw_backend()
+        env = self.env
+        return [Compute(0.0, 0.0), Wait(lambda: env.timeout(delay))] + body
+
+    def generate(self):
+        env = self.env
+        for index in range(self.config.requests):
+            if index:
+                yield env.timeout(self.draw_interarrival())
+            if index == self.warmup_requests:
+                env.metrics.reset()
+            event = self.runtime.execute(self.steps())
+            event.callbacks.append(self._finisher(index >= self.warmup_requests))
+
+    def _finisher(self, counted: bool):
+        def finish(event: Any) -> None:
+            if counted:
+                self.sojourn_s.record(event.value)
+                self.completed.inc()
+            self.finished += 1
+            if self.finished == self.config.requests:
+                self.done.succeed()
+
+        return finish

@@ -1,0 +1,73 @@
+"""Go-specific steps a request can contain besides Compute, Wait and Syscall.
+
+``go f()`` (:class:`Go`), channel operations (:class:`Send`, :class:`Recv` on a
+:class:`Chan`, buffered or not) and ``sync.WaitGroup`` (:class:`WaitGroup`,
+:class:`Join`), so that a handler can fan out to goroutines and wait for them
+(:func:`fan_out`). Only the detailed runtime (:mod:`models.runtime.go`) runs
+them; values sent on channels are not modelled, only the synchronisation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from models.runtime.protocol import Step
+
+if TYPE_CHECKING:
+    from models.runtime.go import G
+
+
+class WaitGroup:
+    """A ``sync.WaitGroup``: a count and the goroutines waiting for it to reach zero."""
+
+    __slots__ = ("count", "waiters")
+
+    def __init__(self, count: int = 0) -> None:
+        self.count = count
+        self.waiters: list[G] = []
+
+
+class Chan:
+    """A channel of ``capacity`` slots (0: unbuffered); values are not modelled, only synchronisation."""
+
+    __slots__ = ("capacity", "buffered", "recvq", "sendq")
+
+    def __init__(self, capacity: int = 0) -> None:
+        self.capacity = capacity
+        self.buffered = 0
+        self.recvq: deque[G] = deque()
+        self.sendq: deque[G] = deque()
+
+
+@dataclass(frozen=True, slots=True)
+class Go:
+    """``go f()``: start a goroutine running ``steps``; ``wg.Done()`` when it ends if ``wg`` is given."""
+
+    steps: Sequence[Step | Any]
+    wg: WaitGroup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    chan: Chan
+
+
+@dataclass(frozen=True, slots=True)
+class Recv:
+    chan: Chan
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """``wg.Wait()``."""
+
+    wg: WaitGroup
+
+
+def fan_out(branches: Sequence[Sequence[Step | Any]]) -> list[Any]:
+    """Steps that start one goroutine per branch and wait for all of them (WaitGroup)."""
+    wg = WaitGroup(len(branches))
+    return [Go(branch, wg) for branch in branches] + [Join(wg)]

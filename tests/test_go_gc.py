@@ -1,0 +1,177 @@
+"""The Go collector (models/runtime/gogc.py): mechanisms, and the GC guide's cost model.
+
+Pause durations and the mark rate are given explicitly here (the calibrated
+defaults are loaded by name when a field is left out; see test_default_names).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.core import Environment
+from sim.dists import Constant
+from sim.run import run_replication
+from sim.scenario import load_scenario
+from models.runtime.go import GoRuntime
+from models.runtime.gogc import (
+    HEAP_MINIMUM_BYTES, MARK_RATE_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig, GoGC, guide_cost_model,
+    mark_workers,
+)
+from models.runtime.protocol import Compute
+
+MS = 1e-3
+MIB = 2**20
+STW = {"stw_sweep_termination": "30us", "stw_mark_termination": "50us"}
+
+
+def gc_config(**fields) -> GCConfig:
+    return GCConfig.model_validate({**STW, "mark_rate": 1e9, **fields})
+
+
+@pytest.mark.parametrize(
+    "procs, dedicated, fractional",
+    [(1, 0, 0.25), (2, 0, 0.25), (3, 1, 0.25 * 3 / 3 - 1 / 3 + 0.0), (4, 1, 0.0), (6, 1, 0.5 / 6), (8, 2, 0.0)],
+)
+def test_mark_workers_follow_startcycle(procs, dedicated, fractional):
+    # procs=3: 0.75 rounds to 1 (error 33 % > 30 %), so 0 dedicated and a fractional 0.25.
+    if procs == 3:
+        dedicated, fractional = 0, 0.25
+    got_dedicated, got_fractional = mark_workers(procs)
+    assert got_dedicated == dedicated
+    assert got_fractional == pytest.approx(fractional)
+
+
+def test_heap_goal_from_gogc_and_minimum(env):
+    gc = GoGC(env, gc_config(gogc=100, live_heap=64 * MIB), 4)
+    assert gc.goal == pytest.approx(128 * MIB)
+    assert gc.trigger == pytest.approx(64 * MIB + 64 * MIB * 61 / 64)
+    small = GoGC(Environment(), gc_config(gogc=50, live_heap=0), 4)
+    assert small.goal == pytest.approx(HEAP_MINIMUM_BYTES * 0.5)
+
+
+def test_memory_limit_caps_the_goal(env):
+    gc = GoGC(env, gc_config(gogc=100, live_heap=64 * MIB, memory_limit=100 * MIB), 4)
+    assert gc.goal == pytest.approx(100 * MIB * 0.97)
+    off = GoGC(Environment(), gc_config(gogc=None, live_heap=64 * MIB, memory_limit=100 * MIB), 4)
+    assert off.goal == pytest.approx(100 * MIB * 0.97)
+    assert not GoGC(Environment(), gc_config(gogc=None), 4).enabled
+
+
+def test_a_cycle_comes_out_of_allocation(env):
+    """No cycle until the allocations reach the trigger; then two pauses and a mark."""
+    go = GoRuntime(env, 4, gc=gc_config(live_heap=16 * MIB), spawn=Constant(0.0), stack_bytes=2048)
+    assert go.gc is not None
+    trigger = go.gc.trigger
+    per = 256 * 1024
+    below = int((trigger - 16 * MIB) // per) - 1
+    for _ in range(below):
+        go.execute([Compute(10e-6, per)])
+    env.run(until=0.1)
+    assert go.gc.cycles.value == 0
+    go.execute([Compute(10e-6, 2 * per)])
+    env.run(until=0.2)
+    assert go.gc.cycles.value == 1
+    assert go.gc.stw_sweep_s.count == 1 and go.gc.stw_mark_s.count == 1
+    assert go.gc.phase == "idle"
+    # The next goal is computed from the marked heap (live heap + what was reachable + stacks).
+    assert go.gc.goal >= 2 * 16 * MIB
+
+
+def test_assists_slow_an_allocating_goroutine(env):
+    """During a long mark (slow mark rate), a goroutine that allocates heavily pays assists: it takes
+    longer than one with the same CPU that does not allocate."""
+    config = gc_config(live_heap=256 * MIB, mark_rate=50e6)
+    go = GoRuntime(env, 2, gc=config, spawn=Constant(0.0), stack_bytes=2048)
+    assert go.gc is not None
+    go.gc.start_cycle()
+    env.run(until=1 * MS)
+    assert go.gc.phase == "mark"
+    quiet = go.execute([Compute(20 * MS, 0.0)])
+    env.run(until=quiet)
+    busy = go.execute([Compute(20 * MS, 200 * MIB)])
+    env.run(until=busy)
+    assert go.gc.assist_cpu_s.value > 0
+    assert busy.value > 1.5 * quiet.value
+
+
+def test_stw_stops_every_p(env):
+    """A goroutine running when a 5 ms pause starts is 5 ms late."""
+    config = GCConfig.model_validate(
+        {"stw_sweep_termination": "5ms", "stw_mark_termination": "5ms", "mark_rate": 1e12, "live_heap": 0}
+    )
+    go = GoRuntime(env, 1, gc=config, spawn=Constant(0.0), stack_bytes=2048)
+    assert go.gc is not None
+    running = go.execute([Compute(2 * MS)])
+    env.run(until=1 * MS)
+    go.gc.start_cycle()
+    env.run(until=running)
+    # 2 ms of CPU + the sweep-termination pause; the mark (1e12 B/s, tiny) and its pause
+    # may land after it, or inside if the goroutine had not finished.
+    assert 7 * MS - 1e-9 <= running.value <= 12 * MS + 1e-6
+
+
+def test_defaults_come_from_calibration():
+    """Left out, the pauses are the fitted distributions and the mark rate the inverse slope of
+    mark CPU against live heap."""
+    from sim.params import param_dist, param_linear
+
+    assert (STW_SWEEP_PARAM, STW_MARK_PARAM, MARK_RATE_PARAM) == (
+        "go.gc.stw_sweep_termination",
+        "go.gc.stw_mark_termination",
+        "go.gc.mark_cpu_vs_heap",
+    )
+    config = GCConfig().resolved()
+    assert config.stw_sweep_termination == param_dist(STW_SWEEP_PARAM)
+    assert config.stw_mark_termination == param_dist(STW_MARK_PARAM)
+    assert config.mark_rate == pytest.approx(1 / param_linear(MARK_RATE_PARAM)[1])
+    # The pauses are tens of microseconds (FIGURES.md), not milliseconds.
+    assert 1e-6 < config.stw_sweep_termination.mean < 1e-3
+
+
+LIVE = 16 * MIB
+ALLOC_PER_REQUEST = 64 * 1024
+RATE = 500.0  # requests/s: 33 MB/s of allocation
+MARK_RATE = 2e9
+PROCS = 4
+
+
+@pytest.mark.parametrize("gogc", [50, 100, 200])
+def test_cost_model_of_the_gc_guide(gogc):
+    """Cycles/s and GC mark CPU/s against the GC guide's model, within 10 % (the issue's bound).
+
+    The guide's model assumes every cycle lets the heap grow by the whole runway
+    (live + roots) x GOGC/100. The simulated pacer, like Go's, triggers early by
+    its estimate of the allocation during mark; at low load the idle mark workers
+    enter that estimate as if the mutator had 75 % of the CPUs, so the trigger comes
+    about 3 x (allocation during mark A) early: 3 A / runway = 3 R / (marking CPUs x
+    mark rate x GOGC/100) = 3 x 33e6 / (4 x 2e9 x 0.5) = 2.5 % at GOGC=50, less
+    above. Taking the largest of the last 4 cycles' estimates, with A arriving in
+    64 KiB lumps of about one request, doubles that: over seeds 3 and 4 the errors
+    were 5.5-7.2 % at GOGC=50 and 3.0-4.0 % at 100 and 200, the same for cycles and
+    CPU. Cycles are counted whole over 72 simulated seconds (73 at GOGC=200: 1.4 %).
+    So the 10 % of the issue holds with a margin, and a pacer without roots in the
+    goal (or cycles not driven by allocation) fails it.
+    """
+    scenario = load_scenario(
+        {
+            "model": "go.service",
+            "arrival_rate": RATE,
+            "requests": 40_000,
+            "gomaxprocs": PROCS,
+            "spawn": 0,
+            "stack_bytes": "2KiB",
+            "warmup": 0.1,
+            "handler": {"cpu": "100us", "alloc": ALLOC_PER_REQUEST},
+            "gc": {"gogc": gogc, "live_heap": LIVE, "mark_rate": MARK_RATE, **STW},
+            "seed": 3,
+        }
+    )
+    result = run_replication(scenario)
+    cycles_expected, cpu_expected = guide_cost_model(RATE * ALLOC_PER_REQUEST, LIVE, 0.0, gogc, MARK_RATE)
+    cycles = result.value("go.gc.cycles", "rate")
+    mark_cpu = result.value("go.gc.cpu_s", "rate") - cycles * (30e-6 + 50e-6) * PROCS
+    assert cycles == pytest.approx(cycles_expected, rel=0.10)
+    assert mark_cpu == pytest.approx(cpu_expected, rel=0.10)
+    assert result.value("go.gc.cpu_fraction", "mean") == pytest.approx(
+        (mark_cpu + cycles * (30e-6 + 50e-6) * PROCS) / PROCS, rel=0.05
+    )

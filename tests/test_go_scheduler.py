@@ -1,0 +1,181 @@
+"""Micro-stories of the detailed Go scheduler (models/runtime/go.py), one mechanism each.
+
+Every story is deterministic: goroutine creation costs nothing (spawn=0) and
+CPU times are constants, so the expected times follow from the mechanism alone.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.core import Environment
+from sim.dists import Constant
+from models.runtime.go import (
+    FORCE_PREEMPT_S, LOCAL_RUNQ_SLOTS, SYSMON_PERIOD_S, STACK_MIN_BYTES, Chan, Go, GoRuntime, Recv, Send,
+    fan_out,
+)
+from models.runtime.gogc import GCConfig
+from models.runtime.protocol import Compute, Syscall, Wait
+
+MS = 1e-3
+NO_GC = GCConfig(enabled=False)
+
+
+def runtime(env, procs: int, **kwargs) -> GoRuntime:
+    return GoRuntime(env, procs, gc=kwargs.pop("gc", NO_GC), spawn=Constant(0.0), stack_bytes=STACK_MIN_BYTES,
+                     **kwargs)
+
+
+def test_one_goroutine_runs_its_cpu_time(env):
+    go = runtime(env, 1)
+    done = go.execute([Compute(3 * MS)])
+    env.run(until=done)
+    assert done.value == pytest.approx(3 * MS)
+
+
+def test_stealing_moves_work_to_an_idle_p(env):
+    """A parent spawns 8 children onto its own P; the other P, woken, steals half and they finish in
+    half the time one P would need."""
+    go = runtime(env, 2)
+    children = [[Compute(1 * MS)] for _ in range(8)]
+    done = go.execute(fan_out(children))
+    env.run(until=done)
+    assert go.steals.value >= 1
+    assert done.value == pytest.approx(4 * MS, abs=1.01 * MS)  # 8 ms of work on 2 Ps, one child of slack
+
+
+def test_without_a_second_p_nothing_is_stolen(env):
+    go = runtime(env, 1)
+    done = go.execute(fan_out([[Compute(1 * MS)] for _ in range(8)]))
+    env.run(until=done)
+    assert go.steals.value == 0
+    assert done.value == pytest.approx(8 * MS)
+
+
+def test_preemption_bounds_a_hogs_slice(env):
+    """A 100 ms hog and a 1 ms request on one P: sysmon preempts the hog after 10-20 ms, the request
+    runs, and the hog's 100 ms take between 100/20 and 100/10 slices."""
+    go = runtime(env, 1)
+    hog = go.execute([Compute(100 * MS)])
+    env.run(until=0.5 * MS)
+    short = go.execute([Compute(1 * MS)])
+    env.run(until=hog)
+    assert short.value <= FORCE_PREEMPT_S + SYSMON_PERIOD_S + 1 * MS
+    assert short.value >= FORCE_PREEMPT_S - 0.5 * MS
+    assert 100 / 20 - 1 <= go.preemptions.value <= 100 / 10
+    assert hog.value == pytest.approx(101 * MS)
+
+
+def test_netpoll_ready_goroutine_waits_for_a_poll_when_all_ps_are_busy(env):
+    """With the only P busy on a long goroutine, a request whose network wait ended sits in the
+    netpoller until sysmon injects it (polls every 10 ms) and the hog is preempted."""
+    go = runtime(env, 1)
+    go.execute([Compute(30 * MS)])
+    request = go.execute([Wait(lambda: env.timeout(1 * MS)), Compute(1 * MS)])
+    env.run(until=request)
+    assert request.value > 1 * MS + 1 * MS  # it did not run at once
+    assert request.value <= 2 * SYSMON_PERIOD_S + 2 * MS
+
+
+def test_syscall_hands_off_the_p(env):
+    """A goroutine in a 5 ms blocking syscall does not hold its P: another runs meanwhile."""
+    go = runtime(env, 1)
+    sleeper = go.execute([Syscall(5 * MS), Compute(1 * MS)])
+    worker = go.execute([Compute(2 * MS)])
+    env.run(until=sleeper)
+    assert worker.value == pytest.approx(2 * MS)
+    assert sleeper.value == pytest.approx(6 * MS)
+
+
+def test_local_queue_overflow_goes_to_the_global_queue(env):
+    """runqputslow: spawning more than 256 goroutines on one P moves half of the local queue out."""
+    go = runtime(env, 1)
+    go.execute([Go([Compute(1 * MS)]) for _ in range(LOCAL_RUNQ_SLOTS + 10)] + [Compute(1 * MS)])
+    env.run(until=0.5 * MS)
+    p = go.ps[0]
+    assert len(p.runq) <= LOCAL_RUNQ_SLOTS
+    assert len(go.global_q) >= LOCAL_RUNQ_SLOTS // 2
+
+
+def test_unbuffered_channel_synchronises(env):
+    """The receiver cannot finish before the sender has sent (after 3 ms of work)."""
+    go = runtime(env, 2)
+    chan = Chan(0)
+    receiver = go.execute([Recv(chan), Compute(1 * MS)])
+    sender = go.execute([Compute(3 * MS), Send(chan)])
+    env.run(until=receiver)
+    assert sender.processed
+    assert receiver.value == pytest.approx(4 * MS)
+
+
+def test_buffered_channel_blocks_only_when_full(env):
+    go = runtime(env, 1)
+    chan = Chan(2)
+    two = go.execute([Send(chan), Send(chan), Compute(1 * MS)])
+    env.run(until=two)
+    assert two.value == pytest.approx(1 * MS)
+    three = go.execute([Send(chan), Compute(1 * MS)])  # buffer full: waits for a receiver
+    env.run(until=5 * MS)
+    assert not three.triggered
+    go.execute([Recv(chan)])
+    env.run(until=three)
+    assert three.triggered
+
+
+def test_fan_out_joins_in_parallel(env):
+    go = runtime(env, 4)
+    done = go.execute(fan_out([[Compute(2 * MS)] for _ in range(4)]))
+    env.run(until=done)
+    assert done.value == pytest.approx(2 * MS, rel=0.01)
+
+
+def test_goroutine_creation_costs_cpu_and_stack(env):
+    go = GoRuntime(env, 1, gc=NO_GC, spawn=Constant(3e-6), stack_bytes=STACK_MIN_BYTES)
+    parked = [go.execute([Wait(lambda: env.timeout(1.0))]) for _ in range(1000)]
+    env.run(until=0.5)
+    assert go.stack_bytes.level == 1000 * STACK_MIN_BYTES
+    assert go.goroutines.level == 1000
+    spawner = go.execute([Go([]) for _ in range(100)])
+    env.run(until=spawner)
+    assert spawner.value == pytest.approx(100 * 3e-6)
+    env.run(until=parked[-1])
+    env.run(until=env.now + 1e-3)
+    assert go.goroutines.level == 0
+
+
+def test_quota_throttles_all_ps_when_spent(env):
+    """4 Ps, a 1-core quota, 4 goroutines of 200 ms: 0.8 CPU-s at 0.1 s per 100 ms period take
+    8 periods, not 200 ms, and every period ends throttled."""
+    go = runtime(env, 4, quota_cores=1.0)
+    hogs = [go.execute([Compute(200 * MS)]) for _ in range(4)]
+    env.run(until=env.all_of(hogs))
+    assert env.now == pytest.approx(0.8 - 0.075, abs=1e-6)  # the last period's 25 ms of each P
+    assert go.throttled_periods.value == 7
+    assert go.throttled_s.max == pytest.approx(75 * MS)
+
+
+def test_without_quota_no_throttling(env):
+    go = runtime(env, 4)
+    hogs = [go.execute([Compute(200 * MS)]) for _ in range(4)]
+    env.run(until=env.all_of(hogs))
+    assert env.now == pytest.approx(0.2)
+    assert go.throttled_periods.value == 0
+
+
+def test_defaults_come_from_calibration(env):
+    """Left out, goroutine creation and stack size are the calibrated parameter sets."""
+    from sim.params import param_value
+
+    go = GoRuntime(env, 1, gc=NO_GC)
+    assert go.stack_per_g == param_value("go.goroutine.stack_bytes")
+    assert go.spawn_cost() == param_value("go.goroutine.spawn_s")
+    with pytest.raises(ValueError, match="stack_bytes"):
+        GoRuntime(Environment(), 1, gc=NO_GC, stack_bytes=1000)
+
+
+def test_both_fidelities_are_runtimes(env):
+    from models.runtime.fast import FastGoRuntime
+    from models.runtime.protocol import Runtime
+
+    assert isinstance(runtime(env, 1), Runtime)
+    assert isinstance(FastGoRuntime(env, 1, gc=NO_GC, stack_bytes=STACK_MIN_BYTES), Runtime)

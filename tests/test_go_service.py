@@ -1,0 +1,166 @@
+"""The go.service model kind: M/G/1 reduction, fast against detailed, the built-in scenario.
+
+Every runtime parameter is given explicitly (pauses, mark rate, goroutine creation,
+stack size), so these checks do not move when the calibration is re-measured.
+
+Statistical checks follow tests/test_queueing_theory.py: independent
+replications, a Student-t interval at 99.9 %, fixed seeds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from models.queueing import formulas
+from sim.run import run_replication, run_replications
+from sim.scenario import load_scenario
+from sim.stats import RELATIVE_ACCURACY
+
+MS = 1e-3
+STW = {"stw_sweep_termination": "30us", "stw_mark_termination": "50us"}
+SERVICE = {"dist": "gamma", "mean": "1ms", "cv": 0.5}
+
+
+def test_one_p_without_gc_is_mg1():
+    """GOMAXPROCS=1, no collector, free goroutine creation: the Go service is an M/G/1 queue
+    (work-conserving, order blind to service times, requests far below the 10 ms slice), so
+    its mean latency is Pollaczek-Khinchine's. 20 replications of 20,000 requests at rho = 0.7;
+    the formula must lie in the 99.9 % interval, and the interval must be narrower than 4 %
+    (half-widths of 1.6-2.2 % were seen), so the check can fail."""
+    rho = 0.7
+    scenario = load_scenario(
+        {
+            "model": "go.service",
+            "arrival_rate": rho / MS,
+            "requests": 20_000,
+            "gomaxprocs": 1,
+            "spawn": 0,
+            "stack_bytes": "2KiB",
+            "handler": {"cpu": SERVICE, "alloc": 0},
+            "gc": {"enabled": False},
+            "seed": 11,
+        }
+    )
+    outcome = run_replications(scenario, 20, confidence=0.999)
+    estimate = outcome.get("requests.sojourn_s", "mean")
+    service = scenario.handler.cpu
+    theory = formulas.mg1_mean_sojourn(rho / MS, service.mean, service.second_moment)
+    assert estimate.low <= theory <= estimate.high
+    assert estimate.half_width / theory < 0.04
+
+
+def reference(fidelity: str, load: float, seed: int) -> dict:
+    """The reference service of the fast-fidelity check: 2 Ps, gamma 1 ms CPU, 64 KiB per request,
+    32 MiB live heap, GOGC 100."""
+    return {
+        "model": "go.service",
+        "fidelity": fidelity,
+        "arrival_rate": load * 2 / MS,
+        "requests": 40_000,
+        "gomaxprocs": 2,
+        "spawn": 0,
+        "stack_bytes": "2KiB",
+        "handler": {"cpu": SERVICE, "alloc": "64KiB"},
+        "gc": {"live_heap": "32MiB", "mark_rate": 1e9, **STW},
+        "seed": seed,
+    }
+
+
+@pytest.mark.parametrize("load", [0.3, 0.5, 0.7, 0.8])
+def test_fast_fidelity_matches_detailed(load):
+    """Mean and p99 of the fast model within 10 % of the detailed one (the issue's bound), at loads
+    0.3-0.8 of the reference service.
+
+    Both fidelities draw the same arrivals and handler costs (same stream names, same seeds:
+    common random numbers), so their difference is the model's, not noise: 3 replications of
+    40,000 requests each; p99 from the histograms (0.5 % accuracy). Measured when written:
+    mean errors +0.2, +0.3, +2.0, +7.9 %, p99 errors +0.3, -3.6, -0.6, +1.3 % at loads 0.3, 0.5,
+    0.7, 0.8. Without fractional bursts as vacations (a uniform 25 % slowdown instead), the
+    p99 at 0.7 was 12 % short: the check can fail.
+    """
+    rows = {}
+    for fidelity in ("detailed", "fast"):
+        outcome = run_replications(load_scenario(reference(fidelity, load, seed=21)), 3)
+        rows[fidelity] = (
+            outcome.get("requests.sojourn_s", "mean").mean,
+            outcome.get("requests.sojourn_s", "p99").mean,
+        )
+    (mean_d, p99_d), (mean_f, p99_f) = rows["detailed"], rows["fast"]
+    assert mean_f == pytest.approx(mean_d, rel=0.10)
+    assert p99_f == pytest.approx(p99_d, rel=0.10 + RELATIVE_ACCURACY)
+
+
+def test_builtin_scenario_runs_and_gogc_moves_cycles():
+    """go-http-service runs by name; a smaller GOGC means more cycles and more GC CPU, and a handler
+    that allocates twice as much means more cycles and more GC CPU: through the heap, not a
+    constant. (Not twice the cycles: at hundreds of MB/s against a 1 GB/s mark, what is allocated
+    during mark is marked too and grows the next goal.) Handler costs are given here, not taken
+    from the codec's calibration, so that re-measuring it does not move this check."""
+    small = {
+        "requests": 4000, **{f"gc.{k}": v for k, v in STW.items()}, "gc.mark_rate": 1e9, "spawn": 0,
+        "stack_bytes": "2KiB", "handler.codec": None, "handler.cpu": {"dist": "exp", "mean": "200us"},
+    }
+    results = {}
+    for name, overrides in {
+        "gogc50": {"gc.gogc": 50, "handler.alloc": "56KB"},
+        "gogc200": {"gc.gogc": 200, "handler.alloc": "56KB"},
+        "gogc200_heavy": {"gc.gogc": 200, "handler.alloc": "112KB"},
+    }.items():
+        results[name] = run_replication(load_scenario("go-http-service", {**small, **overrides}))
+    cycles = {name: result.value("go.gc.cycles", "rate") for name, result in results.items()}
+    gc_cpu = {name: result.value("go.gc.cpu_s", "rate") for name, result in results.items()}
+    assert cycles["gogc50"] > 2 * cycles["gogc200"]
+    assert gc_cpu["gogc50"] > 1.5 * gc_cpu["gogc200"]
+    assert cycles["gogc200_heavy"] > 1.2 * cycles["gogc200"]
+    assert gc_cpu["gogc200_heavy"] > 1.2 * gc_cpu["gogc200"]
+
+
+def test_the_json_codec_costs_come_from_calibration():
+    from sim.params import param_value
+
+    handler = load_scenario("go-http-service").handler
+    cpu, alloc = handler.codec_costs()
+    assert cpu == param_value("go.json.unmarshal_s") + param_value("go.json.marshal_s")
+    assert alloc == param_value("go.json.unmarshal_alloc_bytes") + param_value("go.json.marshal_alloc_bytes")
+    assert handler.mean_cpu_s == pytest.approx(cpu + handler.cpu.mean)
+
+
+def test_gomaxprocs_above_the_quota_shows_the_throttling_tail():
+    """A 1-core CFS quota, the collector on, load 0.5 of the quota: with GOMAXPROCS=4 a GC mark
+    puts idle workers on every P, the 4 Ps spend the period's 100 ms budget in about 25 ms and
+    every P stalls the rest of the period. So, against GOMAXPROCS=1 (which cannot use more than
+    the quota and is never throttled): a lower median (more parallelism) but a p99.9 more than
+    twice as long (measured 42 ms against 15 ms). A stall lasts at most 75 ms: 4 Ps need at
+    least 25 ms to spend a 100 ms budget."""
+    base = {
+        "model": "go.service",
+        "arrival_rate": 500,
+        "requests": 20_000,
+        "spawn": 0,
+        "stack_bytes": "2KiB",
+        "quota_cores": 1.0,
+        "handler": {"cpu": SERVICE, "alloc": "64KiB"},
+        "gc": {"live_heap": "64MiB", "mark_rate": 1e9, **STW},
+        "seed": 5,
+    }
+    wide = run_replication(load_scenario({**base, "gomaxprocs": 4}))
+    narrow = run_replication(load_scenario({**base, "gomaxprocs": 1}))
+    assert narrow.value("go.throttled_periods", "count") == 0
+    assert wide.value("go.throttled_periods", "count") > 0
+    assert 0 < wide.value("go.throttled_s", "max") <= 0.075 + 1e-9
+    assert wide.value("requests.sojourn_s", "p50") < narrow.value("requests.sojourn_s", "p50")
+    assert wide.value("requests.sojourn_s", "p99.9") > 2 * narrow.value("requests.sojourn_s", "p99.9")
+
+
+@pytest.mark.parametrize("fidelity", ["detailed", "fast"])
+def test_gc_cpu_fraction_is_the_gc_cpu_seconds_per_second(fidelity):
+    """The time-weighted share of Ps doing GC work (workers, assists, pauses) equals the GC CPU
+    seconds per second over GOMAXPROCS: two accountings of the same CPU, kept separately."""
+    scenario = load_scenario(
+        reference(fidelity, 0.5, seed=2),
+        {"requests": 5000, "warmup": 0.0},
+    )
+    result = run_replication(scenario)
+    fraction = result.value("go.gc.cpu_fraction", "mean")
+    assert fraction > 0.01
+    assert fraction == pytest.approx(result.value("go.gc.cpu_s", "rate") / 2, rel=1e-6)
