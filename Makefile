@@ -19,7 +19,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_mmc.py
+	$(BIN)/python -m bench.bench_mmc
+	$(BIN)/python -m bench.bench_go
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
