@@ -20,6 +20,8 @@ from sim.core import Environment
 from sim.dists import Exponential
 from sim.run import t_interval
 
+from poisson_load import replicate
+
 CONFIDENCE = 0.999
 
 
@@ -76,30 +78,15 @@ WARMUP = 0.1
 
 def replicate_mmk(threads: int, arrival_rate: float, mean_service_s: float, seed: int) -> tuple[list, list]:
     """(mean sojourn, mean wait) of each replication of Poisson arrivals on the runtime."""
-    sojourns, waits = [], []
-    for replication in range(REPLICATIONS):
-        env = Environment(seed=seed, replication=replication)
-        runtime = NativeRuntime(env, threads)
-        interarrival = Exponential(1 / arrival_rate).sampler(env.rng("requests.arrivals"))
+
+    def steps(env: Environment):
         service = Exponential(mean_service_s).sampler(env.rng("requests.cpu"))
-        measured: list[float] = []
-        warmup = int(WARMUP * REQUESTS)
+        return lambda: [Compute(service())]
 
-        def generate():
-            for index in range(REQUESTS):
-                if index:
-                    yield env.timeout(interarrival())
-                if index == warmup:
-                    env.metrics.reset()
-                event = runtime.execute([Compute(service())])
-                if index >= warmup:
-                    event.callbacks.append(lambda e: measured.append(e.value))
-
-        env.process(generate())
-        env.run()
-        sojourns.append(sum(measured) / len(measured))
-        waits.append(env.metrics.histogram("native.queue_wait_s").mean)
-    return sojourns, waits
+    return replicate(
+        lambda env: NativeRuntime(env, threads), steps, arrival_rate, REQUESTS, REPLICATIONS, seed,
+        "native.queue_wait_s", WARMUP,
+    )
 
 
 @pytest.mark.parametrize("threads, rho, bound, wait_bound", [(4, 0.8, 0.075, 0.16)])

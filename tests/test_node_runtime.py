@@ -21,6 +21,8 @@ from sim.core import Environment
 from sim.dists import Exponential, Gamma
 from sim.run import t_interval
 
+from poisson_load import poisson_latencies, replicate
+
 CONFIDENCE = 0.999
 
 
@@ -113,30 +115,12 @@ WARMUP = 0.1
 
 def replicate_mg1(arrival_rate: float, service: Gamma, seed: int) -> tuple[list, list]:
     """(mean sojourn, mean loop lag) of each replication of Poisson requests, one CPU-bound callback each."""
-    sojourns, lags = [], []
-    for replication in range(REPLICATIONS):
-        env = Environment(seed=seed, replication=replication)
-        runtime = NodeRuntime(env)
-        interarrival = Exponential(1 / arrival_rate).sampler(env.rng("requests.arrivals"))
+
+    def steps(env: Environment):
         draw_cpu = service.sampler(env.rng("requests.cpu"))
-        measured: list[float] = []
-        warmup = int(WARMUP * REQUESTS)
+        return lambda: [Compute(draw_cpu())]
 
-        def generate():
-            for index in range(REQUESTS):
-                if index:
-                    yield env.timeout(interarrival())
-                if index == warmup:
-                    env.metrics.reset()
-                event = runtime.execute([Compute(draw_cpu())])
-                if index >= warmup:
-                    event.callbacks.append(lambda e: measured.append(e.value))
-
-        env.process(generate())
-        env.run()  # ends when no event is left: the idle loop waits on nothing scheduled
-        sojourns.append(sum(measured) / len(measured))
-        lags.append(env.metrics.histogram("node.loop_lag_s").mean)
-    return sojourns, lags
+    return replicate(NodeRuntime, steps, arrival_rate, REQUESTS, REPLICATIONS, seed, "node.loop_lag_s", WARMUP)
 
 
 @pytest.mark.parametrize("rho, cv, bound, lag_bound", [(0.7, 1.5, 0.075, 0.09)])
@@ -173,20 +157,8 @@ def test_same_seed_same_latencies() -> None:
 
 def _one_replication(service: Gamma, arrival_rate: float, seed: int) -> list[float]:
     env = Environment(seed=seed)
-    runtime = NodeRuntime(env)
-    interarrival = Exponential(1 / arrival_rate).sampler(env.rng("requests.arrivals"))
     draw_cpu = service.sampler(env.rng("requests.cpu"))
-    events = []
-
-    def generate():
-        for index in range(500):
-            if index:
-                yield env.timeout(interarrival())
-            events.append(runtime.execute([Compute(draw_cpu())]))
-
-    env.process(generate())
-    env.run()
-    return [event.value for event in events]
+    return poisson_latencies(env, NodeRuntime(env), arrival_rate, lambda: [Compute(draw_cpu())], 500)
 
 
 # ---------------------------------------------------------------- the pool as M/M/c
@@ -195,30 +167,14 @@ POOL_REQUESTS = 10_000
 
 def replicate_pool(arrival_rate: float, mean_syscall_s: float, seed: int) -> tuple[list, list]:
     """(mean sojourn, mean pool wait) of each replication of Poisson requests, one Syscall each."""
-    sojourns, waits = [], []
-    for replication in range(REPLICATIONS):
-        env = Environment(seed=seed, replication=replication)
-        runtime = NodeRuntime(env)
-        interarrival = Exponential(1 / arrival_rate).sampler(env.rng("requests.arrivals"))
+
+    def steps(env: Environment):
         draw_syscall = Exponential(mean_syscall_s).sampler(env.rng("requests.syscall"))
-        measured: list[float] = []
-        warmup = int(WARMUP * POOL_REQUESTS)
+        return lambda: [Syscall(draw_syscall())]
 
-        def generate():
-            for index in range(POOL_REQUESTS):
-                if index:
-                    yield env.timeout(interarrival())
-                if index == warmup:
-                    env.metrics.reset()
-                event = runtime.execute([Syscall(draw_syscall())])
-                if index >= warmup:
-                    event.callbacks.append(lambda e: measured.append(e.value))
-
-        env.process(generate())
-        env.run()
-        sojourns.append(sum(measured) / len(measured))
-        waits.append(env.metrics.histogram("node.threadpool.wait_s").mean)
-    return sojourns, waits
+    return replicate(
+        NodeRuntime, steps, arrival_rate, POOL_REQUESTS, REPLICATIONS, seed, "node.threadpool.wait_s", WARMUP
+    )
 
 
 @pytest.mark.parametrize("rho, bound, wait_bound", [(0.8, 0.095, 0.2)])
