@@ -59,7 +59,7 @@ class Histogram:
         self._buffer: list[float] = []
         self._counts = np.zeros(0, dtype=np.int64)
         self._offset = 0
-        self.zeros = 0
+        self._zeros = 0
         self._count = 0
         self._mean = 0.0
         self._m2 = 0.0
@@ -89,7 +89,7 @@ class Histogram:
             bad = values[(values < 0) | ~np.isfinite(values)][0]
             raise ValueError(f"a histogram records finite non-negative values, got {bad!r}")
         positive = values[values > _SMALLEST]
-        self.zeros += int(values.size - positive.size)
+        self._zeros += int(values.size - positive.size)
         if positive.size:
             index = np.ceil(np.log(positive) / self._log_gamma).astype(np.int64)
             self._add_counts(int(index.min()), np.bincount(index - index.min()))
@@ -127,7 +127,7 @@ class Histogram:
             return
         if other._counts.size:
             self._add_counts(other._offset, other._counts)
-        self.zeros += other.zeros
+        self._zeros += other._zeros
         self._merge_moments(other._count, other._mean, other._m2)
         self._min = min(self._min, other._min)
         self._max = max(self._max, other._max)
@@ -140,6 +140,12 @@ class Histogram:
         """Observations recorded so far (buffered ones included)."""
         self._flush()
         return self._count
+
+    @property
+    def zeros(self) -> int:
+        """Observations too small for a bucket (at most 1e-12), reported as exactly 0."""
+        self._flush()
+        return self._zeros
 
     @property
     def min(self) -> float:
@@ -174,11 +180,11 @@ class Histogram:
         if self._count == 0:
             return np.full(qs.shape, math.nan)
         ranks = np.floor(qs * (self._count - 1)).astype(np.int64)
-        cumulative = self.zeros + np.cumsum(self._counts)
+        cumulative = self._zeros + np.cumsum(self._counts)
         bucket = np.searchsorted(cumulative, ranks, side="right")
         index = self._offset + bucket
         values = 2 * self.gamma**index / (self.gamma + 1)
-        values = np.where(ranks < self.zeros, 0.0, values)
+        values = np.where(ranks < self._zeros, 0.0, values)
         return np.clip(values, self._min, self._max)
 
     def cdf_points(self) -> Iterator[tuple[float, float]]:
@@ -186,7 +192,7 @@ class Histogram:
         self._flush()
         if self._count == 0:
             return
-        cumulative = self.zeros
+        cumulative = self._zeros
         for position in np.nonzero(self._counts)[0]:
             cumulative += int(self._counts[position])
             yield self.gamma ** (self._offset + int(position)), cumulative / self._count
