@@ -32,7 +32,7 @@ import simpy
 from sim.core import Environment
 from sim.params import param_value
 from models.runtime.go import DRAIN_CHECK_BYTES, FORCE_PREEMPT_S, STACK_MIN_BYTES, STACK_PARAM
-from models.runtime.gogc import GCConfig, GoGC
+from models.runtime.gogc import GCConfig, GoGC, HeapAccounting
 from models.runtime.protocol import Compute, Step, Syscall, Wait
 
 
@@ -71,7 +71,7 @@ class Server:
         self.turn_left = 0.0
 
 
-class FastGoRuntime:
+class FastGoRuntime(HeapAccounting):
     """GOMAXPROCS servers, one queue, 10 ms turns, and the Go collector (see the module docstring)."""
 
     def __init__(
@@ -298,16 +298,7 @@ class FastGoRuntime:
             return
         before = job.remaining
         job.remaining = max(before - work, 0.0)
-        if job.alloc_left > 0:
-            portion = job.alloc_left if job.remaining <= 1e-15 else job.alloc_left * work / before
-            job.alloc_left -= portion
-            self._allocate(job, portion)
-
-    def _allocate(self, job: Job, nbytes: float) -> None:
-        job.heap_bytes += nbytes
-        self._reachable += nbytes
-        if self.gc is not None:
-            job.assist_due += self.gc.allocate(job, nbytes)
+        self._allocate_share(job, before, work)
 
     def _pause_all(self) -> None:
         now = self.env.now

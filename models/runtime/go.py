@@ -76,7 +76,7 @@ import simpy
 from sim.core import Environment
 from sim.dists import Constant, Distribution, Uniform
 from sim.params import load_params, param_dist, param_value
-from models.runtime.gogc import GCConfig, GoGC
+from models.runtime.gogc import GCConfig, GoGC, HeapAccounting
 from models.runtime.gosteps import Chan, Go, Join, Recv, Send, WaitGroup, fan_out
 from models.runtime.protocol import Compute, Step, Syscall, Wait
 
@@ -165,7 +165,7 @@ class P:
         self.is_idle = False
 
 
-class GoRuntime:
+class GoRuntime(HeapAccounting):
     """A Go process: GOMAXPROCS Ps, a collector, an optional CPU quota (see the module docstring)."""
 
     def __init__(
@@ -586,16 +586,7 @@ class GoRuntime:
         before = g.remaining
         assert before is not None
         g.remaining = before - dt
-        if g.alloc_left > 0:
-            portion = g.alloc_left if g.remaining <= 1e-15 else g.alloc_left * dt / before
-            g.alloc_left -= portion
-            self._allocate(g, portion)
-
-    def _allocate(self, g: G, nbytes: float) -> None:
-        g.heap_bytes += nbytes
-        self._reachable += nbytes
-        if self.gc is not None:
-            g.assist_due += self.gc.allocate(g, nbytes)
+        self._allocate_share(g, before, dt)
 
     def _pause(self, p: P) -> None:
         """Stop ``p``'s running slice now, keeping what was done."""

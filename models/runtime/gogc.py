@@ -155,6 +155,41 @@ class Assistable(Protocol):
     assist_credit: float
 
 
+class Allocating(Assistable, Protocol):
+    """A request's CPU step in progress, as both fidelities keep it."""
+
+    remaining: float | None
+    alloc_left: float
+    heap_bytes: float
+    assist_due: float
+
+
+class HeapAccounting:
+    """Allocation bookkeeping shared by the detailed and the fast scheduler.
+
+    A Compute step allocates its bytes evenly over its CPU time, and whatever is
+    left when the step ends; each allocation grows the reachable heap and, while
+    the collector marks, adds the mark assist it owes (``GoGC.allocate``).
+    """
+
+    gc: GoGC | None
+    _reachable: float
+
+    def _allocate(self, task: Allocating, nbytes: float) -> None:
+        task.heap_bytes += nbytes
+        self._reachable += nbytes
+        if self.gc is not None:
+            task.assist_due += self.gc.allocate(task, nbytes)
+
+    def _allocate_share(self, task: Allocating, before_s: float, worked_s: float) -> None:
+        """Allocate the share of ``task``'s bytes that ``worked_s`` of its ``before_s`` seconds carry."""
+        if task.alloc_left > 0:
+            assert task.remaining is not None
+            portion = task.alloc_left if task.remaining <= 1e-15 else task.alloc_left * worked_s / before_s
+            task.alloc_left -= portion
+            self._allocate(task, portion)
+
+
 class GCHost(Protocol):
     """What a scheduler offers the collector."""
 
