@@ -175,3 +175,25 @@ def test_cost_model_of_the_gc_guide(gogc):
     assert result.value("go.gc.cpu_fraction", "mean") == pytest.approx(
         (mark_cpu + cycles * (30e-6 + 50e-6) * PROCS) / PROCS, rel=0.05
     )
+
+
+def test_a_mark_remainder_below_clock_resolution_ends_the_mark():
+    """Regression: at simulated time ~4.7 s a mark's remaining work once needed less time than the
+    clock can add to ``now``; the end-of-mark timer re-armed at the same instant forever. The run
+    that hung (4000 jobs of 256 KB on GOMAXPROCS 4) must finish, with collections, within 60 s."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError("the run did not finish: the mark timer spins at one instant")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        scenario = load_scenario("cpu-bound-goroutines-vs-workers",
+                                 {"jobs": 4000, "job.alloc": "256KB", "node.workers": 1})
+        result = run_replication(scenario)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert result.value("go.jobs.completed", "count") == 3600
+    assert result.value("go.gc.cycles", "count") > 0

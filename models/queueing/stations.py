@@ -21,6 +21,7 @@ import simpy
 
 from sim.core import Environment
 from sim.dists import Distribution
+from sim.timers import Timer
 
 
 class Job:
@@ -123,8 +124,7 @@ class PSStation(Station):
     Implemented with a virtual clock V that advances at the per-job service rate;
     a job that needs work w and arrives at V0 leaves when V reaches V0 + w
     (Kleinrock, *Queueing Systems* vol. 2, §4.4). Only the next departure is
-    scheduled; an arrival or departure reschedules it, and a superseded timer
-    is ignored when it fires.
+    scheduled (:class:`sim.timers.Timer`); an arrival or departure moves it.
     """
 
     def __init__(self, env: Environment, name: str, service: Distribution, servers: int = 1,
@@ -133,7 +133,7 @@ class PSStation(Station):
         self._heap: list[tuple[float, int, Job]] = []
         self._virtual = 0.0
         self._updated = env.now
-        self._token = 0
+        self._timer = Timer(env, self._finish)
         self._sequence = count()
 
     def _rate(self) -> float:
@@ -154,16 +154,12 @@ class PSStation(Station):
 
     def _reschedule(self) -> None:
         self.utilisation.set(min(len(self._heap), self.servers) / self.servers)
-        self._token += 1
         if not self._heap:
+            self._timer.cancel()
             return
-        delay = max(0.0, (self._heap[0][0] - self._virtual) / self._rate())
-        token = self._token
-        self.env.timeout(delay).callbacks.append(lambda _event: self._finish(token))
+        self._timer.set(max(0.0, (self._heap[0][0] - self._virtual) / self._rate()))
 
-    def _finish(self, token: int) -> None:
-        if token != self._token:
-            return
+    def _finish(self) -> None:
         self._advance()
         _, _, job = heapq.heappop(self._heap)
         self._reschedule()

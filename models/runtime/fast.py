@@ -1,48 +1,112 @@
-"""The Go runtime, fast fidelity: GOMAXPROCS servers sharing one queue, GC as vacations.
+"""The Go runtime, fast fidelity: GOMAXPROCS servers fed in netpoll batches, GC as vacations, one calendar.
 
-What it keeps of :mod:`models.runtime.go`: GOMAXPROCS servers; a request's CPU
-runs in turns of at most 10 ms (``forcePreemptNS``) and a preempted request
-goes to the back of the one queue, so short requests are served first come
-first served and long ones share the CPUs round-robin, the processor-sharing
-limit; the same collector (:class:`~models.runtime.gogc.GoGC`), fed by the
-same allocations, whose stop-the-world pauses stop every server (vacations)
-and send the requests they interrupt to the back of the queue, and whose mark takes the dedicated workers' servers away and slows the others
-by the fractional share, with idle servers marking; mark assists lengthen the
-allocating request's CPU time.
+What it keeps of the detailed model (:mod:`models.runtime.go`), mechanism by
+mechanism, so that the two agree in mean and p99 (``tests/test_go_fast.py``):
 
-What it leaves out: per-P run queues, ``runnext``, stealing, the netpoller's
-10 ms poll under load, sysmon's 10-20 ms slices (a turn is exactly 10 ms),
-goroutine creation, channels, and the CPU quota. Requests may contain
-:class:`~models.runtime.protocol.Compute`, :class:`~models.runtime.protocol.Wait`
-and :class:`~models.runtime.protocol.Syscall` steps only. The tests hold its
-mean and p99 latency to the detailed model's (``tests/test_go_fast.py``).
+* **Servers and queues.** GOMAXPROCS servers, each with its own FIFO queue
+  (a P's local run queue), a global queue and the netpoller's ready list. A
+  request arriving (its goroutine readied by the netpoller) takes an idle
+  server at once; otherwise it waits in the ready list. A freed server takes,
+  in ``schedule`` / ``findRunnable`` order (``runtime/proc.go``): the global
+  queue every 61st request it starts, its own queue, a batch of the global
+  queue (``globrunqget``), *every* ready request of the netpoller
+  (``netpoll(0)``: it runs the first, ``injectglist`` hands one to each idle
+  server through the global queue and queues the rest on its own queue), or
+  half of another server's queue (``runqsteal``). So requests woken together
+  wait behind each other on one server while a server that polls later serves
+  newer ones: the batching that lengthens Go's tail against one shared FIFO
+  queue (which, tried first, left p99 5-16 % short at loads 0.5-0.8).
+* **Sysmon's poll.** When the ready list has not been polled for 10 ms,
+  sysmon moves it to the global queue (``sysmon``, ``netpoll(0)``); here at
+  exactly 10 ms after the last poll, where the detailed model's sysmon comes
+  round on its own back-off schedule (:mod:`models.runtime.gosysmon`).
+* **Turns.** A request's CPU runs in turns of at most :data:`TURN_S`; a
+  request whose turn is over goes to the global queue (``gopreempt_m``), so
+  long requests share the servers round-robin, the processor-sharing limit.
+* **The collector as vacations.** The same collector (:class:`~models.runtime.gogc.GoGC`)
+  fed by the same allocations: its stop-the-world pauses stop every server
+  and send the requests they interrupt to the global queue; during a mark the
+  dedicated workers take whole servers away, fractional workers take bursts of
+  a server when it schedules (until its share of mark time exceeds 1.2 times
+  the goal, as ``findRunnableGCWorker``), idle servers mark, and mark assists
+  lengthen the allocating request's CPU time (:mod:`models.runtime.gofastgc`).
+
+What it leaves out: ``runnext`` (requests here ready no other goroutine),
+goroutine creation, channels, timers, sysmon's cadence (its polls come 10 ms
+after the last one; a turn is a fixed length where the detailed model preempts
+on sysmon's second sighting), the steal victim's ``runnext``, and the CPU
+quota. Requests may contain :class:`~models.runtime.protocol.Compute`,
+:class:`~models.runtime.protocol.Wait` and :class:`~models.runtime.protocol.Syscall`
+steps only. On a service whose requests never run 10 ms and whose Ps never go
+10 ms without polling (go-http-service), it gives the detailed model's
+latencies exactly: same queues, same order, same random streams.
+
+**Why it is faster.** No SimPy process or event per request: the runtime
+keeps its own calendar (the end of each server's turn or burst, sysmon's next
+poll and the next arrival of a :class:`Feed`) and runs it inside one SimPy
+callback, moving the clock from one of its events to the next
+(:func:`sim.timers.advance_clock`) until a SimPy event (a collector's timer,
+a network wait, the end of the run) is due; then one
+:class:`~sim.timers.Timer` brings it back. Requests given through
+:meth:`FastGoRuntime.execute` work too, at the price of their completion
+event. What is left per request is the bookkeeping both models share (the
+heap and its collector, the gauges), so it runs about 1.7 times as many
+requests per second as the detailed model (``bench/bench_go.py``).
 
 Metrics: ``NAME.goroutines`` and ``NAME.memory_in_use_bytes`` (gauges),
-``NAME.procs_busy``, and the collector's under ``NAME.gc``.
+``NAME.procs_busy``, ``NAME.steals`` and the collector's under ``NAME.gc``.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
+from itertools import count
+from typing import Any, Protocol
 
 import simpy
 
 from sim.core import Environment
+from sim.dists import Uniform
 from sim.params import param_value
-from models.runtime.go import DRAIN_CHECK_BYTES, FORCE_PREEMPT_S, STACK_MIN_BYTES, STACK_PARAM
+from sim.timers import Timer, advance_clock
+from models.runtime.gofastgc import BURST, Vacations
 from models.runtime.gogc import GCConfig, GoGC, HeapAccounting
+from models.runtime.gosched import GLOBAL_BATCH_MAX, GLOBAL_QUEUE_EVERY, LOCAL_RUNQ_SLOTS, STACK_MIN_BYTES, STACK_PARAM
+from models.runtime.gosysmon import FORCE_PREEMPT_S, NETPOLL_STALE_S, SYSMON_PERIOD_S
 from models.runtime.protocol import Compute, Step, Syscall, Wait
+
+TURN_S = FORCE_PREEMPT_S
+"""The longest a request runs before it goes to the back of the global queue (``forcePreemptNS``)."""
+
+RUN, ASSIST = "run", "assist"
+
+
+class Feed(Protocol):
+    """An open-loop source of requests the runtime pulls from (see :meth:`FastGoRuntime.serve`)."""
+
+    def next_request(self) -> tuple[float, Sequence[Step], Hashable] | None:
+        """(arrival time, steps, tag) of the next request, in arrival order; None after the last."""
+        ...
+
+    def arrived(self, tag: Hashable) -> None:
+        """The request ``tag`` arrives now (called before it is queued)."""
+        ...
+
+    def finished(self, tag: Hashable, latency_s: float) -> None:
+        """The request ``tag`` has completed now, ``latency_s`` after it arrived."""
+        ...
 
 
 class Job:
     """One request: its steps, position, remaining CPU and heap it keeps reachable."""
 
     __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "assist_credit", "assist_due",
-                 "done", "born")
+                 "done", "born", "tag")
 
-    def __init__(self, steps: Sequence[Any], done: simpy.Event, born: float) -> None:
+    def __init__(self, steps: Sequence[Any], done: simpy.Event | None, born: float, tag: Hashable = None) -> None:
         self.steps = steps
         self.pc = 0
         self.remaining: float | None = None
@@ -52,27 +116,31 @@ class Job:
         self.assist_due = 0.0
         self.done = done
         self.born = born
+        self.tag = tag
 
 
 class Server:
-    __slots__ = ("job", "start", "work", "token", "active", "turn_left", "just_freed", "frac_time", "burst",
-                 "assisting")
+    """A P: its queue, what it runs (a request, an assist, a mark burst) and since when."""
+
+    __slots__ = ("queue", "job", "kind", "start", "work", "token", "turn_left", "frac_time", "schedtick",
+                 "idle", "pending")
 
     def __init__(self) -> None:
-        self.assisting = False
-        self.just_freed = False
-        self.frac_time = 0.0
-        self.burst = False
+        self.queue: deque[Job] = deque()
         self.job: Job | None = None
+        self.kind: str | None = None
         self.start = 0.0
         self.work = 0.0
         self.token = 0
-        self.active = False
         self.turn_left = 0.0
+        self.frac_time = 0.0
+        self.schedtick = 0
+        self.idle = False
+        self.pending = False
 
 
-class FastGoRuntime(HeapAccounting):
-    """GOMAXPROCS servers, one queue, 10 ms turns, and the Go collector (see the module docstring)."""
+class FastGoRuntime(Vacations, HeapAccounting):
+    """GOMAXPROCS servers, netpoll batches, turns, and the Go collector (see the module docstring)."""
 
     def __init__(
         self, env: Environment, procs: int, gc: GCConfig | None = None, stack_bytes: float | None = None,
@@ -86,36 +154,58 @@ class FastGoRuntime(HeapAccounting):
         self.env = env
         self.name = name
         self.procs = procs
-        self.queue: deque[Job] = deque()
         self.servers = [Server() for _ in range(procs)]
-        self.free = list(self.servers)
-        self.available = procs
+        self.global_q: deque[Job] = deque()
+        self.netpoll: list[Job] = []
+        self.idle: list[Server] = []
         self.frozen = False
         self.marking = False
-        self._dedicated = 0
+        self._dedicated_left = 0
         self._fractional = 0.0
-        self._bursting = 0
         self._mark_start = 0.0
+        self._n_run = 0
+        self._n_mark = 0
+        self._reported_marking = (0, 0)
         self.alive = 0
         self._reachable = 0.0
+        self._calendar: list[tuple[float, int, Server, int]] = []
+        self._sequence = count()
+        self._timer = Timer(env, self._run_ahead)
+        self._feed: Feed | None = None
+        self._arrival: tuple[float, Sequence[Step], Hashable] | None = None
+        self._last_poll = 0.0
+        self._poll_at = math.inf
+        self._uniform = Uniform(0.0, 1.0).sampler(env.rng(f"{name}.steal"))
         metrics = env.metrics
         self.goroutines = metrics.gauge(f"{name}.goroutines")
         self.memory_bytes = metrics.gauge(f"{name}.memory_in_use_bytes")
         self.procs_busy = metrics.gauge(f"{name}.procs_busy")
+        self.steals = metrics.counter(f"{name}.steals")
         self.gc: GoGC | None = None
         if gc is not None and gc.enabled:
             self.gc = GoGC(env, gc, procs, name=f"{name}.gc")
             self.gc.host = self
             if not self.gc.enabled:
                 self.gc = None
+        for server in self.servers:
+            server.idle = True
+            self.idle.append(server)
 
     # ---------------------------------------------------------------- public
     def execute(self, steps: Sequence[Step]) -> simpy.Event:
+        """Run one request; the event's value is its latency."""
         done = self.env.event()
-        self.alive += 1
-        self._memory_changed()
-        self._enqueue(Job(steps, done, self.env.now))
+        self._arrive(Job(steps, done, self.env.now))
+        self._arm()
         return done
+
+    def serve(self, feed: Feed) -> None:
+        """Pull every request of ``feed`` at its arrival time and report each completion to it."""
+        if self._feed is not None:
+            raise RuntimeError(f"{self.name}: serve() takes one feed")
+        self._feed = feed
+        self._arrival = feed.next_request()
+        self._arm()
 
     def roots_bytes(self) -> float:
         return self.alive * self.stack_per_g
@@ -123,132 +213,225 @@ class FastGoRuntime(HeapAccounting):
     def reachable_bytes(self) -> float:
         return self._reachable
 
-    # ----------------------------------------------------------- the queue
-    @property
-    def busy(self) -> int:
-        return self.procs - len(self.free)
+    # ------------------------------------------------------------ calendar
+    def _next_time(self) -> float:
+        calendar, arrival = self._calendar, self._arrival
+        first = calendar[0][0] if calendar else math.inf
+        if arrival is not None and arrival[0] < first:
+            first = arrival[0]
+        return min(first, self._poll_at)
 
-    def _memory_changed(self) -> None:
-        self.goroutines.set(self.alive)
-        heap = self.gc.heap_live if self.gc is not None else self._reachable
-        self.memory_bytes.set(heap + self.alive * self.stack_per_g)
+    def _arm(self) -> None:
+        at = self._next_time()
+        if at < math.inf:
+            self._timer.set_no_later(max(at - self.env.now, 0.0))
 
-    def _busy_changed(self) -> None:
-        self.procs_busy.set(0 if self.frozen else self.busy)
-        if self.gc is not None and self.marking:
-            idle = 0.0 if self.frozen else self._idle_servers()
-            self.gc.set_mark_cpus(self._mark_cpus(), idle)
-
-    def _mark_cpus(self) -> float:
-        if self.frozen:
-            return 0.0
-        return self._dedicated + self._bursting + self._idle_servers()
-
-    def _idle_servers(self) -> float:
-        return max(self.available - self.busy, 0)
-
-    def _enqueue(self, job: Job) -> None:
-        self.queue.append(job)
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        changed = False
-        while not self.frozen and self.free and self.busy < self.available:
-            server = self.free.pop()
-            if server.just_freed:
-                server.just_freed = False
-                if self._fractional > 0 and self._start_burst(server):
-                    changed = True
-                    continue
-            if not self.queue:
-                self.free.append(server)
+    def _run_ahead(self) -> None:
+        """Run the runtime's own events in time order until a SimPy event is due first."""
+        env, calendar = self.env, self._calendar
+        while True:
+            first = calendar[0][0] if calendar else math.inf
+            arrival = self._arrival
+            poll = self._poll_at
+            if poll < first and (arrival is None or poll <= arrival[0]):
+                if not advance_clock(env, poll):
+                    break
+                self._poll_at = math.inf
+                self._sysmon_poll()
+                continue
+            if arrival is not None and arrival[0] < first:
+                if not advance_clock(env, arrival[0]):
+                    break
+                feed = self._feed
+                assert feed is not None
+                self._arrival = feed.next_request()
+                at, steps, tag = arrival
+                feed.arrived(tag)
+                self._arrive(Job(steps, None, at, tag))
+                continue
+            if first == math.inf or not advance_clock(env, first):
                 break
-            server.job = self.queue.popleft()
-            server.turn_left = FORCE_PREEMPT_S
-            changed = True
+            _, _, server, token = heapq.heappop(calendar)
+            if token == server.token:
+                self._end_of_work(server)
+        self._arm()
+
+    # ------------------------------------------------------------- arrivals
+    def _arrive(self, job: Job) -> None:
+        self.alive += 1
+        self._memory_changed()
+        self._netpoll_ready(job)
+
+    def _netpoll_ready(self, job: Job) -> None:
+        if self.idle and not self.frozen:
+            self._last_poll = self.env.now
+            self._execute(self._take_idle(), job)
+        else:
+            if not self.netpoll and self._poll_at == math.inf:
+                self._plan_sysmon_poll()
+            self.netpoll.append(job)
+
+    def _plan_sysmon_poll(self) -> None:
+        """Sysmon polls when the poller has gone unpolled for 10 ms (then every 10 ms while the world
+        is stopped)."""
+        now = self.env.now
+        due = self._last_poll + NETPOLL_STALE_S
+        self._poll_at = due if due > now else now + SYSMON_PERIOD_S
+
+    def _sysmon_poll(self) -> None:
+        """``netpoll(0)`` in ``sysmon``: the ready requests go to the global queue, idle servers are woken."""
+        if not self.netpoll:
+            return
+        if self.frozen or self.env.now - self._last_poll < NETPOLL_STALE_S:
+            self._plan_sysmon_poll()
+            return
+        ready, self.netpoll = self.netpoll, []
+        self._last_poll = self.env.now
+        self.global_q.extend(ready)
+        for _ in range(min(len(ready), len(self.idle))):
+            self._wakep()
+
+    def _back_from_wait(self, job: Job) -> None:
+        self._netpoll_ready(job)
+        self._arm()
+
+    def _back_from_syscall(self, job: Job) -> None:
+        if self.idle and not self.frozen:
+            self._execute(self._take_idle(), job)
+        else:
+            self.global_q.append(job)
+        self._arm()
+
+    # ------------------------------------------------------------- schedule
+    def _take_idle(self) -> Server:
+        """An idle server, to be given work at once (which reports the change)."""
+        server = self.idle.pop()
+        server.idle = False
+        if self.marking:
+            self._n_mark -= 1
+        return server
+
+    def _go_idle(self, server: Server) -> None:
+        server.idle = True
+        self.idle.append(server)
+        if self.marking:
+            self._n_mark += 1
+        self._busy_changed()
+
+    def _wakep(self) -> None:
+        if self.idle and not self.frozen:
+            self._schedule(self._take_idle())
+
+    def _schedule(self, server: Server) -> None:
+        if self.frozen:
+            server.pending = True
+            return
+        if self.marking and self._gc_worker(server):
+            return
+        global_q = self.global_q
+        if server.schedtick % GLOBAL_QUEUE_EVERY == 0 and global_q:
+            job = global_q.popleft()
+        elif server.queue:
+            job = server.queue.popleft()
+        else:
+            job = self._find(server)
+        if job is None:
+            self._go_idle(server)
+        else:
+            self._execute(server, job)
+
+    def _find(self, server: Server) -> Job | None:
+        """``findRunnable``: a batch of the global queue, the netpoller's batch, or a steal."""
+        global_q, queue = self.global_q, server.queue
+        if global_q:
+            n = min(len(global_q), len(global_q) // self.procs + 1, GLOBAL_BATCH_MAX)
+            job = global_q.popleft()
+            for _ in range(n - 1):
+                queue.append(global_q.popleft())
+            return job
+        if self.netpoll:
+            ready, self.netpoll = self.netpoll, []
+            self._last_poll = self.env.now
+            spare = min(len(self.idle), len(ready) - 1)
+            global_q.extend(ready[1:1 + spare])
+            for other in ready[1 + spare:]:
+                if len(queue) < LOCAL_RUNQ_SLOTS:
+                    queue.append(other)
+                else:
+                    global_q.append(other)
+            for _ in range(spare):
+                self._wakep()
+            return ready[0]
+        if self.procs == 1:
+            return None
+        servers, procs = self.servers, self.procs
+        start = int(self._uniform() * procs)
+        for offset in range(procs):
+            victim = servers[(start + offset) % procs].queue
+            if victim is queue or not victim:
+                continue
+            take = len(victim) - len(victim) // 2
+            job = victim.popleft()
+            for _ in range(take - 1):
+                queue.append(victim.popleft())
+            self.steals.inc()
+            return job
+        return None
+
+    # ------------------------------------------------------------- execution
+    def _execute(self, server: Server, job: Job) -> None:
+        server.schedtick += 1  # execute(): no request inherits a time slice here
+        server.job = job
+        server.turn_left = TURN_S
+        self._n_run += 1
+        self._busy_changed()
+        step = job.steps[job.pc] if job.pc < len(job.steps) else None
+        if type(step) is Compute and job.remaining is None and job.assist_due <= 0 and step.cpu_s > 0:
+            # a request starting its CPU work: what _run would do, without its loop
+            job.remaining, job.alloc_left = step.cpu_s, step.alloc_bytes
+            server.kind = RUN
+            self._start(server, min(step.cpu_s, TURN_S))
+        else:
             self._run(server)
-        if changed:
-            self._busy_changed()
 
     def _release(self, server: Server) -> None:
+        """The server's request leaves it (every caller schedules the server next, which reports)."""
         server.job = None
-        server.active = False
-        server.just_freed = True
-        self.free.append(server)
-        self._busy_changed()
-
-    # -------------------------------------------------- fractional workers
-    def _start_burst(self, server: Server) -> bool:
-        """As in the detailed model: a freed server whose share of mark time is at most the goal
-        runs a fractional worker until its share exceeds 1.2 times the goal."""
-        goal = self._fractional
-        delta = self.env.now - self._mark_start
-        if delta > 0 and server.frac_time / delta > goal:
-            return False
-        assert self.gc is not None
-        burst = max((1.2 * goal * delta - server.frac_time) / (1 - 1.2 * goal), DRAIN_CHECK_BYTES / self.gc.mark_rate)
-        server.burst = True
-        server.token += 1
-        server.start = self.env.now
-        server.work = burst
-        server.active = True
-        self._bursting += 1
-        token = server.token
-        self.env.timeout(burst).callbacks.append(lambda _event: self._end_burst(server, token))
-        return True
-
-    def _end_burst(self, server: Server, token: int) -> None:
-        if token != server.token or not server.burst:
-            return
-        self._stop_burst(server, server.work)
-        self._dispatch()
-
-    def _stop_burst(self, server: Server, done: float) -> None:
-        server.burst = False
-        server.active = False
-        server.token += 1
-        server.frac_time += done
-        self._bursting -= 1
-        self.free.append(server)
-        self._busy_changed()
+        server.kind = None
+        self._n_run -= 1
 
     def _run(self, server: Server) -> None:
+        """Advance the server's request through its steps until it needs CPU, blocks, ends or its turn is over."""
         job = server.job
         assert job is not None
         steps = job.steps
         while True:
+            if job.assist_due > 0:
+                server.kind = ASSIST
+                if self.gc is not None:
+                    self.gc.add_assisting(1)
+                self._start(server, job.assist_due)
+                return
             if job.pc >= len(steps):
-                self.alive -= 1
-                self._reachable -= job.heap_bytes
-                self._memory_changed()
-                self._release(server)
-                job.done.succeed(self.env.now - job.born)
-                self._dispatch()
+                self._exit(server, job)
                 return
             step = steps[job.pc]
             kind = type(step)
             if kind is Compute:
                 if job.remaining is None:
                     job.remaining, job.alloc_left = step.cpu_s, step.alloc_bytes
-                work = job.remaining + job.assist_due
-                if work > 1e-15:
-                    if server.turn_left <= 1e-15:  # turn over: to the back of the queue
+                if job.remaining > 0:
+                    if server.turn_left <= 1e-15:  # gopreempt_m: to the global queue
                         self._release(server)
-                        self._enqueue(job)
+                        self.global_q.append(job)
+                        self._schedule(server)
                         return
-                    if job.assist_due > 1e-15:  # the assist first, as its own turn (GC CPU)
-                        server.assisting = True
-                        if self.gc is not None:
-                            self.gc.add_assisting(1)
-                        self._start(server, min(job.assist_due, server.turn_left))
-                    else:
-                        self._start(server, min(job.remaining, server.turn_left))
+                    server.kind = RUN
+                    self._start(server, min(job.remaining, server.turn_left))
                     return
                 if job.alloc_left > 0:
                     self._allocate(job, job.alloc_left)
                     job.alloc_left = 0.0
-                    if job.assist_due > 0:
-                        continue
                 job.remaining = None
                 job.pc += 1
                 continue
@@ -257,113 +440,109 @@ class FastGoRuntime(HeapAccounting):
                 event = step.until()
                 if event.callbacks is None:
                     continue
-                event.callbacks.append(lambda _event, job=job: self._enqueue(job))
+                event.callbacks.append(lambda _event, job=job: self._back_from_wait(job))
             elif kind is Syscall:
-                self.env.timeout(step.duration_s).callbacks.append(lambda _event, job=job: self._enqueue(job))
+                self.env.timeout(step.duration_s).callbacks.append(lambda _event, job=job: self._back_from_syscall(job))
             else:
                 raise TypeError(f"{self.name}: the fast fidelity runs Compute, Wait and Syscall steps, not {step!r}")
             self._release(server)
-            self._dispatch()
+            self._schedule(server)
             return
 
-    # ---------------------------------------------------------------- turns
+    def _exit(self, server: Server, job: Job) -> None:
+        """The request is done: it leaves, its completion is reported, and the server schedules."""
+        self.alive -= 1
+        self._reachable -= job.heap_bytes
+        self._memory_changed()
+        server.job = None
+        server.kind = None
+        self._n_run -= 1
+        latency = self.env.now - job.born
+        if job.done is not None:
+            job.done.succeed(latency)
+        else:
+            assert self._feed is not None
+            self._feed.finished(job.tag, latency)
+        self._schedule(server)
+
     def _start(self, server: Server, work: float) -> None:
-        server.token += 1
-        server.active = True
-        server.start = self.env.now
+        server.token = token = server.token + 1
+        server.start = now = self.env.now
         server.work = work
-        token = server.token
-        self.env.timeout(work).callbacks.append(lambda _event: self._end(server, token))
+        heapq.heappush(self._calendar, (now + work, next(self._sequence), server, token))
 
-    def _end(self, server: Server, token: int) -> None:
-        if token != server.token or not server.active:
-            return
-        server.active = False
-        self._consume(server, server.work)
-        self._run(server)
+    def _end_of_work(self, server: Server) -> None:
+        kind = server.kind
+        if kind is RUN:  # the common case, inlined: _consume of a whole slice
+            job = server.job
+            assert job is not None and job.remaining is not None
+            work = server.work
+            server.turn_left -= work
+            before = job.remaining
+            left = before - work
+            if left <= 1e-15:
+                job.remaining = 0.0
+                nbytes = job.alloc_left
+                if nbytes > 0:
+                    job.alloc_left = 0.0
+                    self._allocate(job, nbytes)
+                if job.assist_due <= 0 and job.pc + 1 == len(job.steps):
+                    job.remaining = None
+                    job.pc += 1
+                    self._exit(server, job)
+                    return
+            else:
+                job.remaining = left
+                self._allocate_share(job, before, work)
+            self._run(server)
+        elif kind is BURST:
+            self._stop_burst(server, server.work)
+            self._schedule(server)
+        else:
+            self._consume(server, server.work)
+            self._run(server)
 
     def _consume(self, server: Server, work: float) -> None:
-        if server.assisting:
-            server.assisting = False
+        job = server.job
+        assert job is not None
+        if server.kind is ASSIST:
+            job.assist_due = max(job.assist_due - work, 0.0)
             if self.gc is not None:
                 self.gc.add_assisting(-1)
-        job = server.job
-        assert job is not None and job.remaining is not None
-        server.turn_left -= work
-        if job.assist_due > 0:
-            paid = min(job.assist_due, work)
-            job.assist_due -= paid
-            work -= paid
-        if work <= 0:
             return
+        server.turn_left -= work
         before = job.remaining
-        job.remaining = max(before - work, 0.0)
+        assert before is not None
+        job.remaining = before - work
+        if job.remaining <= 1e-15:
+            job.remaining = 0.0
         self._allocate_share(job, before, work)
 
-    def _pause_all(self) -> None:
-        now = self.env.now
-        for server in self.servers:
-            if server.burst:
-                self._stop_burst(server, now - server.start)
-            elif server.active:
-                server.active = False
-                server.token += 1
-                self._consume(server, now - server.start)
+    def _pause(self, server: Server) -> None:
+        """Stop what ``server`` runs now, keeping what was done."""
+        if server.kind is BURST:
+            self._stop_burst(server, self.env.now - server.start)
+        elif server.kind is not None and server.job is not None:
+            server.token += 1
+            self._consume(server, self.env.now - server.start)
+            server.kind = None
 
-    def _resume_all(self) -> None:
-        for server in self.servers:
-            if server.job is not None and not server.active:
-                self._run(server)
+    # ----------------------------------------------------------- accounting
+    def _memory_changed(self) -> None:
+        self.goroutines.set(self.alive)
+        heap = self.gc.heap_live if self.gc is not None else self._reachable
+        self.memory_bytes.set(heap + self.alive * self.stack_per_g)
 
-    # ------------------------------------------------------------ GC host
-    def stop_the_world(self, duration_s: float, then) -> None:
-        """Every server stops; running requests go to the back of the queue, as Go's preempted
-        goroutines go to the global run queue (``gopreempt_m``)."""
-        self._pause_all()
-        self.frozen = True
-        for server in self.servers:
-            if server.job is not None:
-                job = server.job
-                server.job = None
-                self.free.append(server)
-                self.queue.append(job)
-        self._busy_changed()
-        self.env.timeout(duration_s).callbacks.append(lambda _event: self._restart(then))
-
-    def _restart(self, then) -> None:
-        then()
-        self.frozen = False
-        self._resume_all()
-        self._dispatch()
-        self._busy_changed()
-
-    def mark_started(self, dedicated: int, fractional: float) -> None:
-        """Called with the world stopped: the dedicated workers' servers go; the others run
-        fractional bursts when freed."""
-        self.marking = True
-        self._dedicated = dedicated
-        self._fractional = fractional
-        self._mark_start = self.env.now
-        for server in self.servers:
-            server.frac_time = 0.0
-            server.just_freed = True
-        self.available = self.procs - dedicated
-        # Requests on servers beyond the available ones go back to the head of the queue.
-        over = self.busy - self.available
-        for server in self.servers:
-            if over <= 0:
-                break
-            if server.job is not None:
-                job = server.job
-                self._release(server)
-                self.queue.appendleft(job)
-                over -= 1
-
-    def mark_ended(self) -> None:
-        self.marking = False
-        self._pause_all()
-        self._dedicated = 0
-        self._fractional = 0.0
-        self.available = self.procs
-        self._resume_all()
-        self._dispatch()
+    def _busy_changed(self) -> None:
+        """Report a change of what the servers do: to the busy gauge, and to the collector while it marks."""
+        if self.frozen:
+            busy = 0
+            marking = (0, 0)
+        else:
+            busy = self._n_run + self._n_mark
+            marking = (self._n_mark, len(self.idle)) if self.marking else (0, 0)
+        if busy != self.procs_busy.level:
+            self.procs_busy.set(busy)
+        if marking != self._reported_marking and self.gc is not None:
+            self._reported_marking = marking
+            self.gc.set_mark_cpus(*marking)

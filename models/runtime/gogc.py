@@ -66,6 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.core import Environment
 from sim.params import param_dist, param_linear
 from sim.scenario import Dist, Size
+from sim.timers import Timer
 
 BACKGROUND_UTILIZATION = 0.25
 """``gcBackgroundUtilization``: the share of GOMAXPROCS the dedicated mark workers take (mgcpacer.go)."""
@@ -237,8 +238,7 @@ class GoGC:
         self._idle_cpus = 0.0
         self._mark_idle_cpu = 0.0
         self._updated = 0.0
-        self._token = 0
-        self._timer_at: float | None = None
+        self._timer = Timer(env, self._maybe_done)
         self._mark_start = 0.0
         self._heap_at_mark = 0.0
         self._mark_gc_cpu = 0.0
@@ -402,23 +402,17 @@ class GoGC:
             delay = self._remaining / (self._mark_cpus * self.mark_rate)
         else:
             return
-        now = self.env.now
-        at = now + delay
-        if self._timer_at is not None and now <= self._timer_at <= at:
-            return
-        self._token += 1
-        self._timer_at = at
-        token = self._token
-        self.env.timeout(delay).callbacks.append(lambda _event: self._maybe_done(token))
+        self._timer.set_no_later(delay)
 
-    def _maybe_done(self, token: int) -> None:
-        if token != self._token:
-            return
-        self._timer_at = None
+    def _maybe_done(self) -> None:
         if self.phase != "mark":
             return
         self._advance()
-        if self._remaining > 1e-9 * max(self._scan_work, 1.0):
+        rate = self._mark_cpus * self.mark_rate
+        left_s = self._remaining / rate if rate > 0 else math.inf
+        # A remainder shorter than the clock can resolve (now + left_s == now) would re-arm the
+        # timer at the same instant forever: the mark is done.
+        if self._remaining > 1e-9 * max(self._scan_work, 1.0) and self.env.now + left_s > self.env.now:
             self._reschedule()
             return
         self._mark_done()
@@ -426,8 +420,7 @@ class GoGC:
     def _mark_done(self) -> None:
         assert self.host is not None
         now = self.env.now
-        self._token += 1  # no pending timer of this mark may fire into the next one
-        self._timer_at = None
+        self._timer.cancel()  # no pending timer of this mark may fire into the next one
         self._advance()
         self._mark_cpus = 0.0
         self.host.mark_ended()

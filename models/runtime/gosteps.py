@@ -1,8 +1,8 @@
 """Go-specific steps a request can contain besides Compute, Wait and Syscall.
 
 ``go f()`` (:class:`Go`), channel operations (:class:`Send`, :class:`Recv` on a
-:class:`Chan`, buffered or not) and ``sync.WaitGroup`` (:class:`WaitGroup`,
-:class:`Join`), so that a handler can fan out to goroutines and wait for them
+:class:`Chan`, buffered or not), ``sync.WaitGroup`` (:class:`WaitGroup`,
+:class:`Join`) and ``time.Sleep`` (:class:`Sleep`), so that a handler can fan out to goroutines and wait for them
 (:func:`fan_out`). Only the detailed runtime (:mod:`models.runtime.go`) runs
 them; values sent on channels are not modelled, only the synchronisation.
 """
@@ -10,14 +10,14 @@ them; values sent on channels are not modelled, only the synchronisation.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.runtime.protocol import Step
 
 if TYPE_CHECKING:
-    from models.runtime.go import G
+    from models.runtime.gosched import G
 
 
 class WaitGroup:
@@ -65,6 +65,16 @@ class Join:
     """``wg.Wait()``."""
 
     wg: WaitGroup
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """``time.Sleep(duration_s)``: park on a timer of the current P. ``observe``, if given, is called
+    with how late the goroutine runs again after the timer's due time (seconds), as calibration's
+    ``schedlat`` harness measures it."""
+
+    duration_s: float
+    observe: Callable[[float], None] | None = None
 
 
 def fan_out(branches: Sequence[Sequence[Step | Any]]) -> list[Any]:

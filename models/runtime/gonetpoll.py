@@ -1,0 +1,120 @@
+"""The Go netpoller, system calls and timers: how goroutines blocked outside the process come back.
+
+Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
+``runtime/proc.go`` and ``runtime/netpoll.go``:
+
+* A :class:`~models.runtime.protocol.Wait` parks the goroutine in the
+  netpoller. When its event fires, an idle P (blocked in ``netpoll``) takes it
+  at once; if none is idle it waits in the poller's ready list until a P polls
+  in ``findRunnable`` (``netpoll(0)``) or sysmon polls because nobody has for
+  10 ms (:mod:`models.runtime.gosysmon`).
+* A P that polls takes every ready goroutine (``netpoll`` returns a list):
+  it runs the first, and ``injectglist`` puts the others on the global queue
+  for the idle Ps it wakes and the rest on its own local queue; so goroutines
+  woken together wait behind each other on one P, while another P that polls
+  later serves the newer ones first.
+* A :class:`~models.runtime.protocol.Syscall` hands the P off at once
+  (``entersyscallblock`` / ``handoffp``); on return the goroutine takes an idle
+  P or joins the global queue (``exitsyscall`` / ``exitsyscall0``).
+* A :class:`~models.runtime.gosteps.Sleep` (``time.Sleep``) puts a timer on
+  the current P (``runtime/time.go``). When it expires, the goroutine is
+  readied into ``runnext`` of the P that runs the timer: its own P when it next
+  schedules (``checkTimers`` in ``schedule`` / ``findRunnable``), another P
+  that steals it (``stealWork``), or an idle P, whose thread was blocked in
+  ``netpoll`` until the timer and wakes up late by a draw of
+  ``go.sched.wakeup_late_s`` (the measured lateness of a 1 ms sleep on an
+  idle runtime). A P busy with a CPU-bound goroutine runs its timers only when
+  that goroutine is preempted (:mod:`models.runtime.gosysmon`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from models.runtime.gosched import LOCAL_RUNQ_SLOTS
+
+if TYPE_CHECKING:
+    from models.runtime.gosched import G, P
+    from models.runtime.gosteps import Sleep
+
+
+class Netpoller:
+    """The poller's ready list, polling, system calls and timers (a part of ``GoRuntime``)."""
+
+    env: Any
+    ps: list[P]
+    netpoll_list: list[G]
+    global_q: deque[G]
+    idle_ps: list[P]
+    _last_poll: float
+
+    def _netpoll_ready(self, g: G) -> None:
+        if self.idle_ps and not self.frozen:
+            p = self._take_idle()
+            self._last_poll = self.env.now
+            self._execute(p, g)
+        else:
+            self.netpoll_list.append(g)
+
+    def _poll_network(self, p: P) -> G:
+        """``netpoll(0)`` in ``findRunnable``: run the first ready goroutine; ``injectglist`` the rest."""
+        gq = self.global_q
+        ready, self.netpoll_list = self.netpoll_list, []
+        self._last_poll = self.env.now
+        g = ready[0]
+        rest = ready[1:]
+        spare = min(len(self.idle_ps), len(rest))
+        gq.extend(rest[:spare])
+        for other in rest[spare:]:
+            if len(p.runq) < LOCAL_RUNQ_SLOTS:
+                p.runq.append(other)
+            else:
+                gq.append(other)
+        for _ in range(spare):
+            self._wakep()
+        return g
+
+    def _exitsyscall(self, g: G) -> None:
+        if self.idle_ps and not self.frozen:
+            self._sysmon_wake()  # exitsyscallfast_pidle
+            self._execute(self._take_idle(), g)
+        else:
+            self.global_q.append(g)
+
+    # ------------------------------------------------------------------ timers
+    def _sleep(self, p: P, g: G, step: Sleep) -> None:
+        """``time.Sleep``: a timer on the current P (``resetForSleep``) readies ``g`` when it expires."""
+        g.wake_at = self.env.now + step.duration_s
+        g.observe = step.observe
+        self.env.timeout(step.duration_s).callbacks.append(lambda _event, p=p, g=g: self._timer_expired(p, g))
+
+    def _timer_expired(self, p: P, g: G) -> None:
+        """The timer is due: it runs when its P next schedules (``checkTimers``), when another P steals
+        it, or, if a P is idle (blocked in ``netpoll`` until the next timer), when that P wakes up, late
+        by a draw of the host's timer lateness."""
+        p.expired.append(g)
+        self._sysmon_timer_due()
+        if self.idle_ps and not self.frozen:
+            self.env.timeout(self._wakeup_late()).callbacks.append(lambda _event: self._timer_wake())
+
+    def _timer_wake(self) -> None:
+        if self.idle_ps and not self.frozen and any(p.expired for p in self.ps):
+            self._schedule(self._take_idle())
+
+    def _run_timers(self, p: P) -> None:
+        """``checkTimers`` on ``p``: each expired sleep readies its goroutine into ``runnext`` (``goready``)."""
+        expired, p.expired = p.expired, []
+        for g in expired:
+            self._runqput(p, g)
+
+    def _steal_timers(self, p: P) -> G | None:
+        """``stealWork``: run the expired timers of another P here, and run what they readied."""
+        for victim in self.ps:
+            if victim is not p and victim.expired:
+                expired, victim.expired = victim.expired, []
+                for g in expired:
+                    self._runqput(p, g)
+                g, p.runnext = p.runnext, None
+                return g
+        return None
