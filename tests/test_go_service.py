@@ -1,7 +1,7 @@
-"""The go.service model kind: M/G/1 reduction, fast against detailed, the built-in scenario.
+"""The go.service model kind: M/G/1 reduction, the built-in scenario (fast against detailed: test_go_fast.py).
 
 Every runtime parameter is given explicitly (pauses, mark rate, goroutine creation,
-stack size), so these checks do not move when the calibration is re-measured.
+stack size, timer lateness), so these checks do not move when the calibration is re-measured.
 
 Statistical checks follow tests/test_queueing_theory.py: independent
 replications, a Student-t interval at 99.9 %, fixed seeds.
@@ -14,11 +14,11 @@ import pytest
 from models.queueing import formulas
 from sim.run import run_replication, run_replications
 from sim.scenario import load_scenario
-from sim.stats import RELATIVE_ACCURACY
 
 MS = 1e-3
 STW = {"stw_sweep_termination": "30us", "stw_mark_termination": "50us"}
 SERVICE = {"dist": "gamma", "mean": "1ms", "cv": 0.5}
+WAKEUP_LATE = "80us"  # sysmon's and timers' sleep overshoot: about the median measured (go.sched.wakeup_late_s)
 
 
 def test_one_p_without_gc_is_mg1():
@@ -36,6 +36,7 @@ def test_one_p_without_gc_is_mg1():
             "gomaxprocs": 1,
             "spawn": 0,
             "stack_bytes": "2KiB",
+            "wakeup_late": WAKEUP_LATE,
             "handler": {"cpu": SERVICE, "alloc": 0},
             "gc": {"enabled": False},
             "seed": 11,
@@ -60,34 +61,11 @@ def reference(fidelity: str, load: float, seed: int) -> dict:
         "gomaxprocs": 2,
         "spawn": 0,
         "stack_bytes": "2KiB",
+        "wakeup_late": WAKEUP_LATE,
         "handler": {"cpu": SERVICE, "alloc": "64KiB"},
         "gc": {"live_heap": "32MiB", "mark_rate": 1e9, **STW},
         "seed": seed,
     }
-
-
-@pytest.mark.parametrize("load", [0.3, 0.5, 0.7, 0.8])
-def test_fast_fidelity_matches_detailed(load):
-    """Mean and p99 of the fast model within 10 % of the detailed one (the issue's bound), at loads
-    0.3-0.8 of the reference service.
-
-    Both fidelities draw the same arrivals and handler costs (same stream names, same seeds:
-    common random numbers), so their difference is the model's, not noise: 3 replications of
-    40,000 requests each; p99 from the histograms (0.5 % accuracy). Measured when written:
-    mean errors +0.2, +0.3, +2.0, +7.9 %, p99 errors +0.3, -3.6, -0.6, +1.3 % at loads 0.3, 0.5,
-    0.7, 0.8. Without fractional bursts as vacations (a uniform 25 % slowdown instead), the
-    p99 at 0.7 was 12 % short: the check can fail.
-    """
-    rows = {}
-    for fidelity in ("detailed", "fast"):
-        outcome = run_replications(load_scenario(reference(fidelity, load, seed=21)), 3)
-        rows[fidelity] = (
-            outcome.get("requests.sojourn_s", "mean").mean,
-            outcome.get("requests.sojourn_s", "p99").mean,
-        )
-    (mean_d, p99_d), (mean_f, p99_f) = rows["detailed"], rows["fast"]
-    assert mean_f == pytest.approx(mean_d, rel=0.10)
-    assert p99_f == pytest.approx(p99_d, rel=0.10 + RELATIVE_ACCURACY)
 
 
 def test_builtin_scenario_runs_and_gogc_moves_cycles():
@@ -98,7 +76,7 @@ def test_builtin_scenario_runs_and_gogc_moves_cycles():
     from the codec's calibration, so that re-measuring it does not move this check."""
     small = {
         "requests": 4000, **{f"gc.{k}": v for k, v in STW.items()}, "gc.mark_rate": 1e9, "spawn": 0,
-        "stack_bytes": "2KiB", "handler.codec": None, "handler.cpu": {"dist": "exp", "mean": "200us"},
+        "stack_bytes": "2KiB", "wakeup_late": WAKEUP_LATE, "handler.codec": None, "handler.cpu": {"dist": "exp", "mean": "200us"},
     }
     results = {}
     for name, overrides in {
@@ -139,6 +117,7 @@ def test_gomaxprocs_above_the_quota_shows_the_throttling_tail():
         "spawn": 0,
         "stack_bytes": "2KiB",
         "quota_cores": 1.0,
+        "wakeup_late": WAKEUP_LATE,
         "handler": {"cpu": SERVICE, "alloc": "64KiB"},
         "gc": {"live_heap": "64MiB", "mark_rate": 1e9, **STW},
         "seed": 5,

@@ -111,3 +111,25 @@ def test_native_runtime_satisfies_the_runtime_protocol(env: Environment) -> None
     from models.runtime.protocol import Runtime
 
     assert isinstance(NativeRuntime(env, threads=1), Runtime)
+
+
+# ---------------------------------------------------------------- model kind native.service
+def test_native_service_charges_the_copies() -> None:
+    """At 1 request/s requests never meet: 1 ms of CPU plus 200 kB copied at 1 ns per byte."""
+    from models.runtime.nodeservice import NativeServiceModel
+    from sim.scenario import load_scenario
+
+    config = load_scenario({
+        "model": "native.service", "arrival_rate": "1/s", "requests": 50, "threads": 2,
+        "copy_cost_per_byte_s": 1e-9, "handler": {"cpu": "1ms", "request_bytes": 1e5, "response_bytes": 1e5}})
+    env = Environment(seed=1, scenario=config)
+    NativeServiceModel(env, config).run()
+    sojourn = env.metrics.histogram("requests.sojourn_s")
+    assert (sojourn.count, sojourn.min, sojourn.max) == (45, pytest.approx(1.2e-3), pytest.approx(1.2e-3))
+
+
+def test_native_service_names_a_bad_field() -> None:
+    from sim.scenario import ScenarioError, validate
+
+    with pytest.raises(ScenarioError, match="threads: Input should be greater than or equal to 1"):
+        validate({"model": "native.service", "arrival_rate": 10, "threads": 0, "handler": {"cpu": "1ms"}})

@@ -194,3 +194,15 @@ def test_the_threadpool_is_mmc(rho: float, bound: float, wait_bound: float) -> N
     wmean, whalf, _ = t_interval(waits, CONFIDENCE)
     assert abs(wmean - wait) <= whalf, f"Erlang C wait {wait:.6g} outside {wmean:.6g} ± {whalf:.3g}"
     assert whalf / wait < wait_bound, f"wait interval too wide: {whalf / wait:.2%}"
+
+
+def test_a_gc_pause_blocks_the_loop(env: Environment) -> None:
+    """A's callback fills the 1 MiB nursery: its 10 ms scavenge lengthens that callback, and B, ready
+    at the same time, waits for it too."""
+    from models.runtime.v8 import V8GCConfig, V8Heap
+
+    gc = V8GCConfig(semi_space=2**20, scavenge_pause=(0.01, 0.0), markcompact_pause=(0.0, 0.0))
+    runtime = NodeRuntime(env, heap=V8Heap(env, gc))
+    assert run_all(env, runtime, [[Compute(1.0, alloc_bytes=2**20)], [Compute(1.0)]]) == [
+        pytest.approx(1.01), pytest.approx(2.01)]
+    assert env.metrics.histogram("node.gc.scavenge_pause_s").count == 1

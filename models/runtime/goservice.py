@@ -18,9 +18,10 @@ first measured request arrives). Metrics: ``requests.sojourn_s`` (histogram of
 latency), ``requests.completed``, and the runtime's (``go.*``, ``go.gc.*``).
 
 Nothing here has a default of its own for the runtime: the handler's CPU and
-allocation are the scenario's to give; the collector's pauses and mark rate and
-the goroutine creation cost come from calibration (see
-:mod:`models.runtime.gogc` and :mod:`models.runtime.go`) unless given.
+allocation are the scenario's to give; the collector's pauses and mark rate,
+the goroutine creation cost and the lateness of timed sleeps come from
+calibration (see :mod:`models.runtime.gogc`, :mod:`models.runtime.go` and
+:mod:`models.runtime.gosysmon`) unless given.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sim.core import Environment, Model
+from sim.core import Environment
 from sim.params import param_value
-from sim.dists import Exponential
 from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.fast import FastGoRuntime
 from models.runtime.go import GoRuntime, fan_out
 from models.runtime.gogc import GCConfig
 from models.runtime.protocol import Compute, Wait
+from models.runtime.service import PoissonService
 
 
 CODECS = {"go.json": ("go.json.unmarshal", "go.json.marshal")}
@@ -90,6 +91,9 @@ class GoServiceScenario(ScenarioBase):
     gc: GCConfig = Field(default_factory=GCConfig)
     spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
     stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
+    wakeup_late: Dist | None = Field(
+        None, description="how late a timed sleep (timers, sysmon) ends; default go.sched.wakeup_late_s"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> GoServiceScenario:
@@ -106,10 +110,13 @@ class GoServiceScenario(ScenarioBase):
 def build_runtime(env: Environment, config: GoServiceScenario) -> GoRuntime | FastGoRuntime:
     if config.fidelity == "fast":
         return FastGoRuntime(env, config.gomaxprocs, config.gc, config.stack_bytes)
-    return GoRuntime(env, config.gomaxprocs, config.gc, config.quota_cores, config.spawn, config.stack_bytes)
+    return GoRuntime(
+        env, config.gomaxprocs, config.gc, config.quota_cores, config.spawn, config.stack_bytes,
+        wakeup_late=config.wakeup_late,
+    )
 
 
-class GoServiceModel(Model):
+class GoServiceModel(PoissonService):
     """Model kind ``go.service`` (see the module docstring)."""
 
     config_class = GoServiceScenario
@@ -117,18 +124,13 @@ class GoServiceModel(Model):
     def __init__(self, env: Environment, config: GoServiceScenario) -> None:
         super().__init__(env, config)
         self.runtime = build_runtime(env, config)
-        handler = config.handler
-        self.draw_cpu = handler.cpu.sampler(env.rng("requests.cpu"))
-        self.draw_alloc = handler.alloc.sampler(env.rng("requests.alloc"))
-        self.draw_backend = handler.backend.sampler(env.rng("requests.backend")) if handler.backend else None
-        self.codec_cpu_s, self.codec_alloc_bytes = handler.codec_costs()
-        self.draw_interarrival = Exponential(1 / config.arrival_rate).sampler(env.rng("requests.arrivals"))
-        self.sojourn_s = env.metrics.histogram("requests.sojourn_s")
-        self.completed = env.metrics.counter("requests.completed")
-        self.finished = 0
-        self.warmup_requests = int(config.warmup * config.requests)
-        self.done = env.event()
-        env.process(self.generate())
+        self.codec_cpu_s, self.codec_alloc_bytes = config.handler.codec_costs()
+        if isinstance(self.runtime, FastGoRuntime):
+            self._index = 0
+            self._next_arrival = env.now
+            self.runtime.serve(self)
+        else:
+            self.start()
 
     def steps(self) -> list[Any]:
         handler = self.config.handler
@@ -145,23 +147,25 @@ class GoServiceModel(Model):
         env = self.env
         return [Compute(0.0, 0.0), Wait(lambda: env.timeout(delay))] + body
 
-    def generate(self):
-        env = self.env
-        for index in range(self.config.requests):
-            if index:
-                yield env.timeout(self.draw_interarrival())
-            if index == self.warmup_requests:
-                env.metrics.reset()
-            event = self.runtime.execute(self.steps())
-            event.callbacks.append(self._finisher(index >= self.warmup_requests))
+    # The fast runtime pulls requests (models.runtime.fast.Feed) instead: no SimPy event per arrival.
+    def next_request(self) -> tuple[float, list[Any], int] | None:
+        """The next request for the fast runtime: the same draws, in the same order, as :meth:`generate`."""
+        index = self._index
+        if index == self.config.requests:
+            return None
+        if index:
+            self._next_arrival += self.draw_interarrival()
+        self._index += 1
+        return self._next_arrival, self.steps(), index
 
-    def _finisher(self, counted: bool):
-        def finish(event: Any) -> None:
-            if counted:
-                self.sojourn_s.record(event.value)
-                self.completed.inc()
-            self.finished += 1
-            if self.finished == self.config.requests:
-                self.done.succeed()
+    def arrived(self, index: int) -> None:
+        if index == self.warmup_requests:
+            self.env.metrics.reset()
 
-        return finish
+    def finished(self, index: int, latency_s: float) -> None:
+        if index >= self.warmup_requests:
+            self.sojourn_s.record(latency_s)
+            self.completed.inc()
+        self.finished_count += 1
+        if self.finished_count == self.config.requests:
+            self.done.succeed()

@@ -26,11 +26,18 @@ libuv, "Thread pool work scheduling", https://docs.libuv.org/en/v1.x/threadpool.
   (``UV_THREADPOOL_SIZE``; libuv docs above); when all are busy it waits FIFO.
   Its completion re-enters the loop as a macrotask. The loop does not wait.
 
+* **The collector blocks the loop.** With a ``heap``
+  (:class:`~models.runtime.v8.V8Heap`), the bytes a callback's Compute steps
+  allocate go to the isolate's heap, live until the request ends, and the
+  scavenge and mark-compact pauses they cause lengthen that callback.
+* **Cores.** With ``cores`` (:class:`~models.runtime.nodeworkers.SharedCores`)
+  the loop's callbacks run on cores shared with other threads (worker threads,
+  :mod:`models.runtime.nodeworkers`); without, the loop has a core of its own.
+
 Simplifications: the loop's phases (timers, poll, check, close) are one FIFO
 queue, so a timer does not jump ahead of I/O callbacks; handing work to the pool
-and running a callback cost no CPU beyond the steps' own; ``alloc_bytes`` is
-ignored until a V8 collector is modelled; worker_threads and V8 start-up are
-not modelled.
+and running a callback cost no CPU beyond the steps' own; without a ``heap``,
+``alloc_bytes`` costs nothing. V8 start-up is in :mod:`models.runtime.v8`.
 
 Metrics under ``NAME`` (``node``): ``NAME.loop_lag_s`` (histogram: time each
 ready macrotask waited for the loop; for a request, its first callback's wait),
@@ -52,7 +59,9 @@ import simpy
 
 from sim.core import Environment
 from models.runtime.nodesteps import Await, NextTick, QueueMicrotask
+from models.runtime.nodeworkers import SharedCores, run_cpu
 from models.runtime.protocol import Compute, Step, Syscall, Wait
+from models.runtime.v8 import Allocation, V8Heap
 
 __all__ = ["Await", "NextTick", "NodeRuntime", "QueueMicrotask"]
 
@@ -67,7 +76,7 @@ class _Task:
     """A request, or a detached micro/nextTick task: its steps, where it is in them, when it
     became ready, and its completion event (None when detached)."""
 
-    __slots__ = ("steps", "pc", "born", "done", "label", "ready_at")
+    __slots__ = ("steps", "pc", "born", "done", "label", "ready_at", "allocation")
 
     def __init__(self, steps: Sequence[Any], born: float, done: simpy.Event | None, label: str) -> None:
         self.steps = steps
@@ -76,6 +85,7 @@ class _Task:
         self.done = done
         self.label = label
         self.ready_at = born
+        self.allocation = Allocation()
 
 
 class NodeRuntime:
@@ -87,6 +97,8 @@ class NodeRuntime:
         name: str = "node",
         threadpool_size: int = UV_THREADPOOL_SIZE,
         trace: list[tuple[float, str, str]] | None = None,
+        heap: V8Heap | None = None,
+        cores: SharedCores | None = None,
     ) -> None:
         if threadpool_size < 1:
             raise ValueError(f"{name}.threadpool_size: must be >= 1 (got {threadpool_size})")
@@ -94,6 +106,8 @@ class NodeRuntime:
         self.name = name
         self.threadpool_size = threadpool_size
         self.trace = trace
+        self.heap = heap
+        self.cores = cores
         self.macrotasks: deque[_Task] = deque()
         self.ticks: deque[_Task] = deque()
         self.microtasks: deque[_Task] = deque()
@@ -153,33 +167,40 @@ class NodeRuntime:
             cpu_s, stop = self._callback(task)
             if cpu_s > 0:
                 self.loop_busy.set(1)
-                yield env.timeout(cpu_s)
+                yield run_cpu(env, self.cores, cpu_s)
                 self.loop_busy.set(0)
             self._suspend(task, stop)
 
     def _callback(self, task: _Task) -> tuple[float, Any]:
         """Walk the task's steps up to the next suspension: (CPU of the callback, the step that ends it)."""
-        cpu_s = 0.0
+        cpu_s = alloc_bytes = 0.0
         steps = task.steps
         now = self.env.now
+        stop = None
         while task.pc < len(steps):
             step = steps[task.pc]
             task.pc += 1
             if isinstance(step, Compute):
                 cpu_s += step.cpu_s
+                alloc_bytes += step.alloc_bytes
             elif isinstance(step, QueueMicrotask):
                 self.microtasks.append(_Task(step.steps, now, None, step.label))
             elif isinstance(step, NextTick):
                 self.ticks.append(_Task(step.steps, now, None, step.label))
             elif isinstance(step, (Wait, Syscall, Await)):
-                return cpu_s, step
+                stop = step
+                break
             else:
                 raise TypeError(f"{self.name}: unsupported step {step!r}")
-        return cpu_s, None
+        if self.heap is not None and alloc_bytes > 0:
+            cpu_s += self.heap.allocate(alloc_bytes, task.allocation)
+        return cpu_s, stop
 
     def _suspend(self, task: _Task, stop: Any) -> None:
         """The callback ended at ``stop``: finish the task or arrange its continuation."""
         if stop is None:
+            if self.heap is not None:
+                self.heap.release(task.allocation)
             if task.done is not None:
                 task.done.succeed(self.env.now - task.born)
         elif isinstance(stop, Wait):

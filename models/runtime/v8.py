@@ -1,0 +1,340 @@
+"""V8: the start-up pipeline (process, isolate, context, modules) and the generational collector.
+
+**Start-up** (:class:`V8Startup`). A Node process starts as a pipeline of stages,
+each a distribution measured by the calibration harness:
+
+* ``process`` — ``node`` exec to the first line of user code, which includes the
+  main isolate and its context deserialised from the start-up snapshot
+  (``node.process.start_s``; resident memory ``node.process.rss_bytes``);
+* ``isolate`` — a new isolate with its own context and thread, as
+  ``new Worker()`` makes one (Node docs, ``worker_threads``: "each worker has its
+  own isolated V8 environment", https://nodejs.org/api/worker_threads.html);
+  ``node.worker.start_s`` (``new Worker()`` to its first message) and
+  ``node.worker.memory_bytes``;
+* ``context`` — a new context in an existing isolate, ``vm.createContext()``
+  (https://nodejs.org/api/vm.html), ``node.isolate.context_create_s`` and
+  ``node.isolate.context_bytes``; ``script`` — compiling and running the
+  handler's script in it (``vm.Script.runInContext``, ``node.isolate.script_run_s``);
+* ``modules`` — loading the handler's modules (``node.isolate.module_load_s``).
+
+:meth:`V8Startup.invocation_steps` turns a reuse policy into the CPU steps an
+invocation pays before its handler: ``"none"`` (a new isolate each time),
+``"isolate"`` (the "warm isolate, fresh context" pattern: a new context and the
+script per invocation) or ``"context"`` (everything warm: nothing).
+
+**The collector** (:class:`V8Heap`, one per isolate). Sources: V8 blog, "Trash
+talk: the Orinoco garbage collector" (https://v8.dev/blog/trash-talk) and
+"Orinoco: young generation garbage collection"
+(https://v8.dev/blog/orinoco-parallel-scavenger); V8 ``src/heap/heap-controller.{h,cc}``.
+
+* The young generation is a nursery and an intermediate semi-space of
+  ``semi_space_bytes`` each (Node docs, CLI, ``--max-semi-space-size``: 16 MiB on
+  64-bit systems with a memory limit of 2 GiB or more). When the nursery is full
+  a *scavenge* copies its live objects to the intermediate space and promotes the
+  live objects of the intermediate space, which have survived two scavenges, to
+  the old generation (Trash talk, "Minor GC (Scavenger)").
+  Its pause is ``intercept + slope * survived bytes``
+  (``node.gc.scavenge_pause_vs_survived``): copying is the work of a scavenger.
+* Which bytes are live: those allocated by requests still in flight on the
+  isolate (a request's objects die when it ends; each request's bytes are
+  tracked by where they are, :class:`Allocation`); the service's long-lived data
+  is ``live_heap`` bytes in the old generation.
+* The old generation is collected by a *mark-compact* when it reaches its
+  limit. Marking is incremental and concurrent (Trash talk, "Major GC"), so the
+  event loop pays only the final atomic pause, ``intercept + slope * live
+  bytes`` (``node.gc.markcompact_pause_vs_heap``, fitted against the heap after
+  the collection: the bytes marked). The new limit is
+  the live size times V8's dynamic growing factor
+  F = R(1-MU) / (R(1-MU) - MU), R = mark-compact speed / old-generation
+  allocation speed, MU = 0.97, F clamped to [1.1, 4.0], and at least 8 MiB above
+  the live size (``DynamicGrowingFactor``, ``kTargetMutatorUtilization``,
+  ``kMin/MaxGrowingFactor``, ``MinimumAllocationLimitGrowingStep``); the speed of
+  marking is taken as 1 / slope of the mark-compact pause line (V8 measures the
+  combined speed of incremental marking and the pause, which is slower, so the
+  factor here errs small), the allocation speed as the bytes promoted since the
+  last mark-compact over the time since. A line whose slope is not positive
+  (the final pause not growing with the heap, as in the calibration on
+  2 cores: r² 0.06) gives no speed, and V8's rule for an unknown speed applies:
+  the largest factor.
+* Pause lines are used beyond the range they were fitted on and clamped at 0.
+* Every pause blocks the isolate's thread: :meth:`V8Heap.allocate` returns the
+  pause seconds, which the runtime adds to the running callback.
+
+Simplifications: the semi-space has its maximum size from the start (V8 grows
+it from 1 MiB); the CPU of concurrent marking and of parallel scavenger helpers
+runs on other threads and is not charged to any core; pauses are linear in the
+bytes, without the scatter of the ``*_pause_s`` distributions; a mark-compact
+happens at the limit (V8 starts incremental marking somewhat before it).
+
+Metrics under ``NAME`` (``node.gc``): ``NAME.scavenges``, ``NAME.markcompacts``
+(counters), ``NAME.scavenge_pause_s``, ``NAME.markcompact_pause_s``,
+``NAME.survived_bytes`` (histograms), ``NAME.heap_bytes`` (gauge: young + old in use;
+left out with ``report_heap=False``, for heaps that share their metric names,
+whose owner reports the total).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sim.core import Environment
+from sim.dists import Constant, Distribution
+from sim.params import load_params, param_dist, param_linear, param_value
+from sim.scenario import Dist, Size
+from models.runtime.protocol import Compute
+
+MIB = 2**20
+
+SEMI_SPACE_BYTES = 16 * MIB
+"""``--max-semi-space-size`` default on 64-bit with a memory limit of 2 GiB or more (Node docs, CLI)."""
+TARGET_MUTATOR_UTILIZATION = 0.97
+MIN_GROWING_FACTOR = 1.1
+MAX_GROWING_FACTOR = 4.0
+"""``kTargetMutatorUtilization``, ``kMinGrowingFactor``, ``kMaxGrowingFactor`` (V8 heap-controller.h)."""
+MIN_LIMIT_STEP_BYTES = 8 * MIB
+"""``MinimumAllocationLimitGrowingStep``: 8 pages of 1 MiB at least (V8 heap-controller.cc, regular mode)."""
+
+SCAVENGE_PARAM = "node.gc.scavenge_pause_vs_survived"
+MARKCOMPACT_PARAM = "node.gc.markcompact_pause_vs_heap"
+STAGE_PARAMS = {
+    "process": "node.process.start_s",
+    "isolate": "node.worker.start_s",
+    "context": "node.isolate.context_create_s",
+    "script": "node.isolate.script_run_s",
+    "modules": "node.isolate.module_load_s",
+}
+MEMORY_PARAMS = {
+    "process": "node.process.rss_bytes",
+    "isolate": "node.worker.memory_bytes",
+    "context": "node.isolate.context_bytes",
+}
+ReusePolicy = Literal["none", "isolate", "context"]
+
+
+def calibrated(name: str) -> Distribution:
+    """A calibrated parameter set as a distribution (a measured constant becomes a constant)."""
+    if load_params(name).get("kind") == "constant":
+        return Constant(param_value(name))
+    return param_dist(name)
+
+
+def dynamic_growing_factor(gc_speed: float, mutator_speed: float, max_factor: float = MAX_GROWING_FACTOR) -> float:
+    """V8's ``DynamicGrowingFactor``: the heap limit over the live size that keeps the mutator
+    utilisation at 97 % given how fast marking is next to allocation (bytes per second each)."""
+    if gc_speed <= 0 or mutator_speed <= 0:
+        return max_factor
+    ratio = gc_speed / mutator_speed
+    a = ratio * (1 - TARGET_MUTATOR_UTILIZATION)
+    b = a - TARGET_MUTATOR_UTILIZATION
+    factor = a / b if a < b * max_factor else max_factor
+    return max(min(factor, max_factor), MIN_GROWING_FACTOR)
+
+
+# ---------------------------------------------------------------- start-up
+class StartupConfig(BaseModel):
+    """Start-up stages of V8 in Node; ``None`` means the calibrated default named in its description."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    process: Dist | None = Field(None, description=f"process start, s; default {STAGE_PARAMS['process']}")
+    isolate: Dist | None = Field(None, description=f"new isolate and thread, s; default {STAGE_PARAMS['isolate']}")
+    context: Dist | None = Field(None, description=f"new context, s; default {STAGE_PARAMS['context']}")
+    script: Dist | None = Field(None, description=f"run the script in a context, s; default {STAGE_PARAMS['script']}")
+    modules: Dist | None = Field(None, description=f"load the modules, s; default {STAGE_PARAMS['modules']}")
+    process_bytes: Size | None = Field(None, description=f"bytes of a process; default {MEMORY_PARAMS['process']}")
+    isolate_bytes: Size | None = Field(None, description=f"bytes per isolate; default {MEMORY_PARAMS['isolate']}")
+    context_bytes: Size | None = Field(None, description=f"bytes per context; default {MEMORY_PARAMS['context']}")
+
+    def stage(self, name: str) -> Distribution:
+        """The distribution of stage ``name`` (given, or calibrated: KeyError names a missing set)."""
+        given = getattr(self, name)
+        return given if given is not None else calibrated(STAGE_PARAMS[name])
+
+    def memory(self, name: str) -> float:
+        """Resident bytes of a ``process``, an ``isolate`` or a ``context``."""
+        given = getattr(self, f"{name}_bytes")
+        return float(given) if given is not None else param_value(MEMORY_PARAMS[name])
+
+
+class V8Startup:
+    """Samplers of the start-up stages (see the module docstring); stages are resolved when first used."""
+
+    def __init__(self, env: Environment, config: StartupConfig | None = None, name: str = "node.startup") -> None:
+        self.env = env
+        self.config = config or StartupConfig()
+        self.name = name
+        self._draws: dict[str, Callable[[], float]] = {}
+
+    def draw(self, stage: str) -> float:
+        """One sample of ``stage`` (``process``, ``isolate``, ``context``, ``script``, ``modules``), seconds."""
+        if stage not in self._draws:
+            if stage not in STAGE_PARAMS:
+                raise ValueError(f"{self.name}: unknown start-up stage {stage!r} (known: {', '.join(STAGE_PARAMS)})")
+            self._draws[stage] = self.config.stage(stage).sampler(self.env.rng(f"{self.name}.{stage}"))
+        return self._draws[stage]()
+
+    def cold_start_s(self) -> float:
+        """A new process ready to serve: process start, then the handler's modules."""
+        return self.draw("process") + self.draw("modules")
+
+    def invocation_steps(self, reuse: ReusePolicy) -> list[Compute]:
+        """CPU steps an invocation pays before its handler under a reuse policy: ``none`` a new
+        isolate, context, script and modules; ``isolate`` (warm isolate, fresh context) a context and
+        the script; ``context`` nothing."""
+        if reuse == "context":
+            return []
+        if reuse == "isolate":
+            return [Compute(self.draw("context")), Compute(self.draw("script"))]
+        if reuse == "none":
+            return [Compute(self.draw(stage)) for stage in ("isolate", "script", "modules")]
+        raise ValueError(f"{self.name}.reuse: must be none, isolate or context (got {reuse!r})")
+
+
+# ---------------------------------------------------------------- the collector
+class V8GCConfig(BaseModel):
+    """Settings of one isolate's collector; ``None`` for a pause line means the calibrated fit."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    enabled: bool = Field(True, description="false: allocation costs nothing (no collector modelled)")
+    semi_space: Size = Field(SEMI_SPACE_BYTES, gt=0, description="--max-semi-space-size, bytes")
+    live_heap: Size = Field(0.0, ge=0, description="long-lived data in the old generation of each isolate, bytes")
+    scavenge_pause: tuple[float, float] | None = Field(
+        None, description=f"(intercept s, slope s per survived byte); default {SCAVENGE_PARAM}"
+    )
+    markcompact_pause: tuple[float, float] | None = Field(
+        None, description=f"(intercept s, slope s per live byte); default {MARKCOMPACT_PARAM}"
+    )
+    scavenge_x: Literal["survived", "young"] = Field(
+        "survived", description="what the scavenge line's x is: survived bytes, or the young generation's size"
+    )
+
+    def resolved(self) -> V8GCConfig:
+        """A copy with the calibrated pause lines filled in (KeyError names a missing parameter set)."""
+        if not self.enabled:
+            return self
+        updates: dict[str, Any] = {}
+        if self.scavenge_pause is None:
+            updates["scavenge_pause"] = param_linear(SCAVENGE_PARAM)
+            updates["scavenge_x"] = "young" if scavenge_x_is_young_size() else "survived"
+        if self.markcompact_pause is None:
+            updates["markcompact_pause"] = param_linear(MARKCOMPACT_PARAM)
+        return self.model_copy(update=updates)
+
+
+def scavenge_x_is_young_size() -> bool:
+    """Whether the calibrated scavenge line is fitted against the young generation's size, not survivors."""
+    return "surviv" not in str(load_params(SCAVENGE_PARAM).get("x", "survived"))
+
+
+class Allocation:
+    """The bytes one request has allocated on a heap, by where they now are."""
+
+    __slots__ = ("nursery", "intermediate", "old")
+
+    def __init__(self) -> None:
+        self.nursery = 0.0
+        self.intermediate = 0.0
+        self.old = 0.0
+
+
+class V8Heap:
+    """One isolate's heap and collector (see the module docstring); disabled, it records nothing."""
+
+    def __init__(self, env: Environment, config: V8GCConfig | None = None, name: str = "node.gc",
+                 report_heap: bool = True) -> None:
+        config = (config or V8GCConfig()).resolved()
+        self.env = env
+        self.name = name
+        self.enabled = config.enabled
+        self.semi_space = float(config.semi_space)
+        self.live_heap = float(config.live_heap)
+        self.nursery = 0.0
+        self.intermediate = 0.0
+        self.old = self.live_heap
+        self.live: set[Allocation] = set()
+        self.promoted_since = 0.0
+        self.last_markcompact = env.now
+        if not self.enabled:
+            return
+        self.scavenge_line = config.scavenge_pause
+        self.markcompact_line = config.markcompact_pause
+        self.scavenge_x_young = config.scavenge_x == "young"
+        slope = self.markcompact_line[1]
+        self.mark_speed = 1 / slope if slope > 0 else 0.0
+        self.limit = max(self.live_heap * MAX_GROWING_FACTOR, self.live_heap + MIN_LIMIT_STEP_BYTES)
+        metrics = env.metrics
+        self.scavenges = metrics.counter(f"{name}.scavenges")
+        self.markcompacts = metrics.counter(f"{name}.markcompacts")
+        self.scavenge_pause_s = metrics.histogram(f"{name}.scavenge_pause_s")
+        self.markcompact_pause_s = metrics.histogram(f"{name}.markcompact_pause_s")
+        self.survived_bytes = metrics.histogram(f"{name}.survived_bytes")
+        self.heap_bytes = metrics.gauge(f"{name}.heap_bytes", self.in_use) if report_heap else None
+
+    @property
+    def in_use(self) -> float:
+        """Bytes in the young and old generations, live or not yet collected."""
+        return self.nursery + self.intermediate + self.old
+
+    def allocate(self, nbytes: float, owner: Allocation) -> float:
+        """Request ``owner`` allocates ``nbytes``, live until :meth:`release`; returns the pause seconds
+        it caused (scavenges each time the nursery fills, then a mark-compact if the old generation
+        reached its limit)."""
+        if not self.enabled or nbytes <= 0:
+            return 0.0
+        self.live.add(owner)
+        pause = 0.0
+        left = nbytes
+        while left >= self.semi_space - self.nursery:
+            room = self.semi_space - self.nursery
+            owner.nursery += room
+            left -= room
+            self.nursery = self.semi_space
+            pause += self._scavenge()
+        self.nursery += left
+        owner.nursery += left
+        if self.old >= self.limit:
+            pause += self._markcompact()
+        if self.heap_bytes is not None:
+            self.heap_bytes.set(self.in_use)
+        return pause
+
+    def release(self, owner: Allocation) -> None:
+        """The request ended: what it allocated is garbage, wherever it is."""
+        self.live.discard(owner)
+
+    def _scavenge(self) -> float:
+        survived = promoted = 0.0
+        for owner in self.live:
+            survived += owner.nursery + owner.intermediate
+            promoted += owner.intermediate
+            owner.old += owner.intermediate
+            owner.intermediate, owner.nursery = owner.nursery, 0.0
+        self.old += promoted
+        self.promoted_since += promoted
+        self.intermediate = survived - promoted
+        self.nursery = 0.0
+        intercept, slope = self.scavenge_line
+        pause = max(0.0, intercept + slope * (2 * self.semi_space if self.scavenge_x_young else survived))
+        self.scavenges.inc()
+        self.scavenge_pause_s.record(pause)
+        self.survived_bytes.record(survived)
+        return pause
+
+    def _markcompact(self) -> float:
+        live_old = self.live_heap + sum(owner.old for owner in self.live)
+        intercept, slope = self.markcompact_line
+        pause = max(0.0, intercept + slope * live_old)
+        elapsed = self.env.now - self.last_markcompact
+        mutator_speed = self.promoted_since / elapsed if elapsed > 0 else 0.0
+        factor = dynamic_growing_factor(self.mark_speed, mutator_speed)
+        self.old = live_old
+        self.limit = max(live_old * factor, live_old + MIN_LIMIT_STEP_BYTES)
+        self.promoted_since = 0.0
+        self.last_markcompact = self.env.now
+        self.markcompacts.inc()
+        self.markcompact_pause_s.record(pause)
+        return pause
