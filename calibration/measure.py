@@ -15,7 +15,19 @@ Files written (columns are the CSV headers):
   phase (``build`` while the live heap is being made, ``steady`` for cycles
   wholly inside the paced allocation, ``done`` for none but a straggler);
 * ``gc_runs.csv``: one row per GC run (achieved allocation rate, cycles);
-* ``goroutines.csv``, ``channel_handoff.csv``, ``sched_wakeup.csv``, ``json_codec.csv``.
+* ``goroutines.csv``, ``channel_handoff.csv``, ``sched_wakeup.csv``, ``json_codec.csv``;
+* ``http_latency.csv`` (one row per request) and ``http_server_cpu.csv`` (the
+  server process's CPU time per case and round), from ``httplat``;
+* ``go_process.csv``: start-up time and idle RSS of a Go process, from ``procstart``;
+* ``node_http_cpu.csv``: server CPU per round of sequential requests to Node's ``http``
+  module, from ``httpcpu.js``.
+
+The Node.js harnesses (``calibration/harness/node/*.js``, what each measures
+in its header comment) write ``node_process.csv``, ``node_isolate.csv``,
+``node_worker.csv``, and ``node_gc_pauses.csv`` (one row per collection from
+``--trace-gc-nvp``, see :mod:`calibration.v8trace`, with the run's live set,
+allocation rate, survival fractions and phase) with ``node_gc_runs.csv`` (one
+row per run); meta.json adds the Node version (``node_version``).
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from calibration import gctrace, harness
+from calibration import gctrace, harness, v8trace
 
 DATA_ROOT = Path(__file__).resolve().parent / "data"
 
@@ -49,6 +61,13 @@ GC_LARGE_HEAP_MIB = 1024
 GC_LARGE_HEAP_STEADY_FACTOR = 2
 SCHED_PROCS = (1, 2)
 SCHED_BUSY = (0, 1, 2, 4, 16, 64)
+#: httplat: timed requests per case and rounds (latency), requests per case and round and rounds (CPU).
+HTTP_LATENCY_SAMPLES, HTTP_LATENCY_SAMPLES_QUICK = 2000, 300
+HTTP_CPU_REQUESTS, HTTP_CPU_REQUESTS_QUICK = 500, 200
+HTTP_ROUNDS, HTTP_ROUNDS_QUICK = 20, 3
+#: Server CPU is measured on these cases: a reused connection (per request), new connections with and
+#: without TLS (their difference is a handshake), HTTP/2 reused.
+HTTP_CPU_CASES = ("h1_reused", "h1_new", "h1_tls_new", "h2_tls_reused")
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,16 @@ class Recorder:
     def run(self, harness_name: str, program: str, args: list[str], env: dict[str, str], timeout: float):
         before = os.getloadavg()
         result = harness.run(self.binaries[program], args, env, timeout, self.cache)
+        return self._record(harness_name, result, before)
+
+    def run_node(self, harness_name: str, script: str, args: list[str], timeout: float,
+                 node_flags: tuple[str, ...] = ()):
+        """Run the Node harness script ``script`` (a file of ``harness/node/``) and record it like :meth:`run`."""
+        before = os.getloadavg()
+        result = harness.run_node(script, args, timeout, node_flags)
+        return self._record(harness_name, result, before)
+
+    def _record(self, harness_name: str, result: harness.RunResult, before: tuple[float, float, float]):
         self.commands.append(
             {
                 "harness": harness_name,
@@ -167,6 +196,139 @@ def measure_json(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     return {"json_codec.csv": _csv_rows(result.stdout)}
 
 
+def measure_http(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Request latency of every case, then server CPU per request; client and server in two processes."""
+    samples = HTTP_LATENCY_SAMPLES_QUICK if s.quick else HTTP_LATENCY_SAMPLES
+    requests = HTTP_CPU_REQUESTS_QUICK if s.quick else HTTP_CPU_REQUESTS
+    rounds = HTTP_ROUNDS_QUICK if s.quick else HTTP_ROUNDS
+    env = {"GOMAXPROCS": "2"}
+    latency = rec.run("http", "httplat", ["-mode", "latency", "-samples", str(samples), "-rounds", str(rounds),
+                                          "-max-seconds", "20"], env, timeout=60)
+    cpu = rec.run("http", "httplat", ["-mode", "cpu", "-cases", ",".join(HTTP_CPU_CASES), "-requests",
+                                      str(requests), "-rounds", str(rounds), "-max-seconds", "25"], env, timeout=60)
+    return {"http_latency.csv": _csv_rows(latency.stdout), "http_server_cpu.csv": _csv_rows(cpu.stdout)}
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Counts and durations of the Node.js harnesses, full or quick (from :attr:`Settings.quick`)."""
+
+    process_reps: int
+    rss_reps: int
+    isolate_samples: int
+    module_samples: int
+    memory_processes: int
+    worker_starts: int
+    message_samples: int
+    gc_live_mib: tuple[int, ...]
+    gc_mixes: tuple[tuple[float, float], ...]
+    gc_steady_s: float
+
+    @classmethod
+    def of(cls, s: Settings) -> NodeSettings:
+        if s.quick:
+            return cls(5, 2, 200, 10, 2, 5, 5, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK, 1.0)
+        return cls(50, 10, 2000, 100, 10, 100, 100, NODE_GC_LIVE_MIB, NODE_GC_MIXES, 6.0)
+
+
+#: Live sets of the V8 GC runs (MiB) and (survive, promote) fractions of the garbage: a fraction kept
+#: for about one scavenge, a fraction kept long enough to be promoted and die in the old generation.
+NODE_GC_LIVE_MIB = (16, 64, 256)
+NODE_GC_LIVE_MIB_QUICK = (16,)
+NODE_GC_MIXES = ((0.01, 0.05), (0.1, 0.2), (0.3, 0.3))
+NODE_GC_MIXES_QUICK = ((0.01, 0.05), (0.3, 0.3))
+NODE_GC_ALLOC_MBPS = 200
+#: Runs with this live set or more are longer, to see a few mark-compacts (each needs ~live bytes promoted).
+NODE_GC_LARGE_LIVE_MIB = 256
+NODE_GC_LARGE_STEADY_FACTOR = 2
+#: ``--max-old-space-size`` = factor x live set + headroom (MiB), as a container limit sets it.
+NODE_GC_OLD_SPACE_FACTOR, NODE_GC_OLD_SPACE_HEADROOM_MIB = 2, 64
+#: A collection line up to this long after the steady phase ends still counts as steady (gc.js idles 200 ms).
+NODE_GC_PHASE_MARGIN_S = 0.1
+NODE_MESSAGE_BYTES = (1024, 4096, 16384, 65536, 262144, 1048576)
+NODE_CONTEXTS_RETAINED = 200
+NODE_WORKERS_IDLE = 8
+
+
+def measure_node_process(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """``node -e 0`` spawned and timed from a Node driver (spawnSync), and the RSS of idle processes."""
+    n = NodeSettings.of(s)
+    result = rec.run_node("node_process", "process.js", ["--reps", str(n.process_reps), "--rss-reps",
+                                                         str(n.rss_reps), "--max-seconds", "60"], timeout=90)
+    return {"node_process.csv": _csv_rows(result.stdout)}
+
+
+def measure_node_isolate(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Context creation, script runs and module loads in one process; memory per context in fresh ones."""
+    n = NodeSettings.of(s)
+    timing = rec.run_node("node_isolate", "isolate.js", ["--mode", "timing", "--samples", str(n.isolate_samples),
+                                                         "--module-samples", str(n.module_samples),
+                                                         "--max-seconds", "60"], timeout=90)
+    rows = _csv_rows(timing.stdout)
+    for process in range(n.memory_processes):
+        result = rec.run_node("node_isolate", "isolate.js", ["--mode", "memory", "--contexts",
+                                                             str(NODE_CONTEXTS_RETAINED), "--max-seconds", "20"],
+                              timeout=30, node_flags=("--expose-gc",))
+        rows += [{**row, "sample": process} for row in _csv_rows(result.stdout)]
+    return {"node_isolate.csv": rows}
+
+
+def measure_node_worker(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Worker start-up and message round trips in one process; memory per idle worker in fresh ones."""
+    n = NodeSettings.of(s)
+    timing = rec.run_node("node_worker", "worker.js", ["--mode", "timing", "--starts", str(n.worker_starts),
+                                                       "--messages", str(n.message_samples), "--sizes",
+                                                       ",".join(map(str, NODE_MESSAGE_BYTES)), "--max-seconds",
+                                                       "60"], timeout=90)
+    rows = _csv_rows(timing.stdout)
+    for process in range(n.memory_processes):
+        result = rec.run_node("node_worker", "worker.js", ["--mode", "memory", "--workers", str(NODE_WORKERS_IDLE),
+                                                           "--max-seconds", "20"], timeout=30,
+                              node_flags=("--expose-gc",))
+        rows += [{**row, "sample": process} for row in _csv_rows(result.stdout)]
+    return {"node_worker.csv": rows}
+
+
+def measure_node_gc(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """gc.js per live set and survival mix under ``--trace-gc-nvp``: one row per collection, one per run."""
+    n = NodeSettings.of(s)
+    pauses, runs = [], []
+    for live_mib in n.gc_live_mib:
+        old_space_mib = NODE_GC_OLD_SPACE_FACTOR * live_mib + NODE_GC_OLD_SPACE_HEADROOM_MIB
+        steady = n.gc_steady_s * (NODE_GC_LARGE_STEADY_FACTOR if live_mib >= NODE_GC_LARGE_LIVE_MIB else 1)
+        for survive, promote in n.gc_mixes:
+            args = ["--live-mib", str(live_mib), "--alloc-mbps", str(NODE_GC_ALLOC_MBPS), "--survive", str(survive),
+                    "--promote", str(promote), "--seconds", str(steady), "--max-seconds", "40"]
+            flags = ("--trace-gc-nvp", "--expose-gc", f"--max-old-space-size={old_space_mib}")
+            result = rec.run_node("node_gc", "gc.js", args, timeout=60, node_flags=flags)
+            base = {"live_target_bytes": live_mib * 2**20, "max_old_space_bytes": old_space_mib * 2**20,
+                    "survive": survive, "promote": promote,
+                    "alloc_rate_target_bytes_per_s": round(NODE_GC_ALLOC_MBPS * 1e6)}
+            (summary,) = _csv_rows(result.stderr.split("cnsim-summary\n", 1)[-1])
+            runs.append({**base, **summary, "wall_s": round(result.wall_s, 3)})
+            start_s, end_s = float(summary["steady_start_ms"]) / 1e3, float(summary["steady_end_ms"]) / 1e3
+            for row in v8trace.parse_stream(result.stdout):
+                phase = v8trace.phase_of(row["t_s"], start_s, end_s, NODE_GC_PHASE_MARGIN_S)
+                pauses.append({**base, **row, "phase": phase})
+    return {"node_gc_pauses.csv": pauses, "node_gc_runs.csv": runs}
+
+
+def measure_go_process(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """A static Go binary started and timed by itself (os/exec), and the RSS of idle Go processes."""
+    reps, rss_reps = (5, 2) if s.quick else (50, 10)
+    result = rec.run("go_process", "procstart", ["-reps", str(reps), "-rss-reps", str(rss_reps),
+                                                  "-max-seconds", "60"], {"GOMAXPROCS": "2"}, timeout=90)
+    return {"go_process.csv": _csv_rows(result.stdout)}
+
+
+def measure_node_http(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Server CPU per request of Node's ``http`` module, client in another process (httpcpu.js)."""
+    rounds, requests = (3, 100) if s.quick else (20, 500)
+    result = rec.run_node("node_http", "httpcpu.js", ["--rounds", str(rounds), "--requests", str(requests),
+                                                      "--max-seconds", "60"], timeout=90)
+    return {"node_http_cpu.csv": _csv_rows(result.stdout)}
+
+
 #: Harnesses by name, in the order they run, with the programs each needs.
 HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[str, list[dict[str, Any]]]]]] = {
     "gc": (("gcpause",), measure_gc),
@@ -174,6 +336,13 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "channels": (("chanlat",), measure_channels),
     "sched": (("schedlat",), measure_sched),
     "json": (("jsoncodec",), measure_json),
+    "http": (("httplat",), measure_http),
+    "go_process": (("procstart",), measure_go_process),
+    "node_process": ((), measure_node_process),
+    "node_isolate": ((), measure_node_isolate),
+    "node_worker": ((), measure_node_worker),
+    "node_gc": ((), measure_node_gc),
+    "node_http": ((), measure_node_http),
 }
 
 
@@ -198,7 +367,8 @@ def measure(
 ) -> Path:
     """Build and run the harnesses (``only`` some of them, by name), write CSVs and meta.json; the data folder.
 
-    With ``only``, an existing meta.json keeps the other harnesses' entries.
+    With ``only``, an existing meta.json keeps the other harnesses' entries; it is read again just before
+    it is written, so runs of other harnesses that finished meanwhile keep theirs.
     """
     names = list(only) if only else list(HARNESSES)
     unknown = [n for n in names if n not in HARNESSES]
@@ -207,13 +377,14 @@ def measure(
     settings = Settings.make(quick)
     cache = harness.cache_dir()
     say = progress or (lambda message: None)
-    say("building the Go harnesses")
-    binaries = harness.build(sorted({p for n in names for p in HARNESSES[n][0]}), cache)
+    programs = sorted({p for n in names for p in HARNESSES[n][0]})
+    if programs:
+        say("building the Go harnesses")
+    binaries = harness.build(programs, cache)
     folder = out_root / host_name(host)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
-    meta: dict[str, Any] = json.loads(meta_path.read_text()) if only and meta_path.is_file() else {}
-    harness_meta = meta.get("harnesses", {})
+    measured: dict[str, Any] = {}
     load_start = os.getloadavg()
     for name in names:
         say(f"measuring {name}")
@@ -221,8 +392,16 @@ def measure(
         files = HARNESSES[name][1](rec, settings)
         for filename, rows in files.items():
             write_csv(folder / filename, rows)
-        harness_meta[name] = {"files": sorted(files), "commands": rec.commands, "quick": quick,
-                              "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        measured[name] = {"files": sorted(files), "commands": rec.commands, "quick": quick,
+                          "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "harness_source_sha256": harness.source_hash()}
+    meta: dict[str, Any] = json.loads(meta_path.read_text()) if only and meta_path.is_file() else {}
+    harness_meta = meta.get("harnesses", {})
+    for entry in harness_meta.values():  # entries from before per-harness hashes: the hash of their time
+        entry.setdefault("harness_source_sha256", meta.get("harness_source_sha256"))
+    harness_meta.update(measured)
+    if any(name.startswith("node_") for name in names):
+        meta["node_version"] = harness.node_version()
     meta.update(
         {
             "host": host_name(host),

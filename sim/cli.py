@@ -235,10 +235,11 @@ def _add_calibrate(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = calibrate.add_subparsers(dest="action", metavar="ACTION", required=True)
-    measure = actions.add_parser("measure", help="run the Go harnesses and write raw data")
+    measure = actions.add_parser("measure", help="run the Go and Node.js harnesses and write raw data")
     measure.add_argument("--quick", action="store_true", help="small heaps and short runs (about 15 s)")
     measure.add_argument("--only", action="append", metavar="NAME",
-                         help="run only this harness (gc, goroutines, channels, sched, json); repeatable")
+                         help="run only this harness (gc, goroutines, channels, sched, json, http, go_process, "
+                         "node_process, node_isolate, node_worker, node_gc, node_http); repeatable")
     measure.add_argument("--host", help="name of the data folder (default: this machine's hostname)")
     measure.add_argument("--out", metavar="DIR", help="parent of the host folder (default calibration/data)")
     fit = actions.add_parser("fit", help="fit parameter sets from a data folder")
@@ -250,6 +251,77 @@ def _add_calibrate(commands) -> None:
     report.add_argument("--out", metavar="DIR", default="calibration/report", help="chart folder (default calibration/report)")
     report.add_argument("--no-charts", action="store_true", help="print the table only")
     calibrate.set_defaults(handler=cmd_calibrate)
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    """`cnsim validate [run]`: the calibration.validation package does the work, this prints."""
+    from tqdm import tqdm
+
+    if args.action == "run":
+        from calibration.validation.experiments import VALIDATION_ROOT, Settings, run_campaign, select_groups
+
+        groups = select_groups(args.only)
+        settings = Settings.quick() if args.quick else Settings()
+        with tqdm(total=4 * len(groups), desc="experiments", unit="exp", disable=None, file=sys.stderr) as bar:
+            try:
+                folders = run_campaign(Path(args.out) if args.out else VALIDATION_ROOT, groups, settings,
+                                       progress=lambda message: bar.set_postfix_str(message, refresh=True),
+                                       on_done=lambda _folder: bar.update())
+            except RuntimeError as error:  # a missing toolchain or node, a failed build, a run over its bound
+                for line in str(error).strip().splitlines():
+                    sys.stderr.write(f"cnsim: error: {line}\n")
+                return 1
+        out.write(f"{len(folders)} experiments written under {folders[0].parent if folders else args.out}\n")
+        return 0
+    from calibration.validation.compare import compare, load_experiments, render, tally
+    from calibration.validation.experiments import VALIDATION_ROOT
+
+    if args.replications < 1:
+        raise ValueError(f"--replications: must be >= 1 (got {args.replications})")
+    if args.requests is not None and args.requests < 100:
+        raise ValueError(f"--requests: must be >= 100 (got {args.requests})")
+    experiments = load_experiments(Path(args.data) if args.data else VALIDATION_ROOT, args.experiment)
+    with tqdm(total=len(experiments) * args.replications, desc="simulating", unit="rep", disable=None,
+              file=sys.stderr) as bar:
+        comparisons = compare(experiments, args.requests, args.replications, on_done=lambda _r: bar.update())
+    if args.json:
+        within, total, pending = tally(comparisons)
+        document = {"experiments": [c.to_json() for c in comparisons],
+                    "within_target": within, "compared": total, "pending": pending}
+        json.dump(_finite_or_null(document), out, indent=2, allow_nan=False)
+        out.write("\n")
+    else:
+        out.write(render(comparisons))
+    within, total, _pending = tally(comparisons)
+    return 0 if within == total else 1
+
+
+def _add_validate(commands) -> None:
+    validate = commands.add_parser(
+        "validate", help="compare the simulator with the real experiments in calibration/validation",
+        description="Without ACTION: simulate each shipped experiment (calibration/validation/<name>/) from "
+        "calibrated parameters only and print real vs simulated mean, p50, p99 and throughput with relative "
+        "errors and whether each is within target (mean, p50, throughput 10 %, p99 20 %); exit status 1 if "
+        "any is not. `run`: re-measure the experiments on this machine (Go and Node.js servers under open-loop "
+        "Poisson load, about 4 minutes; run it on a quiet machine) and write them to --out.",
+        epilog="examples:\n  cnsim validate\n  cnsim validate --experiment go-p1-90pct --replications 5\n"
+        "  cnsim validate run --out /tmp/validation && cnsim validate --data /tmp/validation",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("--experiment", action="append", metavar="NAME",
+                          help="compare only this experiment (a folder name); repeatable")
+    validate.add_argument("--replications", "-r", type=int, default=3, help="simulated replications (default 3)")
+    validate.add_argument("--requests", type=int, metavar="N",
+                          help="simulated requests per replication, at most (default: as many as were measured)")
+    validate.add_argument("--data", metavar="DIR", help="experiments folder (default calibration/validation)")
+    validate.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    actions = validate.add_subparsers(dest="action", metavar="ACTION")
+    run = actions.add_parser("run", help="re-run the real experiments here and write them")
+    run.add_argument("--only", action="append", metavar="GROUP",
+                     help="run only this group (go-p1, go-p2, node); repeatable")
+    run.add_argument("--out", metavar="DIR", help="where to write the experiment folders (default calibration/validation)")
+    run.add_argument("--quick", action="store_true", help="1 s runs (checks the programs; not for validation)")
+    validate.set_defaults(handler=cmd_validate, action=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     scenarios.add_argument("--show", metavar="SCENARIO", help="print a scenario with every default filled in")
     scenarios.set_defaults(handler=cmd_scenarios)
     _add_calibrate(commands)
+    _add_validate(commands)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Calibration: the gctrace parser and its rounding model, the fitters on synthetic data with known
+"""Calibration: the gctrace and V8 trace parsers and their rounding models, the fitters on synthetic data with known
 parameters, and the shipped parameter sets against the shipped data they name."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration import gctrace
+from calibration import gctrace, v8trace
 from calibration.distfit import fit_constant, fit_distribution, fit_linear, log_sigma_floor, step_resolution
 from calibration.fit import DATA_ROOT, Dataset, fit_all, observations
 from sim.params import available, load_params, param_dist, param_linear, param_value
@@ -166,10 +166,12 @@ def test_constant_interval():
 # --- the shipped parameter sets -----------------------------------------------------------------------
 
 SHIPPED = [name for name in available() if name.startswith("go.")]
+SHIPPED_NODE = [name for name in available() if name.startswith("node.")]
 
 
 def _shipped_folders() -> list[Path]:
-    return sorted({(DATA_ROOT.parent.parent / load_params(name)["dataset"]).parent for name in SHIPPED})
+    return sorted({(DATA_ROOT.parent.parent / load_params(name)["dataset"]).parent
+                   for name in SHIPPED + SHIPPED_NODE})
 
 
 def test_shipped_parameter_sets_exist():
@@ -177,6 +179,51 @@ def test_shipped_parameter_sets_exist():
                 "go.gc.stw_mark_termination_vs_heap", "go.gc.mark_cpu_vs_heap", "go.goroutine.spawn_s",
                 "go.goroutine.stack_bytes"}
     assert expected <= set(SHIPPED)
+
+
+HTTP_LATENCY = ["go.http.h1_reused_s", "go.http.h1_new_s", "go.http.h1_tls_new_s", "go.http.h2_tls_reused_s",
+                "go.http.h2_tls_new_s"]
+
+
+def test_shipped_http_parameter_sets_exist():
+    assert {*HTTP_LATENCY, "go.http.server_cpu_s", "go.http.tls_handshake_server_cpu_s"} <= set(SHIPPED)
+
+
+def _http_data() -> Dataset:
+    return Dataset((DATA_ROOT.parent.parent / load_params("go.http.server_cpu_s")["dataset"]).parent)
+
+
+@pytest.mark.parametrize("cheaper, dearer", [
+    ("go.http.h1_reused_s", "go.http.h1_new_s"),  # a TCP handshake (and teardown) more
+    ("go.http.h1_new_s", "go.http.h1_tls_new_s"),  # a TLS 1.3 handshake more
+    ("go.http.h2_tls_reused_s", "go.http.h2_tls_new_s"),
+])
+def test_shipped_http_new_connections_cost_more(cheaper, dearer):
+    """On the shipped samples, the case with more handshakes is slower: one-sided Mann-Whitney, p < 1e-6,
+    and the fitted distributions' medians keep the order."""
+    from scipy import stats as scipy_stats
+
+    data = _http_data()
+    a, b = observations(cheaper, data)["y"].to_numpy(), observations(dearer, data)["y"].to_numpy()
+    assert scipy_stats.mannwhitneyu(a, b, alternative="less").pvalue < 1e-6
+    assert np.median(param_dist(cheaper).sample(np.random.default_rng(0), 4001)) < np.median(
+        param_dist(dearer).sample(np.random.default_rng(0), 4001))
+
+
+def test_shipped_http_server_cpu_per_connection():
+    """Per round, the server spends more CPU per request on a new connection than on a reused one, and more on
+    a new TLS connection than on a new cleartext one (paired one-sided Wilcoxon, p < 1e-3); both constants'
+    95 % intervals exclude zero."""
+    from scipy import stats as scipy_stats
+
+    frame = _http_data().frame("http_server_cpu.csv")
+    per_request = (frame.assign(y=frame["server_cpu_s"] / frame["requests"])
+                   .pivot(index="round", columns="case", values="y").dropna())
+    for cheaper, dearer in (("h1_reused", "h1_new"), ("h1_new", "h1_tls_new")):
+        test = scipy_stats.wilcoxon(per_request[cheaper], per_request[dearer], alternative="less")
+        assert test.pvalue < 1e-3, (cheaper, dearer)
+    for name in ("go.http.server_cpu_s", "go.http.tls_handshake_server_cpu_s"):
+        assert load_params(name)["goodness_of_fit"]["ci95"][0] > 0, name
 
 
 def _assert_same(shipped, refit, path="") -> None:
@@ -204,19 +251,22 @@ def refitted() -> dict[str, dict]:
     return out
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SHIPPED + SHIPPED_NODE)
 def test_shipped_params_reproduce_from_their_data(name, refitted):
     _assert_same(load_params(name), refitted[name], name)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SHIPPED + SHIPPED_NODE)
 def test_shipped_params_are_complete_and_load(name):
     params = load_params(name)
     assert params["name"] == name
     for key in ("description", "unit", "dataset", "measured", "kind", "fit", "goodness_of_fit"):
         assert params[key] not in (None, ""), key
     assert (DATA_ROOT.parent.parent / params["dataset"]).is_file()
-    assert params["measured"]["go_version"].startswith("go version go")
+    if name.startswith("node."):
+        assert params["measured"]["node_version"].startswith("v")
+    else:
+        assert params["measured"]["go_version"].startswith("go version go")
     assert params["measured"]["loadavg_1min_max"] is not None
     if params["kind"] == "distribution":
         dist = param_dist(name)
@@ -240,7 +290,7 @@ def test_shipped_params_are_complete_and_load(name):
         assert low <= value <= high
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SHIPPED + SHIPPED_NODE)
 def test_fitted_values_describe_their_observations(name):
     """The fit's sample count is the observation count, and a distribution's mean is near the sample mean
     (within 5 standard errors: the chosen family need not match the mean exactly, but not far off)."""
@@ -252,3 +302,88 @@ def test_fitted_values_describe_their_observations(name):
         assert abs(param_dist(name).mean - y.mean()) < 5 * y.std(ddof=1) / math.sqrt(y.size)
     if params["kind"] == "constant":
         assert param_value(name) == pytest.approx(y.mean(), rel=1e-12)
+
+
+# --- V8 --trace-gc-nvp (Node.js) --------------------------------------------------------------------------
+
+#: Real lines printed by Node v20.20.2 (V8 11.3): three scavenges and two mark-compacts with
+#: --trace-gc-nvp, then two mark-compacts in the plain --trace-gc format, which has no survivor counts.
+V8_TRACE = Path(__file__).parent / "data" / "node20_trace_gc_nvp.txt"
+
+
+def test_v8_trace_scavenge_line():
+    rows = v8trace.parse_stream(V8_TRACE.read_text())
+    assert [r["kind"] for r in rows] == ["scavenge"] * 3 + ["mark-compact"] * 2
+    first = rows[0]
+    assert first["t_s"] == 3.112 and first["isolate"] == "0x3ec44120" and first["index"] == 0
+    assert (first["pause_s"], first["mutator_s"], first["time_to_safepoint_s"]) == (0.0062, 0.0492, 0.0)
+    assert (first["heap_before_bytes"], first["heap_after_bytes"], first["allocated_bytes"]) == (
+        379913080, 372238928, 10479144)
+    assert (first["promoted_bytes"], first["new_space_survived_bytes"]) == (2760384, 2815376)
+    assert first["survived_bytes"] == 2760384 + 2815376 and first["reduce_memory"] is False
+    assert first["incremental_s"] is None and first["background_mark_s"] is None
+
+
+def test_v8_trace_mark_compact_line():
+    full = v8trace.parse_stream(V8_TRACE.read_text())[3]
+    assert full["kind"] == "mark-compact" and full["t_s"] == 0.415 and full["index"] == 3
+    assert (full["pause_s"], full["incremental_s"], full["incremental_steps"], full["background_mark_s"]) == (
+        0.1255, 0.0, 1, 0.1222)
+    assert (full["heap_before_bytes"], full["heap_after_bytes"]) == (152542520, 152530328)
+    assert full["survived_bytes"] is None
+
+
+@pytest.mark.parametrize("line", ["", "gc 1 @0.1s 0%: garbage",
+                                  "[1:0x1]       22 ms: Scavenge 3.9 (4.0) -> 3.7 (5.0) MB, 2.00 / 0.00 ms  "
+                                  "(average mu = 1.000, current mu = 1.000) allocation failure; ",
+                                  "[1:0x1] Memory allocator,       used:   5096 KB, available: 4238360 KB",
+                                  "[1:0x1]       15 ms: pause=1.2 mutator=11.4"])
+def test_v8_other_lines_are_not_rows(line):
+    assert v8trace.parse_line(line) is None
+
+
+def test_v8_phases_from_times():
+    assert [v8trace.phase_of(t, 1.0, 2.0, 0.1) for t in (0.5, 1.0, 2.05, 2.1, 2.2)] == [
+        "build", "steady", "steady", "steady", "done"]
+
+
+def test_v8_rounding_matches_printf():
+    true = np.array([0.02e-3, 0.049e-3, 0.051e-3, 1.149e-3, 1.151e-3, 125.46e-3])
+    printed = v8trace.quantize(true)  # pause=%.1f in ms
+    np.testing.assert_allclose(printed, [0, 0, 0.1e-3, 1.1e-3, 1.2e-3, 125.5e-3], rtol=1e-12, atol=1e-15)
+    assert np.all(np.abs(true - v8trace.midpoint(printed)) <= 0.05e-3 + 1e-15)
+    np.testing.assert_allclose(v8trace.quantize(v8trace.midpoint(printed)), printed, rtol=1e-12, atol=1e-15)
+    assert np.all(v8trace.midpoint(printed) > 0)
+
+
+NODE_EXPECTED = {
+    "node.process.start_s": "distribution", "node.process.rss_bytes": "constant",
+    "node.isolate.context_create_s": "distribution", "node.isolate.context_bytes": "constant",
+    "node.isolate.script_run_s": "distribution", "node.isolate.module_load_s": "distribution",
+    "node.worker.start_s": "distribution", "node.worker.memory_bytes": "constant",
+    "node.worker.message_s_vs_bytes": "linear",
+    "node.gc.scavenge_pause_vs_survived": "linear", "node.gc.scavenge_pause_s": "distribution",
+    "node.gc.markcompact_pause_vs_heap": "linear", "node.gc.markcompact_pause_s": "distribution",
+    "node.gc.markcompact_mark_cpu_vs_heap": "linear", "node.http.server_cpu_s": "constant",
+}
+
+
+def test_shipped_node_parameter_sets_exist_with_their_kinds():
+    assert {name: load_params(name)["kind"] for name in SHIPPED_NODE} == NODE_EXPECTED
+
+
+@pytest.mark.parametrize("name", ["node.gc.scavenge_pause_vs_survived", "node.worker.message_s_vs_bytes",
+                                  "node.gc.markcompact_mark_cpu_vs_heap"])
+def test_shipped_node_costs_grow_with_bytes(name):
+    """Copying and marking work grow with the bytes copied or marked: the slope is positive, at least
+    5 standard errors from 0."""
+    params = load_params(name)
+    assert params["slope"] > 5 * params["fit"]["slope_stderr"]
+
+
+def test_shipped_node_gc_fits_use_steady_collections_only():
+    params = load_params("node.gc.scavenge_pause_s")
+    frame = Dataset((DATA_ROOT.parent.parent / params["dataset"]).parent).frame("node_gc_pauses.csv")
+    steady = frame[(frame["phase"] == "steady") & (frame["kind"] == "scavenge")]
+    assert params["fit"]["n"] == len(steady) < (frame["kind"] == "scavenge").sum()
+    assert params["fit"]["resolution"] == pytest.approx(1e-4)

@@ -15,8 +15,12 @@ import pandas as pd
 import pytest
 
 from calibration import harness
-from calibration.fit import fit_all
-from calibration.measure import GC_GOGC, GC_HEAPS_MIB_QUICK, SCHED_BUSY, SCHED_PROCS, Settings, measure
+from calibration.fit import Dataset, fit_all, fit_http_latency, fit_http_server_cpu
+from calibration.measure import (GC_GOGC, GC_HEAPS_MIB_QUICK, HTTP_CPU_CASES, HTTP_CPU_REQUESTS_QUICK,
+                                 HTTP_LATENCY_SAMPLES_QUICK, HTTP_ROUNDS_QUICK, SCHED_BUSY, SCHED_PROCS, Settings,
+                                 measure)
+from calibration.measure import (HARNESSES, NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK,
+                                 NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE, NodeSettings)
 from sim.cli import main
 
 pytestmark = pytest.mark.harness
@@ -58,7 +62,7 @@ def test_quick_measure_writes_meta(quick_data):
     assert meta["go_version"].startswith("go version go")
     assert meta["harness_source_sha256"] == harness.source_hash()
     assert len(meta["loadavg_start"]) == 3 and all(v >= 0 for v in meta["loadavg_start"])
-    assert set(meta["harnesses"]) == {"gc", "goroutines", "channels", "sched", "json"}
+    assert set(meta["harnesses"]) == set(HARNESSES)
     gc_commands = meta["harnesses"]["gc"]["commands"]
     assert len(gc_commands) == len(GC_HEAPS_MIB_QUICK) * len(GC_GOGC)
     assert all(c["env"]["GODEBUG"] == "gctrace=1" for c in gc_commands)
@@ -107,11 +111,137 @@ def test_quick_other_harnesses(quick_data):
     assert (codec["object_bytes"] >= 8192).all() and (codec["allocs_per_op"] > 0).all()
 
 
+def test_quick_http_rows(quick_data):
+    """Every case has its samples, on the protocol and kind of connection it names; CPU rows add up."""
+    latency = pd.read_csv(quick_data / "http_latency.csv", keep_default_na=False)
+    cases = {"h1_reused": ("HTTP/1.1", "", True), "h1_new": ("HTTP/1.1", "", False),
+             "h1_tls_new": ("HTTP/1.1", "TLS 1.3", False), "h2_tls_reused": ("HTTP/2.0", "TLS 1.3", True),
+             "h2_tls_new": ("HTTP/2.0", "TLS 1.3", False)}
+    assert latency.groupby("case").size().to_dict() == dict.fromkeys(cases, HTTP_LATENCY_SAMPLES_QUICK)
+    for case, (protocol, tls_version, reused) in cases.items():
+        rows = latency[latency["case"] == case]
+        assert set(zip(rows["protocol"], rows["tls_version"], rows["reused"])) == {(protocol, tls_version, reused)}
+        assert sorted(rows["round"].unique()) == list(range(HTTP_ROUNDS_QUICK))
+        assert rows["sample"].tolist() == list(range(HTTP_LATENCY_SAMPLES_QUICK))
+    assert (latency["latency_s"] > 0).all() and (latency["latency_s"] < 10).all()  # under the client's timeout
+
+    cpu = pd.read_csv(quick_data / "http_server_cpu.csv")
+    assert cpu.groupby("case").size().to_dict() == dict.fromkeys(HTTP_CPU_CASES, HTTP_ROUNDS_QUICK)
+    assert (cpu["requests"] == HTTP_CPU_REQUESTS_QUICK).all()
+    assert (cpu["server_user_s"] >= 0).all() and (cpu["server_sys_s"] >= 0).all() and (cpu["server_cpu_s"] > 0).all()
+    assert (cpu["server_user_s"] + cpu["server_sys_s"] - cpu["server_cpu_s"]).abs().max() < 2e-9  # printed to 1 ns
+    assert (cpu["client_cpu_s"] > 0).all()
+
+
+def test_quick_http_fit(quick_data):
+    data = Dataset(quick_data)
+    params = fit_http_latency(data) + fit_http_server_cpu(data)
+    assert [p["name"] for p in params] == [
+        "go.http.h1_reused_s", "go.http.h1_new_s", "go.http.h1_tls_new_s", "go.http.h2_tls_reused_s",
+        "go.http.h2_tls_new_s", "go.http.server_cpu_s", "go.http.tls_handshake_server_cpu_s"]
+    for entry in params:
+        assert entry["measured"]["quick"] is True and entry["dataset"].endswith(".csv")
+        assert entry["fit"]["n"] == (HTTP_LATENCY_SAMPLES_QUICK if entry["kind"] == "distribution"
+                                     else HTTP_ROUNDS_QUICK)
+    assert params[5]["value"] > 0
+
+
+NODE_QUICK = NodeSettings.of(QUICK)
+
+
+def test_node_is_installed():
+    try:
+        node = harness.node_binary()
+    except harness.ToolchainError as error:
+        pytest.fail(f"Node.js missing: {error}")
+    assert node.is_file() and harness.node_version().startswith("v")
+
+
+def test_source_hash_covers_node_scripts():
+    for script in ("process.js", "isolate.js", "worker.js", "gc.js", "httpcpu.js"):
+        assert (harness.node_source_dir() / script).is_file()
+    assert len({harness.source_hash(), harness.source_hash(("go",)), harness.source_hash(("node",))}) == 3
+
+
+def test_quick_node_meta(quick_data):
+    meta = json.loads((quick_data / "meta.json").read_text())
+    assert meta["node_version"] == harness.node_version()
+    for name in ("node_process", "node_isolate", "node_worker", "node_gc", "node_http"):
+        run = meta["harnesses"][name]
+        assert run["quick"] is True and run["harness_source_sha256"] == harness.source_hash()
+        assert all(c["argv"][0] == "node" and c["env"] == {} for c in run["commands"])
+    gc_commands = meta["harnesses"]["node_gc"]["commands"]
+    assert len(gc_commands) == len(NODE_GC_LIVE_MIB_QUICK) * len(NODE_GC_MIXES_QUICK)
+    assert all("--trace-gc-nvp" in c["argv"] and "node/gc.js" in c["argv"] for c in gc_commands)
+
+
+def test_quick_node_process_isolate_worker_rows(quick_data):
+    process = pd.read_csv(quick_data / "node_process.csv")
+    assert process.groupby("measurement").size().to_dict() == {"start": NODE_QUICK.process_reps,
+                                                               "rss": NODE_QUICK.rss_reps}
+    assert (process["start_s"].dropna() > 0).all() and (process["start_s"].dropna() < 10).all()
+    rss = process[process["measurement"] == "rss"]
+    assert (rss["rss_bytes"] > rss["heap_used_bytes"]).all() and (rss["heap_used_bytes"] > 0).all()
+
+    isolate = pd.read_csv(quick_data / "node_isolate.csv")
+    assert isolate.groupby("measurement").size().to_dict() == {
+        "context_create": NODE_QUICK.isolate_samples, "script_run": NODE_QUICK.isolate_samples,
+        "module_load": NODE_QUICK.module_samples, "context_memory": NODE_QUICK.memory_processes}
+    assert (isolate["seconds"].dropna() > 0).all()
+    assert (isolate["source_bytes"].dropna() >= 100 * 1024 * 0.95).all()
+    memory = isolate[isolate["measurement"] == "context_memory"]
+    assert (memory["contexts"] == NODE_CONTEXTS_RETAINED).all() and (memory["heap_bytes_per_context"] > 0).all()
+    assert sorted(memory["sample"]) == list(range(NODE_QUICK.memory_processes))
+
+    worker = pd.read_csv(quick_data / "node_worker.csv")
+    assert worker.groupby("measurement").size().to_dict() == {
+        "start": NODE_QUICK.worker_starts, "message": NODE_QUICK.message_samples * len(NODE_MESSAGE_BYTES),
+        "memory": NODE_QUICK.memory_processes}
+    messages = worker[worker["measurement"] == "message"]
+    sizes = sorted(messages["bytes"].unique())
+    assert len(sizes) == len(NODE_MESSAGE_BYTES)
+    assert all(b >= target for b, target in zip(sizes, NODE_MESSAGE_BYTES))  # JSON text at least the target
+    assert (worker["seconds"].dropna() > 0).all()
+    assert (worker.loc[worker["measurement"] == "memory", "workers"] == NODE_WORKERS_IDLE).all()
+
+
+def test_quick_process_and_http_cpu_rows(quick_data):
+    go = pd.read_csv(quick_data / "go_process.csv")
+    assert go.groupby("measurement").size().to_dict() == {"start": 5, "rss": 2}
+    assert go["start_s"].dropna().between(0, 10).all()
+    rss = go[go["measurement"] == "rss"]
+    assert (rss["rss_bytes"] > 0).all() and (rss["sys_bytes"] > 0).all()
+    http = pd.read_csv(quick_data / "node_http_cpu.csv")
+    assert list(http["round"]) == [0, 1, 2] and (http["requests"] == 100).all()
+    assert (http["server_cpu_s"] > 0).all()
+    assert (http["server_cpu_s"] - http["server_user_s"] - http["server_system_s"]).abs().max() < 2e-6
+
+
+def test_quick_node_gc_rows(quick_data):
+    pauses = pd.read_csv(quick_data / "node_gc_pauses.csv")
+    runs = pd.read_csv(quick_data / "node_gc_runs.csv")
+    assert len(runs) == len(NODE_GC_LIVE_MIB_QUICK) * len(NODE_GC_MIXES_QUICK)
+    assert (runs["live_bytes"] >= 0.9 * runs["live_target_bytes"]).all()
+    assert (runs["steady_start_ms"] < runs["steady_end_ms"]).all()
+    assert set(pauses["kind"]) <= {"scavenge", "mark-compact"} and set(pauses["phase"]) <= {"build", "steady"}
+    assert (pauses["pause_s"] >= 0).all() and (pauses["heap_before_bytes"] > 0).all()
+    scavenges = pauses[pauses["kind"] == "scavenge"]
+    assert (scavenges["survived_bytes"] == scavenges["promoted_bytes"] + scavenges["new_space_survived_bytes"]).all()
+    steady = pauses[pauses["phase"] == "steady"]
+    for (survive, promote), run in steady.groupby(["survive", "promote"]):
+        assert (run["kind"] == "scavenge").sum() >= 3, (survive, promote)
+        assert run["index"].is_monotonic_increasing
+    assert (steady["kind"] == "mark-compact").sum() >= 3  # the quick fits need three points for a line
+
+
 def test_quick_data_fit_end_to_end(quick_data, tmp_path):
     params = fit_all(quick_data)
     names = {p["name"] for p in params}
     assert {"go.gc.stw_sweep_termination", "go.gc.mark_cpu_vs_heap", "go.goroutine.spawn_s",
             "go.json.marshal_s"} <= names
+    assert {"node.process.start_s", "node.isolate.context_bytes", "node.worker.message_s_vs_bytes",
+            "node.gc.scavenge_pause_vs_survived", "node.gc.markcompact_pause_s", "node.http.server_cpu_s",
+            "go.process.start_s", "go.process.rss_bytes"} <= names
     for entry in params:
         assert entry["dataset"].endswith(".csv") and entry["measured"]["quick"] is True
         if entry["kind"] == "constant":

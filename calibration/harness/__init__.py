@@ -8,6 +8,11 @@ runs never reach the network: ``GOTOOLCHAIN=local`` (no toolchain download),
 ``GOPROXY=off`` (no module download), ``GOFLAGS=-mod=mod`` with no
 requirements, ``CGO_ENABLED=0``; ``GOCACHE`` and ``GOPATH`` live in a cnsim
 cache folder, never in the user's Go set-up.
+
+The Node.js harnesses are scripts in ``node/`` beside this file (standard
+library only), run by the ``node`` on ``PATH`` (or ``$CNSIM_NODE``) with
+``NODE_OPTIONS`` and other ``NODE_*`` variables removed from the environment,
+so the user's settings change nothing; :func:`run_node` bounds each run in time.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Every harness program, each a folder of ``go/``.
-PROGRAMS = ("gcpause", "goroutines", "chanlat", "schedlat", "jsoncodec")
+PROGRAMS = ("gcpause", "goroutines", "chanlat", "schedlat", "jsoncodec", "valserver", "valload", "httplat", "procstart")
 
 BUILD_TIMEOUT_S = 600.0
 
@@ -47,12 +53,26 @@ def source_dir() -> Path:
     return Path(__file__).resolve().parent / "go"
 
 
-def source_hash() -> str:
-    """SHA-256 over the harness sources (relative path and bytes of every ``.go`` file and ``go.mod``)."""
+def node_source_dir() -> Path:
+    """The folder holding the Node.js harness scripts (``*.js``)."""
+    return Path(__file__).resolve().parent / "node"
+
+
+def _source_files() -> list[tuple[str, Path]]:
+    go = [p for p in source_dir().rglob("*") if p.is_file() and (p.suffix == ".go" or p.name == "go.mod")]
+    node = [p for p in node_source_dir().glob("*.js") if p.is_file()]
+    return sorted((p.relative_to(source_dir()).as_posix(), p) for p in go) + sorted(
+        ("node/" + p.name, p) for p in node)
+
+
+def source_hash(languages: Sequence[str] = ("go", "node")) -> str:
+    """SHA-256 over the harness sources of ``languages`` (relative path and bytes of every ``.go`` file and
+    ``go.mod`` for Go, every ``node/*.js`` for Node). Go files hash as they did before Node harnesses existed."""
     digest = hashlib.sha256()
-    root = source_dir()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix == ".go" or p.name == "go.mod")):
-        digest.update(path.relative_to(root).as_posix().encode())
+    for name, path in _source_files():
+        if ("node" if name.startswith("node/") else "go") not in languages:
+            continue
+        digest.update(name.encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
@@ -125,7 +145,7 @@ def build(programs: Sequence[str] = PROGRAMS, cache: Path | None = None) -> dict
     unknown = sorted(set(programs) - set(PROGRAMS))
     if unknown:
         raise ValueError(f"unknown harness program(s): {', '.join(unknown)} (known: {', '.join(PROGRAMS)})")
-    out = cache / "bin" / source_hash()[:16]
+    out = cache / "bin" / source_hash(("go",))[:16]
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name in programs:
@@ -160,3 +180,55 @@ def run(
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"{binary.name} {' '.join(args)} failed ({done.returncode}):\n{tail}")
     return RunResult([binary.name, *args], dict(env), done.stdout, done.stderr, wall)
+
+
+def node_binary() -> Path:
+    """The ``node`` to run harnesses with: ``$CNSIM_NODE`` or ``node`` on ``PATH``; :class:`ToolchainError` if none."""
+    chosen = os.environ.get("CNSIM_NODE") or shutil.which("node")
+    if not chosen or not Path(chosen).is_file():
+        raise ToolchainError(
+            "Node.js is missing: the Node harnesses need a 'node' executable on PATH "
+            f"(or CNSIM_NODE=/path/to/node); found {chosen or 'none'}"
+        )
+    return Path(chosen)
+
+
+def node_env() -> dict[str, str]:
+    """The environment harness scripts run with: this one without ``NODE_*`` variables (NODE_OPTIONS...)."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("NODE_")}
+
+
+def node_version() -> str:
+    """``node --version`` of :func:`node_binary`, e.g. ``v20.20.2``."""
+    try:
+        done = subprocess.run([str(node_binary()), "--version"], env=node_env(), capture_output=True, text=True,
+                              timeout=30)
+    except subprocess.TimeoutExpired as error:
+        raise ToolchainError("node --version took more than 30 s") from error
+    if done.returncode != 0:
+        raise ToolchainError(f"node --version failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def run_node(script: str, args: Sequence[str], timeout: float, node_flags: Sequence[str] = ()) -> RunResult:
+    """Run harness script ``node/<script>`` with ``node_flags`` before it; fail if it exceeds ``timeout``.
+
+    Each script bounds itself (its ``--max-seconds``); the timeout is the
+    backstop. A non-zero exit raises :class:`RuntimeError` with the end of its
+    standard error. The result's argv names the script relative to ``harness/``.
+    """
+    path = node_source_dir() / script
+    if not path.is_file():
+        raise ValueError(f"unknown Node harness script {script!r} (none in {node_source_dir()})")
+    argv = [str(node_binary()), *node_flags, str(path), *args]
+    shown = ["node", *node_flags, f"node/{script}", *args]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, env=node_env(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"{' '.join(shown)} exceeded its {timeout:.0f} s bound") from error
+    wall = time.monotonic() - started
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"{' '.join(shown)} failed ({done.returncode}):\n{tail}")
+    return RunResult(shown, {}, done.stdout, done.stderr, wall)

@@ -1,0 +1,291 @@
+// Command valload is the load generator of the validation experiments
+// (calibration/validation): it sends "GET <path> HTTP/1.1" requests to -url
+// over a pool of keep-alive HTTP/1.1 connections, -conns of them opened before
+// the run, one request at a time per connection (no pipelining).
+//
+// Open loop (-rate > 0): arrivals are Poisson at -rate per second, all
+// scheduled in advance from the start time (exponential gaps from a seeded
+// generator, not from completions), for -seconds. A dispatcher on its own
+// locked thread sleeps in nanosleep(2) until each scheduled time (not
+// time.Sleep: an idle Go scheduler waits in epoll_pwait, whose timeout is whole
+// milliseconds, as runtime/netpoll_epoll.go rounds a shorter delay up to 1 ms)
+// and writes the request itself on an idle connection, the one used last
+// (LIFO, like net/http's Transport); one reader goroutine per connection parses
+// each response with net/http's ReadResponse and reads its body to the end. A
+// request's latency runs from its scheduled send time to the end of its
+// response body, so a late dispatch counts in it. When no connection is idle the
+// dispatcher opens a new one (counted as pool_waits). The run stops at -seconds
+// plus -grace-seconds even if the server stalls: requests still in flight then
+// are written with status "timeout".
+//
+// Closed loop (-rate 0): -concurrency workers, each on its own connection, send
+// back to back for -seconds; only the summary is written (its throughput is the
+// capacity).
+//
+// Output: per-request CSV to -out (open loop; scheduled_s, sent_s, latency_s,
+// status, times in seconds from the start), and one JSON summary line on
+// standard output. Standard library only; the dispatcher's locked thread needs
+// GOMAXPROCS >= 2 for the readers to run meanwhile.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type outcome struct {
+	sent, end time.Time
+	status    string
+	finished  atomic.Bool // set after the fields above: a request still in flight at the bound is skipped
+}
+
+type conn struct {
+	net.Conn
+	reader *bufio.Reader
+	next   chan int // index of the request just written on this connection
+}
+
+type pool struct {
+	mu    sync.Mutex
+	idle  []*conn
+	addr  string
+	dials atomic.Int64
+}
+
+func (p *pool) dial() (*conn, error) {
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	p.dials.Add(1)
+	return &conn{Conn: c, reader: bufio.NewReader(c), next: make(chan int, 1)}, nil
+}
+
+func (p *pool) get() *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		c := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return c
+	}
+	return nil
+}
+
+func (p *pool) put(c *conn) {
+	p.mu.Lock()
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// roundTrip reads one response on c and returns its status.
+func roundTrip(c *conn) string {
+	resp, err := http.ReadResponse(c.reader, nil)
+	if err != nil {
+		return "error"
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "error"
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("http%d", resp.StatusCode)
+	}
+	return "ok"
+}
+
+// setTimerSlack sets this thread's timer slack (prctl PR_SET_TIMERSLACK), 50 µs by default on Linux.
+func setTimerSlack(ns uintptr) {
+	const prSetTimerSlack = 29
+	syscall.Syscall(syscall.SYS_PRCTL, prSetTimerSlack, ns, 0)
+}
+
+// preciseSleep blocks the calling thread in nanosleep(2).
+func preciseSleep(d time.Duration) {
+	ts := syscall.NsecToTimespec(d.Nanoseconds())
+	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	}
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "cnsim: error "+format+"\n", args...)
+	os.Exit(2)
+}
+
+func main() {
+	target := flag.String("url", "", "target URL, e.g. http://127.0.0.1:8080/work")
+	rate := flag.Float64("rate", 0, "Poisson arrivals per second (0: closed loop)")
+	concurrency := flag.Int("concurrency", 8, "closed-loop workers")
+	conns := flag.Int("conns", 128, "keep-alive connections opened before the open-loop run")
+	seconds := flag.Float64("seconds", 10, "duration of sending, s")
+	grace := flag.Float64("grace-seconds", 5, "wait this long for requests in flight after sending ends")
+	seed := flag.Int64("seed", 1, "seed of the arrival times")
+	out := flag.String("out", "", "per-request CSV file (open loop)")
+	flag.Parse()
+	parsed, err := url.Parse(*target)
+	if err != nil || parsed.Scheme != "http" || parsed.Host == "" {
+		fail("-url %q must be http://host:port/path", *target)
+	}
+	if *rate < 0 || *conns < 1 || *concurrency < 1 || *seconds <= 0 {
+		fail("-rate >= 0, -conns >= 1, -concurrency >= 1 and -seconds > 0 are required")
+	}
+	if runtime.GOMAXPROCS(0) < 2 {
+		fail("GOMAXPROCS >= 2 is required (the dispatcher holds one P while it sleeps)")
+	}
+	request := []byte(fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cnsim-valload\r\n\r\n",
+		parsed.RequestURI(), parsed.Host))
+	p := &pool{addr: parsed.Host}
+	if *rate == 0 {
+		closedLoop(p, request, *concurrency, *seconds)
+		return
+	}
+
+	rng := rand.New(rand.NewSource(*seed))
+	var schedule []float64
+	for t := rng.ExpFloat64() / *rate; t < *seconds; t += rng.ExpFloat64() / *rate {
+		schedule = append(schedule, t)
+	}
+	results := make([]outcome, len(schedule))
+	var done sync.WaitGroup
+	reader := func(c *conn) {
+		for i := range c.next {
+			status := roundTrip(c)
+			results[i].end = time.Now()
+			results[i].status = status
+			results[i].finished.Store(true)
+			done.Done()
+			if status != "ok" {
+				c.Close()
+				return
+			}
+			p.put(c)
+		}
+	}
+	open := func() *conn {
+		c, err := p.dial()
+		if err != nil {
+			fail("dial %s: %v", p.addr, err)
+		}
+		go reader(c)
+		return c
+	}
+	for i := 0; i < *conns; i++ {
+		p.put(open())
+	}
+	warm := p.dials.Load()
+
+	var poolWaits int64
+	start := time.Now().Add(20 * time.Millisecond)
+	runtime.LockOSThread()
+	setTimerSlack(1)
+	for i, t := range schedule {
+		at := start.Add(time.Duration(t * float64(time.Second)))
+		if wait := time.Until(at); wait > 0 {
+			preciseSleep(wait)
+		}
+		c := p.get()
+		if c == nil {
+			poolWaits++
+			c = open()
+		}
+		done.Add(1)
+		results[i].sent = time.Now()
+		c.next <- i
+		if _, err := c.Write(request); err != nil {
+			c.Close() // its reader then fails to read a response and records the error
+		}
+	}
+	runtime.UnlockOSThread()
+	sendingEnd := time.Now()
+	finished := make(chan struct{})
+	go func() { done.Wait(); close(finished) }()
+	timedOut := false
+	select {
+	case <-finished:
+	case <-time.After(time.Duration(*grace * float64(time.Second))):
+		timedOut = true
+	}
+	wall := time.Since(start).Seconds()
+
+	counts := map[string]int{}
+	var last time.Time
+	writer := io.Discard
+	if *out != "" {
+		file, err := os.Create(*out)
+		if err != nil {
+			fail("%v", err)
+		}
+		defer file.Close()
+		buffered := bufio.NewWriter(file)
+		defer buffered.Flush()
+		writer = buffered
+	}
+	fmt.Fprintln(writer, "scheduled_s,sent_s,latency_s,status")
+	for i, t := range schedule {
+		r := &results[i]
+		if !r.finished.Load() {
+			counts["timeout"]++
+			fmt.Fprintf(writer, "%.7f,,,timeout\n", t)
+			continue
+		}
+		counts[r.status]++
+		if r.end.After(last) {
+			last = r.end
+		}
+		fmt.Fprintf(writer, "%.7f,%.7f,%.7f,%s\n", t, r.sent.Sub(start).Seconds(), r.end.Sub(start).Seconds()-t, r.status)
+	}
+	summary, _ := json.Marshal(map[string]any{
+		"mode": "open", "rate": *rate, "seconds": *seconds, "scheduled": len(schedule), "statuses": counts,
+		"achieved_send_rate":  float64(len(schedule)) / sendingEnd.Sub(start).Seconds(),
+		"achieved_throughput": float64(counts["ok"]) / last.Sub(start).Seconds(),
+		"pool_waits":          poolWaits, "new_conns": p.dials.Load() - warm, "conns": *conns, "timed_out": timedOut,
+		"wall_s": wall, "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
+	})
+	fmt.Println(string(summary))
+}
+
+func closedLoop(p *pool, request []byte, workers int, seconds float64) {
+	var ok, failed atomic.Int64
+	start := time.Now()
+	end := start.Add(time.Duration(seconds * float64(time.Second)))
+	var done sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		c, err := p.dial()
+		if err != nil {
+			fail("dial %s: %v", p.addr, err)
+		}
+		done.Add(1)
+		go func(c *conn) {
+			defer done.Done()
+			defer c.Close()
+			for time.Now().Before(end) {
+				if _, err := c.Write(request); err != nil || roundTrip(c) != "ok" {
+					failed.Add(1)
+					return
+				}
+				ok.Add(1)
+			}
+		}(c)
+	}
+	done.Wait()
+	elapsed := time.Since(start).Seconds()
+	summary, _ := json.Marshal(map[string]any{
+		"mode": "closed", "concurrency": workers, "seconds": elapsed, "ok": ok.Load(), "errors": failed.Load(),
+		"throughput": float64(ok.Load()) / elapsed, "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
+	})
+	fmt.Println(string(summary))
+}

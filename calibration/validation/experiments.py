@@ -1,0 +1,459 @@
+"""Run the real end-to-end experiments that ``cnsim validate`` holds the simulator to.
+
+Each experiment is one server under open-loop Poisson load for ``duration_s``:
+
+* **Servers.** ``valserver`` (Go ``net/http``, ``calibration/harness/go/valserver``)
+  or ``valserver.js`` (Node.js ``http``, ``calibration/harness/node``): per
+  request to ``/work`` they burn ``cpu_s`` of CPU (a loop calibrated at
+  start-up against the CPU clock, not a wall-clock spin) and allocate
+  ``alloc_bytes`` in ``alloc_chunk_bytes`` objects, beside a live heap of
+  ``live_heap_mib``. A fresh server per experiment.
+* **Load.** ``valload`` (Go, ``calibration/harness/go/valload``): Poisson
+  arrivals scheduled in advance from the start time at the experiment's rate,
+  each written at its time by a dispatcher thread (``nanosleep``, not Go
+  timers) on an idle connection of a pool of ``conns`` keep-alive HTTP/1.1
+  connections opened beforehand (a request that finds none is counted in
+  ``pool_waits``), the response read by the connection's own goroutine;
+  latency runs from the scheduled send time to the end of the response.
+  Bounded: it stops ``grace_s`` after sending ends whatever the server does,
+  and the runner kills it at twice that.
+* **Capacity** is measured first for each group (runtime and GOMAXPROCS), on a
+  fresh server, by a closed-loop saturation run: ``capacity_concurrency``
+  back-to-back clients for ``capacity_s`` (their throughput, with the load
+  generator running where it runs in the experiments). The four rates are
+  :data:`RATE_FRACTIONS` of it.
+* **Placement** on the 2-core machine (``taskset``, when available): at
+  GOMAXPROCS 1 and for Node the server is pinned to CPU 0 and the load
+  generator to CPU 1; at GOMAXPROCS 2 both run on CPUs 0-1, so the load
+  generator's CPU competes with the server's. Recorded in each ``config.json``.
+  The load generator runs with GOMAXPROCS 2 in every case: its dispatcher holds
+  one P while it sleeps in ``nanosleep`` (see ``valload``).
+
+Written per experiment under ``<root>/<name>/``: ``config.json`` (every command
+line and environment, CPUs, rate, capacity, durations, versions, date, load
+average before and after, the cores other processes used during the run
+(:class:`~calibration.validation.machine.ForeignLoad`), the server's source
+hash), ``summary.json`` (n, mean, p50,
+p90, p99, p99.9, max, throughput, errors, dispatch lag, pool waits, the
+server's own report) and ``latency.csv.gz`` (``scheduled_us``, ``latency_us``
+of every measured request, in microseconds: the raw sample, compressed). The
+first ``warmup_s`` of each run (pool, JIT and heap warm-up) is not measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from calibration import harness
+from calibration.validation.machine import ForeignLoad, wait_until_quiet
+
+VALIDATION_ROOT = Path(__file__).resolve().parent
+NODE_SERVER = Path(harness.__file__).resolve().parent / "node" / "valserver.js"
+RATE_FRACTIONS = (0.2, 0.5, 0.7, 0.9)
+SERVER_CPUS = {1: "0", 2: "0,1"}
+"""CPUs of the server by the number of cores it may use (taskset lists)."""
+LOAD_CPUS = {1: "1", 2: "0,1"}
+"""CPUs of the load generator by the server's core count: a core of its own beside a 1-core server."""
+LOAD_GOMAXPROCS = 2
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every experiment of a campaign shares: the request's cost, the heap and the durations."""
+
+    cpu_s: float = 1e-3
+    alloc_bytes: int = 65536
+    alloc_chunk_bytes: int = 1024
+    live_heap_mib: int = 16
+    gogc: int = 100
+    duration_s: float = 15.0
+    warmup_s: float = 2.0
+    grace_s: float = 5.0
+    conns: int = 128
+    capacity_s: float = 3.0
+    capacity_concurrency: int = 8
+    seed: int = 1
+    quiet_cores: float = 0.15
+    """Before each run, wait until the machine keeps fewer cores than this busy (other processes)."""
+    quiet_wait_s: float = 300.0
+    max_foreign_cores: float = 0.05
+    """A run during which other processes used more than this many cores on average is run again."""
+    attempts: int = 3
+
+    @classmethod
+    def quick(cls) -> Settings:
+        """A smoke-size campaign: 1 s runs (for tests of the programs, not for validation)."""
+        return cls(duration_s=1.0, warmup_s=0.2, grace_s=2.0, capacity_s=0.5, conns=16, quiet_wait_s=0.0,
+                   max_foreign_cores=float("inf"), attempts=1)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Experiments sharing a server configuration: runtime and cores."""
+
+    name: str
+    runtime: str  # "go" | "node"
+    cores: int  # GOMAXPROCS for Go; the Node process is pinned to this many CPUs
+
+    def experiment_name(self, fraction: float) -> str:
+        return f"{self.name}-{round(fraction * 100):02d}pct"
+
+
+GROUPS = (Group("go-p1", "go", 1), Group("go-p2", "go", 2), Group("node", "node", 1))
+
+
+def experiment_names(groups: Iterable[Group] = GROUPS) -> list[str]:
+    return [group.experiment_name(f) for group in groups for f in RATE_FRACTIONS]
+
+
+def taskset_prefix(cpus: str) -> list[str]:
+    """``taskset -c CPUS`` when the tool exists and the machine has those CPUs; else no pinning."""
+    wanted = {int(c) for c in cpus.split(",")}
+    if shutil.which("taskset") is None or max(wanted) >= (os.cpu_count() or 1):
+        return []
+    return ["taskset", "-c", cpus]
+
+
+def _loadavg() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+class Server:
+    """A server process started pinned, ready when it prints its JSON line; stopped with SIGTERM."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv = argv
+        self.env = env
+        self.process = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        self.ready = self._read_ready()
+
+    def _read_ready(self) -> dict[str, Any]:
+        box: list[str] = []
+        stdout = self.process.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: box.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(READY_TIMEOUT_S)
+        if not box or not box[0].strip():
+            self.kill()
+            stderr = self.process.stderr.read() if self.process.stderr else ""  # type: ignore[union-attr]
+            raise RuntimeError(f"{Path(self.argv[-1]).name}: server not ready within {READY_TIMEOUT_S:.0f} s: "
+                               f"{stderr.strip()[-500:]}")
+        return json.loads(box[0])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.ready['addr']}/work"
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM, then the server's final JSON report (empty if it had to be killed)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            out, _err = self.process.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return {}
+        lines = [line for line in out.splitlines() if line.strip()]
+        return json.loads(lines[-1]) if lines else {}
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(group: Group, settings: Settings, binaries: dict[str, Path], cache: Path) -> Server:
+    cpus = SERVER_CPUS[group.cores]
+    if group.runtime == "go":
+        argv = [str(binaries["valserver"]), "-addr", "127.0.0.1:0", "-cpu", f"{settings.cpu_s * 1e6:.0f}us",
+                "-alloc", str(settings.alloc_bytes), "-alloc-chunk", str(settings.alloc_chunk_bytes),
+                "-live-heap-mib", str(settings.live_heap_mib), "-max-seconds", str(_server_bound(settings))]
+        env = harness.go_env(cache, {"GOMAXPROCS": str(group.cores), "GOGC": str(settings.gogc)})
+    else:
+        argv = [str(harness.node_binary()), str(NODE_SERVER), "--port", "0", "--cpu-ms", f"{settings.cpu_s * 1e3:g}",
+                "--alloc", str(settings.alloc_bytes), "--alloc-chunk", str(settings.alloc_chunk_bytes),
+                "--live-heap-mib", str(settings.live_heap_mib), "--max-seconds", str(_server_bound(settings))]
+        env = harness.node_env()
+    return Server([*taskset_prefix(cpus), *argv], env)
+
+
+def _server_bound(settings: Settings) -> int:
+    return int(settings.duration_s + settings.grace_s + settings.capacity_s + 60)
+
+
+def run_load(
+    binary: Path, cores: int, args: list[str], cache: Path, timeout_s: float
+) -> tuple[list[str], dict[str, str], dict[str, Any]]:
+    """Run ``valload`` pinned beside a server of ``cores`` cores; (argv, env added, its JSON summary)."""
+    extra = {"GOMAXPROCS": str(LOAD_GOMAXPROCS)}
+    argv = [*taskset_prefix(LOAD_CPUS[cores]), str(binary), *args]
+    try:
+        done = subprocess.run(argv, env=harness.go_env(cache, extra), capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"valload {' '.join(args)} exceeded its {timeout_s:.0f} s bound") from error
+    if done.returncode != 0:
+        raise RuntimeError(f"valload failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return _display(argv), extra, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_capacity(group: Group, settings: Settings, binaries: dict[str, Path], cache: Path) -> dict[str, Any]:
+    """Closed-loop saturation throughput of a fresh server (requests/s), with the commands that gave it."""
+    with ForeignLoad() as foreign:
+        server = start_server(group, settings, binaries, cache)
+        try:
+            args = ["-url", server.url, "-rate", "0", "-concurrency", str(settings.capacity_concurrency),
+                    "-conns", str(settings.capacity_concurrency), "-seconds", str(settings.capacity_s)]
+            argv, env, summary = run_load(binaries["valload"], group.cores, args, cache, settings.capacity_s + 60)
+        finally:
+            server_report = server.stop()
+    if summary.get("errors"):
+        raise RuntimeError(f"{group.name}: {summary['errors']} failed requests in the capacity run")
+    return {
+        "method": "closed-loop saturation run: valload -rate 0 with -concurrency back-to-back clients "
+        "on a fresh server, placed as in the experiments",
+        "throughput_rps": summary["throughput"], "load_argv": argv, "load_env": env, "load_summary": summary,
+        "server_argv": _display(server.argv), "server_ready": server.ready, "server_report": server_report,
+        "foreign_cores": foreign.cores, "loadavg_after": _loadavg(),
+    }
+
+
+def _display(argv: Sequence[str]) -> list[str]:
+    """A command line with the cache and repository paths reduced to program names."""
+    return [Path(a).name if Path(a).is_absolute() and Path(a).exists() else a for a in argv]
+
+
+def summarize(frame: pd.DataFrame, settings: Settings) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(summary, measured rows) of one run's per-request CSV: requests scheduled after the warm-up."""
+    measured = frame[frame["scheduled_s"] >= settings.warmup_s]
+    ok = measured[measured["status"] == "ok"]
+    latency = ok["latency_s"].to_numpy(float)
+    ends = ok["scheduled_s"].to_numpy(float) + latency
+    window = settings.duration_s - settings.warmup_s
+    in_window = int(((ends >= settings.warmup_s) & (ends < settings.duration_s)).sum())
+    lag = (ok["sent_s"] - ok["scheduled_s"]).to_numpy(float)
+    quantiles = np.quantile(latency, [0.5, 0.9, 0.99, 0.999]) if latency.size else [float("nan")] * 4
+    summary = {
+        "n": int(latency.size),
+        "errors": int(len(measured) - len(ok)),
+        "mean_s": float(latency.mean()),
+        "p50_s": float(quantiles[0]),
+        "p90_s": float(quantiles[1]),
+        "p99_s": float(quantiles[2]),
+        "p999_s": float(quantiles[3]),
+        "max_s": float(latency.max()),
+        "throughput_rps": in_window / window,
+        "throughput_method": "responses that ended between the warm-up and the end of sending, per second",
+        "dispatch_lag_mean_s": float(lag.mean()),
+        "dispatch_lag_p99_s": float(np.quantile(lag, 0.99)),
+    }
+    rows = pd.DataFrame({
+        "scheduled_us": np.round(measured["scheduled_s"].to_numpy(float) * 1e6).astype(np.int64),
+        "latency_us": pd.array(np.round(measured["latency_s"].to_numpy(float) * 1e6), dtype="Int64"),
+    })
+    return summary, rows
+
+
+def run_experiment(
+    group: Group, fraction: float, capacity: dict[str, Any], settings: Settings, binaries: dict[str, Path],
+    cache: Path, out_root: Path, busy_before: float | None = None, earlier_attempts: Sequence[str] = (),
+) -> tuple[Path, float | None]:
+    """One experiment: a fresh server, the open-loop run, its three files under ``out_root/<name>``;
+    (the folder, the cores other processes used meanwhile)."""
+    name = group.experiment_name(fraction)
+    rate = fraction * capacity["throughput_rps"]
+    loadavg_before = _loadavg()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory(prefix="cnsim-val-") as scratch, ForeignLoad() as foreign:
+        server = start_server(group, settings, binaries, cache)
+        csv_path = Path(scratch) / "latency.csv"
+        try:
+            args = ["-url", server.url, "-rate", f"{rate:.3f}", "-conns", str(settings.conns), "-seconds",
+                    str(settings.duration_s), "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed),
+                    "-out", str(csv_path)]
+            load_argv, load_env, load_summary = run_load(
+                binaries["valload"], group.cores, args, cache, 2 * (settings.duration_s + settings.grace_s) + 30
+            )
+        finally:
+            server_report = server.stop()
+        frame = pd.read_csv(csv_path, dtype={"status": str})
+    summary, rows = summarize(frame, settings)
+    summary.update({"pool_waits": load_summary["pool_waits"], "new_conns": load_summary["new_conns"],
+                    "timed_out": load_summary["timed_out"], "server_report": server_report,
+                    "load_summary": load_summary})
+    load_argv = [a if a != str(csv_path) else "latency.csv" for a in load_argv]
+    config = {
+        "name": name,
+        "runtime": group.runtime,
+        "cores": group.cores,
+        "gomaxprocs": group.cores if group.runtime == "go" else None,
+        "rate_fraction": fraction,
+        "rate_rps": rate,
+        "capacity": capacity,
+        "settings": asdict(settings),
+        "server": {"argv": _display(server.argv), "env": _server_env(group, settings), "ready": server.ready,
+                   "cpus": SERVER_CPUS[group.cores]},
+        "load": {"argv": _display(load_argv), "env": load_env, "cpus": LOAD_CPUS[group.cores]},
+        "placement": _placement(group),
+        "date": started,
+        "host": socket.gethostname(),
+        "cores_online": os.cpu_count(),
+        "platform": platform.platform(),
+        "go_version": harness.go_version(cache),
+        "node_version": harness.node_version() if group.runtime == "node" else None,
+        "harness_source_sha256": harness.source_hash(),
+        "server_source_sha256": hashlib.sha256(_server_source(group).read_bytes()).hexdigest(),
+        "loadavg_before": loadavg_before,
+        "loadavg_after": _loadavg(),
+        "foreign_cores": foreign.cores,
+        "foreign_cores_method": "machine busy CPU time (/proc/stat) less the server's and load generator's, "
+        "over the run's wall time: what other processes used while the experiment ran",
+        "busy_cores_before": busy_before,
+        "earlier_attempts": list(earlier_attempts),
+    }
+    folder = out_root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    rows.to_csv(folder / "latency.csv.gz", index=False, compression={"method": "gzip", "mtime": 0})
+    return folder, foreign.cores
+
+
+def _server_env(group: Group, settings: Settings) -> dict[str, str]:
+    return {"GOMAXPROCS": str(group.cores), "GOGC": str(settings.gogc)} if group.runtime == "go" else {}
+
+
+def _placement(group: Group) -> str:
+    pinned = bool(taskset_prefix("0"))
+    if not pinned:
+        return "not pinned (taskset unavailable or a single CPU): server and load generator share every CPU"
+    if group.cores == 1:
+        return "taskset: server on CPU 0, load generator on CPU 1 (its own core)"
+    return "taskset: server and load generator both on CPUs 0-1 (the load generator's CPU competes with the server's)"
+
+
+def _server_source(group: Group) -> Path:
+    return NODE_SERVER if group.runtime == "node" else harness.source_dir() / "valserver" / "main.go"
+
+
+def select_groups(names: Iterable[str] | None) -> list[Group]:
+    """The groups named (``go-p1``, ``go-p2``, ``node``), all by default; ValueError naming an unknown one."""
+    if not names:
+        return list(GROUPS)
+    known = {group.name: group for group in GROUPS}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"--only: unknown group {', '.join(unknown)} (known: {', '.join(known)})")
+    return [known[name] for name in names]
+
+
+def run_campaign(
+    out_root: Path = VALIDATION_ROOT,
+    groups: Iterable[Group] = GROUPS,
+    settings: Settings | None = None,
+    fractions: Sequence[float] = RATE_FRACTIONS,
+    progress: Callable[[str], None] | None = None,
+    on_done: Callable[[Path], None] | None = None,
+) -> list[Path]:
+    """Capacity then one experiment per rate fraction, for each group; the experiment folders written.
+
+    Before each run it waits for a quiet machine (``settings.quiet_cores``, at most
+    ``settings.quiet_wait_s``); a run during which other processes used more than
+    ``settings.max_foreign_cores``, or in which a request found no idle connection
+    (the pool is sized so that only a stall exhausts it), is run again, up to
+    ``settings.attempts`` times; the last attempt is kept, and config.json lists
+    why the earlier ones were not (``earlier_attempts``).
+    ``progress`` receives messages, ``on_done`` each experiment folder written.
+    """
+    settings = settings or Settings()
+    groups = list(groups)
+    say = progress or (lambda message: None)
+    cache = harness.cache_dir()
+    say("building valserver and valload")
+    binaries = harness.build(["valserver", "valload"], cache)
+    folders = []
+    for group in groups:
+        capacity = _attempts(
+            f"{group.name}: capacity (closed loop, {settings.capacity_s:g} s)", settings, say,
+            lambda _busy, _earlier: _capacity_problem(measure_capacity(group, settings, binaries, cache), settings))
+        for fraction in fractions:
+            folders.append(_run_with_attempts(group, fraction, capacity, settings, binaries, cache, out_root, say))
+            if on_done is not None:
+                on_done(folders[-1])
+    return folders
+
+
+def rerun_experiment(name: str, out_root: Path = VALIDATION_ROOT, settings: Settings | None = None,
+                     progress: Callable[[str], None] | None = None) -> Path:
+    """Run one experiment again at the rate fraction and group capacity in its config.json."""
+    config = json.loads((out_root / name / "config.json").read_text())
+    group = next((g for g in GROUPS if g.name == name.rsplit("-", 1)[0]), None)
+    if group is None:
+        raise ValueError(f"experiment {name!r}: no group of that name (known: {', '.join(g.name for g in GROUPS)})")
+    cache = harness.cache_dir()
+    binaries = harness.build(["valserver", "valload"], cache)
+    return _run_with_attempts(group, float(config["rate_fraction"]), config["capacity"], settings or Settings(),
+                              binaries, cache, out_root, progress or (lambda message: None))
+
+
+def _run_with_attempts(group: Group, fraction: float, capacity: dict[str, Any], settings: Settings,
+                       binaries: dict[str, Path], cache: Path, out_root: Path, say: Callable[[str], None]) -> Path:
+    rate = fraction * capacity["throughput_rps"]
+    label = f"{group.experiment_name(fraction)}: {rate:.0f} req/s for {settings.duration_s:g} s"
+
+    def run(busy: float | None, earlier: list[str]) -> tuple[Path, str | None]:
+        folder, foreign = run_experiment(group, fraction, capacity, settings, binaries, cache, out_root, busy,
+                                         earlier)
+        summary = json.loads((folder / "summary.json").read_text())
+        if foreign is not None and foreign > settings.max_foreign_cores:
+            return folder, f"other processes used {foreign:.2f} cores meanwhile"
+        if summary["pool_waits"] and settings.attempts > 1:
+            return folder, (f"{summary['pool_waits']} requests found no idle connection: the server stalled "
+                            f"(max latency {summary['max_s'] * 1e3:.0f} ms)")
+        return folder, None
+
+    return _attempts(label, settings, say, run)
+
+
+def _attempts(label: str, settings: Settings, say: Callable[[str], None],
+              run: Callable[[float | None, list[str]], tuple[Any, str | None]]) -> Any:
+    """Run until a run is undisturbed or ``settings.attempts`` ran (the last is kept), each after a quiet wait."""
+    earlier: list[str] = []
+    for number in range(1, settings.attempts + 1):
+        busy = wait_until_quiet(settings.quiet_cores, settings.quiet_wait_s, say)
+        say(label)
+        result, problem = run(busy, earlier)
+        if problem is None or number == settings.attempts:
+            return result
+        say(f"{label}: {problem}; running it again")
+        earlier.append(problem)
+    raise AssertionError("unreachable")
+
+
+def _capacity_problem(capacity: dict[str, Any], settings: Settings) -> tuple[dict[str, Any], str | None]:
+    foreign = capacity["foreign_cores"]
+    if foreign is not None and foreign > settings.max_foreign_cores:
+        return capacity, f"other processes used {foreign:.2f} cores meanwhile"
+    return capacity, None
