@@ -165,3 +165,16 @@ def test_a_pause_line_that_does_not_grow_gives_the_largest_factor_and_no_negativ
     h.old = h.limit
     assert h.allocate(1, Allocation()) == 0.0
     assert h.limit == pytest.approx(live * MAX_GROWING_FACTOR)
+
+
+def test_default_marking_speed_is_the_calibrated_marking_work():
+    """With calibrated defaults, the growing factor's marking speed is 1 / slope of the marking CPU line
+    (V8's combined marking speed), not the final pause's, whose slope is near zero on this machine."""
+    from sim.params import param_linear
+    from models.runtime.v8 import MARK_CPU_PARAM
+
+    resolved = V8GCConfig().resolved()
+    slope = param_linear(MARK_CPU_PARAM)[1]
+    assert slope > 0 and resolved.mark_speed == pytest.approx(1 / slope)
+    given = V8GCConfig(markcompact_pause=(1e-3, 2e-9)).resolved()
+    assert given.mark_speed is None  # a scenario's own pause line keeps its own speed (1 / its slope)

@@ -49,13 +49,14 @@ talk: the Orinoco garbage collector" (https://v8.dev/blog/trash-talk) and
   allocation speed, MU = 0.97, F clamped to [1.1, 4.0], and at least 8 MiB above
   the live size (``DynamicGrowingFactor``, ``kTargetMutatorUtilization``,
   ``kMin/MaxGrowingFactor``, ``MinimumAllocationLimitGrowingStep``); the speed of
-  marking is taken as 1 / slope of the mark-compact pause line (V8 measures the
-  combined speed of incremental marking and the pause, which is slower, so the
-  factor here errs small), the allocation speed as the bytes promoted since the
-  last mark-compact over the time since. A line whose slope is not positive
-  (the final pause not growing with the heap, as in the calibration on
-  2 cores: r² 0.06) gives no speed, and V8's rule for an unknown speed applies:
-  the largest factor.
+  marking is V8's combined one (incremental and concurrent marking and the
+  pause): 1 / slope of the marking CPU against the heap marked
+  (``node.gc.markcompact_mark_cpu_vs_heap``; when a scenario gives its own pause
+  line instead, 1 / slope of that line); the allocation speed is the bytes
+  promoted since the last mark-compact over the time since. A speed that is not
+  positive is unknown, and V8's rule for an unknown speed applies: the largest
+  factor. The final pause itself hardly grows with the heap in the calibration
+  on 2 cores (r² about 0.2, a slightly negative slope): marking happens before it.
 * Pause lines are used beyond the range they were fitted on and clamped at 0.
 * Every pause blocks the isolate's thread: :meth:`V8Heap.allocate` returns the
   pause seconds, which the runtime adds to the running callback.
@@ -99,6 +100,7 @@ MIN_LIMIT_STEP_BYTES = 8 * MIB
 
 SCAVENGE_PARAM = "node.gc.scavenge_pause_vs_survived"
 MARKCOMPACT_PARAM = "node.gc.markcompact_pause_vs_heap"
+MARK_CPU_PARAM = "node.gc.markcompact_mark_cpu_vs_heap"
 STAGE_PARAMS = {
     "process": "node.process.start_s",
     "isolate": "node.worker.start_s",
@@ -208,6 +210,10 @@ class V8GCConfig(BaseModel):
     markcompact_pause: tuple[float, float] | None = Field(
         None, description=f"(intercept s, slope s per live byte); default {MARKCOMPACT_PARAM}"
     )
+    mark_speed: float | None = Field(
+        None, ge=0, description=f"marking speed, bytes per CPU second (0: unknown); default 1 / slope of "
+        f"{MARK_CPU_PARAM}, or 1 / slope of the mark-compact pause line when that line is given"
+    )
     scavenge_x: Literal["survived", "young"] = Field(
         "survived", description="what the scavenge line's x is: survived bytes, or the young generation's size"
     )
@@ -222,6 +228,9 @@ class V8GCConfig(BaseModel):
             updates["scavenge_x"] = "young" if scavenge_x_is_young_size() else "survived"
         if self.markcompact_pause is None:
             updates["markcompact_pause"] = param_linear(MARKCOMPACT_PARAM)
+            if self.mark_speed is None:
+                slope = param_linear(MARK_CPU_PARAM)[1]
+                updates["mark_speed"] = 1 / slope if slope > 0 else 0.0
         return self.model_copy(update=updates)
 
 
@@ -263,8 +272,11 @@ class V8Heap:
         self.scavenge_line = config.scavenge_pause
         self.markcompact_line = config.markcompact_pause
         self.scavenge_x_young = config.scavenge_x == "young"
-        slope = self.markcompact_line[1]
-        self.mark_speed = 1 / slope if slope > 0 else 0.0
+        if config.mark_speed is not None:
+            self.mark_speed = config.mark_speed
+        else:
+            slope = self.markcompact_line[1]
+            self.mark_speed = 1 / slope if slope > 0 else 0.0
         self.limit = max(self.live_heap * MAX_GROWING_FACTOR, self.live_heap + MIN_LIMIT_STEP_BYTES)
         metrics = env.metrics
         self.scavenges = metrics.counter(f"{name}.scavenges")
