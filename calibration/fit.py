@@ -9,15 +9,13 @@ GC pauses use the steady phase only (cycles after the live heap was built,
 none forced), pooled over heap sizes and GOGC: whether pauses depend on the
 heap is what the ``*_vs_heap`` lines show. gctrace rounds times (see
 :mod:`calibration.gctrace`); fits use the midpoint of each printed value's
-interval, and the bootstrap rounds its replicates the same way. V8's pauses
-(Node.js, :mod:`calibration.v8trace`) are treated alike: steady-phase
-collections pooled over live sets and survival mixes, each printed pause (to
-0.1 ms) taken at the midpoint of its rounding interval.
+interval, and the bootstrap rounds its replicates the same way. The Node.js
+fits are in :mod:`calibration.fitnode`; the data folder and what fits share, in
+:mod:`calibration.dataset`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -26,35 +24,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibration import gctrace, v8trace
-from calibration.distfit import fit_constant, fit_distribution, fit_linear, step_resolution
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
-PARAMS_DIR = PACKAGE_DIR / "params"
-DATA_ROOT = PACKAGE_DIR / "data"
+from calibration import gctrace
+from calibration.dataset import PARAMS_DIR, Dataset, clock_fit, seed_of
+from calibration.distfit import fit_constant, fit_distribution, fit_linear
+from calibration.fitnode import (
+    fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
+)
 
 STW = {
     "sweep_termination": ("sweep_term_s", "STW sweep termination: the first stop-the-world pause of a cycle"),
     "mark_termination": ("mark_term_s", "STW mark termination: the second stop-the-world pause of a cycle"),
 }
-HARNESS_OF = {
-    "gc_pauses.csv": "gc",
-    "goroutines.csv": "goroutines",
-    "channel_handoff.csv": "channels",
-    "sched_wakeup.csv": "sched",
-    "json_codec.csv": "json",
-    "http_latency.csv": "http",
-    "http_server_cpu.csv": "http",
-    "go_process.csv": "go_process",
-    "node_process.csv": "node_process",
-    "node_isolate.csv": "node_isolate",
-    "node_worker.csv": "node_worker",
-    "node_gc_pauses.csv": "node_gc",
-    "node_http_cpu.csv": "node_http",
-}
-#: V8 collections: parameter-set stem and the ``kind`` of ``node_gc_pauses.csv``.
-NODE_GC_KINDS = {"scavenge": "scavenge", "markcompact": "mark-compact"}
 #: httplat's cases (``case`` column): what each measures.
 HTTP_CASES = {
     "h1_reused": "HTTP/1.1 cleartext, reused connection",
@@ -63,74 +43,6 @@ HTTP_CASES = {
     "h2_tls_reused": "HTTP/2 over TLS 1.3, reused connection",
     "h2_tls_new": "HTTP/2 over TLS 1.3, new connection (full handshake) per request",
 }
-
-
-def seed_of(name: str) -> int:
-    """A stable 64-bit seed from a parameter set's name."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
-
-
-def default_data_dir() -> Path:
-    """The only host folder under ``calibration/data/`` (``--data`` chooses among several)."""
-    hosts = sorted(p for p in DATA_ROOT.iterdir() if p.is_dir() and (p / "meta.json").is_file())
-    if len(hosts) != 1:
-        found = ", ".join(p.name for p in hosts) or "none"
-        raise ValueError(f"--data: choose a data folder; calibration/data/ holds {found}")
-    return hosts[0]
-
-
-def _relative(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(path.resolve())
-
-
-class Dataset:
-    """One host's data folder: its CSVs (read once) and meta.json."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        meta_path = self.folder / "meta.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"no meta.json in {self.folder}")
-        self.meta = json.loads(meta_path.read_text())
-        self._frames: dict[str, pd.DataFrame] = {}
-
-    def has(self, filename: str) -> bool:
-        return (self.folder / filename).is_file()
-
-    def frame(self, filename: str) -> pd.DataFrame:
-        if filename not in self._frames:
-            self._frames[filename] = pd.read_csv(self.folder / filename)
-        return self._frames[filename]
-
-    def measured(self, filename: str) -> dict[str, Any]:
-        """Host, date, versions, commands and load of the harness run that wrote ``filename``."""
-        run = self.meta.get("harnesses", {}).get(HARNESS_OF[filename], {})
-        commands = run.get("commands", [])
-        loads = [c["loadavg_before"][0] for c in commands] + [c["loadavg_after"][0] for c in commands]
-        version = "node_version" if HARNESS_OF[filename].startswith("node_") else "go_version"
-        return {
-            "host": self.meta.get("host"),
-            "date": run.get("date", self.meta.get("date")),
-            version: self.meta.get(version),
-            "cores": self.meta.get("cores"),
-            "quick": run.get("quick"),
-            "harness_source_sha256": run.get("harness_source_sha256", self.meta.get("harness_source_sha256")),
-            "loadavg_1min_max": max(loads) if loads else None,
-            "commands": [{"argv": c["argv"], "env": c["env"]} for c in commands],
-        }
-
-    def header(self, name: str, description: str, unit: str, filename: str, kind: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "description": description,
-            "unit": unit,
-            "dataset": _relative(self.folder / filename),
-            "measured": self.measured(filename),
-            "kind": kind,
-        }
 
 
 def _steady_gc(data: Dataset) -> pd.DataFrame:
@@ -192,56 +104,9 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         frame = data.frame("go_process.csv")
         measurement, column = ("start", "start_s") if name == "go.process.start_s" else ("rss", "rss_bytes")
         return pd.DataFrame({"y": frame.loc[frame["measurement"] == measurement, column].to_numpy()})
-    if name == "node.http.server_cpu_s":
-        frame = data.frame("node_http_cpu.csv")
-        return pd.DataFrame({"y": (frame["server_cpu_s"] / frame["requests"]).to_numpy(),
-                             "group": "round " + frame["round"].astype(str).to_numpy()})
     if name.startswith("node."):
-        return _node_observations(name, data)
+        return node_observations(name, data)
     raise KeyError(f"no observations known for parameter set {name!r}")
-
-
-def _steady_v8(data: Dataset, kind: str) -> pd.DataFrame:
-    frame = data.frame("node_gc_pauses.csv")
-    return frame[(frame["phase"] == "steady") & (frame["kind"] == kind)]
-
-
-def _node_observations(name: str, data: Dataset) -> pd.DataFrame:
-    if name == "node.gc.markcompact_mark_cpu_vs_heap":
-        rows = _steady_v8(data, "mark-compact")
-        return pd.DataFrame({"x": rows["heap_after_bytes"].to_numpy(),
-                             "y": (rows["incremental_s"] + rows["background_mark_s"]).to_numpy(),
-                             "group": (rows["live_target_bytes"] // 2**20).astype(str).to_numpy() + " MiB live"})
-    if name.startswith("node.gc."):
-        stem = name.removeprefix("node.gc.").split("_pause")[0]
-        rows = _steady_v8(data, NODE_GC_KINDS[stem])
-        group = ((rows["live_target_bytes"] // 2**20).astype(str) + " MiB, survive " + rows["survive"].astype(str)
-                 + ", promote " + rows["promote"].astype(str))
-        out = pd.DataFrame({"y": v8trace.midpoint(rows["pause_s"].to_numpy()), "group": group.to_numpy()})
-        if name.endswith("_vs_survived"):
-            out.insert(0, "x", rows["survived_bytes"].to_numpy())
-        elif name.endswith("_vs_heap"):
-            out.insert(0, "x", rows["heap_after_bytes"].to_numpy())
-        return out
-    filename, measurement, column = {
-        "node.process.start_s": ("node_process.csv", "start", "start_s"),
-        "node.process.rss_bytes": ("node_process.csv", "rss", "rss_bytes"),
-        "node.isolate.context_create_s": ("node_isolate.csv", "context_create", "seconds"),
-        "node.isolate.script_run_s": ("node_isolate.csv", "script_run", "seconds"),
-        "node.isolate.module_load_s": ("node_isolate.csv", "module_load", "seconds"),
-        "node.isolate.context_bytes": ("node_isolate.csv", "context_memory", "rss_bytes_per_context"),
-        "node.worker.start_s": ("node_worker.csv", "start", "seconds"),
-        "node.worker.memory_bytes": ("node_worker.csv", "memory", "rss_bytes_per_worker"),
-        "node.worker.message_s_vs_bytes": ("node_worker.csv", "message", "seconds"),
-    }.get(name, (None, None, None))
-    if filename is None:
-        raise KeyError(f"no observations known for parameter set {name!r}")
-    frame = data.frame(filename)
-    rows = frame[frame["measurement"] == measurement]
-    if name == "node.worker.message_s_vs_bytes":
-        return pd.DataFrame({"x": rows["bytes"].to_numpy(), "y": rows[column].to_numpy(),
-                             "group": rows["bytes"].astype(int).astype(str).to_numpy() + " bytes"})
-    return pd.DataFrame({"y": rows[column].to_numpy()})
 
 
 def _http_server_cpu_per_request(data: Dataset) -> pd.DataFrame:
@@ -253,18 +118,6 @@ def _http_server_cpu_per_request(data: Dataset) -> pd.DataFrame:
 
 def _rounded(values: np.ndarray) -> np.ndarray:
     return gctrace.midpoint(gctrace.quantize(values))
-
-
-def _clock_fit(name: str, y: np.ndarray) -> dict[str, Any]:
-    """A distribution fit of clock-difference samples: bootstrap replicates are rounded to the data's step."""
-    step = step_resolution(y, 1e-9)
-
-    def measurement(values: np.ndarray) -> np.ndarray:
-        return np.maximum(np.rint(values / step), 1) * step
-
-    result = fit_distribution(y, np.random.default_rng(seed_of(name)), measurement=measurement, resolution=step)
-    result["fit"]["bootstrap_seed"] = seed_of(name)
-    return result
 
 
 def fit_gc_stw(data: Dataset) -> list[dict[str, Any]]:
@@ -351,7 +204,7 @@ def fit_channels(data: Dataset) -> list[dict[str, Any]]:
     out = []
     for channel, group in frame.groupby("channel", sort=True):
         name = f"go.chan.handoff_{channel}_s"
-        result = _clock_fit(name, observations(name, data)["y"].to_numpy())
+        result = clock_fit(name, observations(name, data)["y"].to_numpy())
         capacity = int(group["capacity"].iloc[0])
         out.append({**data.header(name, f"Go channel hand-off latency, {channel} channel (capacity {capacity}): "
                                   "send to a parked receiver until it runs, GOMAXPROCS "
@@ -363,7 +216,7 @@ def fit_channels(data: Dataset) -> list[dict[str, Any]]:
 def fit_sched(data: Dataset) -> list[dict[str, Any]]:
     frame = data.frame("sched_wakeup.csv")
     name = "go.sched.wakeup_late_s"
-    result = _clock_fit(name, observations(name, data)["y"].to_numpy())
+    result = clock_fit(name, observations(name, data)["y"].to_numpy())
     result["fit"]["by_gomaxprocs_and_busy"] = [
         {"gomaxprocs": int(p), "busy": int(b), "n": int(s.size), "median_s": float(s.median()),
          "p99_s": float(s.quantile(0.99))}
@@ -399,7 +252,7 @@ def fit_http_latency(data: Dataset) -> list[dict[str, Any]]:
         if rows.empty:
             continue
         name = f"go.http.{case}_s"
-        result = _clock_fit(name, observations(name, data)["y"].to_numpy())
+        result = clock_fit(name, observations(name, data)["y"].to_numpy())
         result["fit"].update({"samples": "sequential requests (one at a time), after untimed warm-up ones; the "
                               "cases take turns in rounds", "protocols": sorted(rows["protocol"].unique()),
                               "median_s": float(rows["latency_s"].median()),
@@ -442,37 +295,13 @@ def fit_http_server_cpu(data: Dataset) -> list[dict[str, Any]]:
     return out
 
 
-def _node_dist(data: Dataset, name: str, description: str, filename: str, samples: str) -> dict[str, Any]:
-    result = _clock_fit(name, observations(name, data)["y"].to_numpy())
-    result["fit"]["samples"] = samples
-    return {**data.header(name, description, "s", filename, "distribution"), **result}
-
-
-def fit_node_process(data: Dataset) -> list[dict[str, Any]]:
-    frame = data.frame("node_process.csv")
-    rss = frame[frame["measurement"] == "rss"]
-    memory = fit_constant(observations("node.process.rss_bytes", data)["y"].to_numpy())
-    memory["fit"].update({"samples": "one fresh process per repetition",
-                          "heap_used_bytes_mean": float(rss["heap_used_bytes"].mean()),
-                          "heap_total_bytes_mean": float(rss["heap_total_bytes"].mean())})
-    return [
-        _node_dist(data, "node.process.start_s", "Wall time of `node -e 0` from spawn to exit (fork/exec, V8 and "
-                   "Node.js bootstrap, an empty script, exit), spawned with child_process.spawnSync from a Node "
-                   "driver and timed with process.hrtime", "node_process.csv",
-                   "sequential spawns after one unrecorded warm-up spawn"),
-        {**data.header("node.process.rss_bytes", "Resident set size of an idle Node.js process: "
-                       "process.memoryUsage().rss 100 ms after `node -e` started (V8 heap used and total beside "
-                       "it)", "bytes", "node_process.csv", "constant"), **memory},
-    ]
-
-
 def fit_go_process(data: Dataset) -> list[dict[str, Any]]:
     rss = data.frame("go_process.csv")
     rss = rss[rss["measurement"] == "rss"]
     memory = fit_constant(observations("go.process.rss_bytes", data)["y"].to_numpy())
     memory["fit"].update({"samples": "one fresh process per repetition",
                           "memstats_sys_bytes_mean": float(rss["sys_bytes"].mean())})
-    start = _clock_fit("go.process.start_s", observations("go.process.start_s", data)["y"].to_numpy())
+    start = clock_fit("go.process.start_s", observations("go.process.start_s", data)["y"].to_numpy())
     start["fit"]["samples"] = "sequential starts after one unrecorded warm-up start"
     return [
         {**data.header("go.process.start_s", "Wall time of a static Go binary that returns from main at once, "
@@ -481,118 +310,6 @@ def fit_go_process(data: Dataset) -> list[dict[str, Any]]:
         {**data.header("go.process.rss_bytes", "Resident set size (VmRSS) of an idle Go process 100 ms after it "
                        "started (runtime.MemStats.Sys beside it)", "bytes", "go_process.csv", "constant"), **memory},
     ]
-
-
-def fit_node_http(data: Dataset) -> list[dict[str, Any]]:
-    frame = data.frame("node_http_cpu.csv")
-    result = fit_constant(observations("node.http.server_cpu_s", data)["y"].to_numpy())
-    result["fit"].update({
-        "samples": f"rounds of {int(frame['requests'].iloc[0])} sequential requests: the server process's "
-        "process.cpuUsage() (user + system) over the round / requests",
-        "user_share": float(frame["server_user_s"].sum() / frame["server_cpu_s"].sum()),
-    })
-    return [{**data.header("node.http.server_cpu_s",
-                           "Server CPU seconds per request of Node.js's http module on a reused HTTP/1.1 keep-alive "
-                           "connection with a handler that writes a 13-byte body (what a model adds to a handler's "
-                           "own CPU): the server process's user + system CPU time over a round of sequential "
-                           "requests from a client in another process, divided by the requests", "s",
-                           "node_http_cpu.csv", "constant"), **result}]
-
-
-def fit_node_isolate(data: Dataset) -> list[dict[str, Any]]:
-    frame = data.frame("node_isolate.csv")
-    memory_rows = frame[frame["measurement"] == "context_memory"]
-    module_bytes = frame.loc[frame["measurement"] == "module_load", "source_bytes"]
-    module = _node_dist(data, "node.isolate.module_load_s",
-                        f"Compiling (new vm.Script) and running a generated module-sized script of about "
-                        f"{int(module_bytes.mean()) if len(module_bytes) else 0} bytes (300 functions, lazily "
-                        "compiled, a few called, an exports object built) in a fresh vm context: the module-loading "
-                        "stage of a cold start", "node_isolate.csv",
-                        "every sample's source differs, so V8's compilation cache never answers")
-    module["fit"]["source_bytes_mean"] = float(module_bytes.mean())
-    memory = fit_constant(observations("node.isolate.context_bytes", data)["y"].to_numpy())
-    memory["fit"].update({
-        "samples": f"one fresh process per repetition, {int(memory_rows['contexts'].iloc[0])} contexts retained; "
-        "RSS growth after two full collections / contexts",
-        "heap_bytes_per_context_mean": float(memory_rows["heap_bytes_per_context"].mean())})
-    return [
-        _node_dist(data, "node.isolate.context_create_s", "vm.createContext({}) per call: a new V8 context (from "
-                   "the snapshot) with Node's contextify wrapper, timed with process.hrtime", "node_isolate.csv",
-                   "sequential calls in one process after 20 unrecorded ones; contexts dropped at once"),
-        _node_dist(data, "node.isolate.script_run_s", "One runInContext of a precompiled vm.Script in an existing "
-                   "context, the script calling a function that sums a 16-field object (a small handler body)",
-                   "node_isolate.csv", "sequential calls in one process after 20 unrecorded ones"),
-        module,
-        {**data.header("node.isolate.context_bytes", "Resident memory per retained vm context (RSS growth over "
-                       "retained contexts after full collections; the V8 heap growth per context beside it)",
-                       "bytes", "node_isolate.csv", "constant"), **memory},
-    ]
-
-
-def fit_node_worker(data: Dataset) -> list[dict[str, Any]]:
-    frame = data.frame("node_worker.csv")
-    memory_rows = frame[frame["measurement"] == "memory"]
-    memory = fit_constant(observations("node.worker.memory_bytes", data)["y"].to_numpy())
-    memory["fit"]["samples"] = (f"one fresh process per repetition, {int(memory_rows['workers'].iloc[0])} idle "
-                                "workers; RSS growth / workers")
-    points = observations("node.worker.message_s_vs_bytes", data)
-    line = fit_linear(points["x"].to_numpy(), points["y"].to_numpy())
-    line["fit"]["by_bytes"] = [{"bytes": int(b), "n": int(v.size), "median_s": float(v.median()),
-                                "p99_s": float(v.quantile(0.99))} for b, v in points.groupby("x")["y"]]
-    return [
-        _node_dist(data, "node.worker.start_s", "new Worker() (worker_threads, eval'd code that posts a message at "
-                   "once) until the first message arrives on the main thread: a new isolate, Node bootstrap in "
-                   "it, the script", "node_worker.csv",
-                   "sequential starts in one process, each worker terminated before the next, after 3 unrecorded"),
-        {**data.header("node.worker.memory_bytes", "Resident memory per live idle worker_threads Worker (RSS "
-                       "growth / workers)", "bytes", "node_worker.csv", "constant"), **memory},
-        {**data.header("node.worker.message_s_vs_bytes", "postMessage round trip to a worker that answers with a "
-                       "tiny ack, as a line in the message size (bytes of the object's JSON text; an object of "
-                       "small records, structured clone, no ArrayBuffer): the slope is the copy cost per byte",
-                       "s", "node_worker.csv", "linear"), "x": "bytes", "y": "seconds", **line},
-    ]
-
-
-def fit_node_gc(data: Dataset) -> list[dict[str, Any]]:
-    out = []
-    what = {"scavenge": "scavenge (young-generation copying collection)",
-            "markcompact": "mark-compact (full collection; the final atomic pause, incremental marking steps "
-            "and concurrent marking are not in it)"}
-    for stem, kind in NODE_GC_KINDS.items():
-        rows = _steady_v8(data, kind)
-        name = f"node.gc.{stem}_pause_s"
-        y = observations(name, data)["y"].to_numpy()
-        result = fit_distribution(y, np.random.default_rng(seed_of(name)),
-                                  measurement=lambda v: v8trace.midpoint(v8trace.quantize(v)),
-                                  resolution=v8trace.PAUSE_STEP_MS / 1e3)
-        runs = rows.assign(y=y).groupby(["live_target_bytes", "survive", "promote"])["y"]
-        result["fit"].update({
-            "samples": "collections inside the steady phase of every run, pooled over live sets and survival "
-            "mixes; pauses printed to 0.1 ms, each value the midpoint of its rounding interval",
-            "bootstrap_seed": seed_of(name),
-            "by_run": [{"live_target_bytes": int(live), "survive": float(sv), "promote": float(pr),
-                        "n": int(v.size), "median_s": float(v.median()), "p99_s": float(v.quantile(0.99))}
-                       for (live, sv, pr), v in runs],
-        })
-        out.append({**data.header(name, f"V8 {what[stem]} pause (seconds) in Node.js, from --trace-gc-nvp",
-                                  "s", "node_gc_pauses.csv", "distribution"), **result})
-        suffix, x_column, x_what = (("vs_survived", "survived_bytes", "the bytes that survived it (copied within "
-                                     "the young generation + promoted)") if stem == "scavenge" else
-                                    ("vs_heap", "heap_after_bytes", "the heap's object bytes after it (the live "
-                                     "heap marked)"))
-        points = observations(f"node.gc.{stem}_pause_{suffix}", data)
-        line = fit_linear(points["x"].to_numpy(), points["y"].to_numpy())
-        out.append({**data.header(f"node.gc.{stem}_pause_{suffix}", f"V8 {stem} pause as a line in {x_what}",
-                                  "s", "node_gc_pauses.csv", "linear"), "x": x_column, "y": "pause_s", **line})
-    points = observations("node.gc.markcompact_mark_cpu_vs_heap", data)
-    line = fit_linear(points["x"].to_numpy(), points["y"].to_numpy())
-    out.append({**data.header("node.gc.markcompact_mark_cpu_vs_heap",
-                              "CPU seconds of a V8 mark-compact's marking outside its final pause (incremental "
-                              "steps on the main thread, between JavaScript, + concurrent marking on helper "
-                              "threads) as a line in the heap's object bytes after it; the slope is marking CPU "
-                              "seconds per live byte", "s", "node_gc_pauses.csv", "linear"),
-                "x": "heap_after_bytes", "y": "incremental_s + background_mark_s", **line})
-    return out
 
 
 #: Every fit with the CSV it needs.

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from calibration.distfit import frozen
-from calibration.fit import PARAMS_DIR, REPO_ROOT, Dataset, observations
+from calibration.dataset import PARAMS_DIR, REPO_ROOT, Dataset
+from calibration.fit import observations
 
 HISTOGRAM_BINS = 40
 

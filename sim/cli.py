@@ -205,14 +205,15 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"raw data and meta.json in {folder}\n")
         return 0
     if args.action == "fit":
-        from calibration.fit import PARAMS_DIR, default_data_dir, fit_all, write_params
+        from calibration.dataset import PARAMS_DIR, default_data_dir
+        from calibration.fit import fit_all, write_params
         from calibration.report import describe_fit, describe_parameters
 
         params = fit_all(Path(args.data) if args.data else default_data_dir())
         for entry, path in zip(params, write_params(params, Path(args.out) if args.out else PARAMS_DIR)):
             out.write(f"{path}: {describe_parameters(entry)}; {describe_fit(entry)}\n")
         return 0
-    from calibration.fit import PARAMS_DIR
+    from calibration.dataset import PARAMS_DIR
     from calibration.report import format_table, load_all, table_rows, write_charts
 
     entries = load_all(Path(args.params) if args.params else PARAMS_DIR)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from calibration import gctrace, v8trace
+from calibration.dataset import DATA_ROOT, Dataset
 from calibration.distfit import fit_constant, fit_distribution, fit_linear, log_sigma_floor, step_resolution
-from calibration.fit import DATA_ROOT, Dataset, fit_all, observations
+from calibration.fit import fit_all, observations
 from sim.params import available, load_params, param_dist, param_linear, param_value
 
 # A line printed by Go 1.27 (this toolchain), one forced, one of the Go 1.19 format (no stacks/globals),

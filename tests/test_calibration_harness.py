@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from calibration import harness
-from calibration.fit import Dataset, fit_all, fit_http_latency, fit_http_server_cpu
+from calibration.dataset import Dataset
+from calibration.fit import fit_all, fit_http_latency, fit_http_server_cpu
 from calibration.measure import (GC_GOGC, GC_HEAPS_MIB_QUICK, HTTP_CPU_CASES, HTTP_CPU_REQUESTS_QUICK,
                                  HTTP_LATENCY_SAMPLES_QUICK, HTTP_ROUNDS_QUICK, SCHED_BUSY, SCHED_PROCS, Settings,
                                  measure)
