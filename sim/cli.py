@@ -300,11 +300,13 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 def _add_validate(commands) -> None:
     validate = commands.add_parser(
         "validate", help="compare the simulator with the real experiments in calibration/validation",
-        description="Without ACTION: simulate each shipped experiment (calibration/validation/<name>/) from "
-        "calibrated parameters only and print real vs simulated mean, p50, p99 and throughput with relative "
-        "errors and whether each is within target (mean, p50, throughput 10 %, p99 20 %); exit status 1 if "
-        "any is not. `run`: re-measure the experiments on this machine (Go and Node.js servers under open-loop "
-        "Poisson load, about 4 minutes; run it on a quiet machine) and write them to --out.",
+        description="Without ACTION: simulate each shipped experiment (calibration/validation/<name>/)\n"
+        "from calibrated parameters only and print real vs simulated mean, p50, p99 and\n"
+        "throughput with relative errors and whether each is within target (mean, p50,\n"
+        "throughput 10 %, p99 20 %); exit status 1 if any is not.\n\n"
+        "run: re-measure the experiments on this machine (Go and Node.js servers under\n"
+        "open-loop Poisson load, about 4 minutes; run it on a quiet machine) and write\n"
+        "them to --out.",
         epilog="examples:\n  cnsim validate\n  cnsim validate --experiment go-p1-90pct --replications 5\n"
         "  cnsim validate run --out /tmp/validation && cnsim validate --data /tmp/validation",
         formatter_class=argparse.RawDescriptionHelpFormatter,
