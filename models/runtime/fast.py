@@ -73,7 +73,7 @@ from sim.dists import Uniform
 from sim.params import param_value
 from sim.timers import Timer, advance_clock
 from models.runtime.gofastgc import BURST, Vacations
-from models.runtime.gogc import GCConfig, GoGC, HeapAccounting
+from models.runtime.gogc import Allocating, GCConfig, HeapAccounting
 from models.runtime.gosched import GLOBAL_BATCH_MAX, GLOBAL_QUEUE_EVERY, LOCAL_RUNQ_SLOTS, STACK_MIN_BYTES, STACK_PARAM
 from models.runtime.gosysmon import FORCE_PREEMPT_S, NETPOLL_STALE_S, SYSMON_PERIOD_S
 from models.runtime.protocol import Compute, Step, Syscall, Wait
@@ -100,22 +100,13 @@ class Feed(Protocol):
         ...
 
 
-class Job:
+class Job(Allocating):
     """One request: its steps, position, remaining CPU and heap it keeps reachable."""
 
-    __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "assist_credit", "assist_due",
-                 "done", "born", "tag")
+    __slots__ = ("tag",)
 
     def __init__(self, steps: Sequence[Any], done: simpy.Event | None, born: float, tag: Hashable = None) -> None:
-        self.steps = steps
-        self.pc = 0
-        self.remaining: float | None = None
-        self.alloc_left = 0.0
-        self.heap_bytes = 0.0
-        self.assist_credit = 0.0
-        self.assist_due = 0.0
-        self.done = done
-        self.born = born
+        super().__init__(steps, done, born)
         self.tag = tag
 
 
@@ -181,12 +172,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
         self.memory_bytes = metrics.gauge(f"{name}.memory_in_use_bytes")
         self.procs_busy = metrics.gauge(f"{name}.procs_busy")
         self.steals = metrics.counter(f"{name}.steals")
-        self.gc: GoGC | None = None
-        if gc is not None and gc.enabled:
-            self.gc = GoGC(env, gc, procs, name=f"{name}.gc")
-            self.gc.host = self
-            if not self.gc.enabled:
-                self.gc = None
+        self._start_collector(env, gc, procs, name)
         for server in self.servers:
             server.idle = True
             self.idle.append(server)

@@ -62,7 +62,7 @@ from sim.core import Environment
 from sim.dists import Distribution, Uniform
 from sim.params import param_value
 from sim.timers import Timer
-from models.runtime.gogc import GCConfig, GoGC, HeapAccounting
+from models.runtime.gogc import GCConfig, HeapAccounting
 from models.runtime.gogcwork import GCWorkers
 from models.runtime.gonetpoll import Netpoller
 from models.runtime.goquota import CFS_PERIOD_S, CFSQuota
@@ -146,12 +146,7 @@ class GoRuntime(Scheduler, Netpoller, GCWorkers, CFSQuota, Sysmon, HeapAccountin
         self.steals = metrics.counter(f"{name}.steals")
         self.throttled_periods = metrics.counter(f"{name}.throttled_periods")
         self.throttled_s = metrics.histogram(f"{name}.throttled_s")
-        self.gc: GoGC | None = None
-        if gc is not None and gc.enabled:
-            self.gc = GoGC(env, gc, procs, name=f"{name}.gc")
-            self.gc.host = self
-            if not self.gc.enabled:
-                self.gc = None
+        self._start_collector(env, gc, procs, name)
         for p in self.ps:
             self._idle(p)
         self._init_quota(quota_cores)

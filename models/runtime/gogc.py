@@ -58,9 +58,10 @@ of the Ps doing GC work), ``NAME.assist_cpu_s`` (counter),
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.core import Environment
@@ -156,13 +157,24 @@ class Assistable(Protocol):
     assist_credit: float
 
 
-class Allocating(Assistable, Protocol):
-    """A request's CPU step in progress, as both fidelities keep it."""
+class Allocating:
+    """A request (a goroutine, or a job of the fast fidelity) on its way through its steps, with what the
+    allocation bookkeeping keeps on it: the CPU left of the step in progress and the bytes it has yet to
+    allocate, the heap it keeps reachable, its assist credit and the assist CPU it owes."""
 
-    remaining: float | None
-    alloc_left: float
-    heap_bytes: float
-    assist_due: float
+    __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "assist_credit", "assist_due",
+                 "done", "born")
+
+    def __init__(self, steps: Sequence[Any], done: simpy.Event | None, born: float) -> None:
+        self.steps = steps
+        self.pc = 0
+        self.remaining: float | None = None
+        self.alloc_left = 0.0
+        self.heap_bytes = 0.0
+        self.assist_credit = 0.0
+        self.assist_due = 0.0
+        self.done = done
+        self.born = born
 
 
 class HeapAccounting:
@@ -175,6 +187,15 @@ class HeapAccounting:
 
     gc: GoGC | None
     _reachable: float
+
+    def _start_collector(self, env: Environment, config: GCConfig | None, procs: int, name: str) -> None:
+        """Set ``self.gc``: this host's collector, or None when ``config`` is None or leaves it off."""
+        self.gc = None
+        if config is not None and config.enabled:
+            gc = GoGC(env, config, procs, name=f"{name}.gc")
+            if gc.enabled:
+                gc.host = self  # type: ignore[assignment]
+                self.gc = gc
 
     def _allocate(self, task: Allocating, nbytes: float) -> None:
         task.heap_bytes += nbytes

@@ -39,6 +39,7 @@ import simpy
 from sim.dists import Constant, Distribution
 from sim.timers import Timer
 from sim.params import load_params, param_dist, param_value
+from models.runtime.gogc import Allocating
 from models.runtime.gosteps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup
 from models.runtime.protocol import Compute, Syscall, Wait
 
@@ -68,26 +69,15 @@ CPU_KINDS = frozenset({RUN, ASSIST, DEDICATED, FRACTIONAL, IDLE_MARK})
 MARK_KINDS = frozenset({DEDICATED, FRACTIONAL, IDLE_MARK})
 
 
-class G:
+class G(Allocating):
     """A goroutine: its steps, the position in them and what it has consumed."""
 
-    __slots__ = (
-        "id", "steps", "pc", "remaining", "alloc_left", "heap_bytes", "assist_credit", "assist_due",
-        "done", "born", "wg", "cpu_s", "wake_at", "observe",
-    )
+    __slots__ = ("id", "wg", "cpu_s", "wake_at", "observe")
 
     def __init__(self, id: int, steps: Sequence[Any], done: simpy.Event | None, born: float,
                  wg: WaitGroup | None) -> None:
+        super().__init__(steps, done, born)
         self.id = id
-        self.steps = steps
-        self.pc = 0
-        self.remaining: float | None = None
-        self.alloc_left = 0.0
-        self.heap_bytes = 0.0
-        self.assist_credit = 0.0
-        self.assist_due = 0.0
-        self.done = done
-        self.born = born
         self.wg = wg
         self.cpu_s = 0.0
         self.wake_at = 0.0
