@@ -7,6 +7,9 @@ from collections.abc import Callable, Sequence
 from models.runtime.protocol import Runtime, Step
 from sim.core import Environment
 from sim.dists import Exponential
+from sim.run import t_interval
+
+CONFIDENCE = 0.999
 
 StepsFactory = Callable[[Environment], Callable[[], Sequence[Step]]]
 
@@ -50,3 +53,12 @@ def replicate(
         sojourns.append(sum(measured) / len(measured))
         waits.append(env.metrics.histogram(wait_metric).mean)
     return sojourns, waits
+
+
+def check_formula(values: Sequence[float], theory: float, bound: float, what: str, replications: int) -> None:
+    """The formula lies in the 99.9 % t interval of the replications' means, and that interval is
+    narrower than ``bound`` times the formula (a test cannot pass by being noisy)."""
+    mean, half, n = t_interval(values, CONFIDENCE)
+    assert n == replications
+    assert abs(mean - theory) <= half, f"{what}: theory {theory:.6g} outside {mean:.6g} ± {half:.3g}"
+    assert half / theory < bound, f"{what}: interval too wide: {half / theory:.2%}"

@@ -18,11 +18,9 @@ from models.runtime.native import NativeRuntime
 from models.runtime.protocol import Compute, Syscall, Wait
 from sim.core import Environment
 from sim.dists import Exponential
-from sim.run import t_interval
 
-from poisson_load import replicate
+from poisson_load import check_formula, replicate
 
-CONFIDENCE = 0.999
 
 
 def latencies(env: Environment, runtime: NativeRuntime, requests: list) -> list[float]:
@@ -96,15 +94,10 @@ def test_native_runtime_is_mmk(threads: int, rho: float, bound: float, wait_boun
     mean_service_s = 1e-3
     arrival_rate = rho * threads / mean_service_s
     sojourns, waits = replicate_mmk(threads, arrival_rate, mean_service_s, seed=4242)
-    theory = formulas.mmc_mean_sojourn(arrival_rate, 1 / mean_service_s, threads)
-    mean, half, n = t_interval(sojourns, CONFIDENCE)
-    assert n == REPLICATIONS
-    assert abs(mean - theory) <= half, f"Erlang C sojourn {theory:.6g} outside {mean:.6g} ± {half:.3g}"
-    assert half / theory < bound, f"interval too wide: {half / theory:.2%}"
-    wait_theory = formulas.mmc_mean_wait(arrival_rate, 1 / mean_service_s, threads)
-    wmean, whalf, _ = t_interval(waits, CONFIDENCE)
-    assert abs(wmean - wait_theory) <= whalf, f"Erlang C wait {wait_theory:.6g} outside {wmean:.6g} ± {whalf:.3g}"
-    assert whalf / wait_theory < wait_bound, f"wait interval too wide: {whalf / wait_theory:.2%}"
+    check_formula(sojourns, formulas.mmc_mean_sojourn(arrival_rate, 1 / mean_service_s, threads), bound,
+                  "Erlang C sojourn", REPLICATIONS)
+    check_formula(waits, formulas.mmc_mean_wait(arrival_rate, 1 / mean_service_s, threads), wait_bound,
+                  "Erlang C wait", REPLICATIONS)
 
 
 def test_native_runtime_satisfies_the_runtime_protocol(env: Environment) -> None:

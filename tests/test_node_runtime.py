@@ -19,11 +19,9 @@ from models.runtime.nodesteps import Await, NextTick, QueueMicrotask
 from models.runtime.protocol import Compute, Syscall, Wait
 from sim.core import Environment
 from sim.dists import Exponential, Gamma
-from sim.run import t_interval
 
-from poisson_load import poisson_latencies, replicate
+from poisson_load import check_formula, poisson_latencies, replicate
 
-CONFIDENCE = 0.999
 
 
 def run_all(env: Environment, runtime: NodeRuntime, requests: list) -> list[float]:
@@ -132,15 +130,10 @@ def test_one_loop_is_mg1(rho: float, cv: float, bound: float, lag_bound: float) 
     service = Gamma.from_mean_cv(1e-3, cv)
     arrival_rate = rho / service.mean
     sojourns, lags = replicate_mg1(arrival_rate, service, seed=2718)
-    theory = formulas.mg1_mean_sojourn(arrival_rate, service.mean, service.second_moment)
-    mean, half, n = t_interval(sojourns, CONFIDENCE)
-    assert n == REPLICATIONS
-    assert abs(mean - theory) <= half, f"P-K sojourn {theory:.6g} outside {mean:.6g} ± {half:.3g}"
-    assert half / theory < bound, f"interval too wide: {half / theory:.2%}"
-    wait = formulas.mg1_mean_wait(arrival_rate, service.mean, service.second_moment)
-    lmean, lhalf, _ = t_interval(lags, CONFIDENCE)
-    assert abs(lmean - wait) <= lhalf, f"P-K wait {wait:.6g} outside loop lag {lmean:.6g} ± {lhalf:.3g}"
-    assert lhalf / wait < lag_bound, f"loop-lag interval too wide: {lhalf / wait:.2%}"
+    check_formula(sojourns, formulas.mg1_mean_sojourn(arrival_rate, service.mean, service.second_moment), bound,
+                  "P-K sojourn", REPLICATIONS)
+    check_formula(lags, formulas.mg1_mean_wait(arrival_rate, service.mean, service.second_moment), lag_bound,
+                  "P-K wait against the loop lag", REPLICATIONS)
 
 
 def test_node_runtime_satisfies_the_runtime_protocol(env: Environment) -> None:
@@ -186,14 +179,10 @@ def test_the_threadpool_is_mmc(rho: float, bound: float, wait_bound: float) -> N
     servers = 4
     arrival_rate = rho * servers / mean_syscall_s
     sojourns, waits = replicate_pool(arrival_rate, mean_syscall_s, seed=1618)
-    theory = formulas.mmc_mean_sojourn(arrival_rate, 1 / mean_syscall_s, servers)
-    mean, half, _ = t_interval(sojourns, CONFIDENCE)
-    assert abs(mean - theory) <= half, f"Erlang C sojourn {theory:.6g} outside {mean:.6g} ± {half:.3g}"
-    assert half / theory < bound, f"interval too wide: {half / theory:.2%}"
-    wait = formulas.mmc_mean_wait(arrival_rate, 1 / mean_syscall_s, servers)
-    wmean, whalf, _ = t_interval(waits, CONFIDENCE)
-    assert abs(wmean - wait) <= whalf, f"Erlang C wait {wait:.6g} outside {wmean:.6g} ± {whalf:.3g}"
-    assert whalf / wait < wait_bound, f"wait interval too wide: {whalf / wait:.2%}"
+    check_formula(sojourns, formulas.mmc_mean_sojourn(arrival_rate, 1 / mean_syscall_s, servers), bound,
+                  "Erlang C sojourn", REPLICATIONS)
+    check_formula(waits, formulas.mmc_mean_wait(arrival_rate, 1 / mean_syscall_s, servers), wait_bound,
+                  "Erlang C wait for a pool thread", REPLICATIONS)
 
 
 def test_a_gc_pause_blocks_the_loop(env: Environment) -> None:

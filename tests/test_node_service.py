@@ -21,10 +21,10 @@ from models.queueing import formulas
 from models.runtime.nodeservice import NodeServiceModel, NodeServiceScenario
 from sim.core import Environment
 from sim.dists import Gamma
-from sim.run import t_interval
 from sim.scenario import ScenarioError, validate
 
-CONFIDENCE = 0.999
+from poisson_load import check_formula
+
 REPLICATIONS = 20
 REQUESTS = 20_000
 MIB = 2**20
@@ -48,10 +48,7 @@ def replicate(config: NodeServiceScenario, seed: int, wait_metric: str) -> tuple
 
 
 def check(values: list[float], theory: float, bound: float, what: str) -> None:
-    mean, half, n = t_interval(values, CONFIDENCE)
-    assert n == REPLICATIONS
-    assert abs(mean - theory) <= half, f"{what}: theory {theory:.6g} outside {mean:.6g} ± {half:.3g}"
-    assert half / theory < bound, f"{what}: interval too wide: {half / theory:.2%}"
+    check_formula(values, theory, bound, what, REPLICATIONS)
 
 
 def test_one_loop_is_mg1() -> None:
