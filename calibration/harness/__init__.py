@@ -167,19 +167,24 @@ def run(
     timeout is the backstop. A non-zero exit raises :class:`RuntimeError` with
     the end of its standard error.
     """
-    argv = [str(binary), *args]
+    return run_bounded([str(binary), *args], [binary.name, *args], go_env(cache or cache_dir(), env), dict(env),
+                        timeout)
+
+
+def run_bounded(argv: list[str], shown: list[str], env: dict[str, str], recorded_env: dict[str, str],
+                 timeout: float) -> RunResult:
+    """Run ``argv`` in ``env``, killed after ``timeout``; a non-zero exit raises with its stderr's end.
+    The result records ``shown`` (argv without local paths) and ``recorded_env`` (what the caller set)."""
     started = time.monotonic()
     try:
-        done = subprocess.run(
-            argv, env=go_env(cache or cache_dir(), env), capture_output=True, text=True, timeout=timeout
-        )
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"{binary.name} {' '.join(args)} exceeded its {timeout:.0f} s bound") from error
+        raise RuntimeError(f"{' '.join(shown)} exceeded its {timeout:.0f} s bound") from error
     wall = time.monotonic() - started
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"{binary.name} {' '.join(args)} failed ({done.returncode}):\n{tail}")
-    return RunResult([binary.name, *args], dict(env), done.stdout, done.stderr, wall)
+        raise RuntimeError(f"{' '.join(shown)} failed ({done.returncode}):\n{tail}")
+    return RunResult(shown, recorded_env, done.stdout, done.stderr, wall)
 
 
 def node_binary() -> Path:
@@ -222,13 +227,4 @@ def run_node(script: str, args: Sequence[str], timeout: float, node_flags: Seque
         raise ValueError(f"unknown Node harness script {script!r} (none in {node_source_dir()})")
     argv = [str(node_binary()), *node_flags, str(path), *args]
     shown = ["node", *node_flags, f"node/{script}", *args]
-    started = time.monotonic()
-    try:
-        done = subprocess.run(argv, env=node_env(), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"{' '.join(shown)} exceeded its {timeout:.0f} s bound") from error
-    wall = time.monotonic() - started
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"{' '.join(shown)} failed ({done.returncode}):\n{tail}")
-    return RunResult(shown, {}, done.stdout, done.stderr, wall)
+    return run_bounded(argv, shown, node_env(), {}, timeout)

@@ -209,14 +209,8 @@ def run_load(
     """Run ``valload`` pinned beside a server of ``cores`` cores; (argv, env added, its JSON summary)."""
     extra = {"GOMAXPROCS": str(LOAD_GOMAXPROCS)}
     argv = [*taskset_prefix(LOAD_CPUS[cores]), str(binary), *args]
-    try:
-        done = subprocess.run(argv, env=harness.go_env(cache, extra), capture_output=True, text=True,
-                              timeout=timeout_s)
-    except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"valload {' '.join(args)} exceeded its {timeout_s:.0f} s bound") from error
-    if done.returncode != 0:
-        raise RuntimeError(f"valload failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return _display(argv), extra, json.loads(done.stdout.strip().splitlines()[-1])
+    done = harness.run_bounded(argv, _display(argv), harness.go_env(cache, extra), extra, timeout_s)
+    return done.argv, extra, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def measure_capacity(group: Group, settings: Settings, binaries: dict[str, Path], cache: Path) -> dict[str, Any]:
