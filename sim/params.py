@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from sim.dists import Distribution, parse_dist
+from sim.dists import Constant, Distribution, parse_dist
 
 PARAMS_PACKAGE = "calibration"
 
@@ -57,6 +57,13 @@ def _of_kind(name: str, kind: str) -> dict[str, Any]:
 def param_dist(name: str) -> Distribution:
     """The fitted distribution of parameter set ``name``."""
     return parse_dist(_of_kind(name, "distribution")["distribution"])
+
+
+def param_as_dist(name: str) -> Distribution:
+    """Parameter set ``name`` as a distribution to sample: its fit, or its measured constant as a constant."""
+    if load_params(name).get("kind") == "constant":
+        return Constant(param_value(name))
+    return param_dist(name)
 
 
 def param_linear(name: str) -> tuple[float, float]:

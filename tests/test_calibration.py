@@ -14,7 +14,7 @@ from calibration import gctrace, v8trace
 from calibration.dataset import DATA_ROOT, Dataset
 from calibration.distfit import fit_constant, fit_distribution, fit_linear, log_sigma_floor, step_resolution
 from calibration.fit import fit_all, observations
-from sim.params import available, load_params, param_dist, param_linear, param_value
+from sim.params import available, load_params, param_as_dist, param_dist, param_linear, param_value
 
 # A line printed by Go 1.27 (this toolchain), one forced, one of the Go 1.19 format (no stacks/globals),
 # and one with the goroutine-leak note and whole milliseconds.
@@ -255,6 +255,16 @@ def refitted() -> dict[str, dict]:
 @pytest.mark.parametrize("name", SHIPPED + SHIPPED_NODE)
 def test_shipped_params_reproduce_from_their_data(name, refitted):
     _assert_same(load_params(name), refitted[name], name)
+
+
+@pytest.mark.parametrize("name", ["go.goroutine.spawn_s", "go.sched.wakeup_late_s"])
+def test_param_as_dist_samples_a_constant_or_a_fit(name):
+    """A measured constant becomes a constant distribution; a fitted one is the fit itself."""
+    dist = param_as_dist(name)
+    if load_params(name)["kind"] == "constant":
+        assert dist.spec() == {"dist": "const", "value": param_value(name)}
+    else:
+        assert dist.spec() == param_dist(name).spec()
 
 
 @pytest.mark.parametrize("name", SHIPPED + SHIPPED_NODE)

@@ -60,7 +60,7 @@ import simpy
 
 from sim.core import Environment
 from sim.dists import Distribution, Uniform
-from sim.params import param_value
+from sim.params import param_as_dist, param_value
 from sim.timers import Timer
 from models.runtime.gogc import GCConfig, HeapAccounting
 from models.runtime.gogcwork import GCWorkers
@@ -68,7 +68,7 @@ from models.runtime.gonetpoll import Netpoller
 from models.runtime.goquota import CFS_PERIOD_S, CFSQuota
 from models.runtime.gosched import (
     DRAIN_CHECK_BYTES, GLOBAL_BATCH_MAX, GLOBAL_QUEUE_EVERY, LOCAL_RUNQ_SLOTS, SPAWN_PARAM, STACK_MIN_BYTES,
-    STACK_PARAM, G, P, Scheduler, calibrated,
+    STACK_PARAM, G, P, Scheduler,
 )
 from models.runtime.gosteps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup, fan_out
 from models.runtime.gosysmon import (
@@ -81,7 +81,7 @@ __all__ = [
     "CFS_PERIOD_S", "DRAIN_CHECK_BYTES", "FORCE_PREEMPT_S", "GLOBAL_BATCH_MAX", "GLOBAL_QUEUE_EVERY",
     "LOCAL_RUNQ_SLOTS", "NETPOLL_STALE_S", "SPAWN_PARAM", "STACK_MIN_BYTES", "STACK_PARAM", "SYSMON_IDLE_ROUNDS",
     "SYSMON_MIN_DELAY_S", "SYSMON_PERIOD_S", "WAKEUP_LATE_PARAM", "Chan", "G", "Go", "GoRuntime", "Join", "P",
-    "Recv", "Send", "Sleep", "WaitGroup", "calibrated", "fan_out",
+    "Recv", "Send", "Sleep", "WaitGroup", "fan_out",
 ]
 
 
@@ -126,10 +126,10 @@ class GoRuntime(Scheduler, Netpoller, GCWorkers, CFSQuota, Sysmon, HeapAccountin
         self._dedicated_left = 0
         self._fractional = 0.0
         self._mark_start = 0.0
-        self.spawn_cost = (spawn if spawn is not None else calibrated(SPAWN_PARAM)).sampler(
+        self.spawn_cost = (spawn if spawn is not None else param_as_dist(SPAWN_PARAM)).sampler(
             env.rng(f"{name}.spawn")
         )
-        self._wakeup_late = (wakeup_late if wakeup_late is not None else calibrated(WAKEUP_LATE_PARAM)).sampler(
+        self._wakeup_late = (wakeup_late if wakeup_late is not None else param_as_dist(WAKEUP_LATE_PARAM)).sampler(
             env.rng(f"{name}.wakeup")
         )
         self.process_bytes = float(process_bytes)

@@ -36,9 +36,7 @@ from typing import Any
 
 import simpy
 
-from sim.dists import Constant, Distribution
 from sim.timers import Timer
-from sim.params import load_params, param_dist, param_value
 from models.runtime.gogc import Allocating
 from models.runtime.gosteps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup
 from models.runtime.protocol import Compute, Syscall, Wait
@@ -54,14 +52,6 @@ DRAIN_CHECK_BYTES = 100_000
 """``drainCheckThreshold`` (mgcmark.go): a fractional worker checks its share every 100,000 bytes of work."""
 SPAWN_PARAM = "go.goroutine.spawn_s"
 STACK_PARAM = "go.goroutine.stack_bytes"
-
-
-def calibrated(name: str) -> Distribution:
-    """A calibrated parameter set as a distribution (a measured constant becomes a constant)."""
-    params = load_params(name)
-    if params.get("kind") == "constant":
-        return Constant(param_value(name))
-    return param_dist(name)
 
 
 RUN, ASSIST, DEDICATED, FRACTIONAL, IDLE_MARK = "run", "assist", "dedicated", "fractional", "idle_mark"

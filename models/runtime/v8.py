@@ -82,8 +82,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.core import Environment
-from sim.dists import Constant, Distribution
-from sim.params import load_params, param_dist, param_linear, param_value
+from sim.dists import Distribution
+from sim.params import load_params, param_as_dist, param_linear, param_value
 from sim.scenario import Dist, Size
 from models.runtime.protocol import Compute
 
@@ -116,13 +116,6 @@ MEMORY_PARAMS = {
 ReusePolicy = Literal["none", "isolate", "context"]
 
 
-def calibrated(name: str) -> Distribution:
-    """A calibrated parameter set as a distribution (a measured constant becomes a constant)."""
-    if load_params(name).get("kind") == "constant":
-        return Constant(param_value(name))
-    return param_dist(name)
-
-
 def dynamic_growing_factor(gc_speed: float, mutator_speed: float, max_factor: float = MAX_GROWING_FACTOR) -> float:
     """V8's ``DynamicGrowingFactor``: the heap limit over the live size that keeps the mutator
     utilisation at 97 % given how fast marking is next to allocation (bytes per second each)."""
@@ -153,7 +146,7 @@ class StartupConfig(BaseModel):
     def stage(self, name: str) -> Distribution:
         """The distribution of stage ``name`` (given, or calibrated: KeyError names a missing set)."""
         given = getattr(self, name)
-        return given if given is not None else calibrated(STAGE_PARAMS[name])
+        return given if given is not None else param_as_dist(STAGE_PARAMS[name])
 
     def memory(self, name: str) -> float:
         """Resident bytes of a ``process``, an ``isolate`` or a ``context``."""
