@@ -163,9 +163,4 @@ class GoServiceModel(PoissonService):
             self.env.metrics.reset()
 
     def finished(self, index: int, latency_s: float) -> None:
-        if index >= self.warmup_requests:
-            self.sojourn_s.record(latency_s)
-            self.completed.inc()
-        self.finished_count += 1
-        if self.finished_count == self.config.requests:
-            self.done.succeed()
+        self.record_finished(index >= self.warmup_requests, latency_s)

@@ -66,13 +66,14 @@ class PoissonService(Model):
         """Hook called as each request ends (after its latency is recorded)."""
 
     def _finisher(self, counted: bool) -> Callable[[Any], None]:
-        def finish(event: Any) -> None:
-            if counted:
-                self.sojourn_s.record(event.value)
-                self.completed.inc()
-            self.request_finished()
-            self.finished_count += 1
-            if self.finished_count == self.config.requests:
-                self.done.succeed()
+        return lambda event: self.record_finished(counted, event.value)
 
-        return finish
+    def record_finished(self, counted: bool, latency_s: float) -> None:
+        """One request has ended after ``latency_s``: record it if ``counted``; the last one ends the run."""
+        if counted:
+            self.sojourn_s.record(latency_s)
+            self.completed.inc()
+        self.request_finished()
+        self.finished_count += 1
+        if self.finished_count == self.config.requests:
+            self.done.succeed()
