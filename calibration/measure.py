@@ -313,9 +313,15 @@ def measure_node_gc(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]
     return {"node_gc_pauses.csv": pauses, "node_gc_runs.csv": runs}
 
 
+#: (timed starts, idle processes measured) of ``procstart``, quick and full.
+GO_PROCESS_REPS_QUICK, GO_PROCESS_REPS = (5, 2), (50, 10)
+#: (rounds, requests per round) of ``httpcpu.js``, quick and full.
+NODE_HTTP_ROUNDS_QUICK, NODE_HTTP_ROUNDS = (3, 100), (20, 500)
+
+
 def measure_go_process(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     """A static Go binary started and timed by itself (os/exec), and the RSS of idle Go processes."""
-    reps, rss_reps = (5, 2) if s.quick else (50, 10)
+    reps, rss_reps = GO_PROCESS_REPS_QUICK if s.quick else GO_PROCESS_REPS
     result = rec.run("go_process", "procstart", ["-reps", str(reps), "-rss-reps", str(rss_reps),
                                                   "-max-seconds", "60"], {"GOMAXPROCS": "2"}, timeout=90)
     return {"go_process.csv": _csv_rows(result.stdout)}
@@ -323,7 +329,7 @@ def measure_go_process(rec: Recorder, s: Settings) -> dict[str, list[dict[str, A
 
 def measure_node_http(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     """Server CPU per request of Node's ``http`` module, client in another process (httpcpu.js)."""
-    rounds, requests = (3, 100) if s.quick else (20, 500)
+    rounds, requests = NODE_HTTP_ROUNDS_QUICK if s.quick else NODE_HTTP_ROUNDS
     result = rec.run_node("node_http", "httpcpu.js", ["--rounds", str(rounds), "--requests", str(requests),
                                                       "--max-seconds", "60"], timeout=90)
     return {"node_http_cpu.csv": _csv_rows(result.stdout)}

@@ -20,8 +20,9 @@ from calibration.fit import fit_all, fit_http_latency, fit_http_server_cpu
 from calibration.measure import (GC_GOGC, GC_HEAPS_MIB_QUICK, HTTP_CPU_CASES, HTTP_CPU_REQUESTS_QUICK,
                                  HTTP_LATENCY_SAMPLES_QUICK, HTTP_ROUNDS_QUICK, SCHED_BUSY, SCHED_PROCS, Settings,
                                  measure)
-from calibration.measure import (HARNESSES, NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK,
-                                 NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE, NodeSettings)
+from calibration.measure import (GO_PROCESS_REPS_QUICK, HARNESSES, NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK,
+                                 NODE_GC_MIXES_QUICK, NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE,
+                                 NodeSettings)
 from sim.cli import main
 
 pytestmark = pytest.mark.harness
@@ -208,12 +209,14 @@ def test_quick_node_process_isolate_worker_rows(quick_data):
 
 def test_quick_process_and_http_cpu_rows(quick_data):
     go = pd.read_csv(quick_data / "go_process.csv")
-    assert go.groupby("measurement").size().to_dict() == {"start": 5, "rss": 2}
+    starts, idle = GO_PROCESS_REPS_QUICK
+    assert go.groupby("measurement").size().to_dict() == {"start": starts, "rss": idle}
     assert go["start_s"].dropna().between(0, 10).all()
     rss = go[go["measurement"] == "rss"]
     assert (rss["rss_bytes"] > 0).all() and (rss["sys_bytes"] > 0).all()
     http = pd.read_csv(quick_data / "node_http_cpu.csv")
-    assert list(http["round"]) == [0, 1, 2] and (http["requests"] == 100).all()
+    rounds, requests = NODE_HTTP_ROUNDS_QUICK
+    assert list(http["round"]) == list(range(rounds)) and (http["requests"] == requests).all()
     assert (http["server_cpu_s"] > 0).all()
     assert (http["server_cpu_s"] - http["server_user_s"] - http["server_system_s"]).abs().max() < 2e-6
 
