@@ -79,6 +79,20 @@ def test_netpoll_ready_goroutine_waits_for_a_poll_when_all_ps_are_busy(env):
     assert request.value < 30 * MS
 
 
+@pytest.mark.parametrize("fidelity", ["detailed", "fast"])
+def test_a_netpoll_batch_is_served_newest_first(env, fidelity):
+    """Three requests park in the netpoller; the only P is then busy for 5 ms while they become ready
+    at 1, 2 and 3 ms. The P's poll at 5 ms takes them as one batch, which netpoll returns newest
+    first: the last to arrive finishes at 6 ms, the first at 8 ms."""
+    from models.runtime.fast import FastGoRuntime
+
+    go = runtime(env, 1) if fidelity == "detailed" else FastGoRuntime(env, 1, gc=NO_GC, stack_bytes=STACK_MIN_BYTES)
+    requests = [go.execute([Wait(lambda k=k: env.timeout(k * MS)), Compute(1 * MS)]) for k in (1, 2, 3)]
+    go.execute([Compute(5 * MS)])
+    env.run(until=env.all_of(requests))
+    assert [r.value for r in requests] == pytest.approx([8 * MS, 7 * MS, 6 * MS])
+
+
 def test_syscall_hands_off_the_p(env):
     """A goroutine in a 5 ms blocking syscall does not hold its P: another runs meanwhile."""
     go = runtime(env, 1)

@@ -12,7 +12,9 @@ mechanism, so that the two agree in mean and p99 (``tests/test_go_fast.py``):
   queue (``globrunqget``), *every* ready request of the netpoller
   (``netpoll(0)``: it runs the first, ``injectglist`` hands one to each idle
   server through the global queue and queues the rest on its own queue), or
-  half of another server's queue (``runqsteal``). So requests woken together
+  half of another server's queue (``runqsteal``). The netpoller's batch comes
+  newest first, as in the detailed model (:mod:`models.runtime.gonetpoll`).
+  So requests woken together
   wait behind each other on one server while a server that polls later serves
   newer ones: the batching that lengthens Go's tail against one shared FIFO
   queue (which, tried first, left p99 5-16 % short at loads 0.5-0.8).
@@ -271,7 +273,8 @@ class FastGoRuntime(Vacations, HeapAccounting):
         if self.frozen or self.env.now - self._last_poll < NETPOLL_STALE_S:
             self._plan_sysmon_poll()
             return
-        ready, self.netpoll = self.netpoll, []
+        ready = self.netpoll[::-1]  # newest first, as netpoll returns them
+        self.netpoll = []
         self._last_poll = self.env.now
         self.global_q.extend(ready)
         for _ in range(min(len(ready), len(self.idle))):
@@ -336,7 +339,8 @@ class FastGoRuntime(Vacations, HeapAccounting):
                 queue.append(global_q.popleft())
             return job
         if self.netpoll:
-            ready, self.netpoll = self.netpoll, []
+            ready = self.netpoll[::-1]  # newest first, as netpoll returns them
+            self.netpoll = []
             self._last_poll = self.env.now
             spare = min(len(self.idle), len(ready) - 1)
             global_q.extend(ready[1:1 + spare])

@@ -13,6 +13,12 @@ Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
   for the idle Ps it wakes and the rest on its own local queue; so goroutines
   woken together wait behind each other on one P, while another P that polls
   later serves the newer ones first.
+* The list comes newest first: epoll reports descriptors in the order they
+  became ready (``ep_poll_callback`` appends to the ready list), and
+  ``netpollready`` pushes each goroutine on the head of a ``gList``, a stack;
+  ``findRunnable`` runs ``list.pop()``, the newest, and ``injectglist`` keeps
+  the order. Within one batch the last request to arrive is served first
+  (``runtime/netpoll_epoll.go``, ``runtime/netpoll.go``, ``runtime/proc.go``).
 * A :class:`~models.runtime.protocol.Syscall` hands the P off at once
   (``entersyscallblock`` / ``handoffp``); on return the goroutine takes an idle
   P or joins the global queue (``exitsyscall`` / ``exitsyscall0``).
@@ -60,7 +66,8 @@ class Netpoller:
     def _poll_network(self, p: P) -> G:
         """``netpoll(0)`` in ``findRunnable``: run the first ready goroutine; ``injectglist`` the rest."""
         gq = self.global_q
-        ready, self.netpoll_list = self.netpoll_list, []
+        ready = self.netpoll_list[::-1]  # newest first, as netpoll returns them
+        self.netpoll_list = []
         self._last_poll = self.env.now
         g = ready[0]
         rest = ready[1:]
