@@ -38,6 +38,8 @@ HARNESS_OF = {
     "node_worker.csv": "node_worker",
     "node_gc_pauses.csv": "node_gc",
     "node_http_cpu.csv": "node_http",
+    "machine_work.csv": "machine",
+    "machine_wake.csv": "machine",
 }
 """Which harness (``cnsim calibrate measure --only NAME``) writes each CSV."""
 
@@ -96,7 +98,8 @@ class Dataset:
             "quick": run.get("quick"),
             "harness_source_sha256": run.get("harness_source_sha256", self.meta.get("harness_source_sha256")),
             "loadavg_1min_max": max(loads) if loads else None,
-            "commands": [{"argv": c["argv"], "env": c["env"]} for c in commands],
+            "commands": [{key: c[key] for key in ("argv", "env", "server_argv", "server_env") if key in c}
+                         for c in commands],
         }
 
     def header(self, name: str, description: str, unit: str, filename: str, kind: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pandas as pd
 from calibration import gctrace
 from calibration.dataset import PARAMS_DIR, Dataset, clock_fit, seed_of
 from calibration.distfit import fit_constant, fit_distribution, fit_linear
+from calibration.fitmachine import fit_machine_wake, fit_machine_work, machine_observations
 from calibration.fitnode import (
     fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
 )
@@ -106,6 +107,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         return pd.DataFrame({"y": frame.loc[frame["measurement"] == measurement, column].to_numpy()})
     if name.startswith("node."):
         return node_observations(name, data)
+    if name.startswith("machine."):
+        return machine_observations(name, data)
     raise KeyError(f"no observations known for parameter set {name!r}")
 
 
@@ -328,6 +331,8 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("node_worker.csv", fit_node_worker),
     ("node_gc_pauses.csv", fit_node_gc),
     ("node_http_cpu.csv", fit_node_http),
+    ("machine_work.csv", fit_machine_work),
+    ("machine_wake.csv", fit_machine_wake),
 ]
 
 

@@ -35,10 +35,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import re
 import socket
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -327,6 +329,76 @@ def measure_go_process(rec: Recorder, s: Settings) -> dict[str, list[dict[str, A
     return {"go_process.csv": _csv_rows(result.stdout)}
 
 
+#: machine: the burn of the validation server (s), its loops and longest idle gap before one (work jitter).
+MACHINE_BURN_S = 1e-3
+MACHINE_JITTER_LOOPS, MACHINE_JITTER_LOOPS_QUICK = 4000, 200
+MACHINE_JITTER_MAX_GAP_MS = 100
+#: machine: open-loop rates (requests/s) of an empty request, so that the server's idle gaps before a
+#: request span 0.1 ms to seconds, each for this many seconds (full, quick); CPU burnt per empty request.
+MACHINE_WAKE_RATES = (3, 10, 30, 100, 300, 1000)
+MACHINE_WAKE_SECONDS, MACHINE_WAKE_SECONDS_QUICK = 15.0, 1.0
+MACHINE_WAKE_CPU_S = 1e-6
+
+
+def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """How this machine stretches fixed work and how long a request to an idle server takes to wake it.
+
+    Work jitter: ``valserver -jitter-samples`` times the validation server's 1 ms burn loop after random
+    idle gaps (wall and thread CPU time). Wake-up: a ``valserver`` whose handler burns 1 µs and allocates
+    nothing, driven open-loop by ``valload`` at low rates, placed as the validation experiments place
+    GOMAXPROCS 1 (server on CPU 0, load generator on CPU 1): each request's round trip with the time the
+    server had been idle before it (since the previous response, from the client's clock); a fresh server
+    per rate.
+    """
+    from calibration.validation import experiments
+
+    loops = MACHINE_JITTER_LOOPS_QUICK if s.quick else MACHINE_JITTER_LOOPS
+    pin = experiments.taskset_prefix(experiments.SERVER_CPUS[1])
+    args = ["-cpu", f"{MACHINE_BURN_S * 1e6:.0f}us", "-alloc", "0", "-live-heap-mib", "0", "-jitter-samples",
+            str(loops), "-jitter-max-gap", f"{MACHINE_JITTER_MAX_GAP_MS}ms", "-max-seconds", "120"]
+    env = {"GOMAXPROCS": "1"}
+    before = os.getloadavg()
+    jitter = rec._record("machine", harness.run_bounded(
+        [*pin, str(rec.binaries["valserver"]), *args], [*pin, "valserver", *args], harness.go_env(rec.cache, env),
+        env, 180), before)
+    work = [{**row, "burn_s": MACHINE_BURN_S} for row in _csv_rows(jitter.stdout)]
+    seconds = MACHINE_WAKE_SECONDS_QUICK if s.quick else MACHINE_WAKE_SECONDS
+    settings = experiments.Settings(cpu_s=MACHINE_WAKE_CPU_S, alloc_bytes=0, live_heap_mib=0, duration_s=seconds,
+                                    grace_s=2.0, conns=8)
+    group = experiments.Group("machine", "go", 1)
+    wake: list[dict[str, Any]] = []
+    for rate in MACHINE_WAKE_RATES:
+        server = experiments.start_server(group, settings, rec.binaries, rec.cache)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "latency.csv"
+                args = ["-url", server.url, "-rate", str(rate), "-conns", str(settings.conns), "-seconds",
+                        str(seconds), "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed),
+                        "-out", str(out)]
+                before = os.getloadavg()
+                argv, env, _summary = experiments.run_load(rec.binaries["valload"], 1, args, rec.cache, seconds + 60)
+                rec.commands.append({"harness": "machine", "argv": [*argv[:-1], "latency.csv"], "env": env,
+                                     "server_argv": experiments._display(server.argv), "server_env": {"GOMAXPROCS": "1"},
+                                     "loadavg_before": [round(v, 2) for v in before],
+                                     "loadavg_after": [round(v, 2) for v in os.getloadavg()]})
+                wake += _idle_gaps(rate, _csv_rows(out.read_text()))
+        finally:
+            server.stop()
+    return {"machine_work.csv": work, "machine_wake.csv": wake}
+
+
+def _idle_gaps(rate: float, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Answered requests in the order sent, each with the server's idle time before it (0 if one was in flight)."""
+    done = sorted(((float(r["scheduled_s"]), float(r["latency_s"])) for r in rows if r["status"] == "ok"))
+    out, busy_until = [], -math.inf
+    for scheduled, latency in done:
+        idle = scheduled - busy_until if busy_until > -math.inf else math.nan
+        out.append({"rate_rps": rate, "scheduled_s": scheduled, "idle_s": max(idle, 0.0) if idle == idle else "",
+                    "latency_s": latency})
+        busy_until = max(busy_until, scheduled + latency)
+    return out
+
+
 def measure_node_http(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     """Server CPU per request of Node's ``http`` module, client in another process (httpcpu.js)."""
     rounds, requests = NODE_HTTP_ROUNDS_QUICK if s.quick else NODE_HTTP_ROUNDS
@@ -349,6 +421,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "node_worker": ((), measure_node_worker),
     "node_gc": ((), measure_node_gc),
     "node_http": ((), measure_node_http),
+    "machine": (("valserver", "valload"), measure_machine),
 }
 
 

@@ -42,6 +42,10 @@ def describe_parameters(entry: dict[str, Any]) -> str:
         return f"value={_num(entry['value'])} {entry['unit']}"
     if kind == "linear":
         return f"y={_num(entry['intercept'])} + {_num(entry['slope'])}·{entry['x']}"
+    if kind == "binned":
+        medians = [b["median_s"] for b in entry["fit"]["bins"] if "median_s" in b]
+        return (f"{len(entry['edges'])} ranges of {entry['x']}, median {_num(min(medians))} to "
+                f"{_num(max(medians))} {entry['unit']}")
     spec = entry["distribution"]
     if spec["dist"] == "mixture":
         return " + ".join(
@@ -56,6 +60,8 @@ def describe_fit(entry: dict[str, Any]) -> str:
     n = entry["fit"]["n"]
     if entry["kind"] == "distribution":
         return f"n={n}, KS D={gof['statistic']:.3f}, bootstrap p={gof['p_value']:.3f}"
+    if entry["kind"] == "binned":
+        return f"n={n}, largest KS D of a range={gof['statistic']:.3f}"
     if entry["kind"] == "linear":
         return f"n={n}, R²={gof['r_squared']:.3f}, slope p={gof['slope_p_value']:.2g}, Spearman ρ={gof['spearman_rho']:.2f}"
     return f"n={n}, ±{100 * gof['relative_half_width']:.1f} % (95 %), cv={gof['cv']:.3f}"
@@ -117,10 +123,26 @@ def _constant_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
                                              width=520, height=300)
 
 
+def _binned_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
+    obs = obs[obs["x"] > 0]
+    points = alt.Chart(obs).mark_circle(size=12, opacity=0.3).encode(
+        x=alt.X("x:Q", scale=alt.Scale(type="log"), title=f"{entry['x']} (s)"),
+        y=alt.Y("y:Q", title=f"{entry['name']} ({entry['unit']})"),
+        color=alt.Color("group:N", title="run") if "group" in obs else alt.value("steelblue"))
+    upper = [*entry["edges"][1:], float(obs["x"].max())]
+    rows = [{"from": max(low, float(obs["x"].min())), "to": high, "statistic": statistic, "value": b[key]}
+            for low, high, b in zip(entry["edges"], upper, entry["fit"]["bins"])
+            for statistic, key in (("median", "median_s"), ("p99", "p99_s")) if key in b]
+    steps = alt.Chart(pd.DataFrame(rows)).mark_rule(strokeWidth=3).encode(
+        x="from:Q", x2="to:Q", y="value:Q", color=alt.Color("statistic:N", title="fitted range"))
+    return (points + steps).properties(title=f"{entry['name']}: {describe_parameters(entry)}", width=520, height=300)
+
+
 def chart(entry: dict[str, Any], data: Dataset) -> alt.Chart:
     """The chart of one parameter set over the observations it was fitted to."""
     obs = observations(entry["name"], data)
-    build = {"distribution": _distribution_chart, "linear": _linear_chart, "constant": _constant_chart}
+    build = {"distribution": _distribution_chart, "linear": _linear_chart, "constant": _constant_chart,
+             "binned": _binned_chart}
     return build[entry["kind"]](entry, obs)
 
 

@@ -8,7 +8,9 @@ by a fit over a data set in ``calibration/data/<host>/``. Its keys:
   ``measured``: host, date, versions, commands and load average of the measurement;
 * ``kind``: ``distribution`` (key ``distribution``: a spec for
   :func:`sim.dists.parse_dist`), ``linear`` (keys ``x``, ``y``, ``intercept``,
-  ``slope``: y = intercept + slope x) or ``constant`` (key ``value``);
+  ``slope``: y = intercept + slope x), ``constant`` (key ``value``) or
+  ``binned`` (keys ``x``, ``edges`` and ``distributions``: a distribution for
+  each range of x, ``edges[i] <= x < edges[i + 1]``, the last range open);
 * ``fit``: method and candidates compared (for example AIC per family), and
   ``goodness_of_fit``: the test and its result.
 
@@ -18,7 +20,9 @@ every default back to a measurement.
 
 from __future__ import annotations
 
+import bisect
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -75,3 +79,30 @@ def param_linear(name: str) -> tuple[float, float]:
 def param_value(name: str) -> float:
     """The measured constant of parameter set ``name``."""
     return float(_of_kind(name, "constant")["value"])
+
+
+@dataclass(frozen=True)
+class Binned:
+    """A distribution for each range of a variable x: ``distributions[i]`` holds for ``edges[i] <= x < edges[i + 1]``
+    (the last range has no upper end)."""
+
+    x: str
+    edges: tuple[float, ...]
+    distributions: tuple[Distribution, ...]
+
+    def index(self, x: float) -> int:
+        """The range x falls in; below the first edge counts as the first range."""
+        return max(bisect.bisect_right(self.edges, x) - 1, 0)
+
+    def of(self, x: float) -> Distribution:
+        return self.distributions[self.index(x)]
+
+
+def param_binned(name: str) -> Binned:
+    """The distributions by range of parameter set ``name`` (kind ``binned``)."""
+    params = _of_kind(name, "binned")
+    edges = tuple(float(edge) for edge in params["edges"])
+    distributions = tuple(parse_dist(spec) for spec in params["distributions"])
+    if len(edges) != len(distributions) or list(edges) != sorted(edges):
+        raise ValueError(f"parameter set {name!r}: edges must be increasing, one per distribution")
+    return Binned(str(params["x"]), edges, distributions)

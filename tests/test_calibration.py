@@ -14,7 +14,7 @@ from calibration import gctrace, v8trace
 from calibration.dataset import DATA_ROOT, Dataset
 from calibration.distfit import fit_constant, fit_distribution, fit_linear, log_sigma_floor, step_resolution
 from calibration.fit import fit_all, observations
-from sim.params import available, load_params, param_as_dist, param_dist, param_linear, param_value
+from sim.params import available, load_params, param_as_dist, param_binned, param_dist, param_linear, param_value
 
 # A line printed by Go 1.27 (this toolchain), one forced, one of the Go 1.19 format (no stacks/globals),
 # and one with the goroutine-leak note and whole milliseconds.
@@ -166,7 +166,7 @@ def test_constant_interval():
 
 # --- the shipped parameter sets -----------------------------------------------------------------------
 
-SHIPPED = [name for name in available() if name.startswith("go.")]
+SHIPPED = [name for name in available() if name.startswith(("go.", "machine."))]
 SHIPPED_NODE = [name for name in available() if name.startswith("node.")]
 
 
@@ -291,6 +291,11 @@ def test_shipped_params_are_complete_and_load(name):
         gof = params["goodness_of_fit"]
         assert 0 <= gof["statistic"] <= 1 and 1 / (gof["replicates"] + 1) <= gof["p_value"] <= 1
         assert gof["replicates"] >= 100
+    elif params["kind"] == "binned":
+        binned = param_binned(name)
+        assert len(binned.edges) == len(params["fit"]["bins"]) and binned.edges[0] == 0
+        assert all(dist.mean >= 0 for dist in binned.distributions)
+        assert 0 <= params["goodness_of_fit"]["statistic"] <= 1
     elif params["kind"] == "linear":
         intercept, slope = param_linear(name)
         assert math.isfinite(intercept) and math.isfinite(slope)

@@ -23,6 +23,7 @@ from calibration.measure import (GC_GOGC, GC_HEAPS_MIB_QUICK, HTTP_CPU_CASES, HT
 from calibration.measure import (GO_PROCESS_REPS_QUICK, HARNESSES, NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK,
                                  NODE_GC_MIXES_QUICK, NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE,
                                  NodeSettings)
+from calibration.measure import MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_WAKE_RATES
 from sim.cli import main
 
 pytestmark = pytest.mark.harness
@@ -111,6 +112,18 @@ def test_quick_other_harnesses(quick_data):
     codec = pd.read_csv(quick_data / "json_codec.csv")
     assert set(codec["operation"]) == {"marshal", "unmarshal"} and len(codec) == 2 * QUICK.json_reps
     assert (codec["object_bytes"] >= 8192).all() and (codec["allocs_per_op"] > 0).all()
+
+
+def test_quick_machine_rows(quick_data):
+    """The burn loop's wall time is at least most of its CPU time, each wake-up rate answered every request,
+    and the idle gap before a request is never negative."""
+    work = pd.read_csv(quick_data / "machine_work.csv")
+    assert len(work) == MACHINE_JITTER_LOOPS_QUICK and (work["burn_s"] == MACHINE_BURN_S).all()
+    assert (work["wall_s"] >= 0.99 * work["cpu_s"]).all() and (work["cpu_s"] > 0.5 * MACHINE_BURN_S).all()
+    wake = pd.read_csv(quick_data / "machine_wake.csv")
+    assert sorted(wake["rate_rps"].unique()) == sorted(MACHINE_WAKE_RATES)
+    assert (wake["latency_s"] > 0).all() and (wake["idle_s"].dropna() >= 0).all()
+    assert wake["idle_s"].isna().sum() == len(MACHINE_WAKE_RATES)  # the first request of each rate
 
 
 def test_quick_http_rows(quick_data):

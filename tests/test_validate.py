@@ -15,6 +15,7 @@ import io
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,38 +25,33 @@ from sim.cli import main
 
 REPLICATIONS = 1
 
-IDLE_WAKEUP = (
-    "wake-up from idle is not modelled: a request that finds the server idle takes longer the longer the idle "
-    "gap before it (go-p1-20pct, median latency 1.14 ms after < 0.1 ms idle, 1.24 ms after 3-10 ms, 1.35 ms "
-    "after > 10 ms, on a simulated minimum of 1.11 ms), so the low-load body of the distribution is shifted"
-)
 COST = (
-    "the real CPU per request at saturation, 1/capacity = 1.12 ms, exceeds the model's 1.08 ms (burn + "
-    "go.http.server_cpu_s + simulated GC), so at a given rate the real utilisation is ~4 % higher and the "
-    "queueing tail longer; together with the wake-ups from idle (they lengthen the service of every request "
-    "that starts an idle period) the tail is underestimated"
+    "the real CPU per request at saturation, 1/capacity = 1.12 ms, exceeds the model's 1.10 ms (burn x "
+    "machine.work_stretch + go.http.server_cpu_s + simulated GC) by about 2 %, so at 70-90 % of capacity the "
+    "real utilisation is higher and its waits longer (M/G/1 waits grow as rho/(1-rho))"
 )
 SHARED = (
-    "at GOMAXPROCS 2 the load generator shares both cores with the server (its dispatch and response reading "
-    "preempt the server's threads) and Linux places the server's threads, so the 2 Ps are not two free "
-    "servers: real latency at a given fraction of capacity is close to GOMAXPROCS 1's, where the model's "
-    "M/D/2-like queue waits far less; plus the wake-ups from idle"
+    "at GOMAXPROCS 2 the load generator's threads share both of the server's CPUs (taskset 0,1) and Linux "
+    "places them: even a request that finds the server empty is slower than at GOMAXPROCS 1 (p90 1.86 ms "
+    "against 1.43 ms at 20 % load) although a P is free; the model has no co-located process, so its 2 Ps "
+    "are two free servers"
+)
+NODE_WAKE = (
+    "machine.wake_s_vs_idle is measured with a Go server; Node's own wake-up from idle is slower (real median "
+    "1.47 ms after more than 10 ms idle against 1.35 ms for Go, the same 1 ms handler), so the low-load body "
+    "of Node's distribution is short"
 )
 NODE_TAIL = (
-    "the real Node tail is heavier than the model's at every load (p99 27-51 % short); its causes are not yet "
-    "separated: the wake-ups from idle, the V8 collector's pauses on the loop with a 16 MiB live heap (the "
-    "model's pause lines come from a harness with another heap and allocation pattern), and the service's CPU "
-    "at saturation"
+    "the real Node distribution is more skewed than the model's at every load (p99 short, and at 90 % the "
+    "p50 long): rare long stalls of the loop (p99.9 of 16 ms at 20 % load, while --trace-gc shows scavenges "
+    "under 1.3 ms and one 3.5 ms mark-compact in 10 s) that the model lacks; their cause is not yet separated"
 )
 KNOWN_MISSES: dict[tuple[str, str], str] = {
-    **{("go-p1-20pct", s): IDLE_WAKEUP for s in ("mean", "p50")},
-    **{("go-p1-50pct", s): IDLE_WAKEUP for s in ("mean", "p50")},
-    **{(f"go-p1-{pct}pct", "p99"): COST for pct in ("20", "50", "70", "90")},
-    **{(f"go-p1-{pct}pct", "mean"): COST for pct in ("70", "90")},
+    **{(f"go-p1-{pct}pct", s): COST for pct in ("70", "90") for s in ("mean", "p50")},
     **{(f"go-p2-{pct}pct", s): SHARED for pct in ("20", "50", "70", "90") for s in ("mean", "p50", "p99")},
-    **{("node-20pct", s): IDLE_WAKEUP for s in ("mean", "p50")},
-    ("node-50pct", "p50"): IDLE_WAKEUP,
-    **{(f"node-{pct}pct", "p99"): NODE_TAIL for pct in ("20", "50", "70", "90")},
+    **{("node-20pct", s): NODE_WAKE for s in ("mean", "p50")},
+    **{(f"node-{pct}pct", "p99"): NODE_TAIL for pct in ("20", "70", "90")},
+    ("node-90pct", "p50"): NODE_TAIL,
 }
 """(experiment, statistic) -> why the simulator misses it (measured on the shipped data; see
 calibration/validation/README.md)."""
@@ -98,6 +94,47 @@ def test_simulated_statistic_within_target(report, name, statistic):
     assert abs(row["error"]) <= TARGETS[statistic], (
         f"{name} {statistic}: real {row['real']:.6g}, simulated {row['simulated']:.6g}, error {row['error']:+.1%}"
     )
+
+
+def _inverted_fraction(scheduled, latency) -> float:
+    """Of consecutive requests where the second arrived before the first ended, the fraction it ended first."""
+    order = np.argsort(scheduled)
+    start, end = np.asarray(scheduled)[order], (np.asarray(scheduled) + np.asarray(latency))[order]
+    overlapping = start[1:] < end[:-1]
+    return float((end[1:] < end[:-1])[overlapping].mean())
+
+
+@pytest.mark.parametrize("pct", ["50", "70", "90"])
+def test_go_serves_a_netpoll_batch_newest_first_as_the_real_server(pct):
+    """The real GOMAXPROCS 1 server often finishes a request before one sent earlier while it was busy (netpoll
+    returns a batch newest first, models.runtime.gonetpoll). The detailed model, fed the experiment's Poisson
+    rate with its CPU per request, inverts consecutive overlapping requests as often, within 0.1 (measured:
+    real 0.30 / 0.45 / 0.67, model 0.28 / 0.45 / 0.72 at 50 / 70 / 90 %; a FIFO model gives 0)."""
+    from models.runtime.go import GoRuntime
+    from models.runtime.gogc import GCConfig
+    from models.runtime.protocol import Compute
+    from sim.core import Environment
+
+    experiment = load_experiments(names=[f"go-p1-{pct}pct"])[0]
+    with gzip.open(experiment.folder / "latency.csv.gz", "rt") as handle:
+        rows = pd.read_csv(handle)
+    real = _inverted_fraction(rows["scheduled_us"].to_numpy(), rows["latency_us"].to_numpy())
+    env = Environment(seed=1)
+    go = GoRuntime(env, 1, gc=GCConfig(enabled=False))
+    rng = np.random.default_rng(1)
+    cpu = 1.1e-3
+    arrivals, done = [], []
+
+    def arrive():
+        for _ in range(10_000):
+            yield env.timeout(rng.exponential(1 / float(experiment.config["rate_rps"])))
+            arrivals.append(env.now)
+            done.append(go.execute([Compute(cpu)]))
+
+    env.run(until=env.process(arrive()))
+    env.run(until=env.all_of(done))
+    simulated = _inverted_fraction(np.array(arrivals), np.array([event.value for event in done]))
+    assert abs(simulated - real) < 0.1, (real, simulated)
 
 
 def test_table_ends_with_the_tally():

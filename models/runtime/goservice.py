@@ -36,8 +36,8 @@ from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.fast import FastGoRuntime
 from models.runtime.go import GoRuntime, fan_out
 from models.runtime.gogc import GCConfig
-from models.runtime.protocol import Compute, Wait
-from models.runtime.service import PoissonService
+from models.runtime.protocol import Compute
+from models.runtime.service import MachineConfig, PoissonService, machine_field
 
 
 CODECS = {"go.json": ("go.json.unmarshal", "go.json.marshal")}
@@ -94,11 +94,13 @@ class GoServiceScenario(ScenarioBase):
     wakeup_late: Dist | None = Field(
         None, description="how late a timed sleep (timers, sysmon) ends; default go.sched.wakeup_late_s"
     )
+    machine: MachineConfig = machine_field()
 
     @model_validator(mode="after")
     def _check(self) -> GoServiceScenario:
-        if self.fidelity == "fast" and (self.handler.fanout or self.quota_cores is not None):
-            raise ValueError("fidelity fast: fanout and quota_cores need fidelity detailed")
+        if self.fidelity == "fast" and (self.handler.fanout or self.quota_cores is not None
+                                        or self.machine.wake is not None):
+            raise ValueError("fidelity fast: fanout, quota_cores and machine.wake need fidelity detailed")
         return self
 
     @property
@@ -141,11 +143,11 @@ class GoServiceModel(PoissonService):
             body: list[Any] = fan_out([[share] for _ in range(handler.fanout)])
         else:
             body = [Compute(cpu, alloc)]
-        if self.draw_backend is None:
-            return body
-        delay = self.draw_backend()
-        env = self.env
-        return [Compute(0.0, 0.0), Wait(lambda: env.timeout(delay))] + body
+        return self.backend_steps() + body
+
+    def wait_steps(self, delay: float) -> list[Any]:
+        """The goroutine runs (reads the request) before it waits."""
+        return [Compute(0.0, 0.0), *super().wait_steps(delay)]
 
     # The fast runtime pulls requests (models.runtime.fast.Feed) instead: no SimPy event per arrival.
     def next_request(self) -> tuple[float, list[Any], int] | None:

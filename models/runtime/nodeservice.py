@@ -51,7 +51,7 @@ from models.runtime.native import NativeRuntime
 from models.runtime.node import UV_THREADPOOL_SIZE, NodeRuntime
 from models.runtime.nodeworkers import SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
-from models.runtime.service import PoissonService
+from models.runtime.service import MachineConfig, PoissonService, machine_field
 from models.runtime.v8 import ReusePolicy, StartupConfig, V8GCConfig, V8Heap, V8Startup
 
 
@@ -71,6 +71,7 @@ class PoissonServiceScenario(ScenarioBase):
     arrival_rate: Rate = Field(gt=0, description="Poisson requests per second")
     requests: int = Field(20_000, ge=1, description="requests simulated, warm-up included")
     handler: ServiceHandler
+    machine: MachineConfig = machine_field()
 
 
 class NodeServiceScenario(PoissonServiceScenario):

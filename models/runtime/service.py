@@ -8,6 +8,18 @@ when the first measured request arrives), and the run ends when all are done.
 Metrics: ``requests.sojourn_s`` (histogram of latency), ``requests.completed``.
 The scenario's ``handler`` gives ``cpu``, ``alloc`` and an optional ``backend``
 call (a :class:`~models.runtime.protocol.Wait` that holds no CPU).
+
+The scenario's ``machine`` (:class:`MachineConfig`) adds what the machine under
+the runtime does, each from a calibrated parameter set named in the scenario
+(none by default):
+
+* ``stretch``: each request's handler CPU is multiplied by a draw of this
+  distribution (``machine.work_stretch``: wall time of fixed work over its CPU
+  time on this machine, :mod:`calibration.fitmachine`);
+* ``wake``: a request that finds no other request in the service, which has
+  then been idle for a time t, first waits a draw of this binned distribution
+  at t (``machine.wake_s_vs_idle``: the extra round trip of a request to a
+  server idle for t). The wait holds no CPU and does not hold the server.
 """
 
 from __future__ import annotations
@@ -15,10 +27,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from sim.core import Environment, Model
 from sim.dists import Exponential
+from sim.params import Binned, available, load_params, param_as_dist, param_binned
 from sim.scenario import ScenarioBase
 from models.runtime.protocol import Runtime, Wait
+
+
+class MachineConfig(BaseModel):
+    """The machine under the runtime: calibrated parameter sets for its work stretch and its wake-up from idle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stretch: str | None = Field(
+        None, description="parameter set (a distribution) multiplying each request's CPU, e.g. machine.work_stretch"
+    )
+    wake: str | None = Field(
+        None, description="parameter set (binned by idle time) of the delay of a request to an idle service, "
+        "e.g. machine.wake_s_vs_idle"
+    )
+
+    @field_validator("stretch", "wake")
+    @classmethod
+    def _known(cls, name: str | None, info: Any) -> str | None:
+        if name is None:
+            return None
+        if name not in available():
+            raise ValueError(f"no calibrated parameter set {name!r} (machine.* sets: "
+                             f"{', '.join(n for n in available() if n.startswith('machine.')) or 'none'})")
+        kind = load_params(name).get("kind")
+        wanted = ("binned",) if info.field_name == "wake" else ("distribution", "constant")
+        if kind not in wanted:
+            raise ValueError(f"parameter set {name!r} is a {kind!r}, {info.field_name} needs a {' or '.join(wanted)}")
+        return name
+
+
+def machine_field() -> Any:
+    """The ``machine`` field of a Poisson service's scenario (none of the machine's effects by default)."""
+    return Field(default_factory=MachineConfig, description="the machine's work stretch and wake-up from idle")
 
 
 class PoissonService(Model):
@@ -33,6 +81,16 @@ class PoissonService(Model):
         self.draw_alloc = handler.alloc.sampler(env.rng("requests.alloc"))
         self.draw_backend = handler.backend.sampler(env.rng("requests.backend")) if handler.backend else None
         self.draw_interarrival = Exponential(1 / config.arrival_rate).sampler(env.rng("requests.arrivals"))
+        machine: MachineConfig = config.machine
+        if machine.stretch is not None:
+            handler_cpu, stretch = self.draw_cpu, param_as_dist(machine.stretch).sampler(env.rng("machine.stretch"))
+            self.draw_cpu = lambda: handler_cpu() * stretch()
+        self.wake: Binned | None = param_binned(machine.wake) if machine.wake is not None else None
+        if self.wake is not None:
+            wake_rng = env.rng("machine.wake")
+            self.draw_wake = [dist.sampler(wake_rng) for dist in self.wake.distributions]
+        self.in_flight = 0
+        self.idle_since = env.now
         self.sojourn_s = env.metrics.histogram("requests.sojourn_s")
         self.completed = env.metrics.counter("requests.completed")
         self.finished_count = 0
@@ -45,12 +103,25 @@ class PoissonService(Model):
     def steps(self) -> list[Any]:
         raise NotImplementedError
 
+    def wait_steps(self, delay: float) -> list[Any]:
+        """Steps that wait ``delay`` seconds holding no CPU (a runtime may need a step before the wait)."""
+        env = self.env
+        return [Wait(lambda: env.timeout(delay))]
+
     def backend_steps(self) -> list[Any]:
         if self.draw_backend is None:
             return []
-        delay = self.draw_backend()
-        env = self.env
-        return [Wait(lambda: env.timeout(delay))]
+        return self.wait_steps(self.draw_backend())
+
+    def arriving(self) -> list[Any]:
+        """A request arrives: its steps, after the wake-up delay if it finds the service idle."""
+        steps = self.steps()
+        if self.wake is not None and self.in_flight == 0:
+            delay = self.draw_wake[self.wake.index(self.env.now - self.idle_since)]()
+            if delay > 0:
+                steps = self.wait_steps(delay) + steps
+        self.in_flight += 1
+        return steps
 
     def generate(self):
         env = self.env
@@ -59,7 +130,7 @@ class PoissonService(Model):
                 yield env.timeout(self.draw_interarrival())
             if index == self.warmup_requests:
                 env.metrics.reset()
-            event = self.runtime.execute(self.steps())
+            event = self.runtime.execute(self.arriving())
             event.callbacks.append(self._finisher(index >= self.warmup_requests))
 
     def request_finished(self) -> None:
@@ -73,6 +144,9 @@ class PoissonService(Model):
         if counted:
             self.sojourn_s.record(latency_s)
             self.completed.inc()
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.idle_since = self.env.now
         self.request_finished()
         self.finished_count += 1
         if self.finished_count == self.config.requests:

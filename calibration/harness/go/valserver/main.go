@@ -17,6 +17,12 @@
 // before listening (the same structure as the gcpause harness, whose cycles
 // calibrate the simulator's mark rate).
 //
+// Work jitter (-jitter-samples N > 0, no server): after the calibration, N
+// loops of the -cpu burn, each after an idle gap drawn log-uniformly between
+// 10 µs and -jitter-max-gap (a quarter of them back to back), printed as CSV
+// (idle_s, wall_s, cpu_s): how much longer than its CPU time fixed work takes
+// on this machine, and whether a preceding idle gap changes it.
+//
 // Standard output: one JSON line when ready ({"addr": ..., "burn_iterations":
 // ...}) and one when it stops ({"requests": ..., "num_gc": ...}). It stops on
 // SIGTERM/SIGINT or after -max-seconds. Standard library only.
@@ -26,6 +32,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -98,6 +106,29 @@ func check(iterations, reps int) time.Duration {
 	return (threadCPU() - before) / time.Duration(reps)
 }
 
+// jitter prints, for `samples` burns of `iterations` after random idle gaps, the idle time before each
+// and its wall and thread CPU time; it stops early at `deadline`.
+func jitter(iterations, samples int, maxGap time.Duration, deadline time.Time) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rng := rand.New(rand.NewSource(1))
+	logMin, logMax := math.Log(10e-6), math.Log(maxGap.Seconds())
+	fmt.Println("idle_s,wall_s,cpu_s")
+	last := time.Now()
+	for i := 0; i < samples && time.Now().Before(deadline); i++ {
+		if rng.Intn(4) != 0 {
+			time.Sleep(time.Duration(math.Exp(logMin+rng.Float64()*(logMax-logMin)) * float64(time.Second)))
+		}
+		start := time.Now()
+		cpuBefore := threadCPU()
+		burn(iterations)
+		cpu := threadCPU() - cpuBefore
+		end := time.Now()
+		fmt.Printf("%.9f,%.9f,%.9f\n", start.Sub(last).Seconds(), end.Sub(start).Seconds(), cpu.Seconds())
+		last = end
+	}
+}
+
 func buildHeap(bytes int64) []*node {
 	count := bytes / 64
 	nodes := make([]*node, 0, count)
@@ -119,6 +150,8 @@ func main() {
 	allocChunk := flag.Int("alloc-chunk", 1024, "bytes per allocated object")
 	liveHeapMiB := flag.Int64("live-heap-mib", 16, "long-lived heap, MiB")
 	maxSeconds := flag.Float64("max-seconds", 120, "stop after this long")
+	jitterSamples := flag.Int("jitter-samples", 0, "measure work jitter with this many loops instead of serving")
+	jitterMaxGap := flag.Duration("jitter-max-gap", 50*time.Millisecond, "longest idle gap before a jitter loop")
 	flag.Parse()
 	if *allocChunk < 64 || *alloc < 0 || *cpu <= 0 {
 		fmt.Fprintln(os.Stderr, "cnsim: error -alloc-chunk must be >= 64, -alloc >= 0, -cpu > 0")
@@ -130,6 +163,10 @@ func main() {
 	rate := calibrate(9)
 	iterations := int(rate * cpu.Seconds())
 	checked := check(iterations, 50)
+	if *jitterSamples > 0 {
+		jitter(iterations, *jitterSamples, *jitterMaxGap, time.Now().Add(time.Duration(*maxSeconds*float64(time.Second))))
+		return
+	}
 
 	chunks := *alloc / *allocChunk
 	payload := *allocChunk - int(unsafe.Sizeof(chunk{}))

@@ -1,0 +1,129 @@
+"""Fits of the machine harness's data (``machine_*.csv``) into ``machine.*`` parameter sets.
+
+* ``machine.work_stretch``: wall time of the validation server's burn loop over
+  the CPU time it was calibrated to (``machine_work.csv``): how much longer
+  than its CPU time fixed work takes on this machine (the burn's calibration
+  error, interrupts, a virtual CPU's steal). A distribution fitted like every
+  other (:func:`calibration.distfit.fit_distribution`).
+* ``machine.wake_s_vs_idle``: the round trip of an empty request over its
+  median on a server that was busy less than :data:`HOT_IDLE_S` before,
+  grouped by how long the server had been idle (``machine_wake.csv``): a
+  halted CPU and parked threads on both sides of the loopback take longer to
+  wake the longer they slept. Kind ``binned``: per range of idle time, the
+  delays as :data:`WAKE_QUANTILES` evenly spaced quantiles (an empirical
+  distribution; the delay has no parametric family we could defend, and its
+  tail is what p99 needs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from calibration.dataset import Dataset, seed_of
+from calibration.distfit import fit_distribution
+
+HOT_IDLE_S = 1e-4
+"""Requests that find the server idle for less than this are the reference (a hot path, no wake-up)."""
+WAKE_EDGES_S = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+"""Ranges of idle time of ``machine.wake_s_vs_idle`` (s); the last range is open."""
+WAKE_QUANTILES = 200
+WAKE_MIN_SAMPLES = 30
+"""A range with fewer requests than this takes the distribution of the range below it."""
+
+
+def machine_observations(name: str, data: Dataset) -> pd.DataFrame:
+    """The samples behind machine parameter set ``name`` (see :func:`calibration.fit.observations`)."""
+    if name == "machine.work_stretch":
+        frame = data.frame("machine_work.csv")
+        return pd.DataFrame({"x": frame["idle_s"].to_numpy(), "y": (frame["wall_s"] / frame["burn_s"]).to_numpy()})
+    if name == "machine.wake_s_vs_idle":
+        frame = data.frame("machine_wake.csv").dropna(subset=["idle_s"])
+        hot = frame.loc[frame["idle_s"] < HOT_IDLE_S, "latency_s"]
+        if hot.size < WAKE_MIN_SAMPLES:
+            raise ValueError(f"machine_wake.csv: {hot.size} requests found the server idle for less than "
+                             f"{HOT_IDLE_S * 1e6:.0f} µs, too few for a reference (need {WAKE_MIN_SAMPLES})")
+        delay = np.maximum(frame["latency_s"].to_numpy() - float(hot.median()), 0.0)
+        return pd.DataFrame({"x": frame["idle_s"].to_numpy(), "y": delay,
+                             "group": frame["rate_rps"].astype(str).to_numpy() + " req/s"})
+    raise KeyError(f"no observations known for parameter set {name!r}")
+
+
+def fit_machine_work(data: Dataset) -> list[dict[str, Any]]:
+    name = "machine.work_stretch"
+    points = machine_observations(name, data)
+    result = fit_distribution(points["y"].to_numpy(), np.random.default_rng(seed_of(name)))
+    result["fit"].update({
+        "bootstrap_seed": seed_of(name),
+        "samples": "burn loops after idle gaps drawn log-uniformly up to the harness's longest (a quarter back "
+                   "to back), one thread locked to CPU 0",
+        "mean_ratio": float(points["y"].mean()),
+        "cpu_over_burn_mean": float((data.frame("machine_work.csv")["cpu_s"]
+                                     / data.frame("machine_work.csv")["burn_s"]).mean()),
+        "mean_ratio_by_idle": _by_idle(points),
+    })
+    return [{**data.header(name, "Wall time of fixed CPU work (the validation server's burn loop, calibrated "
+                           "against the thread CPU clock to take 1 ms) over that 1 ms: what a CPU demand costs "
+                           "in wall time on this machine", "1", "machine_work.csv", "distribution"), **result}]
+
+
+def _by_idle(points: pd.DataFrame) -> list[dict[str, Any]]:
+    edges = list(WAKE_EDGES_S) + [np.inf]
+    out = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        y = points.loc[(points["x"] >= low) & (points["x"] < high), "y"]
+        if y.size:
+            out.append({"idle_from_s": low, "idle_to_s": None if np.isinf(high) else high, "n": int(y.size),
+                        "mean": float(y.mean()), "p99": float(y.quantile(0.99))})
+    return out
+
+
+def fit_machine_wake(data: Dataset) -> list[dict[str, Any]]:
+    name = "machine.wake_s_vs_idle"
+    points = machine_observations(name, data)
+    edges = list(WAKE_EDGES_S) + [np.inf]
+    levels = (np.arange(WAKE_QUANTILES) + 0.5) / WAKE_QUANTILES
+    distributions, bins = [], []
+    for low, high in zip(edges[:-1], edges[1:]):
+        y = points.loc[(points["x"] >= low) & (points["x"] < high), "y"].to_numpy()
+        row: dict[str, Any] = {"idle_from_s": low, "idle_to_s": None if np.isinf(high) else high, "n": int(y.size)}
+        if y.size >= WAKE_MIN_SAMPLES:
+            values = np.quantile(y, levels)
+            row.update({"median_s": float(np.median(y)), "p90_s": float(np.quantile(y, 0.9)),
+                        "p99_s": float(np.quantile(y, 0.99)), "ks_statistic": _ks_to_values(y, values)})
+            distributions.append({"dist": "empirical", "values": [float(v) for v in values]})
+        elif distributions:
+            row["note"] = f"fewer than {WAKE_MIN_SAMPLES} requests: the range below's distribution"
+            distributions.append(distributions[-1])
+        else:
+            raise ValueError(f"machine_wake.csv: {y.size} requests with idle time in [{low}, {high}) s, "
+                             f"need {WAKE_MIN_SAMPLES}")
+        bins.append(row)
+    hot = data.frame("machine_wake.csv")
+    hot = hot.loc[hot["idle_s"] < HOT_IDLE_S, "latency_s"]
+    return [{
+        **data.header(name, "Extra round-trip time of a request that finds the server idle, by how long it had "
+                      "been idle: an empty HTTP/1.1 request on a reused loopback connection (Go valserver on "
+                      "CPU 0, GOMAXPROCS 1; open-loop valload on CPU 1) less the median round trip of requests "
+                      f"that found it idle for less than {HOT_IDLE_S * 1e6:.0f} µs, floored at 0", "s",
+                      "machine_wake.csv", "binned"),
+        "x": "idle_s",
+        "edges": [float(edge) for edge in WAKE_EDGES_S],
+        "distributions": distributions,
+        "fit": {"method": f"per range of idle time, {WAKE_QUANTILES} evenly spaced quantiles of the delays "
+                          "(an empirical distribution)", "n": int(len(points)),
+                "reference_median_s": float(hot.median()), "reference_n": int(hot.size), "bins": bins},
+        "goodness_of_fit": {"test": "Kolmogorov-Smirnov distance between each range's delays and its quantiles",
+                            "statistic": max(row.get("ks_statistic", 0.0) for row in bins)},
+    }]
+
+
+def _ks_to_values(samples: np.ndarray, values: np.ndarray) -> float:
+    """Largest distance between the empirical CDFs of ``samples`` and ``values``, at every value either holds."""
+    samples, values = np.sort(samples), np.sort(values)
+    grid = np.union1d(samples, values)
+    data_cdf = np.searchsorted(samples, grid, side="right") / samples.size
+    model_cdf = np.searchsorted(values, grid, side="right") / values.size
+    return float(np.max(np.abs(data_cdf - model_cdf)))
