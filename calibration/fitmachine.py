@@ -5,11 +5,12 @@
   than its CPU time fixed work takes on this machine (the burn's calibration
   error, interrupts, a virtual CPU's steal). A distribution fitted like every
   other (:func:`calibration.distfit.fit_distribution`).
-* ``machine.wake_s_vs_idle``: the round trip of an empty request over its
-  median on a server that was busy less than :data:`HOT_IDLE_S` before,
-  grouped by how long the server had been idle (``machine_wake.csv``): a
-  halted CPU and parked threads on both sides of the loopback take longer to
-  wake the longer they slept. Kind ``binned``: per range of idle time, the
+* ``machine.<runtime>_wake_s_vs_idle`` (``go``, ``node``): the round trip of
+  an empty request to that runtime's validation server over its median on a
+  server that was busy less than :data:`HOT_IDLE_S` before, grouped by how
+  long the server had been idle (``machine_wake.csv``): a halted CPU and
+  parked threads on both sides of the loopback take longer to wake the longer
+  they slept. Kind ``binned``: per range of idle time, the
   delays as :data:`WAKE_QUANTILES` evenly spaced quantiles (an empirical
   distribution; the delay has no parametric family we could defend, and its
   tail is what p99 needs).
@@ -28,7 +29,7 @@ from calibration.distfit import fit_distribution
 HOT_IDLE_S = 1e-4
 """Requests that find the server idle for less than this are the reference (a hot path, no wake-up)."""
 WAKE_EDGES_S = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
-"""Ranges of idle time of ``machine.wake_s_vs_idle`` (s); the last range is open."""
+"""Ranges of idle time of ``machine.<runtime>_wake_s_vs_idle`` (s); the last range is open."""
 WAKE_QUANTILES = 200
 WAKE_MIN_SAMPLES = 30
 """A range with fewer requests than this takes the distribution of the range below it."""
@@ -39,11 +40,13 @@ def machine_observations(name: str, data: Dataset) -> pd.DataFrame:
     if name == "machine.work_stretch":
         frame = data.frame("machine_work.csv")
         return pd.DataFrame({"x": frame["idle_s"].to_numpy(), "y": (frame["wall_s"] / frame["burn_s"]).to_numpy()})
-    if name == "machine.wake_s_vs_idle":
+    if name.endswith("_wake_s_vs_idle"):
+        runtime = name.removeprefix("machine.").removesuffix("_wake_s_vs_idle")
         frame = data.frame("machine_wake.csv").dropna(subset=["idle_s"])
+        frame = frame[frame["runtime"] == runtime]
         hot = frame.loc[frame["idle_s"] < HOT_IDLE_S, "latency_s"]
         if hot.size < WAKE_MIN_SAMPLES:
-            raise ValueError(f"machine_wake.csv: {hot.size} requests found the server idle for less than "
+            raise ValueError(f"machine_wake.csv: {hot.size} requests found the {runtime} server idle for less than "
                              f"{HOT_IDLE_S * 1e6:.0f} µs, too few for a reference (need {WAKE_MIN_SAMPLES})")
         delay = np.maximum(frame["latency_s"].to_numpy() - float(hot.median()), 0.0)
         return pd.DataFrame({"x": frame["idle_s"].to_numpy(), "y": delay,
@@ -81,7 +84,15 @@ def _by_idle(points: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def fit_machine_wake(data: Dataset) -> list[dict[str, Any]]:
-    name = "machine.wake_s_vs_idle"
+    runtimes = sorted(data.frame("machine_wake.csv")["runtime"].unique())
+    return [_fit_wake(data, runtime) for runtime in runtimes]
+
+
+SERVERS = {"go": "Go valserver, GOMAXPROCS 1", "node": "Node.js valserver.js"}
+
+
+def _fit_wake(data: Dataset, runtime: str) -> dict[str, Any]:
+    name = f"machine.{runtime}_wake_s_vs_idle"
     points = machine_observations(name, data)
     edges = list(WAKE_EDGES_S) + [np.inf]
     levels = (np.arange(WAKE_QUANTILES) + 0.5) / WAKE_QUANTILES
@@ -102,12 +113,12 @@ def fit_machine_wake(data: Dataset) -> list[dict[str, Any]]:
                              f"need {WAKE_MIN_SAMPLES}")
         bins.append(row)
     hot = data.frame("machine_wake.csv")
-    hot = hot.loc[hot["idle_s"] < HOT_IDLE_S, "latency_s"]
-    return [{
+    hot = hot.loc[(hot["runtime"] == runtime) & (hot["idle_s"] < HOT_IDLE_S), "latency_s"]
+    return {
         **data.header(name, "Extra round-trip time of a request that finds the server idle, by how long it had "
-                      "been idle: an empty HTTP/1.1 request on a reused loopback connection (Go valserver on "
-                      "CPU 0, GOMAXPROCS 1; open-loop valload on CPU 1) less the median round trip of requests "
-                      f"that found it idle for less than {HOT_IDLE_S * 1e6:.0f} µs, floored at 0", "s",
+                      f"been idle: an empty HTTP/1.1 request on a reused loopback connection ({SERVERS[runtime]} "
+                      "on CPU 0; open-loop valload on CPU 1) less the median round trip of requests that found "
+                      f"it idle for less than {HOT_IDLE_S * 1e6:.0f} µs, floored at 0", "s",
                       "machine_wake.csv", "binned"),
         "x": "idle_s",
         "edges": [float(edge) for edge in WAKE_EDGES_S],
@@ -117,7 +128,7 @@ def fit_machine_wake(data: Dataset) -> list[dict[str, Any]]:
                 "reference_median_s": float(hot.median()), "reference_n": int(hot.size), "bins": bins},
         "goodness_of_fit": {"test": "Kolmogorov-Smirnov distance between each range's delays and its quantiles",
                             "statistic": max(row.get("ks_statistic", 0.0) for row in bins)},
-    }]
+    }
 
 
 def _ks_to_values(samples: np.ndarray, values: np.ndarray) -> float:

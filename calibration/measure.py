@@ -338,17 +338,18 @@ MACHINE_JITTER_MAX_GAP_MS = 100
 MACHINE_WAKE_RATES = (3, 10, 30, 100, 300, 1000)
 MACHINE_WAKE_SECONDS, MACHINE_WAKE_SECONDS_QUICK = 15.0, 1.0
 MACHINE_WAKE_CPU_S = 1e-6
+MACHINE_WAKE_RUNTIMES = ("go", "node")
 
 
 def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     """How this machine stretches fixed work and how long a request to an idle server takes to wake it.
 
     Work jitter: ``valserver -jitter-samples`` times the validation server's 1 ms burn loop after random
-    idle gaps (wall and thread CPU time). Wake-up: a ``valserver`` whose handler burns 1 µs and allocates
-    nothing, driven open-loop by ``valload`` at low rates, placed as the validation experiments place
-    GOMAXPROCS 1 (server on CPU 0, load generator on CPU 1): each request's round trip with the time the
-    server had been idle before it (since the previous response, from the client's clock); a fresh server
-    per rate.
+    idle gaps (wall and thread CPU time). Wake-up: the validation servers (Go ``valserver``, GOMAXPROCS 1,
+    and Node ``valserver.js``) with a handler that burns 1 µs and allocates nothing, driven open-loop by
+    ``valload`` at low rates, placed as the validation experiments place one core (server on CPU 0, load
+    generator on CPU 1): each request's round trip with the time the server had been idle before it (since
+    the previous response, from the client's clock); a fresh server per runtime and rate.
     """
     from calibration.validation import experiments
 
@@ -365,9 +366,9 @@ def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]
     seconds = MACHINE_WAKE_SECONDS_QUICK if s.quick else MACHINE_WAKE_SECONDS
     settings = experiments.Settings(cpu_s=MACHINE_WAKE_CPU_S, alloc_bytes=0, live_heap_mib=0, duration_s=seconds,
                                     grace_s=2.0, conns=8)
-    group = experiments.Group("machine", "go", 1)
     wake: list[dict[str, Any]] = []
-    for rate in MACHINE_WAKE_RATES:
+    for runtime, rate in ((runtime, rate) for runtime in MACHINE_WAKE_RUNTIMES for rate in MACHINE_WAKE_RATES):
+        group = experiments.Group(f"machine-{runtime}", runtime, 1)
         server = experiments.start_server(group, settings, rec.binaries, rec.cache)
         try:
             with tempfile.TemporaryDirectory() as tmp:
@@ -378,10 +379,11 @@ def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]
                 before = os.getloadavg()
                 argv, env, _summary = experiments.run_load(rec.binaries["valload"], 1, args, rec.cache, seconds + 60)
                 rec.commands.append({"harness": "machine", "argv": [*argv[:-1], "latency.csv"], "env": env,
-                                     "server_argv": experiments._display(server.argv), "server_env": {"GOMAXPROCS": "1"},
+                                     "server_argv": experiments.display_argv(server.argv),
+                                     "server_env": {"GOMAXPROCS": "1"} if runtime == "go" else {},
                                      "loadavg_before": [round(v, 2) for v in before],
                                      "loadavg_after": [round(v, 2) for v in os.getloadavg()]})
-                wake += _idle_gaps(rate, _csv_rows(out.read_text()))
+                wake += [{"runtime": runtime, **row} for row in _idle_gaps(rate, _csv_rows(out.read_text()))]
         finally:
             server.stop()
     return {"machine_work.csv": work, "machine_wake.csv": wake}
@@ -393,8 +395,8 @@ def _idle_gaps(rate: float, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     out, busy_until = [], -math.inf
     for scheduled, latency in done:
         idle = scheduled - busy_until if busy_until > -math.inf else math.nan
-        out.append({"rate_rps": rate, "scheduled_s": scheduled, "idle_s": max(idle, 0.0) if idle == idle else "",
-                    "latency_s": latency})
+        out.append({"rate_rps": rate, "scheduled_s": scheduled,  # valload prints times to 0.1 µs
+                    "idle_s": f"{max(idle, 0.0):.7f}" if idle == idle else "", "latency_s": latency})
         busy_until = max(busy_until, scheduled + latency)
     return out
 

@@ -23,7 +23,8 @@ from calibration.measure import (GC_GOGC, GC_HEAPS_MIB_QUICK, HTTP_CPU_CASES, HT
 from calibration.measure import (GO_PROCESS_REPS_QUICK, HARNESSES, NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK,
                                  NODE_GC_MIXES_QUICK, NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE,
                                  NodeSettings)
-from calibration.measure import MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_WAKE_RATES
+from calibration.measure import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_WAKE_RATES,
+                                 MACHINE_WAKE_RUNTIMES)
 from sim.cli import main
 
 pytestmark = pytest.mark.harness
@@ -123,7 +124,8 @@ def test_quick_machine_rows(quick_data):
     wake = pd.read_csv(quick_data / "machine_wake.csv")
     assert sorted(wake["rate_rps"].unique()) == sorted(MACHINE_WAKE_RATES)
     assert (wake["latency_s"] > 0).all() and (wake["idle_s"].dropna() >= 0).all()
-    assert wake["idle_s"].isna().sum() == len(MACHINE_WAKE_RATES)  # the first request of each rate
+    assert sorted(wake["runtime"].unique()) == sorted(MACHINE_WAKE_RUNTIMES)
+    assert wake["idle_s"].isna().sum() == len(MACHINE_WAKE_RATES) * len(MACHINE_WAKE_RUNTIMES)  # each run's first
 
 
 def test_quick_http_rows(quick_data):

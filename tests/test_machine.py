@@ -21,7 +21,7 @@ from sim.dists import Constant
 from sim.params import Binned, load_params, param_as_dist, param_binned
 
 MS = 1e-3
-WAKE = "machine.wake_s_vs_idle"
+WAKE = "machine.go_wake_s_vs_idle"
 STRETCH = "machine.work_stretch"
 
 

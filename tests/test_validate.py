@@ -25,33 +25,31 @@ from sim.cli import main
 
 REPLICATIONS = 1
 
-COST = (
-    "the real CPU per request at saturation, 1/capacity = 1.12 ms, exceeds the model's 1.10 ms (burn x "
-    "machine.work_stretch + go.http.server_cpu_s + simulated GC) by about 2 %, so at 70-90 % of capacity the "
-    "real utilisation is higher and its waits longer (M/G/1 waits grow as rho/(1-rho))"
+GO_TAIL = (
+    "the real GOMAXPROCS 1 tail at 50-70 % is longer than the model's and unsteady: at 50 % the real p99 is "
+    "7.5-8.5 ms in every third of the window against the model's 6 ms, at 70 % it is 11.6 and 10.2 ms in the "
+    "first two thirds (the model's 11.0) and 19.0 ms in the last, an episode of slower service on the shared "
+    "VM that a stationary model does not have; the steady excess at 50 % is not yet separated (the standalone "
+    "burn's stretch may not show all of the loaded handler's variability)"
 )
 SHARED = (
     "at GOMAXPROCS 2 the load generator's threads share both of the server's CPUs (taskset 0,1) and Linux "
-    "places them: even a request that finds the server empty is slower than at GOMAXPROCS 1 (p90 1.86 ms "
-    "against 1.43 ms at 20 % load) although a P is free; the model has no co-located process, so its 2 Ps "
-    "are two free servers"
+    "places both processes' threads: the real server waits at a given fraction of capacity nearly as long as "
+    "at GOMAXPROCS 1 (mean 1.78 ms against 1.88 ms at 50 %), where the model, with no co-located process, "
+    "has two free Ps and waits far less (1.30 ms)"
 )
-NODE_WAKE = (
-    "machine.wake_s_vs_idle is measured with a Go server; Node's own wake-up from idle is slower (real median "
-    "1.47 ms after more than 10 ms idle against 1.35 ms for Go, the same 1 ms handler), so the low-load body "
-    "of Node's distribution is short"
-)
-NODE_TAIL = (
-    "the real Node distribution is more skewed than the model's at every load (p99 short, and at 90 % the "
-    "p50 long): rare long stalls of the loop (p99.9 of 16 ms at 20 % load, while --trace-gc shows scavenges "
-    "under 1.3 ms and one 3.5 ms mark-compact in 10 s) that the model lacks; their cause is not yet separated"
+NODE_SHAPE = (
+    "at 70-90 % the real Node distribution is more skewed than the model's at about the same mean: a lower "
+    "median and, at 90 %, a longer p99; the loop serves connections in epoll order (only 8-18 % of "
+    "overlapping requests finish out of order), so the cause is not the order of service; not yet separated"
 )
 KNOWN_MISSES: dict[tuple[str, str], str] = {
-    **{(f"go-p1-{pct}pct", s): COST for pct in ("70", "90") for s in ("mean", "p50")},
-    **{(f"go-p2-{pct}pct", s): SHARED for pct in ("20", "50", "70", "90") for s in ("mean", "p50", "p99")},
-    **{("node-20pct", s): NODE_WAKE for s in ("mean", "p50")},
-    **{(f"node-{pct}pct", "p99"): NODE_TAIL for pct in ("20", "70", "90")},
-    ("node-90pct", "p50"): NODE_TAIL,
+    ("go-p1-50pct", "p99"): GO_TAIL,
+    **{("go-p1-70pct", s): GO_TAIL for s in ("mean", "p99")},
+    **{(f"go-p2-{pct}pct", s): SHARED for pct in ("20", "50", "70", "90") for s in ("mean", "p50", "p99")
+       if (pct, s) != ("20", "p50")},
+    **{(f"node-{pct}pct", "p50"): NODE_SHAPE for pct in ("70", "90")},
+    ("node-90pct", "p99"): NODE_SHAPE,
 }
 """(experiment, statistic) -> why the simulator misses it (measured on the shipped data; see
 calibration/validation/README.md)."""
@@ -109,7 +107,7 @@ def test_go_serves_a_netpoll_batch_newest_first_as_the_real_server(pct):
     """The real GOMAXPROCS 1 server often finishes a request before one sent earlier while it was busy (netpoll
     returns a batch newest first, models.runtime.gonetpoll). The detailed model, fed the experiment's Poisson
     rate with its CPU per request, inverts consecutive overlapping requests as often, within 0.1 (measured:
-    real 0.30 / 0.45 / 0.67, model 0.28 / 0.45 / 0.72 at 50 / 70 / 90 %; a FIFO model gives 0)."""
+    real 0.29 / 0.48 / 0.68, model 0.29 / 0.46 / 0.75 at 50 / 70 / 90 %; a FIFO model gives 0)."""
     from models.runtime.go import GoRuntime
     from models.runtime.gogc import GCConfig
     from models.runtime.protocol import Compute

@@ -24,9 +24,10 @@ Nothing comes from the experiment's latencies; every other number comes from
   :class:`models.runtime.service.MachineConfig`): the handler's CPU is
   stretched by ``machine.work_stretch`` (wall time over CPU time of the
   server's own burn loop on this machine), and a request that finds the
-  server idle first waits a draw of ``machine.wake_s_vs_idle`` at the time the
-  server had been idle (the extra round trip of an empty request after such an
-  idle time). Both come from the ``machine`` harness
+  server idle first waits a draw of ``machine.<runtime>_wake_s_vs_idle`` at
+  the time the server had been idle (the extra round trip of an empty request
+  to that runtime's server after such an idle time). Both come from the
+  ``machine`` harness
   (:mod:`calibration.fitmachine`), not from the experiments.
 * **The client side**, the same for both: the simulated latency is the model's
   sojourn time plus a fixed delay, the median of ``go.http.h1_reused_s`` (a full
@@ -76,8 +77,9 @@ ROUND_TRIP_PARAM = "go.http.h1_reused_s"
 ROUND_TRIP_SERVER_CPU_PARAM = "go.http.server_cpu_s"
 """The client side's fixed delay: the median round trip to a Go server less that server's CPU."""
 MODEL_KINDS = {"go": "go.service", "node": "node.service"}
-MACHINE = {"stretch": "machine.work_stretch", "wake": "machine.wake_s_vs_idle"}
-"""The calibrated machine every simulated experiment runs on (see the module docstring)."""
+MACHINE_STRETCH = "machine.work_stretch"
+MACHINE_WAKE = {"go": "machine.go_wake_s_vs_idle", "node": "machine.node_wake_s_vs_idle"}
+"""The calibrated machine each runtime's simulated experiments run on (see the module docstring)."""
 
 
 class Pending(Exception):
@@ -169,7 +171,8 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
         raise Pending(f"model kind {kind!r} is not available: {error}") from None
     settings = experiment.config["settings"]
     server_cpu, fixed = http_costs(runtime)
-    _require_params(*MACHINE.values())
+    machine = {"stretch": MACHINE_STRETCH, "wake": MACHINE_WAKE[runtime]}
+    _require_params(*machine.values())
     base: dict[str, Any] = {
         "name": f"validate-{experiment.name}",
         "description": f"simulated counterpart of the experiment {experiment.name}",
@@ -179,7 +182,7 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
         "warmup": WARMUP_FRACTION,
         "replications": replications,
         "seed": SEED,
-        "machine": dict(MACHINE),
+        "machine": machine,
     }
     handler = {"cpu": float(settings["cpu_s"]) + server_cpu, "alloc": float(settings["alloc_bytes"])}
     live_heap = float(settings["live_heap_mib"]) * 2**20

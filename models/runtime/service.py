@@ -18,7 +18,7 @@ the runtime does, each from a calibrated parameter set named in the scenario
   time on this machine, :mod:`calibration.fitmachine`);
 * ``wake``: a request that finds no other request in the service, which has
   then been idle for a time t, first waits a draw of this binned distribution
-  at t (``machine.wake_s_vs_idle``: the extra round trip of a request to a
+  at t (``machine.go_wake_s_vs_idle``: the extra round trip of a request to a
   server idle for t). The wait holds no CPU and does not hold the server.
 """
 
@@ -46,7 +46,7 @@ class MachineConfig(BaseModel):
     )
     wake: str | None = Field(
         None, description="parameter set (binned by idle time) of the delay of a request to an idle service, "
-        "e.g. machine.wake_s_vs_idle"
+        "e.g. machine.go_wake_s_vs_idle"
     )
 
     @field_validator("stretch", "wake")
