@@ -293,6 +293,12 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\n")
     else:
         out.write(render(comparisons))
+    if args.chart:
+        from calibration.validation.chart import comparison_chart
+        from sim.plots import save_chart
+
+        paths = save_chart(comparison_chart(comparisons), args.chart)
+        sys.stderr.write(f"cnsim: chart in {', '.join(map(str, paths))}\n")
     within, total, _pending = tally(comparisons)
     return 0 if within == total else 1
 
@@ -308,6 +314,7 @@ def _add_validate(commands) -> None:
         "open-loop Poisson load, about 4 minutes; run it on a quiet machine) and write\n"
         "them to --out.",
         epilog="examples:\n  cnsim validate\n  cnsim validate --experiment go-p1-90pct --replications 5\n"
+        "  cnsim validate --chart validation\n"
         "  cnsim validate run --out /tmp/validation && cnsim validate --data /tmp/validation",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -318,6 +325,8 @@ def _add_validate(commands) -> None:
                           help="simulated requests per replication, at most (default: as many as were measured)")
     validate.add_argument("--data", metavar="DIR", help="experiments folder (default calibration/validation)")
     validate.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    validate.add_argument("--chart", metavar="PATH", help="also draw real against simulated latency over load "
+                          "to PATH.html and PATH.png")
     actions = validate.add_subparsers(dest="action", metavar="ACTION")
     run = actions.add_parser("run", help="re-run the real experiments here and write them")
     run.add_argument("--only", action="append", metavar="GROUP",

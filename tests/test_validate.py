@@ -145,6 +145,20 @@ def test_table_ends_with_the_tally():
     assert text.rstrip().splitlines()[-1].endswith("(mean, p50 and throughput ±10 %, p99 ±20 %)")
 
 
+def test_chart_draws_real_and_simulated_latency(tmp_path):
+    from calibration.validation.chart import comparison_frame
+    from calibration.validation.compare import compare
+
+    stem = tmp_path / "validation"
+    assert main(["validate", "--experiment", "go-p1-20pct", "--experiment", "node-20pct", "--requests", "2000",
+                 "--chart", str(stem)], io.StringIO()) in (0, 1)
+    assert stem.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert stem.with_suffix(".html").stat().st_size > 0
+    frame = comparison_frame(compare(load_experiments(names=["go-p1-20pct"]), requests=2000, replications=1))
+    assert sorted(frame["statistic"].unique()) == ["mean", "p50", "p99"]
+    assert sorted(frame["source"].unique()) == ["real", "simulated"] and len(frame) == 6
+
+
 def test_unknown_experiment_is_a_clear_error(capsys):
     assert main(["validate", "--experiment", "no-such-experiment"], io.StringIO()) == 2
     err = capsys.readouterr().err
