@@ -35,7 +35,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import platform
 import re
@@ -342,15 +341,14 @@ MACHINE_WAKE_RUNTIMES = ("go", "node")
 
 
 def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
-    """How this machine stretches fixed work and how long a request to an idle server takes to wake it.
+    """How this machine stretches fixed work (:func:`_work_jitter`) and how long a request to an idle server
+    takes to wake it (:func:`_wake_ups`)."""
+    return {"machine_work.csv": _work_jitter(rec, s), "machine_wake.csv": _wake_ups(rec, s)}
 
-    Work jitter: ``valserver -jitter-samples`` times the validation server's 1 ms burn loop after random
-    idle gaps (wall and thread CPU time). Wake-up: the validation servers (Go ``valserver``, GOMAXPROCS 1,
-    and Node ``valserver.js``) with a handler that burns 1 µs and allocates nothing, driven open-loop by
-    ``valload`` at low rates, placed as the validation experiments place one core (server on CPU 0, load
-    generator on CPU 1): each request's round trip with the time the server had been idle before it (since
-    the previous response, from the client's clock); a fresh server per runtime and rate.
-    """
+
+def _work_jitter(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
+    """``valserver -jitter-samples``: the validation server's 1 ms burn loop after random idle gaps (wall and
+    thread CPU time), pinned as the experiments pin a one-core server."""
     from calibration.validation import experiments
 
     loops = MACHINE_JITTER_LOOPS_QUICK if s.quick else MACHINE_JITTER_LOOPS
@@ -359,17 +357,26 @@ def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]
             str(loops), "-jitter-max-gap", f"{MACHINE_JITTER_MAX_GAP_MS}ms", "-max-seconds", "120"]
     env = {"GOMAXPROCS": "1"}
     before = os.getloadavg()
-    jitter = rec._record("machine", harness.run_bounded(
+    result = rec._record("machine", harness.run_bounded(
         [*pin, str(rec.binaries["valserver"]), *args], [*pin, "valserver", *args], harness.go_env(rec.cache, env),
         env, 180), before)
-    work = [{**row, "burn_s": MACHINE_BURN_S} for row in _csv_rows(jitter.stdout)]
+    return [{**row, "burn_s": MACHINE_BURN_S} for row in _csv_rows(result.stdout)]
+
+
+def _wake_ups(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
+    """The validation servers (Go ``valserver`` at GOMAXPROCS 1, Node ``valserver.js``) with a handler that burns
+    1 µs and allocates nothing, driven open-loop by ``valload`` at low rates and placed as the experiments place
+    one core (server on CPU 0, load generator on CPU 1), a fresh server per runtime and rate: each request's
+    round trip with the time the server had been idle before it."""
+    from calibration.validation import experiments
+
     seconds = MACHINE_WAKE_SECONDS_QUICK if s.quick else MACHINE_WAKE_SECONDS
     settings = experiments.Settings(cpu_s=MACHINE_WAKE_CPU_S, alloc_bytes=0, live_heap_mib=0, duration_s=seconds,
                                     grace_s=2.0, conns=8)
-    wake: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for runtime, rate in ((runtime, rate) for runtime in MACHINE_WAKE_RUNTIMES for rate in MACHINE_WAKE_RATES):
-        group = experiments.Group(f"machine-{runtime}", runtime, 1)
-        server = experiments.start_server(group, settings, rec.binaries, rec.cache)
+        server = experiments.start_server(experiments.Group(f"machine-{runtime}", runtime, 1), settings,
+                                          rec.binaries, rec.cache)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "latency.csv"
@@ -383,21 +390,22 @@ def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]
                                      "server_env": {"GOMAXPROCS": "1"} if runtime == "go" else {},
                                      "loadavg_before": [round(v, 2) for v in before],
                                      "loadavg_after": [round(v, 2) for v in os.getloadavg()]})
-                wake += [{"runtime": runtime, **row} for row in _idle_gaps(rate, _csv_rows(out.read_text()))]
+                rows += [{"runtime": runtime, **row} for row in _idle_gaps(rate, _csv_rows(out.read_text()))]
         finally:
             server.stop()
-    return {"machine_work.csv": work, "machine_wake.csv": wake}
+    return rows
 
 
 def _idle_gaps(rate: float, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """Answered requests in the order sent, each with the server's idle time before it (0 if one was in flight)."""
+    """Answered requests in the order sent, each with the server's idle time before it: since the latest
+    response so far (0 if a request was still in flight; empty for the first)."""
     done = sorted(((float(r["scheduled_s"]), float(r["latency_s"])) for r in rows if r["status"] == "ok"))
-    out, busy_until = [], -math.inf
+    out: list[dict[str, Any]] = []
+    busy_until: float | None = None
     for scheduled, latency in done:
-        idle = scheduled - busy_until if busy_until > -math.inf else math.nan
-        out.append({"rate_rps": rate, "scheduled_s": scheduled,  # valload prints times to 0.1 µs
-                    "idle_s": f"{max(idle, 0.0):.7f}" if idle == idle else "", "latency_s": latency})
-        busy_until = max(busy_until, scheduled + latency)
+        idle = "" if busy_until is None else f"{max(scheduled - busy_until, 0.0):.7f}"  # valload: 0.1 µs steps
+        out.append({"rate_rps": rate, "scheduled_s": scheduled, "idle_s": idle, "latency_s": latency})
+        busy_until = scheduled + latency if busy_until is None else max(busy_until, scheduled + latency)
     return out
 
 

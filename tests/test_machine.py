@@ -97,3 +97,13 @@ def test_the_fast_fidelity_refuses_a_wake():
     with pytest.raises(ValidationError, match="machine.wake need fidelity detailed"):
         GoServiceScenario.model_validate({"model": "go.service", "fidelity": "fast", "arrival_rate": 100,
                                           "gomaxprocs": 1, "handler": {"cpu": 1 * MS}, "machine": {"wake": WAKE}})
+
+
+def test_idle_gap_is_the_time_since_the_latest_response():
+    """The first request has no idle gap; one sent while another is in flight has 0; after the responses, the
+    gap runs from the latest one (a failed request does not count)."""
+    from calibration.measure import _idle_gaps
+
+    rows = [{"scheduled_s": s, "latency_s": l, "status": status} for s, l, status in (
+        ("0.100", "0.004", "ok"), ("0.101", "0.001", "ok"), ("0.150", "0.001", "timeout"), ("0.200", "0.001", "ok"))]
+    assert [row["idle_s"] for row in _idle_gaps(3, rows)] == ["", "0.0000000", "0.0960000"]
