@@ -112,9 +112,10 @@ class Recorder:
         self.cache = cache
         self.commands: list[dict[str, Any]] = []
 
-    def run(self, harness_name: str, program: str, args: list[str], env: dict[str, str], timeout: float):
+    def run(self, harness_name: str, program: str, args: list[str], env: dict[str, str], timeout: float,
+            prefix: list[str] | None = None):
         before = os.getloadavg()
-        result = harness.run(self.binaries[program], args, env, timeout, self.cache)
+        result = harness.run(self.binaries[program], args, env, timeout, self.cache, prefix or ())
         return self._record(harness_name, result, before)
 
     def run_node(self, harness_name: str, script: str, args: list[str], timeout: float,
@@ -125,17 +126,15 @@ class Recorder:
         return self._record(harness_name, result, before)
 
     def _record(self, harness_name: str, result: harness.RunResult, before: tuple[float, float, float]):
-        self.commands.append(
-            {
-                "harness": harness_name,
-                "argv": result.argv,
-                "env": result.env,
-                "wall_s": round(result.wall_s, 3),
-                "loadavg_before": [round(v, 2) for v in before],
-                "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-            }
-        )
+        self.note(harness_name, result.argv, result.env, before, wall_s=round(result.wall_s, 3))
         return result
+
+    def note(self, harness_name: str, argv: list[str], env: dict[str, str], before: tuple[float, float, float],
+             **extra: Any) -> None:
+        """Keep a command run elsewhere, with the load average ``before`` it and now, and ``extra`` keys."""
+        self.commands.append({"harness": harness_name, "argv": argv, "env": env, **extra,
+                              "loadavg_before": [round(v, 2) for v in before],
+                              "loadavg_after": [round(v, 2) for v in os.getloadavg()]})
 
 
 def _csv_rows(text: str) -> list[dict[str, str]]:
@@ -355,11 +354,7 @@ def _work_jitter(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
     pin = experiments.taskset_prefix(experiments.SERVER_CPUS[1])
     args = ["-cpu", f"{MACHINE_BURN_S * 1e6:.0f}us", "-alloc", "0", "-live-heap-mib", "0", "-jitter-samples",
             str(loops), "-jitter-max-gap", f"{MACHINE_JITTER_MAX_GAP_MS}ms", "-max-seconds", "120"]
-    env = {"GOMAXPROCS": "1"}
-    before = os.getloadavg()
-    result = rec._record("machine", harness.run_bounded(
-        [*pin, str(rec.binaries["valserver"]), *args], [*pin, "valserver", *args], harness.go_env(rec.cache, env),
-        env, 180), before)
+    result = rec.run("machine", "valserver", args, {"GOMAXPROCS": "1"}, timeout=180, prefix=pin)
     return [{**row, "burn_s": MACHINE_BURN_S} for row in _csv_rows(result.stdout)]
 
 
@@ -385,11 +380,9 @@ def _wake_ups(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
                         "-out", str(out)]
                 before = os.getloadavg()
                 argv, env, _summary = experiments.run_load(rec.binaries["valload"], 1, args, rec.cache, seconds + 60)
-                rec.commands.append({"harness": "machine", "argv": [*argv[:-1], "latency.csv"], "env": env,
-                                     "server_argv": experiments.display_argv(server.argv),
-                                     "server_env": {"GOMAXPROCS": "1"} if runtime == "go" else {},
-                                     "loadavg_before": [round(v, 2) for v in before],
-                                     "loadavg_after": [round(v, 2) for v in os.getloadavg()]})
+                rec.note("machine", [*argv[:-1], "latency.csv"], env, before,
+                         server_argv=experiments.display_argv(server.argv),
+                         server_env={"GOMAXPROCS": "1"} if runtime == "go" else {})
                 rows += [{"runtime": runtime, **row} for row in _idle_gaps(rate, _csv_rows(out.read_text()))]
         finally:
             server.stop()

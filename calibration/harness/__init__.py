@@ -159,16 +159,17 @@ def build(programs: Sequence[str] = PROGRAMS, cache: Path | None = None) -> dict
 
 
 def run(
-    binary: Path, args: Sequence[str], env: Mapping[str, str], timeout: float, cache: Path | None = None
+    binary: Path, args: Sequence[str], env: Mapping[str, str], timeout: float, cache: Path | None = None,
+    prefix: Sequence[str] = (),
 ) -> RunResult:
     """Run a built harness with ``env`` added to the offline Go environment; fail if it exceeds ``timeout``.
 
     Each program bounds itself (its ``-seconds``/``-max-seconds`` flags); the
     timeout is the backstop. A non-zero exit raises :class:`RuntimeError` with
-    the end of its standard error.
+    the end of its standard error. ``prefix`` goes before the program (``taskset -c 0``, say).
     """
-    return run_bounded([str(binary), *args], [binary.name, *args], go_env(cache or cache_dir(), env), dict(env),
-                        timeout)
+    return run_bounded([*prefix, str(binary), *args], [*prefix, binary.name, *args],
+                       go_env(cache or cache_dir(), env), dict(env), timeout)
 
 
 def run_bounded(argv: list[str], shown: list[str], env: dict[str, str], recorded_env: dict[str, str],
