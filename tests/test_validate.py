@@ -185,29 +185,19 @@ def _check_experiment_folder(folder, runtime: str) -> None:
 
 
 @pytest.mark.harness
-def test_go_programs_build_and_a_quick_run_writes_well_formed_output(tmp_path):
+@pytest.mark.parametrize("runtime", [
+    "go",
+    pytest.param("node", marks=pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")),
+])
+def test_a_quick_run_writes_well_formed_output(tmp_path, runtime):
+    """The programs build, and a quick capacity run and experiment of each server write a well-formed folder."""
     from calibration import harness
     from calibration.validation.experiments import Settings, measure_capacity, run_experiment
 
     settings = Settings.quick()
     cache = harness.cache_dir()
     binaries = harness.build(["valserver", "valload"], cache)
-    group = next(g for g in GROUPS if g.runtime == "go")
+    group = next(g for g in GROUPS if g.runtime == runtime)
     capacity = measure_capacity(group, settings, binaries, cache)
     folder, _foreign = run_experiment(group, 0.5, capacity, settings, binaries, cache, tmp_path)
-    _check_experiment_folder(folder, "go")
-
-
-@pytest.mark.harness
-@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
-def test_node_server_quick_run_writes_well_formed_output(tmp_path):
-    from calibration import harness
-    from calibration.validation.experiments import Settings, measure_capacity, run_experiment
-
-    settings = Settings.quick()
-    cache = harness.cache_dir()
-    binaries = harness.build(["valserver", "valload"], cache)
-    group = next(g for g in GROUPS if g.runtime == "node")
-    capacity = measure_capacity(group, settings, binaries, cache)
-    folder, _foreign = run_experiment(group, 0.5, capacity, settings, binaries, cache, tmp_path)
-    _check_experiment_folder(folder, "node")
+    _check_experiment_folder(folder, runtime)
