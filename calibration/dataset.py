@@ -40,6 +40,9 @@ HARNESS_OF = {
     "node_http_cpu.csv": "node_http",
     "machine_work.csv": "machine",
     "machine_wake.csv": "machine",
+    "machine_slices.csv": "machine",
+    "machine_placement.csv": "machine",
+    "machine_load_cpu.csv": "machine",
 }
 """Which harness (``cnsim calibrate measure --only NAME``) writes each CSV."""
 

@@ -27,7 +27,10 @@ import pandas as pd
 from calibration import gctrace
 from calibration.dataset import PARAMS_DIR, Dataset, clock_fit, seed_of
 from calibration.distfit import fit_constant, fit_distribution, fit_linear
-from calibration.fitmachine import fit_machine_wake, fit_machine_work, machine_observations
+from calibration.fitmachine import (
+    fit_machine_load_cpu, fit_machine_placement, fit_machine_slices, fit_machine_wake, fit_machine_work,
+    machine_observations,
+)
 from calibration.fitnode import (
     fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
 )
@@ -333,6 +336,9 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("node_http_cpu.csv", fit_node_http),
     ("machine_work.csv", fit_machine_work),
     ("machine_wake.csv", fit_machine_wake),
+    ("machine_slices.csv", fit_machine_slices),
+    ("machine_placement.csv", fit_machine_placement),
+    ("machine_load_cpu.csv", fit_machine_load_cpu),
 ]
 
 

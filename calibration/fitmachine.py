@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from calibration.dataset import Dataset, seed_of
-from calibration.distfit import fit_distribution
+from calibration.distfit import fit_constant, fit_distribution, fit_linear
 
 HOT_IDLE_S = 1e-4
 """Requests that find the server idle for less than this are the reference (a hot path, no wake-up)."""
@@ -35,6 +35,8 @@ WAKE_EDGES_S = (0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 WAKE_QUANTILES = 200
 WAKE_MIN_SAMPLES = 30
 """A range with fewer requests than this takes the distribution of the range below it."""
+MACHINE_PLACEMENT_WORK = "0.5 ms of CPU per request, no allocation"
+"""What the placement runs' server does per request (``calibration.measure.MACHINE_PLACEMENT_CPU_S``)."""
 
 
 def machine_observations(name: str, data: Dataset) -> pd.DataFrame:
@@ -48,7 +50,7 @@ def machine_observations(name: str, data: Dataset) -> pd.DataFrame:
         delay = np.maximum(frame["latency_s"].to_numpy() - float(_hot(frame, runtime).median()), 0.0)
         return pd.DataFrame({"x": frame["idle_s"].to_numpy(), "y": delay,
                              "group": frame["rate_rps"].astype(str).to_numpy() + " req/s"})
-    raise KeyError(f"no observations known for parameter set {name!r}")
+    return placement_observations(name, data)
 
 
 def _wake_frame(data: Dataset, runtime: str) -> pd.DataFrame:
@@ -137,4 +139,158 @@ def _fit_wake(data: Dataset, runtime: str) -> dict[str, Any]:
         "goodness_of_fit": {"test": "Kolmogorov-Smirnov distance between each range's delays and its quantiles",
                             "statistic": max(row.get("ks_statistic", 0.0) for row in bins)},
     }
+
+
+
+SLICE_NOISE_S = 1e-4
+"""Off-CPU gaps of a spinning thread shorter than this are interrupts, not the other thread's turn."""
+PLACEMENT_WARMUP_S = 0.5
+"""Requests of the placement runs scheduled before this (s) are left out (connections and threads warming up)."""
+LOAD_WAIT_S = 1e-4
+"""A send of the load generator later than this after its scheduled time waited for a core."""
+LOAD_MIN_RATE = 300.0
+"""The load generator's CPU is fitted as a line over its runs at this rate (requests/s) or more: below it the
+cost of waking from idle dominates (about 0.8 ms of CPU a request at 3-10 requests/s), and the validation
+experiments send 350-1600 requests/s."""
+
+
+def _placement(data: Dataset) -> pd.DataFrame:
+    """The placement runs' requests after the warm-up, with handler start and end (s, Unix) and the CPU each
+    handler was on at any moment (``cpu_at``, one CPU change at most is seen)."""
+    frame = data.frame("machine_placement.csv")
+    frame = frame[frame["scheduled_s"] >= PLACEMENT_WARMUP_S].copy()
+    frame["start"] = frame["start_unix_ns"] * 1e-9
+    frame["end"] = frame["start"] + frame["wall_s"]
+    frame["scheduled_unix"] = frame["sent_unix_ns"] * 1e-9 - (frame["sent_s"] - frame["scheduled_s"])
+    frame["lag_s"] = frame["sent_s"] - frame["scheduled_s"]
+    return frame.sort_values(["rate_rps", "start"]).reset_index(drop=True)
+
+
+def _cpu_at(row: pd.Series, t: float) -> int:
+    moved = row["moved_s"]
+    return int(row["cpu_start"] if np.isnan(moved) or t < row["start"] + moved else row["cpu_end"])
+
+
+def _beside_one(frame: pd.DataFrame) -> Iterator[tuple[pd.Series, pd.Series]]:
+    """Pairs (handler, the one other handler running when it started), for handlers that started beside
+    exactly one other."""
+    for _rate, run in frame.groupby("rate_rps"):
+        starts, ends = run["start"].to_numpy(), run["end"].to_numpy()
+        rows = [row for _, row in run.iterrows()]
+        for i, row in enumerate(rows):
+            if row["others"] != 1:
+                continue
+            running = [j for j in range(max(i - 16, 0), i) if starts[j] <= starts[i] < ends[j]]
+            if len(running) == 1:
+                yield row, rows[running[0]]
+
+
+def _coplaced(data: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per handler that started beside exactly one other: (on the other's CPU: 1/0; for those on it, how long
+    the two shared it until one moved or ended; whether one moved)."""
+    same, shared, moved = [], [], []
+    for row, other in _beside_one(_placement(data)):
+        together = _cpu_at(other, row["start"]) == int(row["cpu_start"])
+        same.append(float(together))
+        if together:
+            moves = [r["start"] + r["moved_s"] for r in (row, other)
+                     if not np.isnan(r["moved_s"]) and r["start"] + r["moved_s"] > row["start"]]
+            until = min(row["end"], other["end"])
+            first_move = min(moves, default=np.inf)
+            shared.append(min(first_move, until) - row["start"])
+            moved.append(first_move < until)
+    return np.array(same), np.array(shared), np.array(moved, dtype=bool)
+
+
+def _load_waits(data: Dataset) -> np.ndarray:
+    """Per send scheduled while exactly one handler was running: whether it was later than :data:`LOAD_WAIT_S`."""
+    waits = []
+    for _rate, run in _placement(data).groupby("rate_rps"):
+        starts, ends = run["start"].to_numpy(), run["end"].to_numpy()
+        for at, lag in zip(run["scheduled_unix"].to_numpy(), run["lag_s"].to_numpy()):
+            if int(((starts <= at) & (ends > at)).sum()) == 1:
+                waits.append(float(lag > LOAD_WAIT_S))
+    return np.array(waits)
+
+
+def placement_observations(name: str, data: Dataset) -> pd.DataFrame:
+    """The samples behind the placement parameter sets (see :func:`fit_machine_placement`)."""
+    if name == "machine.slice_s":
+        frame = data.frame("machine_slices.csv")
+        return pd.DataFrame({"y": frame.loc[frame["off_s"] > SLICE_NOISE_S, "off_s"].to_numpy()})
+    if name == "machine.coplace_p":
+        return pd.DataFrame({"y": _coplaced(data)[0]})
+    if name == "machine.migrate_s":
+        _same, shared, moved = _coplaced(data)
+        return pd.DataFrame({"y": shared, "group": np.where(moved, "one moved", "one ended first (censored)")})
+    if name == "machine.load_coplace_p":
+        return pd.DataFrame({"y": _load_waits(data)})
+    if name == "machine.load_cpu_vs_rate":
+        frame = data.frame("machine_load_cpu.csv")
+        frame = frame[frame["rate_rps"] >= LOAD_MIN_RATE]
+        return pd.DataFrame({"x": (frame["requests"] / frame["wall_s"]).to_numpy(),
+                             "y": (frame["cpu_s"] / frame["wall_s"]).to_numpy(), "group": frame["part"].to_numpy()})
+    raise KeyError(f"no observations known for parameter set {name!r}")
+
+
+def fit_machine_load_cpu(data: Dataset) -> list[dict[str, Any]]:
+    name = "machine.load_cpu_vs_rate"
+    points = placement_observations(name, data)
+    line = fit_linear(points["x"].to_numpy(), points["y"].to_numpy())
+    line["fit"]["samples"] = ("per open-loop run of the machine harness (wake-up and placement runs) at "
+                              f"{LOAD_MIN_RATE:.0f} requests/s or more: the load generator's user + system CPU "
+                              "(getrusage) over its wall time, against the requests it sent per second")
+    return [{**data.header(name, "CPU the load generator (valload: open loop, HTTP/1.1 keep-alive, a dispatcher "
+                           "sleeping until each send) uses per second, in cores, against its request rate: a "
+                           "request costs the slope, and the intercept is spent whatever the rate",
+                           "cores", "machine_load_cpu.csv", "linear"),
+             "x": "rate_rps", "y": "load_cpu_cores", **line}]
+
+
+def fit_machine_slices(data: Dataset) -> list[dict[str, Any]]:
+    name = "machine.slice_s"
+    result = fit_constant(placement_observations(name, data)["y"].to_numpy())
+    result["fit"]["samples"] = (f"two threads spinning on one CPU: each time one was kept off it for more than "
+                                f"{SLICE_NOISE_S * 1e6:.0f} µs (shorter gaps are interrupts)")
+    return [{**data.header(name, "How long the kernel lets a CPU-bound thread run before another thread waiting "
+                           "on its CPU gets it: the time a spinning thread is kept off its CPU by another one",
+                           "s", "machine_slices.csv", "constant"), **result}]
+
+
+def fit_machine_placement(data: Dataset) -> list[dict[str, Any]]:
+    """Where Linux places the threads of a two-core Go server and of its load generator on the same cores."""
+    same, shared, moved = _coplaced(data)
+    if not moved.any():
+        raise ValueError("machine_placement.csv: no co-placed handlers moved to another CPU; cannot fit "
+                         "machine.migrate_s")
+    placed = fit_constant(same)
+    placed["fit"]["samples"] = ("handlers that started while exactly one other handler was running: 1 if on "
+                                "that handler's CPU at that moment (getcpu), else 0")
+    load = fit_constant(placement_observations("machine.load_coplace_p", data)["y"].to_numpy())
+    load["fit"]["samples"] = (f"requests scheduled while exactly one handler was running: 1 if the load "
+                              f"generator sent it more than {LOAD_WAIT_S * 1e6:.0f} µs late, else 0")
+    mean_shared = float(shared.sum() / moved.sum())
+    server = (f"Go valserver at GOMAXPROCS 2 ({MACHINE_PLACEMENT_WORK}) and valload, both on CPUs 0 and 1, "
+              "open loop")
+    return [
+        {**data.header("machine.coplace_p", "Probability that a thread of the server that wakes up lands on the "
+                       "CPU of its other running thread though the other CPU has none: the share of handlers "
+                       f"starting beside exactly one running handler on its CPU ({server})", "1",
+                       "machine_placement.csv", "constant"), **placed},
+        {**data.header("machine.migrate_s", "Mean time two server threads on one CPU stay there before the "
+                       "load balancer moves one (an exponential time, the only parameter): time shared over "
+                       f"moves seen ({server})", "s", "machine_placement.csv", "constant"),
+         "value": mean_shared,
+         "fit": {"method": "maximum likelihood of an exponential time with right censoring: total time shared "
+                           "over moves (a pair ends, uncensored, when one handler is seen on another CPU, "
+                           "censored when one of them ends first)", "n": int(shared.size),
+                 "moves": int(moved.sum()), "time_shared_s": float(shared.sum())},
+         "goodness_of_fit": {"ci95": [2 * float(shared.sum()) / float(scipy_stats.chi2.ppf(q, 2 * int(moved.sum())))
+                                      for q in (0.975, 0.025)],
+                             "relative_half_width": float(1.96 / np.sqrt(moved.sum()))}},
+        {**data.header("machine.load_coplace_p", "Probability that a thread of the load generator that wakes up "
+                       "waits for a CPU taken by a server thread though the other CPU is free: the share of "
+                       f"sends scheduled while one handler was running that left late ({server})", "1",
+                       "machine_placement.csv", "constant"), **load},
+    ]
 

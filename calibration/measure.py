@@ -337,12 +337,32 @@ MACHINE_WAKE_RATES = (3, 10, 30, 100, 300, 1000)
 MACHINE_WAKE_SECONDS, MACHINE_WAKE_SECONDS_QUICK = 15.0, 1.0
 MACHINE_WAKE_CPU_S = 1e-6
 MACHINE_WAKE_RUNTIMES = ("go", "node")
+#: machine: a two-core Go server (GOMAXPROCS 2) and its load generator on the same two CPUs, as the
+#: GOMAXPROCS 2 experiments place them, but with half their work per request and no heap: each handler's
+#: CPUs traced (``valserver -trace``) at these rates (requests/s), this long each (full, quick).
+MACHINE_PLACEMENT_CPU_S = 5e-4
+MACHINE_PLACEMENT_RATES = (1000, 2000)
+MACHINE_PLACEMENT_SECONDS, MACHINE_PLACEMENT_SECONDS_QUICK = 8.0, 1.0
+#: machine: two spinning threads on one CPU (``valserver -slice-seconds``), this long (full, quick).
+MACHINE_SLICE_SECONDS, MACHINE_SLICE_SECONDS_QUICK = 3.0, 0.3
 
 
 def measure_machine(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
-    """How this machine stretches fixed work (:func:`_work_jitter`) and how long a request to an idle server
-    takes to wake it (:func:`_wake_ups`)."""
-    return {"machine_work.csv": _work_jitter(rec, s), "machine_wake.csv": _wake_ups(rec, s)}
+    """How this machine stretches fixed work (:func:`_work_jitter`), how long a request to an idle server
+    takes to wake it (:func:`_wake_ups`), and how Linux shares its cores between threads (:func:`_slices`,
+    :func:`_placement`)."""
+    load_cpu: list[dict[str, Any]] = []
+    work = _work_jitter(rec, s)
+    wake = _wake_ups(rec, s, load_cpu)
+    placement = _placement(rec, s, load_cpu)
+    return {"machine_work.csv": work, "machine_wake.csv": wake, "machine_slices.csv": _slices(rec, s),
+            "machine_placement.csv": placement, "machine_load_cpu.csv": load_cpu}
+
+
+def _load_cpu_row(part: str, rate: float, summary: dict[str, Any]) -> dict[str, Any]:
+    """The load generator's own CPU over one open-loop run (its JSON summary)."""
+    return {"part": part, "rate_rps": rate, "requests": summary["scheduled"], "cpu_s": summary["cpu_s"],
+            "wall_s": summary["wall_s"]}
 
 
 def _work_jitter(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
@@ -358,11 +378,11 @@ def _work_jitter(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
     return [{**row, "burn_s": MACHINE_BURN_S} for row in _csv_rows(result.stdout)]
 
 
-def _wake_ups(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
+def _wake_ups(rec: Recorder, s: Settings, load_cpu: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The validation servers (Go ``valserver`` at GOMAXPROCS 1, Node ``valserver.js``) with a handler that burns
     1 µs and allocates nothing, driven open-loop by ``valload`` at low rates and placed as the experiments place
     one core (server on CPU 0, load generator on CPU 1), a fresh server per runtime and rate: each request's
-    round trip with the time the server had been idle before it."""
+    round trip with the time the server had been idle before it (and each run's load CPU into ``load_cpu``)."""
     from calibration.validation import experiments
 
     seconds = MACHINE_WAKE_SECONDS_QUICK if s.quick else MACHINE_WAKE_SECONDS
@@ -379,14 +399,59 @@ def _wake_ups(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
                         str(seconds), "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed),
                         "-out", str(out)]
                 before = os.getloadavg()
-                argv, env, _summary = experiments.run_load(rec.binaries["valload"], 1, args, rec.cache, seconds + 60)
+                argv, env, summary = experiments.run_load(rec.binaries["valload"], 1, args, rec.cache, seconds + 60)
                 rec.note("machine", [*argv[:-1], "latency.csv"], env, before,
                          server_argv=experiments.display_argv(server.argv),
                          server_env={"GOMAXPROCS": "1"} if runtime == "go" else {})
+                load_cpu.append(_load_cpu_row(f"wake-{runtime}", rate, summary))
                 rows += [{"runtime": runtime, **row} for row in _idle_gaps(rate, _csv_rows(out.read_text()))]
         finally:
             server.stop()
     return rows
+
+
+def _slices(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
+    """``valserver -slice-seconds``: two spinning threads on one CPU, each time one was kept off it."""
+    from calibration.validation import experiments
+
+    seconds = MACHINE_SLICE_SECONDS_QUICK if s.quick else MACHINE_SLICE_SECONDS
+    result = rec.run("machine", "valserver", ["-slice-seconds", str(seconds)], {"GOMAXPROCS": "2"},
+                     timeout=seconds + 60, prefix=experiments.taskset_prefix(experiments.SERVER_CPUS[1]))
+    return _csv_rows(result.stdout)
+
+
+def _placement(rec: Recorder, s: Settings, load_cpu: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The validation server at GOMAXPROCS 2 tracing its handlers (``-trace``) under ``valload -index-query``,
+    both on CPUs 0 and 1, a fresh server per rate: each answered request's load-generator row joined with its
+    handler's trace (and each run's load CPU into ``load_cpu``)."""
+    from calibration.validation import experiments
+
+    seconds = MACHINE_PLACEMENT_SECONDS_QUICK if s.quick else MACHINE_PLACEMENT_SECONDS
+    settings = experiments.Settings(cpu_s=MACHINE_PLACEMENT_CPU_S, alloc_bytes=0, live_heap_mib=0,
+                                    duration_s=seconds, grace_s=2.0)
+    requests: list[dict[str, Any]] = []
+    group = experiments.Group("machine-placement", "go", 2)
+    for rate in MACHINE_PLACEMENT_RATES:
+        with tempfile.TemporaryDirectory() as tmp:
+            trace, out = Path(tmp) / "trace.csv", Path(tmp) / "latency.csv"
+            server = experiments.start_server(group, settings, rec.binaries, rec.cache, ["-trace", str(trace)])
+            try:
+                args = ["-url", server.url, "-rate", str(rate), "-conns", str(settings.conns), "-seconds",
+                        str(seconds), "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed),
+                        "-index-query", "-out", str(out)]
+                before = os.getloadavg()
+                argv, env, summary = experiments.run_load(rec.binaries["valload"], 2, args, rec.cache, seconds + 60)
+            finally:
+                server.stop()
+            rec.note("machine", [*argv[:-1], "latency.csv"], env, before,
+                     server_argv=experiments.display_argv(server.argv), server_env={"GOMAXPROCS": "2"})
+            handlers = {row.pop("query"): row for row in _csv_rows(trace.read_text())}
+            for index, row in enumerate(_csv_rows(out.read_text())):
+                handler = handlers.get(str(index))
+                if row["status"] == "ok" and handler is not None:
+                    requests.append({"rate_rps": rate, "index": index, **row, **handler})
+            load_cpu.append(_load_cpu_row("placement", rate, summary))
+    return requests
 
 
 def _idle_gaps(rate: float, rows: list[dict[str, str]]) -> list[dict[str, Any]]:

@@ -64,7 +64,8 @@ def describe_fit(entry: dict[str, Any]) -> str:
         return f"n={n}, largest KS D of a range={gof['statistic']:.3f}"
     if entry["kind"] == "linear":
         return f"n={n}, R²={gof['r_squared']:.3f}, slope p={gof['slope_p_value']:.2g}, Spearman ρ={gof['spearman_rho']:.2f}"
-    return f"n={n}, ±{100 * gof['relative_half_width']:.1f} % (95 %), cv={gof['cv']:.3f}"
+    line = f"n={n}, ±{100 * gof['relative_half_width']:.1f} % (95 %)"
+    return f"{line}, cv={gof['cv']:.3f}" if "cv" in gof else line
 
 
 def table_rows(entries: list[dict[str, Any]]) -> list[dict[str, str]]:

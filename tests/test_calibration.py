@@ -309,14 +309,17 @@ def test_shipped_params_are_complete_and_load(name):
 @pytest.mark.parametrize("name", SHIPPED + SHIPPED_NODE)
 def test_fitted_values_describe_their_observations(name):
     """The fit's sample count is the observation count, and a distribution's mean is near the sample mean
-    (within 5 standard errors: the chosen family need not match the mean exactly, but not far off)."""
+    (within 5 standard errors: the chosen family need not match the mean exactly, but not far off); a
+    constant is the mean of its observations, or for a censored exponential time their sum over the events."""
     params = load_params(name)
     data = Dataset((DATA_ROOT.parent.parent / params["dataset"]).parent)
     y = observations(name, data)["y"].to_numpy()
     assert params["fit"]["n"] == y.size
     if params["kind"] == "distribution":
         assert abs(param_dist(name).mean - y.mean()) < 5 * y.std(ddof=1) / math.sqrt(y.size)
-    if params["kind"] == "constant":
+    if params["kind"] == "constant" and "moves" in params["fit"]:
+        assert param_value(name) == pytest.approx(y.sum() / params["fit"]["moves"], rel=1e-12)
+    elif params["kind"] == "constant":
         assert param_value(name) == pytest.approx(y.mean(), rel=1e-12)
 
 

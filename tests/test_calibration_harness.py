@@ -23,8 +23,8 @@ from calibration.measure import (GC_GOGC, GC_HEAPS_MIB_QUICK, HTTP_CPU_CASES, HT
 from calibration.measure import (GO_PROCESS_REPS_QUICK, HARNESSES, NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK,
                                  NODE_GC_MIXES_QUICK, NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE,
                                  NodeSettings)
-from calibration.measure import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_WAKE_RATES,
-                                 MACHINE_WAKE_RUNTIMES)
+from calibration.measure import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_PLACEMENT_RATES,
+                                 MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES)
 from sim.cli import main
 
 pytestmark = pytest.mark.harness
@@ -126,6 +126,25 @@ def test_quick_machine_rows(quick_data):
     assert (wake["latency_s"] > 0).all() and (wake["idle_s"].dropna() >= 0).all()
     assert sorted(wake["runtime"].unique()) == sorted(MACHINE_WAKE_RUNTIMES)
     assert wake["idle_s"].isna().sum() == len(MACHINE_WAKE_RATES) * len(MACHINE_WAKE_RUNTIMES)  # each run's first
+
+
+def test_quick_machine_placement_rows(quick_data):
+    """Two spinning threads were each kept off the CPU; every traced handler is joined to the request that had
+    its index, on a CPU of the machine, and every open-loop run noted its load generator's CPU."""
+    slices = pd.read_csv(quick_data / "machine_slices.csv")
+    assert set(slices["thread"]) == {0, 1} and (slices["off_s"] > 20e-6).all() and (slices["ran_s"] >= 0).all()
+    placement = pd.read_csv(quick_data / "machine_placement.csv")
+    assert sorted(placement["rate_rps"].unique()) == sorted(MACHINE_PLACEMENT_RATES)
+    assert not placement.duplicated(["rate_rps", "index"]).any() and (placement["status"] == "ok").all()
+    cpus = os.cpu_count() or 1
+    assert placement["cpu_start"].between(0, cpus - 1).all() and placement["cpu_end"].between(0, cpus - 1).all()
+    assert (placement["wall_s"] > 0).all() and (placement["others"] >= 0).all()
+    handler_in_round_trip = (placement["start_unix_ns"] >= placement["sent_unix_ns"]) & (
+        placement["start_unix_ns"] + placement["wall_s"] * 1e9 <= placement["end_unix_ns"])
+    assert handler_in_round_trip.mean() > 0.99  # one clock: the handler runs between send and response
+    load = pd.read_csv(quick_data / "machine_load_cpu.csv")
+    assert len(load) == len(MACHINE_WAKE_RATES) * len(MACHINE_WAKE_RUNTIMES) + len(MACHINE_PLACEMENT_RATES)
+    assert (load["cpu_s"] > 0).all() and (load["requests"] > 0).all()
 
 
 def test_quick_http_rows(quick_data):

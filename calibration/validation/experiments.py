@@ -188,12 +188,15 @@ class Server:
             self.process.wait()
 
 
-def start_server(group: Group, settings: Settings, binaries: dict[str, Path], cache: Path) -> Server:
+def start_server(group: Group, settings: Settings, binaries: dict[str, Path], cache: Path,
+                 go_args: Sequence[str] = ()) -> Server:
+    """The group's server, pinned as the experiments pin it; ``go_args`` are more flags of ``valserver``."""
     cpus = SERVER_CPUS[group.cores]
     if group.runtime == "go":
         argv = [str(binaries["valserver"]), "-addr", "127.0.0.1:0", "-cpu", f"{settings.cpu_s * 1e6:.0f}us",
                 "-alloc", str(settings.alloc_bytes), "-alloc-chunk", str(settings.alloc_chunk_bytes),
-                "-live-heap-mib", str(settings.live_heap_mib), "-max-seconds", str(_server_bound(settings))]
+                "-live-heap-mib", str(settings.live_heap_mib), "-max-seconds", str(_server_bound(settings)),
+                *go_args]
         env = harness.go_env(cache, {"GOMAXPROCS": str(group.cores), "GOGC": str(settings.gogc)})
     else:
         argv = [str(harness.node_binary()), str(NODE_SERVER), "--port", "0", "--cpu-ms", f"{settings.cpu_s * 1e3:g}",

@@ -23,8 +23,12 @@
 // capacity).
 //
 // Output: per-request CSV to -out (open loop; scheduled_s, sent_s, latency_s,
-// status, times in seconds from the start), and one JSON summary line on
-// standard output. Standard library only; the dispatcher's locked thread needs
+// status, times in seconds from the start; with -index-query the request's
+// index is its query string, "GET <path>?<index>", and two columns give the
+// send and end times as Unix ns, to match requests with a server's trace), and one JSON summary line on
+// standard output; in open loop it includes the generator's own CPU time
+// (getrusage user + system, from the first send to the end of the run), which
+// it spends on the same machine as the server. Standard library only; the dispatcher's locked thread needs
 // GOMAXPROCS >= 2 for the readers to run meanwhile.
 package main
 
@@ -121,6 +125,13 @@ func preciseSleep(d time.Duration) {
 	}
 }
 
+// processCPU is this process's user + system CPU time (getrusage RUSAGE_SELF).
+func processCPU() time.Duration {
+	var usage syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+}
+
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "cnsim: error "+format+"\n", args...)
 	os.Exit(2)
@@ -135,6 +146,7 @@ func main() {
 	grace := flag.Float64("grace-seconds", 5, "wait this long for requests in flight after sending ends")
 	seed := flag.Int64("seed", 1, "seed of the arrival times")
 	out := flag.String("out", "", "per-request CSV file (open loop)")
+	indexQuery := flag.Bool("index-query", false, "send each request's index as its query string; Unix times in -out")
 	flag.Parse()
 	parsed, err := url.Parse(*target)
 	if err != nil || parsed.Scheme != "http" || parsed.Host == "" {
@@ -189,6 +201,7 @@ func main() {
 	warm := p.dials.Load()
 
 	var poolWaits int64
+	cpuBefore := processCPU()
 	start := time.Now().Add(20 * time.Millisecond)
 	runtime.LockOSThread()
 	setTimerSlack(1)
@@ -205,7 +218,12 @@ func main() {
 		done.Add(1)
 		results[i].sent = time.Now()
 		c.next <- i
-		if _, err := c.Write(request); err != nil {
+		line := request
+		if *indexQuery {
+			line = []byte(fmt.Sprintf("GET %s?%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: cnsim-valload\r\n\r\n",
+				parsed.EscapedPath(), i, parsed.Host))
+		}
+		if _, err := c.Write(line); err != nil {
 			c.Close() // its reader then fails to read a response and records the error
 		}
 	}
@@ -220,6 +238,7 @@ func main() {
 		timedOut = true
 	}
 	wall := time.Since(start).Seconds()
+	cpu := (processCPU() - cpuBefore).Seconds()
 
 	counts := map[string]int{}
 	var last time.Time
@@ -234,26 +253,36 @@ func main() {
 		defer buffered.Flush()
 		writer = buffered
 	}
-	fmt.Fprintln(writer, "scheduled_s,sent_s,latency_s,status")
+	header, unix := "scheduled_s,sent_s,latency_s,status", ""
+	if *indexQuery {
+		header += ",sent_unix_ns,end_unix_ns"
+	}
+	fmt.Fprintln(writer, header)
 	for i, t := range schedule {
 		r := &results[i]
 		if !r.finished.Load() {
 			counts["timeout"]++
-			fmt.Fprintf(writer, "%.7f,,,timeout\n", t)
+			if *indexQuery {
+				unix = ",,"
+			}
+			fmt.Fprintf(writer, "%.7f,,,timeout%s\n", t, unix)
 			continue
 		}
 		counts[r.status]++
 		if r.end.After(last) {
 			last = r.end
 		}
-		fmt.Fprintf(writer, "%.7f,%.7f,%.7f,%s\n", t, r.sent.Sub(start).Seconds(), r.end.Sub(start).Seconds()-t, r.status)
+		if *indexQuery {
+			unix = fmt.Sprintf(",%d,%d", r.sent.UnixNano(), r.end.UnixNano())
+		}
+		fmt.Fprintf(writer, "%.7f,%.7f,%.7f,%s%s\n", t, r.sent.Sub(start).Seconds(), r.end.Sub(start).Seconds()-t, r.status, unix)
 	}
 	summary, _ := json.Marshal(map[string]any{
 		"mode": "open", "rate": *rate, "seconds": *seconds, "scheduled": len(schedule), "statuses": counts,
 		"achieved_send_rate":  float64(len(schedule)) / sendingEnd.Sub(start).Seconds(),
 		"achieved_throughput": float64(counts["ok"]) / last.Sub(start).Seconds(),
 		"pool_waits":          poolWaits, "new_conns": p.dials.Load() - warm, "conns": *conns, "timed_out": timedOut,
-		"wall_s": wall, "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
+		"wall_s": wall, "cpu_s": cpu, "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
 	})
 	fmt.Println(string(summary))
 }

@@ -23,6 +23,21 @@
 // (idle_s, wall_s, cpu_s): how much longer than its CPU time fixed work takes
 // on this machine, and whether a preceding idle gap changes it.
 //
+// Handler trace (-trace FILE): every request's query string (valload
+// -index-query puts the request's index there), handler start (Unix ns), wall
+// and thread CPU time, the CPU it started and ended on and the first moment (s
+// after its start) it was seen on another CPU (getcpu(2) after each slice of
+// the burn; empty if never), and how many other handlers were running when it
+// started; written as CSV when the server stops. What it shows is how Linux
+// places the server's threads on the cores: a handler sharing a CPU with
+// another one takes longer in wall time than in CPU time.
+//
+// Time slices (-slice-seconds S > 0, no server): two locked OS threads spin
+// for S seconds, each noting every time it was off the CPU for more than 20 µs;
+// printed as CSV (thread, ran_s, off_s: how long it had run before, and how
+// long it was off). Run on one CPU (taskset) it shows the kernel's time slice
+// between two CPU-bound threads.
+//
 // Standard output: one JSON line when ready ({"addr": ..., "burn_iterations":
 // ...}) and one when it stops ({"requests": ..., "num_gc": ...}). It stops on
 // SIGTERM/SIGINT or after -max-seconds. Standard library only.
@@ -40,6 +55,7 @@ import (
 	"os/signal"
 	"runtime"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -47,6 +63,7 @@ import (
 )
 
 const clockThreadCPUTime = 3 // CLOCK_THREAD_CPUTIME_ID, linux/time.h
+const sysGetcpu = 309          // getcpu(2) on linux/amd64; the syscall package has no name for it
 
 type node struct {
 	left, right *node
@@ -77,6 +94,39 @@ func threadCPU() time.Duration {
 		os.Exit(3)
 	}
 	return time.Duration(ts.Nano())
+}
+
+func currentCPU() int {
+	var cpu, numaNode uint32
+	syscall.RawSyscall(sysGetcpu, uintptr(unsafe.Pointer(&cpu)), uintptr(unsafe.Pointer(&numaNode)), 0)
+	return int(cpu)
+}
+
+// handlerTrace is one request's line of the -trace file.
+type handlerTrace struct {
+	query                   string
+	startUnixNs             int64
+	wall, cpu, moved        time.Duration
+	cpuStart, cpuEnd        int
+	others                  int64
+}
+
+func writeTrace(path string, traces []handlerTrace) error {
+	file, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	fmt.Fprintln(file, "query,start_unix_ns,wall_s,cpu_s,cpu_start,cpu_end,moved_s,others")
+	for _, t := range traces {
+		moved := ""
+		if t.moved >= 0 {
+			moved = fmt.Sprintf("%.9f", t.moved.Seconds())
+		}
+		fmt.Fprintf(file, "%s,%d,%.9f,%.9f,%d,%d,%s,%d\n", t.query, t.startUnixNs, t.wall.Seconds(), t.cpu.Seconds(),
+			t.cpuStart, t.cpuEnd, moved, t.others)
+	}
+	return nil
 }
 
 // calibrate returns iterations per CPU-second: the median over trials of a loop of ~20 ms.
@@ -129,6 +179,39 @@ func jitter(iterations, samples int, maxGap time.Duration, deadline time.Time) {
 	}
 }
 
+// slices prints, for two locked threads spinning for `seconds`, each time one was off the CPU for over 20 µs.
+func slices(seconds float64) {
+	const offAfter = 20 * time.Microsecond
+	type off struct{ ran, off time.Duration }
+	found := make([][]off, 2)
+	end := time.Now().Add(time.Duration(seconds * float64(time.Second)))
+	var done sync.WaitGroup
+	for k := range found {
+		done.Add(1)
+		go func(k int) {
+			defer done.Done()
+			runtime.LockOSThread()
+			last := time.Now()
+			since := last
+			for last.Before(end) {
+				now := time.Now()
+				if gap := now.Sub(last); gap > offAfter {
+					found[k] = append(found[k], off{last.Sub(since), gap})
+					since = now
+				}
+				last = now
+			}
+		}(k)
+	}
+	done.Wait()
+	fmt.Println("thread,ran_s,off_s")
+	for k, offs := range found {
+		for _, o := range offs {
+			fmt.Printf("%d,%.9f,%.9f\n", k, o.ran.Seconds(), o.off.Seconds())
+		}
+	}
+}
+
 func buildHeap(bytes int64) []*node {
 	count := bytes / 64
 	nodes := make([]*node, 0, count)
@@ -152,12 +235,18 @@ func main() {
 	maxSeconds := flag.Float64("max-seconds", 120, "stop after this long")
 	jitterSamples := flag.Int("jitter-samples", 0, "measure work jitter with this many loops instead of serving")
 	jitterMaxGap := flag.Duration("jitter-max-gap", 50*time.Millisecond, "longest idle gap before a jitter loop")
+	sliceSeconds := flag.Float64("slice-seconds", 0, "measure time slices of two spinning threads for this long instead of serving")
+	tracePath := flag.String("trace", "", "write every handler's timing and CPUs to this CSV file when stopping")
 	flag.Parse()
 	if *allocChunk < 64 || *alloc < 0 || *cpu <= 0 {
 		fmt.Fprintln(os.Stderr, "cnsim: error -alloc-chunk must be >= 64, -alloc >= 0, -cpu > 0")
 		os.Exit(2)
 	}
 
+	if *sliceSeconds > 0 {
+		slices(*sliceSeconds)
+		return
+	}
 	live := buildHeap(*liveHeapMiB << 20)
 	runtime.GC()
 	rate := calibrate(9)
@@ -175,18 +264,39 @@ func main() {
 		slices = 1
 	}
 	perSlice := iterations / slices
-	var served atomic.Int64
+	var served, running atomic.Int64
+	var traceMu sync.Mutex
+	var traces []handlerTrace
+	tracing := *tracePath != ""
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
+		var t handlerTrace
+		var started time.Time
+		var cpuBefore time.Duration
+		if tracing {
+			t.others = running.Add(1) - 1
+			started, cpuBefore, t.cpuStart, t.moved = time.Now(), threadCPU(), currentCPU(), -1
+			t.query, t.startUnixNs = r.URL.RawQuery, started.UnixNano()
+		}
 		var head *chunk
 		for i := 0; i < slices; i++ {
 			if i < chunks {
 				head = &chunk{next: head, data: make([]byte, payload)}
 			}
 			burn(perSlice)
+			if tracing && t.moved < 0 && currentCPU() != t.cpuStart {
+				t.moved = time.Since(started)
+			}
 		}
 		burn(iterations - perSlice*slices)
+		if tracing {
+			t.cpu, t.cpuEnd, t.wall = threadCPU()-cpuBefore, currentCPU(), time.Since(started)
+			running.Add(-1)
+			traceMu.Lock()
+			traces = append(traces, t)
+			traceMu.Unlock()
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 		runtime.KeepAlive(head)
@@ -222,5 +332,12 @@ func main() {
 		"heap_alloc_bytes": ms.HeapAlloc, "pause_total_s": float64(ms.PauseTotalNs) / 1e9,
 	})
 	fmt.Println(string(done))
+	if tracing {
+		traceMu.Lock()
+		if err := writeTrace(*tracePath, traces); err != nil {
+			fmt.Fprintln(os.Stderr, "cnsim: error writing -trace:", err)
+			os.Exit(3)
+		}
+	}
 	runtime.KeepAlive(live)
 }
