@@ -23,7 +23,10 @@ of ``runtime/proc.go``. The runtime is assembled from one module per mechanism:
 * :mod:`models.runtime.gogcwork`: the collector's mark workers (dedicated,
   fractional, idle) and stop-the-world, for :class:`models.runtime.gogc.GoGC`;
 * :mod:`models.runtime.goquota`: a container CPU quota (CFS bandwidth control),
-  which stops every P when the period's budget is spent.
+  which stops every P when the period's budget is spent;
+* optionally, :mod:`models.runtime.gocores`: the machine's cores under the
+  Ps' threads (a P that starts running wakes its thread, which Linux places on
+  a core, possibly beside another; a P that goes idle puts it to sleep).
 
 Goroutine creation (:class:`~models.runtime.gosteps.Go`) costs the parent CPU
 (calibration ``go.goroutine.spawn_s``: spawn, first run and exit, amortised)
@@ -34,7 +37,8 @@ are scanned and they raise the heap goal. Channels and WaitGroups
 (:mod:`models.runtime.gosteps`) let a handler fan out and wait
 (:func:`fan_out`).
 
-Not modelled: Ms as such (a thread is always there for a P), spinning Ms and
+Not modelled: Ms as such (a thread is always there for a P; without ``cores``
+it runs on a core of its own), spinning Ms and
 the latency of waking one (an idle P starts at once), the 20 µs grace before
 sysmon retakes the P of a non-blocking syscall (every Syscall step hands off),
 the victim order of stealing (Go walks all Ps in a random coprime order; here
@@ -62,6 +66,7 @@ from sim.core import Environment
 from sim.dists import Distribution, Uniform
 from sim.params import param_as_dist, param_value
 from sim.timers import Timer
+from models.runtime.gocores import Cores
 from models.runtime.gogc import GCConfig, HeapAccounting
 from models.runtime.gogcwork import GCWorkers
 from models.runtime.gonetpoll import Netpoller
@@ -99,12 +104,16 @@ class GoRuntime(Scheduler, Netpoller, GCWorkers, CFSQuota, Sysmon, HeapAccountin
         name: str = "go",
         wakeup_late: Distribution | None = None,
         process_bytes: float = 0.0,
+        cores: Cores | None = None,
     ) -> None:
         if procs < 1:
             raise ValueError(f"{name}.procs: must be >= 1 (got {procs})")
         if quota_cores is not None and quota_cores <= 0:
             raise ValueError(f"{name}.quota_cores: must be > 0 (got {quota_cores})")
+        if quota_cores is not None and cores is not None:
+            raise ValueError(f"{name}: a CPU quota and placed cores together are not modelled")
         self.env = env
+        self.cores = cores
         self.name = name
         self.procs = procs
         self.ps = [P(i) for i in range(procs)]

@@ -37,6 +37,7 @@ from typing import Any
 import simpy
 
 from sim.timers import Timer
+from models.runtime.gocores import Cores
 from models.runtime.gogc import Allocating
 from models.runtime.gosteps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup
 from models.runtime.protocol import Compute, Syscall, Wait
@@ -76,13 +77,15 @@ class G(Allocating):
 
 class P:
     """A processor: local run queue, runnext, and what it is running; its ``timer``, which ends the
-    current CPU slice, is set by the runtime."""
+    current CPU slice, is set by the runtime. Its thread runs at ``rate`` of a core's speed: 1, or 0 while it
+    waits for its turn on a core it shares (:mod:`models.runtime.gocores`)."""
 
     timer: Timer
 
     __slots__ = (
         "id", "runq", "runnext", "schedtick", "g", "kind", "slice_start", "slice_len", "timer",
         "active", "frac_time", "frac_left", "pending", "is_idle", "seen_tick", "seen_when", "expired",
+        "core", "rate", "slice_done",
     )
 
     def __init__(self, id: int) -> None:
@@ -102,6 +105,21 @@ class P:
         self.seen_tick = -1
         self.seen_when = 0.0
         self.expired: list[G] = []
+        self.core: int | None = None
+        self.rate = 1.0
+        self.slice_done = 0.0
+
+    def retime(self, rate: float) -> None:
+        """Its thread now runs at ``rate`` (1 or 0): the CPU slice ends when its work is done at that rate."""
+        if self.active:
+            now = self.timer.env.now
+            self.slice_done += (now - self.slice_start) * self.rate
+            self.slice_start = now
+            if rate > 0:
+                self.timer.set(max(self.slice_len - self.slice_done, 0.0) / rate)
+            else:
+                self.timer.cancel()
+        self.rate = rate
 
 
 class Scheduler:
@@ -115,6 +133,7 @@ class Scheduler:
     idle_ps: list[P]
     marking: bool
     quota_cores: float | None
+    cores: Cores | None
 
     # ------------------------------------------------------------ goroutines
     def _new_g(self, steps: Sequence[Any], done: simpy.Event | None, wg: WaitGroup | None) -> G:
@@ -174,10 +193,12 @@ class Scheduler:
             self._schedule(self._take_idle())
 
     def _take_idle(self) -> P:
+        """An idle P, to schedule now; one running the idle mark worker stops it, its thread still awake (on
+        placed cores it keeps its core: the M goes from the worker to ``schedule`` without sleeping)."""
         p = self.idle_ps.pop()
         p.is_idle = False
         if p.kind is IDLE_MARK:
-            self._set_kind(p, None)
+            self._set_kind(p, RUN if self.cores is not None else None)
         return p
 
     def _idle(self, p: P) -> None:
@@ -368,7 +389,11 @@ class Scheduler:
         p.active = True
         p.slice_start = self.env.now
         p.slice_len = length
-        p.timer.set(length)
+        p.slice_done = 0.0
+        if p.rate > 0:
+            p.timer.set(length / p.rate)
+        else:
+            p.timer.cancel()
 
     def _slice_end(self, p: P) -> None:
         if not p.active:
@@ -411,7 +436,7 @@ class Scheduler:
             return
         p.active = False
         p.timer.cancel()
-        self._consume(p, self.env.now - p.slice_start)
+        self._consume(p, p.slice_done + (self.env.now - p.slice_start) * p.rate)
 
     def _resume(self, p: P) -> None:
         if p.kind is FRACTIONAL:
@@ -427,6 +452,11 @@ class Scheduler:
             self._quota_advance()
         p.kind = kind
         d_cpu = (kind in CPU_KINDS) - (old in CPU_KINDS)
+        if d_cpu and self.cores is not None:
+            if d_cpu > 0:
+                self.cores.wake(p)
+            else:
+                self.cores.sleep(p)
         d_mark = (kind in MARK_KINDS) - (old in MARK_KINDS)
         d_idle = (kind is IDLE_MARK) - (old is IDLE_MARK)
         self._n_idle_mark += d_idle

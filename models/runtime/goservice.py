@@ -35,6 +35,7 @@ from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.fast import FastGoRuntime
 from models.runtime.go import GoRuntime, fan_out
+from models.runtime.gocores import calibrated_cores
 from models.runtime.gogc import GCConfig
 from models.runtime.protocol import Compute
 from models.runtime.service import MachineConfig, PoissonService, machine_field
@@ -98,9 +99,14 @@ class GoServiceScenario(ScenarioBase):
 
     @model_validator(mode="after")
     def _check(self) -> GoServiceScenario:
-        if self.fidelity == "fast" and (self.handler.fanout or self.quota_cores is not None
-                                        or self.machine.wake is not None):
-            raise ValueError("fidelity fast: fanout, quota_cores and machine.wake need fidelity detailed")
+        if self.fidelity == "fast":
+            detailed_only = {"handler.fanout": self.handler.fanout or None, "quota_cores": self.quota_cores,
+                             "machine.wake": self.machine.wake, "machine.cores": self.machine.cores}
+            used = [name for name, value in detailed_only.items() if value is not None]
+            if used:
+                raise ValueError(f"fidelity fast: {', '.join(used)} need fidelity detailed")
+        if self.quota_cores is not None and self.machine.cores is not None:
+            raise ValueError("quota_cores and machine.cores together are not modelled")
         return self
 
     @property
@@ -112,9 +118,10 @@ class GoServiceScenario(ScenarioBase):
 def build_runtime(env: Environment, config: GoServiceScenario) -> GoRuntime | FastGoRuntime:
     if config.fidelity == "fast":
         return FastGoRuntime(env, config.gomaxprocs, config.gc, config.stack_bytes)
+    cores = calibrated_cores(env, config.machine.cores) if config.machine.cores is not None else None
     return GoRuntime(
         env, config.gomaxprocs, config.gc, config.quota_cores, config.spawn, config.stack_bytes,
-        wakeup_late=config.wakeup_late,
+        wakeup_late=config.wakeup_late, cores=cores,
     )
 
 
@@ -126,6 +133,8 @@ class GoServiceModel(PoissonService):
     def __init__(self, env: Environment, config: GoServiceScenario) -> None:
         super().__init__(env, config)
         self.runtime = build_runtime(env, config)
+        if config.machine.load_cpu is not None:
+            self.load_cores = getattr(self.runtime, "cores", None)
         self.codec_cpu_s, self.codec_alloc_bytes = config.handler.codec_costs()
         if isinstance(self.runtime, FastGoRuntime):
             self._index = 0

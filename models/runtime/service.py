@@ -19,7 +19,14 @@ the runtime does, each from a calibrated parameter set named in the scenario
 * ``wake``: a request that finds no other request in the service, which has
   then been idle for a time t, first waits a draw of this binned distribution
   at t (``machine.go_wake_s_vs_idle``: the extra round trip of a request to a
-  server idle for t). The wait holds no CPU and does not hold the server.
+  server idle for t). The wait holds no CPU and does not hold the server;
+* ``cores`` (``go.service``, detailed fidelity): the runtime's threads run on
+  this many cores, placed by Linux (:mod:`models.runtime.gocores`), instead of
+  one free core each;
+* ``load_cpu``: the load generator runs on those cores too: a line of its CPU
+  per second against its request rate (``machine.load_cpu_vs_rate``) gives
+  its CPU per request at the service's rate (slope + intercept / rate), half
+  spent when it sends a request and half when it reads the response.
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Exponential
-from sim.params import Binned, available, load_params, param_as_dist, param_binned
+from sim.params import Binned, available, load_params, param_as_dist, param_binned, param_linear
 from sim.scenario import ScenarioBase
+from models.runtime.gocores import Cores
 from models.runtime.protocol import Runtime, Wait
 
 
@@ -49,7 +57,22 @@ class MachineConfig(BaseModel):
         "e.g. machine.go_wake_s_vs_idle"
     )
 
-    @field_validator("stretch", "wake")
+    cores: int | None = Field(
+        None, ge=1, description="cores the runtime's threads are placed on by Linux (go.service, detailed); "
+        "null: a free core per thread"
+    )
+    load_cpu: str | None = Field(
+        None, description="parameter set (a line: cores against requests/s) of the load generator's CPU on those "
+        "cores, e.g. machine.load_cpu_vs_rate"
+    )
+
+    @model_validator(mode="after")
+    def _load_needs_cores(self) -> MachineConfig:
+        if self.load_cpu is not None and self.cores is None:
+            raise ValueError("load_cpu: the load generator's CPU needs cores (the cores it shares)")
+        return self
+
+    @field_validator("stretch", "wake", "load_cpu")
     @classmethod
     def _known(cls, name: str | None, info: Any) -> str | None:
         if name is None:
@@ -58,7 +81,7 @@ class MachineConfig(BaseModel):
             raise ValueError(f"no calibrated parameter set {name!r} (machine.* sets: "
                              f"{', '.join(n for n in available() if n.startswith('machine.')) or 'none'})")
         kind = load_params(name).get("kind")
-        wanted = ("binned",) if info.field_name == "wake" else ("distribution", "constant")
+        wanted = {"wake": ("binned",), "load_cpu": ("linear",)}.get(info.field_name, ("distribution", "constant"))
         if kind not in wanted:
             raise ValueError(f"parameter set {name!r} is a {kind!r}, {info.field_name} needs a {' or '.join(wanted)}")
         return name
@@ -89,6 +112,11 @@ class PoissonService(Model):
         if self.wake is not None:
             wake_rng = env.rng("machine.wake")
             self.draw_wake = [dist.sampler(wake_rng) for dist in self.wake.distributions]
+        self.load_cores: Cores | None = None
+        self.load_cpu_s = 0.0
+        if machine.load_cpu is not None:
+            intercept, slope = param_linear(machine.load_cpu)
+            self.load_cpu_s = max(slope + intercept / config.arrival_rate, 0.0)
         self.in_flight = 0
         self.idle_since = env.now
         self.sojourn_s = env.metrics.histogram("requests.sojourn_s")
@@ -130,8 +158,24 @@ class PoissonService(Model):
                 yield env.timeout(self.draw_interarrival())
             if index == self.warmup_requests:
                 env.metrics.reset()
-            event = self.runtime.execute(self.arriving())
-            event.callbacks.append(self._finisher(index >= self.warmup_requests))
+            if self.load_cores is None:
+                event = self.runtime.execute(self.arriving())
+                event.callbacks.append(self._finisher(index >= self.warmup_requests))
+            else:
+                self._send(index >= self.warmup_requests)
+
+    def _send(self, counted: bool) -> None:
+        """Through the load generator on the runtime's cores: it sends (half its CPU per request, see
+        :class:`MachineConfig`), the runtime serves, it reads the response (the other half); the latency
+        counts the time its threads wait for a core, not their CPU, which the fixed client delay holds."""
+        cores, env, steps = self.load_cores, self.env, self.arriving()
+        assert cores is not None
+        arrived, half = env.now, self.load_cpu_s / 2
+
+        def served(_event: Any) -> None:
+            cores.burst(half, lambda: self.record_finished(counted, env.now - arrived - 2 * half))
+
+        cores.burst(half, lambda: self.runtime.execute(steps).callbacks.append(served))
 
     def request_finished(self) -> None:
         """Hook called as each request ends (after its latency is recorded)."""
