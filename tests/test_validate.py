@@ -25,31 +25,29 @@ from sim.cli import main
 
 REPLICATIONS = 1
 
-GO_TAIL = (
-    "the real GOMAXPROCS 1 tail at 50-70 % is longer than the model's and unsteady: at 50 % the real p99 is "
-    "7.5-8.5 ms in every third of the window against the model's 6 ms, at 70 % it is 11.6 and 10.2 ms in the "
-    "first two thirds (the model's 11.0) and 19.0 ms in the last, an episode of slower service on the shared "
-    "VM that a stationary model does not have; the steady excess at 50 % is not yet separated (the standalone "
-    "burn's stretch may not show all of the loaded handler's variability)"
+CAMPAIGN_SPREAD = (
+    "the real GOMAXPROCS 1 server's own spread between campaigns exceeds the target here: three campaigns of "
+    "the same experiment on this VM within two hours gave mean / p50 / p99 of 1.38 / 1.23 / 3.3, 1.42 / 1.24 / "
+    "3.6 and 1.58 / 1.35 / 4.7 ms at 20 % load (the shipped one, the last, with a slower middle third: mean 1.68 "
+    "against 1.52 ms, p99 6.5 against 3.7 ms), and 2.89 / 1.84 / 14.7, 3.36 / 2.04 / 18.9 and 3.03 / 1.91 / "
+    "15.2 ms at 70 %; the model (1.33 / 1.20 / 3.1 and 2.55 / 1.70 / 11.6 ms) is nearest the quietest run"
 )
-SHARED = (
-    "at GOMAXPROCS 2 the load generator's threads share both of the server's CPUs (taskset 0,1) and Linux "
-    "places both processes' threads: the real server waits at a given fraction of capacity nearly as long as "
-    "at GOMAXPROCS 1 (mean 1.78 ms against 1.88 ms at 50 %), where the model, with no co-located process, "
-    "has two free Ps and waits far less (1.30 ms)"
+PLACED_SPREAD = (
+    "with the two cores placed by the calibrated kernel (models.runtime.gocores) GOMAXPROCS 2 is within target "
+    "at 20, 70 and 90 % and for the mean at 50 %, but there the model spreads its latency wider than the real "
+    "server: the median 14 % low and the p99 28 % high; a co-placement costs the model a whole episode of two "
+    "threads on one core (about 4 ms before the balancer moves one), and the measured co-placement share itself "
+    "moved from 12 % to 15 % between two harness runs 30 minutes apart"
 )
 NODE_SHAPE = (
-    "at 70-90 % the real Node distribution is more skewed than the model's at about the same mean: a lower "
-    "median and, at 90 %, a longer p99; the loop serves connections in epoll order (only 8-18 % of "
-    "overlapping requests finish out of order), so the cause is not the order of service; not yet separated"
+    "at 70-90 % the real Node distribution is more skewed than the model's at about the same mean (mean within "
+    "target): a lower median; the loop serves connections in epoll order (only 8-18 % of overlapping requests "
+    "finish out of order), so the cause is not the order of service; not yet separated"
 )
 KNOWN_MISSES: dict[tuple[str, str], str] = {
-    ("go-p1-50pct", "p99"): GO_TAIL,
-    **{("go-p1-70pct", s): GO_TAIL for s in ("mean", "p99")},
-    **{(f"go-p2-{pct}pct", s): SHARED for pct in ("20", "50", "70", "90") for s in ("mean", "p50", "p99")
-       if (pct, s) != ("20", "p50")},
+    **{(f"go-p1-{pct}pct", s): CAMPAIGN_SPREAD for pct in ("20", "70") for s in ("mean", "p50", "p99")},
+    **{("go-p2-50pct", s): PLACED_SPREAD for s in ("p50", "p99")},
     **{(f"node-{pct}pct", "p50"): NODE_SHAPE for pct in ("70", "90")},
-    ("node-90pct", "p99"): NODE_SHAPE,
 }
 """(experiment, statistic) -> why the simulator misses it (measured on the shipped data; see
 calibration/validation/README.md)."""

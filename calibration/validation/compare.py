@@ -28,7 +28,13 @@ Nothing comes from the experiment's latencies; every other number comes from
   the time the server had been idle (the extra round trip of an empty request
   to that runtime's server after such an idle time). Both come from the
   ``machine`` harness
-  (:mod:`calibration.fitmachine`), not from the experiments.
+  (:mod:`calibration.fitmachine`), not from the experiments. Where the load
+  generator ran on the server's own CPUs (GOMAXPROCS 2), the Go server's
+  threads are placed on those cores by the calibrated kernel
+  (``machine.cores``, :mod:`models.runtime.gocores`), and the load generator
+  takes its turns on them with its calibrated CPU per request
+  (``machine.load_cpu_vs_rate`` at the experiment's rate); its waits for a core
+  count in the latency.
 * **The client side**, the same for both: the simulated latency is the model's
   sojourn time plus a fixed delay, the median of ``go.http.h1_reused_s`` (a full
   round trip of a Go client to a Go server with an empty handler on a reused
@@ -38,8 +44,8 @@ Nothing comes from the experiment's latencies; every other number comes from
 
 Not modelled, so expected to show as error: the CPU of the allocation itself
 (``mallocgc`` and zeroing, a few µs per 64 KiB), the load generator's dispatch
-lateness (measured and kept in each ``summary.json``, not subtracted), and, at
-GOMAXPROCS 2, the load generator's own CPU on the server's cores.
+lateness on its own core (measured and kept in each ``summary.json``, not
+subtracted).
 
 Targets (:data:`TARGETS`): relative error of the mean and the median within
 10 %, of the 99th percentile within 20 %, of the throughput within 10 %.
@@ -79,6 +85,8 @@ ROUND_TRIP_SERVER_CPU_PARAM = "go.http.server_cpu_s"
 MODEL_KINDS = {"go": "go.service", "node": "node.service"}
 MACHINE_STRETCH = "machine.work_stretch"
 MACHINE_WAKE = {"go": "machine.go_wake_s_vs_idle", "node": "machine.node_wake_s_vs_idle"}
+MACHINE_LOAD_CPU = "machine.load_cpu_vs_rate"
+MACHINE_CORES_PARAMS = ("machine.coplace_p", "machine.load_coplace_p", "machine.migrate_s", "machine.slice_s")
 """The calibrated machine each runtime's simulated experiments run on (see the module docstring)."""
 
 
@@ -159,6 +167,25 @@ def http_costs(runtime: str) -> tuple[float, float]:
     return param_value(SERVER_CPU_PARAMS[runtime]), client_delay_s()
 
 
+def _taskset_cpus(argv: Sequence[str]) -> set[int] | None:
+    """The CPUs of a ``taskset -c LIST`` command line (a comma list of CPUs and ranges); None if unpinned."""
+    if len(argv) < 3 or Path(argv[0]).name != "taskset" or argv[1] != "-c":
+        return None
+    cpus: set[int] = set()
+    for part in argv[2].split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def shared_cores(config: dict[str, Any]) -> int | None:
+    """How many CPUs the server shared with the load generator (it ran on some of the server's), or None."""
+    server, load = _taskset_cpus(config["server"]["argv"]), _taskset_cpus(config["load"]["argv"])
+    if server is None or load is None or not load & server:
+        return None
+    return len(server)
+
+
 def scenario_for(experiment: Experiment, requests: int, replications: int) -> tuple[dict[str, Any], float]:
     """(scenario data, fixed delay to add to the sojourn) of an experiment; Pending if something is missing."""
     runtime = experiment.runtime
@@ -171,8 +198,12 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
         raise Pending(f"model kind {kind!r} is not available: {error}") from None
     settings = experiment.config["settings"]
     server_cpu, fixed = http_costs(runtime)
-    machine = {"stretch": MACHINE_STRETCH, "wake": MACHINE_WAKE[runtime]}
+    machine: dict[str, Any] = {"stretch": MACHINE_STRETCH, "wake": MACHINE_WAKE[runtime]}
     _require_params(*machine.values())
+    cores = shared_cores(experiment.config)
+    if runtime == "go" and cores is not None:
+        _require_params(MACHINE_LOAD_CPU, *MACHINE_CORES_PARAMS)
+        machine.update(cores=cores, load_cpu=MACHINE_LOAD_CPU)
     base: dict[str, Any] = {
         "name": f"validate-{experiment.name}",
         "description": f"simulated counterpart of the experiment {experiment.name}",
