@@ -92,6 +92,25 @@ def test_two_ps_on_one_core_run_one_after_the_other():
     assert latencies(True) == pytest.approx([1 * MS, 2 * MS])
 
 
+def test_a_p_that_ends_a_goroutine_lets_the_waiting_thread_run():
+    """GOMAXPROCS 2 on one core, 1 ms goroutines arriving at 0, 0.1 and 0.2 ms (10 ms slice): the second
+    preempts the first; when it ends (1.1 ms) its P passes the core back before running the third, so the first
+    ends at 2.0 ms and the third at 3.0 ms: latencies 2.0, 1.0, 2.8 ms (without passing it back, the first would
+    wait for the third: 3.0, 1.0, 1.9)."""
+    env = Environment(seed=1)
+    runtime = GoRuntime(env, 2, cores=cores(env, 1))
+    done = []
+
+    def feed():
+        for at in (0.0, 0.1 * MS, 0.2 * MS):
+            yield env.timeout(at - env.now)
+            done.append(runtime.execute([Compute(1 * MS, 0.0)]))
+        yield env.all_of(done)
+
+    env.run(until=env.process(feed()))
+    assert [event.value for event in done] == pytest.approx([2.0 * MS, 1.0 * MS, 2.8 * MS])
+
+
 def test_enough_cores_never_coplaced_change_nothing():
     """GOMAXPROCS 2 on two cores that never co-place (and no other process): every latency is the same as with
     a free core per P, to the last bit."""
@@ -151,7 +170,9 @@ def test_cores_need_the_detailed_fidelity_and_no_quota():
 def test_shipped_placement_shows_a_handler_beside_another_runs_whole():
     """The mechanism behind the turns: in the shipped traces, of two handlers sharing a CPU without moving, the
     one that started later loses less wall time to the other than the earlier one loses to it (one-sided
-    Mann-Whitney, p < 1e-6), as when the later one runs whole while the earlier one waits."""
+    Mann-Whitney, p < 1e-6), as when the later one runs whole while the earlier one waits; and the earlier one
+    typically loses about one handler, not a time slice (median loss under twice the median handler CPU, the
+    slice being over six handlers), as when the later one's thread passes the core back when its handler ends."""
     from scipy import stats as scipy_stats
 
     from calibration.fitmachine import _beside_one, _cpu_at, _placement
@@ -165,6 +186,9 @@ def test_shipped_placement_shows_a_handler_beside_another_runs_whole():
             earlier.append(other["wall_s"] - other["cpu_s"])
     assert len(later) >= 50
     assert scipy_stats.mannwhitneyu(later, earlier, alternative="less").pvalue < 1e-6
+    handler_cpu = float(_placement(data)["cpu_s"].median())
+    assert load_params("machine.slice_s")["value"] > 6 * handler_cpu
+    assert np.median(earlier) < 2 * handler_cpu
 
 
 def test_shipped_slice_is_what_a_spinning_thread_waits():

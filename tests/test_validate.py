@@ -34,10 +34,9 @@ CAMPAIGN_SPREAD = (
 )
 PLACED_SPREAD = (
     "with the two cores placed by the calibrated kernel (models.runtime.gocores) GOMAXPROCS 2 is within target "
-    "at 20, 70 and 90 % and for the mean at 50 %, but there the model spreads its latency wider than the real "
-    "server: the median 14 % low and the p99 28 % high; a co-placement costs the model a whole episode of two "
-    "threads on one core (about 4 ms before the balancer moves one), and the measured co-placement share itself "
-    "moved from 12 % to 15 % between two harness runs 30 minutes apart"
+    "everywhere but the median at 50 % load, 14 % low (1.24 against 1.44 ms) while the mean and p99 are within "
+    "(-4 %, +4 %): the real server's typical request pays some 0.2 ms more than the model's, not yet separated "
+    "(the 15:23 and 16:50 campaigns: 1.42 and 1.48 ms)"
 )
 NODE_SHAPE = (
     "at 70-90 % the real Node distribution is more skewed than the model's at about the same mean (mean within "
@@ -46,7 +45,7 @@ NODE_SHAPE = (
 )
 KNOWN_MISSES: dict[tuple[str, str], str] = {
     **{(f"go-p1-{pct}pct", s): CAMPAIGN_SPREAD for pct in ("20", "70") for s in ("mean", "p50", "p99")},
-    **{("go-p2-50pct", s): PLACED_SPREAD for s in ("p50", "p99")},
+    ("go-p2-50pct", "p50"): PLACED_SPREAD,
     **{(f"node-{pct}pct", "p50"): NODE_SHAPE for pct in ("70", "90")},
 }
 """(experiment, statistic) -> why the simulator misses it (measured on the shipped data; see

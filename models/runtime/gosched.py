@@ -165,6 +165,8 @@ class Scheduler:
                 self._wakep()
         if g.done is not None:
             g.done.succeed(self.env.now - g.born)
+        if self.cores is not None:
+            self.cores.yield_core(p)
         self._schedule(p)
 
     # ------------------------------------------------------------ run queues
