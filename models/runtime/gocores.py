@@ -37,6 +37,10 @@ load generator, ``machine.slice_s`` from two threads spinning on one CPU.
 
 A thread is any object with a ``core`` attribute and a ``retime(rate)``
 method, called with 1 when it gets its core and 0 when it loses it.
+
+Metrics under ``NAME`` (``machine.cores`` in a service): ``NAME.coplaced``
+(threads that landed on a taken core though one was free) and
+``NAME.migrations`` (counters).
 """
 
 from __future__ import annotations
