@@ -133,6 +133,19 @@ def test_go_serves_a_netpoll_batch_newest_first_as_the_real_server(pct):
     assert abs(simulated - real) < 0.1, (real, simulated)
 
 
+def test_shared_cores_come_from_the_taskset_lists():
+    """The GOMAXPROCS 2 experiments ran the load generator on the server's two CPUs; the others on a CPU of its
+    own; an unpinned process shares nothing we know of."""
+    from calibration.validation.compare import _taskset_cpus, shared_cores
+
+    configs = {experiment.name: experiment.config for experiment in load_experiments()}
+    assert [shared_cores(configs[f"go-p2-{pct}pct"]) for pct in ("20", "50", "70", "90")] == [2] * 4
+    assert {shared_cores(configs[name]) for name in configs if not name.startswith("go-p2")} == {None}
+    assert _taskset_cpus(["taskset", "-c", "0-2,5", "valload"]) == {0, 1, 2, 5}
+    unpinned = {"server": {"argv": ["valserver"]}, "load": {"argv": ["taskset", "-c", "0,1", "valload"]}}
+    assert shared_cores(unpinned) is None
+
+
 def test_table_ends_with_the_tally():
     out = io.StringIO()
     main(["validate", "--experiment", "go-p1-20pct", "--requests", "2000"], out)
