@@ -46,11 +46,14 @@ Metrics under ``NAME`` (``machine.cores`` in a service): ``NAME.coplaced``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sim.dists import Exponential, Uniform
 from sim.params import param_value
 from sim.timers import Timer
+
+
+T = TypeVar("T")
 
 
 class Thread(Protocol):
@@ -115,8 +118,9 @@ class Cores:
         self.migrations = metrics.counter(f"{name}.migrations")
         self.coplaced = metrics.counter(f"{name}.coplaced")
 
-    def _pick(self, cores: list[int]) -> int:
-        return cores[int(self.uniform() * len(cores)) % len(cores)]
+    def _pick(self, items: list[T]) -> T:
+        """One of ``items``, uniformly."""
+        return items[int(self.uniform() * len(items)) % len(items)]
 
     def wake(self, thread: Thread, own: bool = True) -> None:
         """Place a thread that wakes up: the process's own runs at once on the core it lands on; another
@@ -217,8 +221,7 @@ class Cores:
         pair = self._imbalance()
         if pair is not None:
             source, target = pair
-            waiting = self.on[source][1:]
-            thread = waiting[int(self.uniform() * len(waiting)) % len(waiting)]
+            thread = self._pick(self.on[source][1:])
             self.on[source].remove(thread)
             self.migrations.inc()
             self._join(thread, target, first=False)
