@@ -237,7 +237,7 @@ def _add_calibrate(commands) -> None:
     )
     actions = calibrate.add_subparsers(dest="action", metavar="ACTION", required=True)
     measure = actions.add_parser("measure", help="run the Go and Node.js harnesses and write raw data")
-    measure.add_argument("--quick", action="store_true", help="small heaps and short runs (about 15 s)")
+    measure.add_argument("--quick", action="store_true", help="small heaps and short runs (about 35 s once the harnesses are built)")
     measure.add_argument("--only", action="append", metavar="NAME",
                          help="run only this harness (gc, goroutines, channels, sched, json, http, go_process, "
                          "node_process, node_isolate, node_worker, node_gc, node_http, machine); repeatable")
