@@ -160,6 +160,14 @@ def test_machine_cores_are_checked(fields, message):
         GoServiceScenario.model_validate(service(**fields))
 
 
+def test_other_service_kinds_refuse_placed_cores():
+    from models.runtime.nodeservice import NativeServiceScenario
+
+    with pytest.raises(ValidationError, match="modelled for go.service only"):
+        NativeServiceScenario.model_validate({"model": "native.service", "threads": 1, "arrival_rate": 1.0,
+                                              "handler": {"cpu": 1 * MS}, "machine": {"cores": 2}})
+
+
 def test_cores_need_the_detailed_fidelity_and_no_quota():
     with pytest.raises(ValidationError, match="machine.cores need fidelity detailed"):
         GoServiceScenario.model_validate({**service(cores=2), "fidelity": "fast"})

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.core import Environment
 from sim.scenario import Dist, Rate, ScenarioBase, Size
@@ -72,6 +72,14 @@ class PoissonServiceScenario(ScenarioBase):
     requests: int = Field(20_000, ge=1, description="requests simulated, warm-up included")
     handler: ServiceHandler
     machine: MachineConfig = machine_field()
+
+    @field_validator("machine")
+    @classmethod
+    def _no_placed_cores(cls, machine: MachineConfig) -> MachineConfig:
+        if machine.cores is not None:
+            raise ValueError("cores: threads placed on cores by Linux are modelled for go.service only "
+                             f"(got {machine.cores})")
+        return machine
 
 
 class NodeServiceScenario(PoissonServiceScenario):
