@@ -311,7 +311,7 @@ def _add_validate(commands) -> None:
         "throughput with relative errors and whether each is within target (mean, p50,\n"
         "throughput 10 %, p99 20 %); exit status 1 if any is not.\n\n"
         "run: re-measure the experiments on this machine (Go and Node.js servers under\n"
-        "open-loop Poisson load, about 4 minutes; run it on a quiet machine) and write\n"
+        "open-loop Poisson load, about 6 minutes; run it on a quiet machine) and write\n"
         "them to --out.",
         epilog="examples:\n  cnsim validate\n  cnsim validate --experiment go-p1-90pct --replications 5\n"
         "  cnsim validate --chart validation\n"
