@@ -44,9 +44,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calibration import gctrace, harness, v8trace
+
+if TYPE_CHECKING:
+    from calibration.validation.experiments import Server
+    from calibration.validation.experiments import Settings as LoadSettings
 
 DATA_ROOT = Path(__file__).resolve().parent / "data"
 
@@ -395,19 +399,28 @@ def _wake_ups(rec: Recorder, s: Settings, load_cpu: list[dict[str, Any]]) -> lis
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "latency.csv"
-                args = ["-url", server.url, "-rate", str(rate), "-conns", str(settings.conns), "-seconds",
-                        str(seconds), "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed),
-                        "-out", str(out)]
-                before = os.getloadavg()
-                argv, env, summary = experiments.run_load(rec.binaries["valload"], 1, args, rec.cache, seconds + 60)
-                rec.note("machine", [*argv[:-1], "latency.csv"], env, before,
-                         server_argv=experiments.display_argv(server.argv),
-                         server_env={"GOMAXPROCS": "1"} if runtime == "go" else {})
+                summary = _open_loop(rec, server, experiments.display_argv(server.argv),
+                                     {"GOMAXPROCS": "1"} if runtime == "go" else {}, 1, rate, settings, out)
                 load_cpu.append(_load_cpu_row(f"wake-{runtime}", rate, summary))
                 rows += [{"runtime": runtime, **row} for row in _idle_gaps(rate, _csv_rows(out.read_text()))]
         finally:
             server.stop()
     return rows
+
+
+def _open_loop(rec: Recorder, server: Server, server_shown: list[str], server_env: dict[str, str], cores: int,
+               rate: float, settings: LoadSettings, out: Path, *extra: str) -> dict[str, Any]:
+    """``valload`` open loop at ``rate`` to ``server`` (a validation server of ``cores`` cores, the load generator
+    placed as the experiments place it), its per-request CSV to ``out``; the command noted beside the server's
+    (``server_shown``, ``server_env``); its summary."""
+    from calibration.validation import experiments
+
+    args = experiments.open_loop_args(server.url, str(rate), settings, out, *extra)
+    before = os.getloadavg()
+    argv, env, summary = experiments.run_load(rec.binaries["valload"], cores, args, rec.cache,
+                                              settings.duration_s + 60)
+    rec.note("machine", [*argv[:-1], "latency.csv"], env, before, server_argv=server_shown, server_env=server_env)
+    return summary
 
 
 def _slices(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
@@ -435,16 +448,11 @@ def _placement(rec: Recorder, s: Settings, load_cpu: list[dict[str, Any]]) -> li
         with tempfile.TemporaryDirectory() as tmp:
             trace, out = Path(tmp) / "trace.csv", Path(tmp) / "latency.csv"
             server = experiments.start_server(group, settings, rec.binaries, rec.cache, ["-trace", str(trace)])
+            shown = [*experiments.display_argv(server.argv)[:-1], trace.name]  # -trace's file is the last argument
             try:
-                args = ["-url", server.url, "-rate", str(rate), "-conns", str(settings.conns), "-seconds",
-                        str(seconds), "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed),
-                        "-index-query", "-out", str(out)]
-                before = os.getloadavg()
-                argv, env, summary = experiments.run_load(rec.binaries["valload"], 2, args, rec.cache, seconds + 60)
+                summary = _open_loop(rec, server, shown, {"GOMAXPROCS": "2"}, 2, rate, settings, out, "-index-query")
             finally:
                 server.stop()
-            rec.note("machine", [*argv[:-1], "latency.csv"], env, before,
-                     server_argv=experiments.display_argv(server.argv), server_env={"GOMAXPROCS": "2"})
             handlers = {row.pop("query"): row for row in _csv_rows(trace.read_text())}
             for index, row in enumerate(_csv_rows(out.read_text())):
                 handler = handlers.get(str(index))

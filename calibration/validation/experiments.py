@@ -277,6 +277,13 @@ def summarize(frame: pd.DataFrame, settings: Settings) -> tuple[dict[str, Any], 
     return summary, rows
 
 
+def open_loop_args(url: str, rate: str, settings: Settings, out: Path, *extra: str) -> list[str]:
+    """``valload``'s arguments for an open-loop run of ``settings`` at ``rate`` (as written) to ``url``, its
+    per-request CSV to ``out`` (last, so that a shown command line can replace it); ``extra`` flags before."""
+    return ["-url", url, "-rate", rate, "-conns", str(settings.conns), "-seconds", str(settings.duration_s),
+            "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed), *extra, "-out", str(out)]
+
+
 def run_experiment(
     group: Group, fraction: float, capacity: dict[str, Any], settings: Settings, binaries: dict[str, Path],
     cache: Path, out_root: Path, busy_before: float | None = None, earlier_attempts: Sequence[str] = (),
@@ -291,9 +298,7 @@ def run_experiment(
         server = start_server(group, settings, binaries, cache)
         csv_path = Path(scratch) / "latency.csv"
         try:
-            args = ["-url", server.url, "-rate", f"{rate:.3f}", "-conns", str(settings.conns), "-seconds",
-                    str(settings.duration_s), "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed),
-                    "-out", str(csv_path)]
+            args = open_loop_args(server.url, f"{rate:.3f}", settings, csv_path)
             load_argv, load_env, load_summary = run_load(
                 binaries["valload"], group.cores, args, cache, 2 * (settings.duration_s + settings.grace_s) + 30
             )
