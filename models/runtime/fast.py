@@ -266,6 +266,14 @@ class FastGoRuntime(Vacations, HeapAccounting):
         due = self._last_poll + NETPOLL_STALE_S
         self._poll_at = due if due > now else now + SYSMON_PERIOD_S
 
+    def _netpoll(self) -> list[Job]:
+        """``netpoll(0)``: every request whose network wait ended, newest first (as the detailed model's
+        :meth:`~models.runtime.gonetpoll.Netpoller._netpoll`); the poll's time noted."""
+        ready = self.netpoll[::-1]
+        self.netpoll = []
+        self._last_poll = self.env.now
+        return ready
+
     def _sysmon_poll(self) -> None:
         """``netpoll(0)`` in ``sysmon``: the ready requests go to the global queue, idle servers are woken."""
         if not self.netpoll:
@@ -273,9 +281,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
         if self.frozen or self.env.now - self._last_poll < NETPOLL_STALE_S:
             self._plan_sysmon_poll()
             return
-        ready = self.netpoll[::-1]  # newest first, as netpoll returns them
-        self.netpoll = []
-        self._last_poll = self.env.now
+        ready = self._netpoll()
         self.global_q.extend(ready)
         for _ in range(min(len(ready), len(self.idle))):
             self._wakep()
@@ -339,9 +345,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
                 queue.append(global_q.popleft())
             return job
         if self.netpoll:
-            ready = self.netpoll[::-1]  # newest first, as netpoll returns them
-            self.netpoll = []
-            self._last_poll = self.env.now
+            ready = self._netpoll()
             spare = min(len(self.idle), len(ready) - 1)
             global_q.extend(ready[1:1 + spare])
             for other in ready[1 + spare:]:

@@ -63,12 +63,17 @@ class Netpoller:
         else:
             self.netpoll_list.append(g)
 
+    def _netpoll(self) -> list[G]:
+        """``netpoll(0)``: every goroutine whose network wait ended, newest first; the poll's time noted."""
+        ready = self.netpoll_list[::-1]
+        self.netpoll_list = []
+        self._last_poll = self.env.now
+        return ready
+
     def _poll_network(self, p: P) -> G:
         """``netpoll(0)`` in ``findRunnable``: run the first ready goroutine; ``injectglist`` the rest."""
         gq = self.global_q
-        ready = self.netpoll_list[::-1]  # newest first, as netpoll returns them
-        self.netpoll_list = []
-        self._last_poll = self.env.now
+        ready = self._netpoll()
         g = ready[0]
         rest = ready[1:]
         spare = min(len(self.idle_ps), len(rest))

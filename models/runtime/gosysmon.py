@@ -122,9 +122,7 @@ class Sysmon:
             return
         now = self.env.now
         if self.netpoll_list and now - self._last_poll >= NETPOLL_STALE_S:
-            ready = self.netpoll_list[::-1]  # newest first (see gonetpoll)
-            self.netpoll_list = []
-            self._last_poll = now
+            ready = self._netpoll()  # type: ignore[attr-defined]
             self.global_q.extend(ready)
             for _ in range(min(len(ready), len(self.idle_ps))):
                 self._wakep()  # type: ignore[attr-defined]
