@@ -37,6 +37,13 @@ class Timer:
         self.at = env._now + delay  # noqa: SLF001 - the clock without the property call (hot path)
         env.timeout(delay).callbacks.append(lambda _event: self._fire(token))
 
+    def set_at_rate(self, work: float, rate: float) -> None:
+        """Fire when ``work`` is done at ``rate`` units per second from now; while ``rate`` is 0, not at all."""
+        if rate > 0:
+            self.set(max(work, 0.0) / rate)
+        else:
+            self.cancel()
+
     def set_no_later(self, delay: float) -> None:
         """Make sure the timer fires ``delay`` seconds from now or before: a pending one due no later
         is kept (the callback must then find out that it is early), which saves a SimPy event."""

@@ -80,10 +80,7 @@ class Burst:
         now = self.cores.env.now
         self.left -= (now - self.since) * self.rate
         self.since, self.rate = now, rate
-        if rate > 0:
-            self.timer.set(max(self.left, 0.0) / rate)
-        else:
-            self.timer.cancel()
+        self.timer.set_at_rate(self.left, rate)
 
     def _done(self) -> None:
         self.cores.sleep(self)

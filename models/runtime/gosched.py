@@ -115,10 +115,7 @@ class P:
             now = self.timer.env.now
             self.slice_done += (now - self.slice_start) * self.rate
             self.slice_start = now
-            if rate > 0:
-                self.timer.set(max(self.slice_len - self.slice_done, 0.0) / rate)
-            else:
-                self.timer.cancel()
+            self.timer.set_at_rate(self.slice_len - self.slice_done, rate)
         self.rate = rate
 
 
@@ -392,10 +389,10 @@ class Scheduler:
         p.slice_start = self.env.now
         p.slice_len = length
         p.slice_done = 0.0
-        if p.rate > 0:
-            p.timer.set(length / p.rate)
+        if p.rate == 1.0:  # the hot path: the P's thread has its core
+            p.timer.set(length)
         else:
-            p.timer.cancel()
+            p.timer.set_at_rate(length, p.rate)
 
     def _slice_end(self, p: P) -> None:
         if not p.active:
