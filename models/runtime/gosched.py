@@ -192,12 +192,12 @@ class Scheduler:
             self._schedule(self._take_idle())
 
     def _take_idle(self) -> P:
-        """An idle P, to schedule now; one running the idle mark worker stops it, its thread still awake (on
-        placed cores it keeps its core: the M goes from the worker to ``schedule`` without sleeping)."""
+        """An idle P, to schedule now; one running the idle mark worker stops it, its thread still awake (the M
+        goes from the worker to ``schedule`` without sleeping: on placed cores it keeps its core)."""
         p = self.idle_ps.pop()
         p.is_idle = False
         if p.kind is IDLE_MARK:
-            self._set_kind(p, RUN if self.cores is not None else None)
+            self._set_kind(p, RUN)
         return p
 
     def _idle(self, p: P) -> None:
