@@ -68,6 +68,7 @@ from sim.run import run_replications
 from sim.scenario import load_kind, load_scenario
 
 from calibration.validation.experiments import VALIDATION_ROOT
+from models.runtime.gocores import CORES_PARAMS
 
 TARGETS = {"mean": 0.10, "p50": 0.10, "p99": 0.20, "throughput": 0.10}
 """Largest relative error |simulated - real| / real counted as within target, per statistic."""
@@ -86,7 +87,6 @@ MODEL_KINDS = {"go": "go.service", "node": "node.service"}
 MACHINE_STRETCH = "machine.work_stretch"
 MACHINE_WAKE = {"go": "machine.go_wake_s_vs_idle", "node": "machine.node_wake_s_vs_idle"}
 MACHINE_LOAD_CPU = "machine.load_cpu_vs_rate"
-MACHINE_CORES_PARAMS = ("machine.coplace_p", "machine.load_coplace_p", "machine.migrate_s", "machine.slice_s")
 """The calibrated machine each runtime's simulated experiments run on (see the module docstring)."""
 
 
@@ -202,7 +202,7 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
     _require_params(*machine.values())
     cores = shared_cores(experiment.config)
     if runtime == "go" and cores is not None:
-        _require_params(MACHINE_LOAD_CPU, *MACHINE_CORES_PARAMS)
+        _require_params(MACHINE_LOAD_CPU, *CORES_PARAMS)
         machine.update(cores=cores, load_cpu=MACHINE_LOAD_CPU)
     base: dict[str, Any] = {
         "name": f"validate-{experiment.name}",

@@ -229,6 +229,8 @@ COPLACE_PARAM = "machine.coplace_p"
 LOAD_COPLACE_PARAM = "machine.load_coplace_p"
 MIGRATE_PARAM = "machine.migrate_s"
 SLICE_PARAM = "machine.slice_s"
+CORES_PARAMS = (COPLACE_PARAM, LOAD_COPLACE_PARAM, MIGRATE_PARAM, SLICE_PARAM)
+"""Every parameter set :func:`calibrated_cores` loads."""
 
 
 def calibrated_cores(env: Any, n: int, name: str = "machine.cores") -> Cores:

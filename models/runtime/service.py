@@ -45,7 +45,8 @@ from models.runtime.protocol import Runtime, Wait
 
 
 class MachineConfig(BaseModel):
-    """The machine under the runtime: calibrated parameter sets for its work stretch and its wake-up from idle."""
+    """The machine under the runtime: calibrated parameter sets for its work stretch, its wake-up from idle and
+    the load generator's CPU, and the cores its threads are placed on (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -56,7 +57,6 @@ class MachineConfig(BaseModel):
         None, description="parameter set (binned by idle time) of the delay of a request to an idle service, "
         "e.g. machine.go_wake_s_vs_idle"
     )
-
     cores: int | None = Field(
         None, ge=1, description="cores the runtime's threads are placed on by Linux (go.service, detailed); "
         "null: a free core per thread"
@@ -89,7 +89,8 @@ class MachineConfig(BaseModel):
 
 def machine_field() -> Any:
     """The ``machine`` field of a Poisson service's scenario (none of the machine's effects by default)."""
-    return Field(default_factory=MachineConfig, description="the machine's work stretch and wake-up from idle")
+    return Field(default_factory=MachineConfig, description="the machine's work stretch, wake-up from idle, "
+                 "cores and load generator")
 
 
 class PoissonService(Model):
