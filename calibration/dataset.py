@@ -43,6 +43,7 @@ HARNESS_OF = {
     "machine_slices.csv": "machine",
     "machine_placement.csv": "machine",
     "machine_load_cpu.csv": "machine",
+    "machine_sysmon.csv": "sysmon",
 }
 """Which harness (``cnsim calibrate measure --only NAME``) writes each CSV."""
 

@@ -251,9 +251,44 @@ def fit_constant(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
     }
 
 
+EMPIRICAL_QUANTILES = 200
+"""Evenly spaced quantiles kept by :func:`fit_empirical`."""
+
+
+def fit_empirical(values: Sequence[float] | np.ndarray, quantiles: int = EMPIRICAL_QUANTILES) -> dict[str, Any]:
+    """``values`` as an empirical distribution of ``quantiles`` evenly spaced quantiles (at levels (i + 0.5) /
+    ``quantiles``), for a quantity no parametric family describes (several regimes, bounded by the
+    measurement): its mean stays the sample's, and the KS distance to the sample is at most about
+    1 / ``quantiles``."""
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        raise ValueError(f"fit_empirical needs at least two values (got {v.size})")
+    kept = np.quantile(v, (np.arange(quantiles) + 0.5) / quantiles)
+    return {
+        "distribution": {"dist": "empirical", "values": [float(x) for x in kept]},
+        "fit": {"method": f"{quantiles} evenly spaced quantiles (an empirical distribution)", "n": int(v.size),
+                "median": float(np.median(v)), "p90": float(np.quantile(v, 0.9)), "p99": float(np.quantile(v, 0.99))},
+        "goodness_of_fit": {"test": "Kolmogorov-Smirnov distance between the values and their quantiles",
+                            "statistic": float(scipy_stats.ks_2samp(v, kept).statistic)},
+    }
+
+
+class EmpiricalCDF:
+    """The step distribution function of the values of an empirical spec (:func:`fit_empirical`)."""
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = np.sort(np.asarray(values, dtype=float))
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.values, np.asarray(x, dtype=float), side="right") / self.values.size
+
+
 def frozen(spec: dict[str, Any]) -> Any:
-    """An object with ``cdf`` and ``logpdf`` for a spec that :func:`fit_distribution` can produce."""
+    """An object with ``cdf`` (and, but for an empirical spec, ``logpdf``) for a spec that
+    :func:`fit_distribution` or :func:`fit_empirical` can produce."""
     kind = spec["dist"]
+    if kind == "empirical":
+        return EmpiricalCDF(spec["values"])
     if kind == "lognormal":
         return scipy_stats.lognorm(spec["sigma"], scale=math.exp(spec["mu"]))
     if kind == "gamma":

@@ -14,6 +14,20 @@
   delays as :data:`WAKE_QUANTILES` evenly spaced quantiles (an empirical
   distribution; the delay has no parametric family we could defend, and its
   tail is what p99 needs).
+* ``machine.sysmon_off_s`` and ``machine.sysmon_late_s``: a goroutine spinning
+  on one CPU beside a freshly woken sysmon (``machine_sysmon.csv``), over
+  sysmon's first :data:`~models.runtime.gosysmon.SYSMON_IDLE_ROUNDS` rounds,
+  its 20 µs ones: how long each round kept the goroutine off its CPU, and how
+  long the goroutine ran between two rounds less the 20 µs sysmon asked to
+  sleep. An interrupt in that window (about one per ms against twelve
+  rounds) counts as a round, except that a run shorter than sysmon's sleep
+  (about 1 %) is an interrupt beside a round and left out of the second.
+  Both as empirical distributions of evenly spaced quantiles
+  (:func:`~calibration.distfit.fit_empirical`): a spin either polls regularly
+  or hardly gets the CPU, and a gap cannot outlast the spin, so the families
+  of :func:`~calibration.distfit.fit_distribution` put a tail where there is
+  none (a lognormal mixture's mean of ``machine.sysmon_late_s`` was 1.7 times
+  the sample's).
 """
 
 from __future__ import annotations
@@ -26,7 +40,8 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from calibration.dataset import Dataset, seed_of
-from calibration.distfit import fit_constant, fit_distribution, fit_linear
+from calibration.distfit import fit_constant, fit_distribution, fit_empirical, fit_linear
+from models.runtime.gosysmon import SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S
 
 HOT_IDLE_S = 1e-4
 """Requests that find the server idle for less than this are the reference (a hot path, no wake-up)."""
@@ -50,7 +65,21 @@ def machine_observations(name: str, data: Dataset) -> pd.DataFrame:
         delay = np.maximum(frame["latency_s"].to_numpy() - float(_hot(frame, runtime).median()), 0.0)
         return pd.DataFrame({"x": frame["idle_s"].to_numpy(), "y": delay,
                              "group": frame["rate_rps"].astype(str).to_numpy() + " req/s"})
+    if name.startswith("machine.sysmon_"):
+        return sysmon_observations(name, data)
     return placement_observations(name, data)
+
+
+def sysmon_observations(name: str, data: Dataset) -> pd.DataFrame:
+    """Per spin of ``machine_sysmon.csv``, its first :data:`SYSMON_IDLE_ROUNDS` times off the CPU: their
+    lengths (``machine.sysmon_off_s``) or the run between two of them less sysmon's 20 µs sleep
+    (``machine.sysmon_late_s``; runs shorter than that sleep are an interrupt beside a round, left out)."""
+    frame = data.frame("machine_sysmon.csv").sort_values(["sample", "at_s"])
+    frame = frame[frame.groupby("sample").cumcount() < SYSMON_IDLE_ROUNDS]
+    if name == "machine.sysmon_off_s":
+        return pd.DataFrame({"y": frame["off_s"].to_numpy()})
+    ran = (frame.groupby("sample")["at_s"].shift(-1) - frame["at_s"] - frame["off_s"]).dropna()
+    return pd.DataFrame({"y": (ran[ran > SYSMON_MIN_DELAY_S] - SYSMON_MIN_DELAY_S).to_numpy()})
 
 
 def _wake_frame(data: Dataset, runtime: str) -> pd.DataFrame:
@@ -105,17 +134,15 @@ SERVERS = {"go": "Go valserver, GOMAXPROCS 1", "node": "Node.js valserver.js"}
 def _fit_wake(data: Dataset, runtime: str) -> dict[str, Any]:
     name = f"machine.{runtime}_wake_s_vs_idle"
     points = machine_observations(name, data)
-    levels = (np.arange(WAKE_QUANTILES) + 0.5) / WAKE_QUANTILES
     distributions, bins = [], []
     for low, high, in_range in _idle_ranges(points):
         y = in_range.to_numpy()
         row: dict[str, Any] = {"idle_from_s": low, "idle_to_s": high, "n": int(y.size)}
         if y.size >= WAKE_MIN_SAMPLES:
-            values = np.quantile(y, levels)
-            row.update({"median_s": float(np.median(y)), "p90_s": float(np.quantile(y, 0.9)),
-                        "p99_s": float(np.quantile(y, 0.99)),
-                        "ks_statistic": float(scipy_stats.ks_2samp(y, values).statistic)})
-            distributions.append({"dist": "empirical", "values": [float(v) for v in values]})
+            fitted = fit_empirical(y, WAKE_QUANTILES)
+            row.update({"median_s": fitted["fit"]["median"], "p90_s": fitted["fit"]["p90"],
+                        "p99_s": fitted["fit"]["p99"], "ks_statistic": fitted["goodness_of_fit"]["statistic"]})
+            distributions.append(fitted["distribution"])
         elif distributions:
             row["note"] = f"fewer than {WAKE_MIN_SAMPLES} requests: the range below's distribution"
             distributions.append(distributions[-1])
@@ -255,6 +282,25 @@ def fit_machine_slices(data: Dataset) -> list[dict[str, Any]]:
     return [{**data.header(name, "How long the kernel lets a CPU-bound thread run before another thread waiting "
                            "on its CPU gets it: the time a spinning thread is kept off its CPU by another one",
                            "s", "machine_slices.csv", "constant"), **result}]
+
+
+def fit_machine_sysmon(data: Dataset) -> list[dict[str, Any]]:
+    """What the Go runtime's sysmon, polling every 20 µs, takes from a goroutine on its CPU, and how often."""
+    samples = ("a goroutine spinning 5 ms on one CPU (GOMAXPROCS 1, taskset) after 30 ms idle with no Go timer "
+               f"pending, which sysmon spends in its deep sleep: per spin, its first {SYSMON_IDLE_ROUNDS} times "
+               "off the CPU for more than 3 µs (sysmon's rounds at 20 µs, and any interrupt among them)")
+    out = []
+    for name, description in (
+        ("machine.sysmon_off_s", "Time a goroutine running on sysmon's CPU is kept off it at each round of "
+         "sysmon polling every 20 µs (the switch to sysmon, its round, its usleep and the switch back)"),
+        ("machine.sysmon_late_s", "How much later than the 20 µs asked sysmon's next round takes the CPU, "
+         "counted from the end of its previous round: the time the goroutine on its CPU runs between two "
+         "rounds less 20 µs (the kernel's timer slack, and the wake-up)"),
+    ):
+        result = fit_empirical(sysmon_observations(name, data)["y"].to_numpy())
+        result["fit"]["samples"] = samples
+        out.append({**data.header(name, description, "s", "machine_sysmon.csv", "distribution"), **result})
+    return out
 
 
 def fit_machine_placement(data: Dataset) -> list[dict[str, Any]]:

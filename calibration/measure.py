@@ -475,6 +475,27 @@ def _idle_gaps(rate: float, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     return out
 
 
+#: sysmon: a goroutine spinning on one CPU (GOMAXPROCS 1) beside a freshly woken sysmon (``valserver
+#: -sysmon-samples``): spins (full, quick), the idle time before each and its length.
+SYSMON_SAMPLES, SYSMON_SAMPLES_QUICK = 200, 5
+SYSMON_IDLE_MS, SYSMON_SPIN_MS = 30, 5
+
+
+def measure_sysmon(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """``valserver -sysmon-samples``: a goroutine spinning on CPU 0 (GOMAXPROCS 1, pinned as a one-core server)
+    after an idle time ended by a kernel timer, each time it was kept off the CPU (by sysmon, woken from its
+    deep sleep and polling every 20 µs, or by an interrupt). A harness of its own, apart from ``machine``, so
+    that it can be measured again without the rest."""
+    from calibration.validation import experiments
+
+    samples = SYSMON_SAMPLES_QUICK if s.quick else SYSMON_SAMPLES
+    args = ["-sysmon-samples", str(samples), "-sysmon-idle", f"{SYSMON_IDLE_MS}ms", "-sysmon-spin",
+            f"{SYSMON_SPIN_MS}ms"]
+    result = rec.run("sysmon", "valserver", args, {"GOMAXPROCS": "1"}, timeout=120,
+                     prefix=experiments.taskset_prefix(experiments.SERVER_CPUS[1]))
+    return {"machine_sysmon.csv": _csv_rows(result.stdout)}
+
+
 def measure_node_http(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     """Server CPU per request of Node's ``http`` module, client in another process (httpcpu.js)."""
     rounds, requests = NODE_HTTP_ROUNDS_QUICK if s.quick else NODE_HTTP_ROUNDS
@@ -498,6 +519,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "node_gc": ((), measure_node_gc),
     "node_http": ((), measure_node_http),
     "machine": (("valserver", "valload"), measure_machine),
+    "sysmon": (("valserver",), measure_sysmon),
 }
 
 

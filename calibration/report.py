@@ -47,6 +47,9 @@ def describe_parameters(entry: dict[str, Any]) -> str:
         return (f"{len(entry['edges'])} ranges of {entry['x']}, median {_num(min(medians))} to "
                 f"{_num(max(medians))} {entry['unit']}")
     spec = entry["distribution"]
+    if spec["dist"] == "empirical":
+        return (f"empirical({len(spec['values'])} quantiles, median {_num(entry['fit']['median'])}, "
+                f"p99 {_num(entry['fit']['p99'])} {entry['unit']})")
     if spec["dist"] == "mixture":
         return " + ".join(
             f"{c['weight']:.2f}·lognormal(mu={_num(c['mu'])}, sigma={_num(c['sigma'])})" for c in spec["components"]
@@ -58,6 +61,8 @@ def describe_fit(entry: dict[str, Any]) -> str:
     """The goodness-of-fit of a parameter set in one short line."""
     gof = entry["goodness_of_fit"]
     n = entry["fit"]["n"]
+    if entry["kind"] == "distribution" and "p_value" not in gof:
+        return f"n={n}, KS D to its quantiles={gof['statistic']:.4f}"
     if entry["kind"] == "distribution":
         return f"n={n}, KS D={gof['statistic']:.3f}, bootstrap p={gof['p_value']:.3f}"
     if entry["kind"] == "binned":

@@ -24,7 +24,8 @@ from calibration.measure import (GO_PROCESS_REPS_QUICK, HARNESSES, NODE_CONTEXTS
                                  NODE_GC_MIXES_QUICK, NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE,
                                  NodeSettings)
 from calibration.measure import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_PLACEMENT_RATES,
-                                 MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES)
+                                 MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
+                                 SYSMON_SPIN_MS)
 from sim.cli import main
 
 pytestmark = pytest.mark.harness
@@ -147,6 +148,14 @@ def test_quick_machine_placement_rows(quick_data):
     assert (load["cpu_s"] > 0).all() and (load["requests"] > 0).all()
 
 
+def test_quick_machine_sysmon_rows(quick_data):
+    """Each spin beside a freshly woken sysmon notes when it was kept off its CPU: over 3 µs each time, within
+    the spin, for the spins there were (on this machine sysmon's rounds keep every spin off its CPU ~50 times)."""
+    sysmon = pd.read_csv(quick_data / "machine_sysmon.csv")
+    assert len(sysmon) and set(sysmon["sample"]) <= set(range(SYSMON_SAMPLES_QUICK))
+    assert (sysmon["off_s"] > 3e-6).all() and sysmon["at_s"].between(0, SYSMON_SPIN_MS * 1e-3).all()
+
+
 def test_quick_http_rows(quick_data):
     """Every case has its samples, on the protocol and kind of connection it names; CPU rows add up."""
     latency = pd.read_csv(quick_data / "http_latency.csv", keep_default_na=False)
@@ -166,7 +175,7 @@ def test_quick_http_rows(quick_data):
     assert (cpu["requests"] == HTTP_CPU_REQUESTS_QUICK).all()
     assert (cpu["server_user_s"] >= 0).all() and (cpu["server_sys_s"] >= 0).all() and (cpu["server_cpu_s"] > 0).all()
     assert (cpu["server_user_s"] + cpu["server_sys_s"] - cpu["server_cpu_s"]).abs().max() < 2e-9  # printed to 1 ns
-    assert (cpu["client_cpu_s"] > 0).all()
+    assert (cpu["server_sysmon_cpu_s"] >= 0).all() and (cpu["client_cpu_s"] > 0).all()
 
 
 def test_quick_http_fit(quick_data):

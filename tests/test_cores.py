@@ -17,9 +17,12 @@ from models.runtime.gocores import Cores
 from models.runtime.goservice import GoServiceScenario
 from models.runtime.protocol import Compute
 from sim.core import Environment
+from sim.dists import Constant
 from sim.params import load_params
 
 MS = 1e-3
+FREE = Constant(0.0)
+"""Sysmon's rounds at no CPU: the stories here are about the Ps' threads (sysmon's own: test_go_sysmon.py)."""
 
 
 def cores(env: Environment, n: int, coplace: float = 0.0, other: float = 0.0, migrate: float = 1.0,
@@ -83,7 +86,7 @@ def test_two_ps_on_one_core_run_one_after_the_other():
     """GOMAXPROCS 2 on one core: two 1 ms goroutines end at 1 and 2 ms (without cores, both at 1 ms)."""
     def latencies(with_cores: bool) -> list[float]:
         env = Environment(seed=1)
-        runtime = GoRuntime(env, 2, cores=cores(env, 1) if with_cores else None)
+        runtime = GoRuntime(env, 2, cores=cores(env, 1) if with_cores else None, sysmon_cpu=FREE)
         done = [runtime.execute([Compute(1 * MS, 0.0)]) for _ in range(2)]
         env.run(until=env.all_of(done))
         return sorted(event.value for event in done)
@@ -98,7 +101,7 @@ def test_a_p_that_ends_a_goroutine_lets_the_waiting_thread_run():
     ends at 2.0 ms and the third at 3.0 ms: latencies 2.0, 1.0, 2.8 ms (without passing it back, the first would
     wait for the third: 3.0, 1.0, 1.9)."""
     env = Environment(seed=1)
-    runtime = GoRuntime(env, 2, cores=cores(env, 1))
+    runtime = GoRuntime(env, 2, cores=cores(env, 1), sysmon_cpu=FREE)
     done = []
 
     def feed():
@@ -112,11 +115,11 @@ def test_a_p_that_ends_a_goroutine_lets_the_waiting_thread_run():
 
 
 def test_enough_cores_never_coplaced_change_nothing():
-    """GOMAXPROCS 2 on two cores that never co-place (and no other process): every latency is the same as with
-    a free core per P, to the last bit."""
+    """GOMAXPROCS 2 on two cores that never co-place (and no other process, sysmon's rounds free): every
+    latency is the same as with a free core per P, to the last bit."""
     def run(with_cores: bool) -> list[float]:
         env = Environment(seed=3)
-        runtime = GoRuntime(env, 2, cores=cores(env, 2, coplace=0.0) if with_cores else None)
+        runtime = GoRuntime(env, 2, cores=cores(env, 2, coplace=0.0) if with_cores else None, sysmon_cpu=FREE)
         arrivals = np.random.default_rng(5).exponential(0.6 * MS, 400).cumsum()
         done = []
 
@@ -200,8 +203,13 @@ def test_shipped_placement_shows_a_handler_beside_another_runs_whole():
 
 
 def test_shipped_slice_is_what_a_spinning_thread_waits():
-    """Most long off-CPU gaps of a spinning thread beside another are within 25 % of the fitted slice."""
+    """The long off-CPU gaps of a spinning thread beside another: at least a quarter of them last the
+    kernel's whole slice, ended at a scheduler tick (the median and the third quartile within 1 % of each
+    other: 4.02 ms in both shipped runs), the others less (the other thread slept or moved first); the fitted
+    constant, their mean (3.2-3.3 ms), lies between the quartiles."""
     data = Dataset((DATA_ROOT.parent.parent / load_params("machine.slice_s")["dataset"]).parent)
     gaps = observations("machine.slice_s", data)["y"].to_numpy()
     value = load_params("machine.slice_s")["value"]
-    assert np.mean(np.abs(gaps / value - 1) < 0.25) > 0.5
+    q25, q50, q75 = np.quantile(gaps, [0.25, 0.5, 0.75])
+    assert q75 / q50 - 1 < 0.01
+    assert q25 < value < q75

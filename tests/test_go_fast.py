@@ -61,15 +61,18 @@ def check(errors: dict[str, list[float]]) -> None:
         assert half_width < MAX_HALF_WIDTH, (statistic, values)
 
 
-@pytest.mark.parametrize("load", LOADS)
-def test_fast_matches_detailed_on_the_go_http_service(load):
+@pytest.mark.parametrize(("load", "replications"), [(0.3, 3), (0.5, 3), (0.7, 3), (0.8, REFERENCE_REPLICATIONS)])
+def test_fast_matches_detailed_on_the_go_http_service(load, replications):
     """On go-http-service (decode and encode JSON, ~0.2 ms of CPU, 64 MiB live heap, GOGC 100) the fast
     model is the detailed scheduler's queueing with nothing it leaves out in play: no goroutine readies
     another (no runnext), no request runs 10 ms, and no P goes 10 ms without polling. Measured when
-    written: identical to the last digit at every load, 3 replications of 50,000 requests. With one
+    written: identical to the last digit at every load, 3 replications of 50,000 requests. With the
+    calibration of 2026-12-04 one of those three replications at 0.8 parted ways (mean +6.4 %), as the
+    reference service's do at 0.7-0.8 when a GC mark backs the queues up for more than 10 ms; so 0.8
+    takes as many replications as the reference, for a half-width that means something. With one
     shared FIFO queue instead of netpoll batches on per-P queues (the fast model before), p99 was
     5 % short at load 0.5 and 16 % short at 0.8: the check can fail."""
-    check(paired_errors(lambda fidelity: load_scenario("go-http-service", service(fidelity, load)), 3))
+    check(paired_errors(lambda fidelity: load_scenario("go-http-service", service(fidelity, load)), replications))
 
 
 @pytest.mark.parametrize(

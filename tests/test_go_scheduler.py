@@ -67,16 +67,18 @@ def test_preemption_bounds_a_hogs_slice(env):
 
 
 def test_netpoll_ready_goroutine_waits_for_a_poll_when_all_ps_are_busy(env):
-    """With the only P busy on a 30 ms goroutine, a request sits in the netpoller until sysmon, which
+    """With the only P busy on a 50 ms goroutine, a request sits in the netpoller until sysmon, which
     polls when nobody has for 10 ms, injects it; its 1 ms network wait ends while the hog runs again,
-    and it waits for the next poll and the hog's preemption: it is served before the hog's 30 ms
-    are done only because sysmon polls and preempts."""
-    go = runtime(env, 1)
-    go.execute([Compute(30 * MS)])
+    and it waits for the next poll and the hog's next preemption: it is served before the hog's 50 ms
+    are done only because sysmon polls and preempts. Sysmon's sleeps end on time, so its rounds are
+    20 µs apart, then back off to 10 ms: it injects the request and preempts the hog at 11.22 ms, injects
+    it again at 21.22 ms, sees the hog there and preempts it at 31.22 ms; the request ends 1 ms later."""
+    go = runtime(env, 1, wakeup_late=Constant(0.0))
+    go.execute([Compute(50 * MS)])
     request = go.execute([Wait(lambda: env.timeout(1 * MS)), Compute(1 * MS)])
     env.run(until=request)
-    assert request.value > NETPOLL_STALE_S + 1 * MS + 1 * MS  # it did not run at once
-    assert request.value < 30 * MS
+    assert request.value == pytest.approx(32.22 * MS)
+    assert request.value > 3 * NETPOLL_STALE_S  # it did not run at once, nor at the first poll
 
 
 @pytest.mark.parametrize("fidelity", ["detailed", "fast"])

@@ -69,6 +69,7 @@ from sim.scenario import load_kind, load_scenario
 
 from calibration.validation.experiments import VALIDATION_ROOT
 from models.runtime.gocores import CORES_PARAMS
+from models.runtime.gosysmon import SYSMON_CORES_PARAMS
 
 TARGETS = {"mean": 0.10, "p50": 0.10, "p99": 0.20, "throughput": 0.10}
 """Largest relative error |simulated - real| / real counted as within target, per statistic."""
@@ -178,6 +179,12 @@ def _taskset_cpus(argv: Sequence[str]) -> set[int] | None:
     return cpus
 
 
+def server_cores(config: dict[str, Any]) -> int | None:
+    """How many CPUs the server was pinned to, or None if it was not."""
+    server = _taskset_cpus(config["server"]["argv"])
+    return None if server is None else len(server)
+
+
 def shared_cores(config: dict[str, Any]) -> int | None:
     """How many CPUs the server shared with the load generator (it ran on some of the server's), or None."""
     server, load = _taskset_cpus(config["server"]["argv"]), _taskset_cpus(config["load"]["argv"])
@@ -200,10 +207,13 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
     server_cpu, fixed = http_costs(runtime)
     machine: dict[str, Any] = {"stretch": MACHINE_STRETCH, "wake": MACHINE_WAKE[runtime]}
     _require_params(*machine.values())
-    cores = shared_cores(experiment.config)
+    cores = server_cores(experiment.config)
     if runtime == "go" and cores is not None:
-        _require_params(MACHINE_LOAD_CPU, *CORES_PARAMS)
-        machine.update(cores=cores, load_cpu=MACHINE_LOAD_CPU)
+        _require_params(*CORES_PARAMS, *SYSMON_CORES_PARAMS)
+        machine["cores"] = cores
+        if shared_cores(experiment.config) is not None:
+            _require_params(MACHINE_LOAD_CPU)
+            machine["load_cpu"] = MACHINE_LOAD_CPU
     base: dict[str, Any] = {
         "name": f"validate-{experiment.name}",
         "description": f"simulated counterpart of the experiment {experiment.name}",

@@ -26,7 +26,9 @@ of ``runtime/proc.go``. The runtime is assembled from one module per mechanism:
   which stops every P when the period's budget is spent;
 * optionally, :mod:`models.runtime.gocores`: the machine's cores under the
   Ps' threads (a P that starts running wakes its thread, which Linux places on
-  a core, possibly beside another; a P that goes idle puts it to sleep).
+  a core, possibly beside another; a P that goes idle puts it to sleep) and
+  under sysmon's thread, whose rounds then take CPU from the thread on their
+  core (``sysmon_cpu``, ``sysmon_late``; :mod:`models.runtime.gosysmon`).
 
 Goroutine creation (:class:`~models.runtime.gosteps.Go`) costs the parent CPU
 (calibration ``go.goroutine.spawn_s``: spawn, first run and exit, amortised)
@@ -105,6 +107,8 @@ class GoRuntime(Scheduler, Netpoller, GCWorkers, CFSQuota, Sysmon, HeapAccountin
         wakeup_late: Distribution | None = None,
         process_bytes: float = 0.0,
         cores: Cores | None = None,
+        sysmon_cpu: Distribution | None = None,
+        sysmon_late: Distribution | None = None,
     ) -> None:
         if procs < 1:
             raise ValueError(f"{name}.procs: must be >= 1 (got {procs})")
@@ -159,7 +163,7 @@ class GoRuntime(Scheduler, Netpoller, GCWorkers, CFSQuota, Sysmon, HeapAccountin
         for p in self.ps:
             self._idle(p)
         self._init_quota(quota_cores)
-        self._start_sysmon()
+        self._start_sysmon(sysmon_cpu, sysmon_late)
 
     # ------------------------------------------------------------ public API
     def execute(self, steps: Sequence[Step | Any]) -> simpy.Event:

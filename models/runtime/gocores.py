@@ -26,9 +26,14 @@ take turns. :class:`Cores` models ``n`` cores and the threads on them:
 * **Migration.** While one core holds two threads more than another, the
   load balancer moves a waiting one after an exponential time of mean
   ``migrate``; then the cores are checked again.
-* **Work of other processes** on the same cores (:meth:`Cores.burst`, e.g. a
-  load generator's CPU per request): a thread with a CPU amount that takes its
-  turns like the others and leaves when it is done.
+* **Short-lived work** on the same cores (:meth:`Cores.burst`: a load
+  generator's CPU per request, a round of the Go runtime's sysmon thread): a
+  thread with a CPU amount that takes its turns like the others and leaves
+  when it is done. One woken without preempting (sysmon woken by another
+  thread's system call) waits for the running thread to sleep or to end its
+  slice, not for its system calls: on this machine such a sysmon waited a
+  median 1.1 ms beside a handler thread (``perf sched``; see
+  ``calibration/validation/README.md``).
 
 The numbers come from the ``machine`` harness (:mod:`calibration.fitmachine`):
 ``machine.coplace_p``, ``machine.load_coplace_p`` and ``machine.migrate_s``
@@ -36,7 +41,8 @@ from a two-core validation server tracing the CPU of each handler beside its
 load generator, ``machine.slice_s`` from two threads spinning on one CPU.
 
 A thread is any object with a ``core`` attribute and a ``retime(rate)``
-method, called with 1 when it gets its core and 0 when it loses it.
+method, called with 1 when it gets its core and 0 when it loses it; one with
+``takes_yield`` false is not handed the core at :meth:`Cores.yield_core`.
 
 Metrics under ``NAME`` (``machine.cores`` in a service): ``NAME.coplaced``
 (threads that landed on a taken core though one was free) and
@@ -58,17 +64,19 @@ T = TypeVar("T")
 
 class Thread(Protocol):
     core: int | None
+    takes_yield: bool
 
     def retime(self, rate: float) -> None: ...
 
 
 class Burst:
-    """A thread of another process doing ``cpu_s`` of work on the cores, then leaving (and calling ``then``)."""
+    """A thread doing ``cpu_s`` of work on the cores, then leaving (and calling ``then``)."""
 
-    __slots__ = ("cores", "core", "left", "rate", "since", "timer", "then")
+    __slots__ = ("cores", "core", "left", "rate", "since", "timer", "then", "takes_yield")
 
-    def __init__(self, cores: Cores, cpu_s: float, then: Callable[[], None] | None) -> None:
+    def __init__(self, cores: Cores, cpu_s: float, then: Callable[[], None] | None, takes_yield: bool = True) -> None:
         self.cores = cores
+        self.takes_yield = takes_yield
         self.core: int | None = None
         self.left = cpu_s
         self.rate = 0.0
@@ -119,21 +127,22 @@ class Cores:
         """One of ``items``, uniformly."""
         return items[int(self.uniform() * len(items)) % len(items)]
 
-    def wake(self, thread: Thread, own: bool = True) -> None:
+    def wake(self, thread: Thread, own: bool = True, preempt: bool = True) -> None:
         """Place a thread that wakes up: the process's own runs at once on the core it lands on; another
-        process's co-placed one waits for its turn (see the module docstring)."""
+        process's co-placed one, or one that does not ``preempt``, waits for its turn (see the module
+        docstring)."""
         free = [core for core in range(self.n) if not self.on[core]]
         if free and len(free) < self.n and self.uniform() < self.coplace[own]:
             core = self._pick([c for c in range(self.n) if self.on[c]])
             self.coplaced.inc()
-            self._join(thread, core, first=own)
+            self._join(thread, core, first=own and preempt)
             return
         if free:
             core = self._pick(free)
         else:
             fewest = min(len(threads) for threads in self.on)
             core = self._pick([c for c in range(self.n) if len(self.on[c]) == fewest])
-        self._join(thread, core, first=True)
+        self._join(thread, core, first=preempt)
 
     def sleep(self, thread: Thread) -> None:
         """A thread blocks (or ends): it leaves its core."""
@@ -151,15 +160,18 @@ class Cores:
         """The running ``thread`` passes a point where the kernel picks again (a system call): a thread waiting
         on its core gets it, and ``thread`` waits its turn."""
         threads = self.on[thread.core] if thread.core is not None else []
-        if len(threads) > 1 and threads[0] is thread:
+        if len(threads) > 1 and threads[0] is thread and threads[1].takes_yield:
             thread.retime(0.0)
             threads.append(threads.pop(0))
             self._run_next(thread.core)
 
-    def burst(self, cpu_s: float, then: Callable[[], None] | None = None) -> None:
-        """Another process's thread wakes, works ``cpu_s`` on the cores and leaves; then ``then()``."""
+    def burst(self, cpu_s: float, then: Callable[[], None] | None = None, own: bool = False,
+              preempt: bool = True) -> None:
+        """A thread (another process's unless ``own``) wakes, works ``cpu_s`` on the cores and leaves; then
+        ``then()``. One that does not ``preempt`` waits for the thread running on its core to sleep or to end
+        its slice, not for its system calls (see the module docstring)."""
         if cpu_s > 0:
-            self.wake(Burst(self, cpu_s, then), own=False)
+            self.wake(Burst(self, cpu_s, then, takes_yield=preempt), own, preempt)
         elif then is not None:
             then()
 

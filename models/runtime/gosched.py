@@ -81,6 +81,8 @@ class P:
     waits for its turn on a core it shares (:mod:`models.runtime.gocores`)."""
 
     timer: Timer
+    takes_yield = True
+    """A thread waiting behind another on its core gets it when that one makes a system call."""
 
     __slots__ = (
         "id", "runq", "runnext", "schedtick", "g", "kind", "slice_start", "slice_len", "timer",

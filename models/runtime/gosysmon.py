@@ -37,6 +37,20 @@ Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
 * **Network.** If nobody has polled the network for 10 ms and goroutines are
   ready, sysmon injects them into the global queue (``netpoll(0)``,
   ``injectglist``).
+* **Its thread on placed cores** (a runtime with ``cores``,
+  :mod:`models.runtime.gocores`). Each round is a burst of CPU of its thread
+  on the cores, a draw of ``machine.sysmon_off_s``: the time a goroutine
+  spinning on sysmon's CPU is kept off it at each round (the switch to
+  sysmon, its round, its ``usleep`` and the switch back), measured by the
+  ``machine`` harness (``valserver -sysmon-samples``). Woken by its timer,
+  sysmon takes the core from the thread running there; woken from its deep
+  sleep by a system call it waits for that thread to sleep or to end its
+  slice (``perf sched`` on this machine: a median 1.1 ms beside a handler).
+  Its next sleep starts when the burst is done, and ends late by a draw of
+  ``machine.sysmon_late_s`` (the time the spinning goroutine ran between two
+  rounds less the 20 µs asked: the kernel's 50 µs timer slack, less what the
+  round itself takes) instead of ``go.sched.wakeup_late_s``. Without cores
+  sysmon's thread has a processor of its own and its rounds cost nothing.
 """
 
 from __future__ import annotations
@@ -44,7 +58,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sim.dists import Distribution
+from sim.params import param_as_dist
 from sim.timers import Timer
+from models.runtime.gocores import Cores
 from models.runtime.gosched import ASSIST, RUN
 
 if TYPE_CHECKING:
@@ -63,6 +80,10 @@ SYSMON_DEEP_SLEEP_S = 60.0
 NETPOLL_STALE_S = 10e-3
 """sysmon polls the network if nobody has for 10 ms (proc.go ``sysmon``)."""
 WAKEUP_LATE_PARAM = "go.sched.wakeup_late_s"
+SYSMON_CPU_PARAM = "machine.sysmon_off_s"
+SYSMON_LATE_PARAM = "machine.sysmon_late_s"
+SYSMON_CORES_PARAMS = (SYSMON_CPU_PARAM, SYSMON_LATE_PARAM)
+"""The parameter sets of sysmon's thread on placed cores."""
 
 
 class Sysmon:
@@ -77,8 +98,18 @@ class Sysmon:
     _last_poll: float
     _stw: bool
     _wakeup_late: Callable[[], float]
+    cores: Cores | None
+    name: str
 
-    def _start_sysmon(self) -> None:
+    def _start_sysmon(self, cpu: Distribution | None = None, late: Distribution | None = None) -> None:
+        """Start the loop; on placed cores each round costs a draw of ``cpu`` and each sleep ends late by a
+        draw of ``late`` (default: the calibrated ``machine.sysmon_*``)."""
+        self._sysmon_cpu: Callable[[], float] | None = None
+        self._sysmon_late = self._wakeup_late
+        if self.cores is not None:
+            rng = self.env.rng
+            self._sysmon_cpu = (cpu or param_as_dist(SYSMON_CPU_PARAM)).sampler(rng(f"{self.name}.sysmon_cpu"))
+            self._sysmon_late = (late or param_as_dist(SYSMON_LATE_PARAM)).sampler(rng(f"{self.name}.sysmon_late"))
         self._sysmon_idle = 0
         self._sysmon_delay = SYSMON_MIN_DELAY_S
         self._sysmon_asleep = False
@@ -90,7 +121,7 @@ class Sysmon:
             self._sysmon_delay = SYSMON_MIN_DELAY_S
         elif self._sysmon_idle > SYSMON_IDLE_ROUNDS:
             self._sysmon_delay = min(self._sysmon_delay * 2, SYSMON_PERIOD_S)
-        self._sysmon_timer.set(self._sysmon_delay + self._wakeup_late())
+        self._sysmon_timer.set(self._sysmon_delay + self._sysmon_late())
 
     def _sysmon_round(self) -> None:
         if self._sysmon_asleep:  # the deep sleep timed out (no reset)
@@ -99,18 +130,25 @@ class Sysmon:
             self._sysmon_asleep = True
             self._sysmon_timer.set(SYSMON_DEEP_SLEEP_S)
             return
-        self._sysmon_work()
-        self._sysmon_idle += 1
-        self._sysmon_sleep()
+        self._sysmon_run(preempt=True)
 
     def _sysmon_wake(self) -> None:
         """``notewakeup(&sched.sysmonnote)``: end a deep sleep; sysmon starts again at 20 µs."""
         if self._sysmon_asleep:
             self._sysmon_asleep = False
             self._sysmon_idle = 0
-            self._sysmon_work()
-            self._sysmon_idle += 1
+            self._sysmon_delay = SYSMON_MIN_DELAY_S
+            self._sysmon_run(preempt=False)
+
+    def _sysmon_run(self, preempt: bool) -> None:
+        """A round's work, its thread's CPU on placed cores (taking the core from the thread there if
+        ``preempt``), then the sleep."""
+        self._sysmon_work()
+        self._sysmon_idle += 1
+        if self._sysmon_cpu is None or self.cores is None:
             self._sysmon_sleep()
+        else:
+            self.cores.burst(self._sysmon_cpu(), self._sysmon_sleep, own=True, preempt=preempt)
 
     def _sysmon_timer_due(self) -> None:
         """A timer expired: a deep sleep bounded by ``timeSleepUntil`` ends now, without a reset."""

@@ -30,9 +30,12 @@
 // protocol or connection than the case asks for is an error.
 //
 // -mode cpu: one row per case and round: -requests requests, the server's user
-// and system CPU time over them (getrusage just before and after the round)
-// and the client's. The CPU the server spends on the two pipe exchanges is
-// counted too (a few microseconds, under 1/requests of the total).
+// and system CPU time over them (getrusage just before and after the round),
+// the part of it that the runtime's monitor thread sysmon ran (its thread's
+// schedstat; with the server idle between sequential requests each request
+// wakes sysmon from its deep sleep) and the client's. The CPU the server
+// spends on the two pipe exchanges is counted too (a few microseconds, under
+// 1/requests of the total).
 //
 // CSV on standard output. Bounded by -max-seconds (the server child by the
 // same bound and by the end of its standard input); only 127.0.0.1.
@@ -101,14 +104,47 @@ func cpuNanos() (user, sys int64) {
 	return ru.Utime.Nano(), ru.Stime.Nano()
 }
 
+// sysmonTid is the thread of the runtime's monitor sysmon: the first one the runtime starts
+// (runtime.main's newm(sysmon, ...), before any other M), so the lowest thread id but the main thread's.
+func sysmonTid() int {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		fail("server: threads: %v", err)
+	}
+	pid, lowest := os.Getpid(), 0
+	for _, task := range tasks {
+		if tid, err := strconv.Atoi(task.Name()); err == nil && tid != pid && (lowest == 0 || tid < lowest) {
+			lowest = tid
+		}
+	}
+	if lowest == 0 {
+		fail("server: no thread besides the main one")
+	}
+	return lowest
+}
+
+// threadCPUNanos is a thread's time on a CPU so far (the first field of its schedstat, ns).
+func threadCPUNanos(tid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
+	if err != nil {
+		fail("server: schedstat of thread %d: %v", tid, err)
+	}
+	fields := strings.Fields(string(raw))
+	ns, err := strconv.ParseInt(fields[0], 10, 64)
+	if err != nil {
+		fail("server: schedstat of thread %d: %v", tid, err)
+	}
+	return ns
+}
+
 func handler(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, body)
 }
 
 // serve listens, prints "ready <cleartext addr> <tls addr> <certificate, base64 DER>",
-// then answers each "cpu" line on standard input with "cpu <user ns> <system ns>"
-// until standard input ends.
+// then answers each "cpu" line on standard input with "cpu <user ns> <system ns> <sysmon ns>"
+// (the process's user and system time, and sysmon's thread's time on a CPU) until standard input ends.
 func serve(maxSeconds float64) {
 	time.AfterFunc(time.Duration(maxSeconds*float64(time.Second)), func() { fail("server: -max-seconds %.0f reached", maxSeconds) })
 	cert, der, err := selfSigned()
@@ -130,13 +166,14 @@ func serve(maxSeconds float64) {
 	go func() { fail("server: %v", plain.Serve(plainLn)) }()
 	go func() { fail("server: %v", secure.ServeTLS(tlsLn, "", "")) }()
 	fmt.Printf("ready %s %s %s\n", plainLn.Addr(), tlsLn.Addr(), base64.StdEncoding.EncodeToString(der))
+	sysmon := sysmonTid()
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		if in.Text() != "cpu" {
 			fail("server: unknown command %q", in.Text())
 		}
 		user, sys := cpuNanos()
-		fmt.Printf("cpu %d %d\n", user, sys)
+		fmt.Printf("cpu %d %d %d\n", user, sys, threadCPUNanos(sysmon))
 	}
 	os.Exit(0)
 }
@@ -199,21 +236,22 @@ func (s *server) line(tag string, n int) ([]string, error) {
 	return fields[1:], nil
 }
 
-// cpu returns the server process's user and system CPU time so far.
-func (s *server) cpu() (user, sys time.Duration) {
+// cpu returns the server process's user and system CPU time so far, and its sysmon thread's.
+func (s *server) cpu() (user, sys, sysmon time.Duration) {
 	if _, err := io.WriteString(s.in, "cpu\n"); err != nil {
 		fail("asking the server for its CPU time: %v", err)
 	}
-	fields, err := s.line("cpu", 2)
+	fields, err := s.line("cpu", 3)
 	if err != nil {
 		fail("%v", err)
 	}
 	u, err1 := strconv.ParseInt(fields[0], 10, 64)
 	y, err2 := strconv.ParseInt(fields[1], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
+	m, err3 := strconv.ParseInt(fields[2], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		fail("server CPU time: %v", err)
 	}
-	return time.Duration(u), time.Duration(y)
+	return time.Duration(u), time.Duration(y), time.Duration(m)
 }
 
 func (s *server) stop() {
@@ -373,7 +411,8 @@ func main() {
 	if *mode == "latency" {
 		fmt.Println("case,protocol,tls_version,reused,gomaxprocs,round,sample,latency_s")
 	} else {
-		fmt.Println("case,protocol,gomaxprocs,round,requests,server_user_s,server_sys_s,server_cpu_s,client_cpu_s")
+		fmt.Println("case,protocol,gomaxprocs,round,requests,server_user_s,server_sys_s,server_cpu_s," +
+			"server_sysmon_cpu_s,client_cpu_s")
 	}
 	sampleIndex := make([]int, len(clients))
 	for round := 0; round < *rounds && time.Now().Before(deadline); round++ {
@@ -392,16 +431,16 @@ func main() {
 				continue
 			}
 			clientUser0, clientSys0 := cpuNanos()
-			user0, sys0 := srv.cpu()
+			user0, sys0, sysmon0 := srv.cpu()
 			for j := 0; j < *requests; j++ {
 				c.timed()
 			}
-			user1, sys1 := srv.cpu()
+			user1, sys1, sysmon1 := srv.cpu()
 			clientUser1, clientSys1 := cpuNanos()
 			user, sys := (user1 - user0).Seconds(), (sys1 - sys0).Seconds()
 			clientCPU := float64(clientUser1-clientUser0+clientSys1-clientSys0) / 1e9
-			fmt.Printf("%s,%s,%d,%d,%d,%.9f,%.9f,%.9f,%.9f\n", c.name, c.wantProto(), procs, round, *requests,
-				user, sys, user+sys, clientCPU)
+			fmt.Printf("%s,%s,%d,%d,%d,%.9f,%.9f,%.9f,%.9f,%.9f\n", c.name, c.wantProto(), procs, round, *requests,
+				user, sys, user+sys, (sysmon1 - sysmon0).Seconds(), clientCPU)
 		}
 	}
 	srv.stop()

@@ -38,6 +38,15 @@
 // long it was off). Run on one CPU (taskset) it shows the kernel's time slice
 // between two CPU-bound threads.
 //
+// Sysmon on a shared CPU (-sysmon-samples N > 0, no server): N times, the
+// goroutine sleeps -sysmon-idle (every P idle, so the runtime's monitor thread
+// sysmon falls into its deep sleep), makes one system call through the
+// runtime (entersyscall wakes a sleeping sysmon, which then polls every 20 µs),
+// and spins for -sysmon-spin, noting every time it was off the CPU for more
+// than 3 µs; printed as CSV (sample, at_s: when after the system call, off_s).
+// Run with GOMAXPROCS 1 on one CPU (taskset) it shows what sysmon's rounds
+// cost a goroutine running on the CPU sysmon shares.
+//
 // Standard output: one JSON line when ready ({"addr": ..., "burn_iterations":
 // ...}) and one when it stops ({"requests": ..., "num_gc": ...}). It stops on
 // SIGTERM/SIGINT or after -max-seconds. Standard library only.
@@ -212,6 +221,41 @@ func slices(seconds float64) {
 	}
 }
 
+// sysmonRounds prints, for `samples` spins of `spin` each after an idle `idle`, every time the spinning
+// thread was off the CPU for over 3 µs (when, after the spin started, and for how long). The idle ends with
+// a kernel interval timer's SIGALRM, not a Go timer: with no timer pending sysmon's deep sleep lasts until
+// a goroutine leaves a system call (the signal's) or enters one (the spinner's getpid), as in a server
+// woken by its network.
+func sysmonRounds(samples int, idle, spin time.Duration) {
+	const offAfter = 3 * time.Microsecond
+	alarms := make(chan os.Signal, 1)
+	signal.Notify(alarms, syscall.SIGALRM)
+	period := syscall.Timeval{Sec: int64(idle / time.Second), Usec: int64(idle % time.Second / time.Microsecond)}
+	timer := [2]syscall.Timeval{period, period} // itimerval: interval, first expiry
+	syscall.Syscall(syscall.SYS_SETITIMER, 0, uintptr(unsafe.Pointer(&timer)), 0) // ITIMER_REAL
+	type off struct{ at, off time.Duration }
+	found := make([]off, 0, 4096)
+	fmt.Println("sample,at_s,off_s")
+	for k := 0; k < samples; k++ {
+		found = found[:0]
+		<-alarms
+		syscall.Syscall(syscall.SYS_GETPID, 0, 0, 0) // through entersyscall, unlike syscall.Getpid
+		start := time.Now()
+		last := start
+		for last.Sub(start) < spin {
+			now := time.Now()
+			if gap := now.Sub(last); gap > offAfter {
+				found = append(found, off{last.Sub(start), gap})
+			}
+			last = now
+		}
+		for _, o := range found { // after the spin: printing is a system call
+			fmt.Printf("%d,%.9f,%.9f\n", k, o.at.Seconds(), o.off.Seconds())
+		}
+	}
+	signal.Stop(alarms)
+}
+
 func buildHeap(bytes int64) []*node {
 	count := bytes / 64
 	nodes := make([]*node, 0, count)
@@ -236,6 +280,9 @@ func main() {
 	jitterSamples := flag.Int("jitter-samples", 0, "measure work jitter with this many loops instead of serving")
 	jitterMaxGap := flag.Duration("jitter-max-gap", 50*time.Millisecond, "longest idle gap before a jitter loop")
 	sliceSeconds := flag.Float64("slice-seconds", 0, "measure time slices of two spinning threads for this long instead of serving")
+	sysmonSamples := flag.Int("sysmon-samples", 0, "measure sysmon's rounds on a shared CPU this many times instead of serving")
+	sysmonIdle := flag.Duration("sysmon-idle", 30*time.Millisecond, "idle time before each -sysmon-samples spin")
+	sysmonSpin := flag.Duration("sysmon-spin", 5*time.Millisecond, "length of each -sysmon-samples spin")
 	tracePath := flag.String("trace", "", "write every handler's timing and CPUs to this CSV file when stopping")
 	flag.Parse()
 	if *allocChunk < 64 || *alloc < 0 || *cpu <= 0 {
@@ -245,6 +292,10 @@ func main() {
 
 	if *sliceSeconds > 0 {
 		slices(*sliceSeconds)
+		return
+	}
+	if *sysmonSamples > 0 {
+		sysmonRounds(*sysmonSamples, *sysmonIdle, *sysmonSpin)
 		return
 	}
 	live := buildHeap(*liveHeapMiB << 20)
