@@ -28,11 +28,13 @@ Nothing comes from the experiment's latencies; every other number comes from
   the time the server had been idle (the extra round trip of an empty request
   to that runtime's server after such an idle time). Both come from the
   ``machine`` harness
-  (:mod:`calibration.fitmachine`), not from the experiments. Where the load
-  generator ran on the server's own CPUs (GOMAXPROCS 2), the Go server's
-  threads are placed on those cores by the calibrated kernel
-  (``machine.cores``, :mod:`models.runtime.gocores`), and the load generator
-  takes its turns on them with its calibrated CPU per request
+  (:mod:`calibration.fitmachine`), not from the experiments. A Go server
+  pinned to CPUs (``taskset``) runs on that many cores, its Ps' threads
+  placed by the calibrated kernel (``machine.cores``,
+  :mod:`models.runtime.gocores`) beside sysmon's thread, whose rounds take
+  their CPU there (``machine.sysmon_*``, the ``sysmon`` harness,
+  :mod:`models.runtime.gosysmon`). Where the load generator ran on those CPUs
+  too (GOMAXPROCS 2), it takes its turns on them with its calibrated CPU per request
   (``machine.load_cpu_vs_rate`` at the experiment's rate); its waits for a core
   count in the latency.
 * **The client side**, the same for both: the simulated latency is the model's

@@ -42,7 +42,7 @@ Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
   on the cores, a draw of ``machine.sysmon_off_s``: the time a goroutine
   spinning on sysmon's CPU is kept off it at each round (the switch to
   sysmon, its round, its ``usleep`` and the switch back), measured by the
-  ``machine`` harness (``valserver -sysmon-samples``). Woken by its timer,
+  ``sysmon`` harness (``valserver -sysmon-samples``). Woken by its timer,
   sysmon takes the core from the thread running there; woken from its deep
   sleep by a system call it waits for that thread to sleep or to end its
   slice (``perf sched`` on this machine: a median 1.1 ms beside a handler).
