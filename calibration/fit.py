@@ -291,7 +291,7 @@ def fit_http_server_cpu(data: Dataset) -> list[dict[str, Any]]:
                           "and runtime) over a round of sequential requests from a client in another process, "
                           "less what its monitor thread sysmon ran (woken by each request, it runs beside the "
                           "handler, on another core or, on a shared one, as modelled by "
-                          "models.runtime.gosysmon), divided by the requests", "s", "http_server_cpu.csv",
+                          "models.runtime.go.detailed.sysmon), divided by the requests", "s", "http_server_cpu.csv",
                           "constant"), **result}]
     if {"h1_new", "h1_tls_new"} <= set(per_request.columns):
         handshake = fit_constant(observations("go.http.tls_handshake_server_cpu_s", data)["y"].to_numpy())

@@ -16,7 +16,7 @@
   tail is what p99 needs).
 * ``machine.sysmon_off_s`` and ``machine.sysmon_late_s``: a goroutine spinning
   on one CPU beside a freshly woken sysmon (``machine_sysmon.csv``), over
-  sysmon's first :data:`~models.runtime.gosysmon.SYSMON_IDLE_ROUNDS` rounds,
+  sysmon's first :data:`~models.runtime.go.detailed.sysmon.SYSMON_IDLE_ROUNDS` rounds,
   its 20 µs ones: how long each round kept the goroutine off its CPU, and how
   long the goroutine ran between two rounds less the 20 µs sysmon asked to
   sleep. An interrupt in that window (about one per ms against twelve
@@ -41,7 +41,7 @@ from scipy import stats as scipy_stats
 
 from calibration.dataset import Dataset, seed_of
 from calibration.distfit import fit_constant, fit_distribution, fit_empirical, fit_linear
-from models.runtime.gosysmon import SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S
+from models.runtime.go.detailed.sysmon import SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S
 
 HOT_IDLE_S = 1e-4
 """Requests that find the server idle for less than this are the reference (a hot path, no wake-up)."""

@@ -1,4 +1,4 @@
-"""Threads on the machine's cores (models/runtime/gocores.py): placement, turns, slices, migration; the Go
+"""Threads on the machine's cores (models/machine/cores.py): placement, turns, slices, migration; the Go
 runtime's Ps on them; the load generator's work; and the shipped placement measurements behind the defaults."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pydantic import ValidationError
 from calibration.dataset import Dataset
 from calibration.fit import observations
 from calibration.measure import DATA_ROOT
-from models.runtime.go import GoRuntime
-from models.runtime.gocores import Cores
-from models.runtime.goservice import GoServiceScenario
+from models.runtime.go.detailed.runtime import GoRuntime
+from models.machine.cores import Cores
+from models.services.go import GoServiceScenario
 from models.runtime.protocol import Compute
 from sim.core import Environment
 from sim.dists import Constant
@@ -164,7 +164,7 @@ def test_machine_cores_are_checked(fields, message):
 
 
 def test_other_service_kinds_refuse_placed_cores():
-    from models.runtime.nodeservice import NativeServiceScenario
+    from models.services.node import NativeServiceScenario
 
     with pytest.raises(ValidationError, match="modelled for go.service only"):
         NativeServiceScenario.model_validate({"model": "native.service", "threads": 1, "arrival_rate": 1.0,

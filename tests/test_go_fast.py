@@ -1,4 +1,4 @@
-"""The fast Go fidelity (models/runtime/fast.py) against the detailed one (models/runtime/go.py).
+"""The fast Go fidelity (models/runtime/go/fast/runtime.py) against the detailed one (models/runtime/go/detailed/runtime.py).
 
 The issue's bound: mean and p99 latency within 10 % at loads 0.3-0.8, on the
 built-in go-http-service scenario (GC on, as shipped) and on the 1 ms
@@ -13,8 +13,8 @@ from sim.core import Environment
 from sim.run import run_replication, t_interval
 from sim.scenario import load_scenario
 from sim.stats import RELATIVE_ACCURACY
-from models.runtime.fast import FastGoRuntime
-from models.runtime.gogc import GCConfig
+from models.runtime.go.fast.runtime import FastGoRuntime
+from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute, Syscall, Wait
 
 from test_go_service import reference

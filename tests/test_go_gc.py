@@ -1,4 +1,4 @@
-"""The Go collector (models/runtime/gogc.py): mechanisms, and the GC guide's cost model.
+"""The Go collector (models/runtime/go/gc.py): mechanisms, and the GC guide's cost model.
 
 Pause durations and the mark rate are given explicitly here (the calibrated
 defaults are loaded by name when a field is left out; see test_default_names).
@@ -12,8 +12,8 @@ from sim.core import Environment
 from sim.dists import Constant
 from sim.run import run_replication
 from sim.scenario import load_scenario
-from models.runtime.go import GoRuntime
-from models.runtime.gogc import (
+from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.gc import (
     HEAP_MINIMUM_BYTES, MARK_RATE_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig, GoGC, guide_cost_model,
     mark_workers,
 )

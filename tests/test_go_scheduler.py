@@ -1,4 +1,4 @@
-"""Micro-stories of the detailed Go scheduler (models/runtime/go.py), one mechanism each.
+"""Micro-stories of the detailed Go scheduler (models/runtime/go/detailed/runtime.py), one mechanism each.
 
 Every story is deterministic: goroutine creation costs nothing (spawn=0) and
 CPU times are constants, so the expected times follow from the mechanism alone.
@@ -10,11 +10,11 @@ import pytest
 
 from sim.core import Environment
 from sim.dists import Constant
-from models.runtime.go import (
+from models.runtime.go.detailed.runtime import (
     FORCE_PREEMPT_S, LOCAL_RUNQ_SLOTS, NETPOLL_STALE_S, SYSMON_PERIOD_S, STACK_MIN_BYTES, Chan, Go, GoRuntime,
     Recv, Send, fan_out,
 )
-from models.runtime.gogc import GCConfig
+from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute, Syscall, Wait
 
 MS = 1e-3
@@ -86,7 +86,7 @@ def test_a_netpoll_batch_is_served_newest_first(env, fidelity):
     """Three requests park in the netpoller; the only P is then busy for 5 ms while they become ready
     at 1, 2 and 3 ms. The P's poll at 5 ms takes them as one batch, which netpoll returns newest
     first: the last to arrive finishes at 6 ms, the first at 8 ms."""
-    from models.runtime.fast import FastGoRuntime
+    from models.runtime.go.fast.runtime import FastGoRuntime
 
     go = runtime(env, 1) if fidelity == "detailed" else FastGoRuntime(env, 1, gc=NO_GC, stack_bytes=STACK_MIN_BYTES)
     requests = [go.execute([Wait(lambda k=k: env.timeout(k * MS)), Compute(1 * MS)]) for k in (1, 2, 3)]
@@ -192,7 +192,7 @@ def test_defaults_come_from_calibration(env):
 
 
 def test_both_fidelities_are_runtimes(env):
-    from models.runtime.fast import FastGoRuntime
+    from models.runtime.go.fast.runtime import FastGoRuntime
     from models.runtime.protocol import Runtime
 
     assert isinstance(runtime(env, 1), Runtime)

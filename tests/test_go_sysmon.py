@@ -1,4 +1,4 @@
-"""Sysmon and timers of the detailed Go runtime (models/runtime/gosysmon.py, gonetpoll.py).
+"""Sysmon and timers of the detailed Go runtime (models/runtime/go/detailed/sysmon.py, gonetpoll.py).
 
 A deterministic story of sysmon's back-off and its two sightings before a
 preemption, and the schedlat experiment of calibration/harness/go/schedlat
@@ -16,10 +16,10 @@ import pytest
 
 from sim.core import Environment
 from sim.dists import Constant
-from models.runtime.go import (
+from models.runtime.go.detailed.runtime import (
     FORCE_PREEMPT_S, SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S, SYSMON_PERIOD_S, STACK_MIN_BYTES, GoRuntime, Sleep,
 )
-from models.runtime.gogc import GCConfig
+from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute
 
 MS = 1e-3
@@ -92,7 +92,7 @@ def _on_one_core(env, sysmon_cpu_s: float, slice_s: float):
     """A GOMAXPROCS 1 runtime on one placed core (nothing co-placed, no migration) whose sysmon rounds cost
     ``sysmon_cpu_s`` and whose sleeps end 25 µs late; two 1 ms requests at 10 ms, after sysmon fell into its
     deep sleep: their latencies."""
-    from models.runtime.gocores import Cores
+    from models.machine.cores import Cores
 
     machine = Cores(env, 1, 0.0, 0.0, lambda: 1.0, slice_s, lambda: 0.5)
     go = runtime(env, 1, wakeup_late=Constant(0.0), cores=machine, sysmon_cpu=Constant(sysmon_cpu_s),
@@ -185,7 +185,7 @@ def _spin_stolen_fraction(seeds: int, spin_s: float, idle_s: float) -> np.ndarra
     """The sysmon harness in the model: a GOMAXPROCS 1 runtime on one placed core with the calibrated sysmon
     and time slice, idle ``idle_s``, then one goroutine computing ``spin_s``: per seed, the share of its wall
     time it was kept off the core."""
-    from models.runtime.gocores import Cores
+    from models.machine.cores import Cores
     from sim.params import param_value
 
     stolen = []

@@ -1,4 +1,4 @@
-"""The machine under a Poisson service (models/runtime/service.py MachineConfig): work stretch and wake-up
+"""The machine under a Poisson service (models/machine/config.py MachineConfig): work stretch and wake-up
 from idle, their binned parameter set (sim.params.Binned) and the shipped measurements behind them."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from calibration.dataset import Dataset
 from calibration.fit import observations
 from calibration.measure import DATA_ROOT
-from models.runtime import service
-from models.runtime.goservice import GoServiceScenario
-from models.runtime.nodeservice import NativeServiceModel, NativeServiceScenario
-from models.runtime.service import MachineConfig
+from models.services import base as service
+from models.services.go import GoServiceScenario
+from models.services.node import NativeServiceModel, NativeServiceScenario
+from models.machine.config import MachineConfig
 from sim.core import Environment
 from sim.dists import Constant
 from sim.params import Binned, load_params, param_as_dist, param_binned

@@ -109,7 +109,7 @@ def test_native_runtime_satisfies_the_runtime_protocol(env: Environment) -> None
 # ---------------------------------------------------------------- model kind native.service
 def test_native_service_charges_the_copies() -> None:
     """At 1 request/s requests never meet: 1 ms of CPU plus 200 kB copied at 1 ns per byte."""
-    from models.runtime.nodeservice import NativeServiceModel
+    from models.services.node import NativeServiceModel
     from sim.scenario import load_scenario
 
     config = load_scenario({

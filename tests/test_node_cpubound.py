@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from models.runtime.cpubound import CpuBoundCompare, CpuBoundScenario
+from models.services.cpubound import CpuBoundCompare, CpuBoundScenario
 from sim.core import Environment
 from sim.scenario import ScenarioError, apply_overrides, load_scenario, validate
 

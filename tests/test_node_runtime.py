@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 
 from models.queueing import formulas
-from models.runtime.node import NodeRuntime
-from models.runtime.nodesteps import Await, NextTick, QueueMicrotask
+from models.runtime.node.loop import NodeRuntime
+from models.runtime.node.steps import Await, NextTick, QueueMicrotask
 from models.runtime.protocol import Compute, Syscall, Wait
 from sim.core import Environment
 from sim.dists import Exponential, Gamma
@@ -188,7 +188,7 @@ def test_the_threadpool_is_mmc(rho: float, bound: float, wait_bound: float) -> N
 def test_a_gc_pause_blocks_the_loop(env: Environment) -> None:
     """A's callback fills the 1 MiB nursery: its 10 ms scavenge lengthens that callback, and B, ready
     at the same time, waits for it too."""
-    from models.runtime.v8 import V8GCConfig, V8Heap
+    from models.runtime.node.v8 import V8GCConfig, V8Heap
 
     gc = V8GCConfig(semi_space=2**20, scavenge_pause=(0.01, 0.0), markcompact_pause=(0.0, 0.0))
     runtime = NodeRuntime(env, heap=V8Heap(env, gc))

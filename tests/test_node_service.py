@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from models.queueing import formulas
-from models.runtime.nodeservice import NodeServiceModel, NodeServiceScenario
+from models.services.node import NodeServiceModel, NodeServiceScenario
 from sim.core import Environment
 from sim.dists import Gamma
 from sim.scenario import ScenarioError, validate

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.runtime.node import NodeRuntime
-from models.runtime.nodeworkers import SharedCores, WorkerPool
+from models.runtime.node.loop import NodeRuntime
+from models.runtime.node.workers import SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
-from models.runtime.v8 import StartupConfig, V8GCConfig
+from models.runtime.node.v8 import StartupConfig, V8GCConfig
 from sim.core import Environment
 
 MIB = 2**20

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from models.runtime.protocol import Compute
-from models.runtime.v8 import (
+from models.runtime.node.v8 import (
     MAX_GROWING_FACTOR,
     MIN_GROWING_FACTOR,
     MIN_LIMIT_STEP_BYTES,
@@ -171,7 +171,7 @@ def test_default_marking_speed_is_the_calibrated_marking_work():
     """With calibrated defaults, the growing factor's marking speed is 1 / slope of the marking CPU line
     (V8's combined marking speed), not the final pause's, whose slope is near zero on this machine."""
     from sim.params import param_linear
-    from models.runtime.v8 import MARK_CPU_PARAM
+    from models.runtime.node.v8 import MARK_CPU_PARAM
 
     resolved = V8GCConfig().resolved()
     slope = param_linear(MARK_CPU_PARAM)[1]

@@ -95,12 +95,12 @@ def _inverted_fraction(scheduled, latency) -> float:
 @pytest.mark.parametrize("pct", ["50", "70", "90"])
 def test_go_serves_a_netpoll_batch_newest_first_as_the_real_server(pct):
     """The real GOMAXPROCS 1 server often finishes a request before one sent earlier while it was busy (netpoll
-    returns a batch newest first, models.runtime.gonetpoll). The detailed model, fed the experiment's Poisson
+    returns a batch newest first, models.runtime.go.detailed.netpoll). The detailed model, fed the experiment's Poisson
     rate with its CPU per request, inverts consecutive overlapping requests as often, within 0.1 (measured at
     50 / 70 / 90 %: real 0.33 / 0.51 / 0.73 on the shipped campaign, 0.31 / 0.49 / 0.70 on the one of
     2026-11-25 17:05; model 0.29 / 0.46 / 0.75; a FIFO model gives 0)."""
-    from models.runtime.go import GoRuntime
-    from models.runtime.gogc import GCConfig
+    from models.runtime.go.detailed.runtime import GoRuntime
+    from models.runtime.go.gc import GCConfig
     from models.runtime.protocol import Compute
     from sim.core import Environment
 

@@ -7,21 +7,21 @@ core), GOGC, the CPU burn, the bytes allocated per request and the live heap.
 Nothing comes from the experiment's latencies; every other number comes from
 ``calibration/params`` (:mod:`sim.params`):
 
-* **Go** (model kind ``go.service``, :mod:`models.runtime.goservice`): the
+* **Go** (model kind ``go.service``, :mod:`models.services.go`): the
   handler's CPU is the configured burn plus ``go.http.server_cpu_s``, the CPU
   ``net/http`` spends per request on a reused HTTP/1.1 connection outside the
   handler (read and parse the request, write the response, the connection
   goroutine's netpoll wake-up), measured by a separate harness (``httplat``);
   its allocation is the configured bytes; the collector's pauses and mark rate
-  are the calibrated defaults of :mod:`models.runtime.gogc`.
-* **Node.js** (model kind ``node.service``, :mod:`models.runtime.nodeservice`):
+  are the calibrated defaults of :mod:`models.runtime.go.gc`.
+* **Node.js** (model kind ``node.service``, :mod:`models.services.node`):
   the handler runs on the event loop, on one core, with CPU = the burn plus
   ``node.http.server_cpu_s`` (the ``http`` module's own CPU per request) and the
   configured allocation on a V8 heap holding the live heap. Without that
   parameter set (or the model kind) the experiment is reported as pending, with
   the name of what is missing.
 * **The machine**, the same for both (``machine`` of the scenario,
-  :class:`models.runtime.service.MachineConfig`): the handler's CPU is
+  :class:`models.services.base.MachineConfig`): the handler's CPU is
   stretched by ``machine.work_stretch`` (wall time over CPU time of the
   server's own burn loop on this machine), and a request that finds the
   server idle first waits a draw of ``machine.<runtime>_wake_s_vs_idle`` at
@@ -31,9 +31,9 @@ Nothing comes from the experiment's latencies; every other number comes from
   (:mod:`calibration.fitmachine`), not from the experiments. A Go server
   pinned to CPUs (``taskset``) runs on that many cores, its Ps' threads
   placed by the calibrated kernel (``machine.cores``,
-  :mod:`models.runtime.gocores`) beside sysmon's thread, whose rounds take
+  :mod:`models.machine.cores`) beside sysmon's thread, whose rounds take
   their CPU there (``machine.sysmon_*``, the ``sysmon`` harness,
-  :mod:`models.runtime.gosysmon`). Where the load generator ran on those CPUs
+  :mod:`models.runtime.go.detailed.sysmon`). Where the load generator ran on those CPUs
   too (GOMAXPROCS 2), it takes its turns on them with its calibrated CPU per request
   (``machine.load_cpu_vs_rate`` at the experiment's rate); its waits for a core
   count in the latency.
@@ -70,8 +70,8 @@ from sim.run import run_replications
 from sim.scenario import load_kind, load_scenario
 
 from calibration.validation.experiments import VALIDATION_ROOT
-from models.runtime.gocores import CORES_PARAMS
-from models.runtime.gosysmon import SYSMON_CORES_PARAMS
+from models.machine.cores import CORES_PARAMS
+from models.runtime.go.detailed.sysmon import SYSMON_CORES_PARAMS
 
 TARGETS = {"mean": 0.10, "p50": 0.10, "p99": 0.20, "throughput": 0.10}
 """Largest relative error |simulated - real| / real counted as within target, per statistic."""

@@ -1,6 +1,6 @@
 """The Go scheduler's core: goroutines, Ps, run queues, ``schedule`` and execution in CPU slices.
 
-The part of the detailed runtime (:mod:`models.runtime.go`) that decides
+The part of the detailed runtime (:mod:`models.runtime.go.detailed.runtime`) that decides
 which goroutine a P runs next and runs it, following ``runtime/proc.go``:
 
 * ``runqput(pp, gp, next=true)``: a readied goroutine takes ``runnext``; the
@@ -10,21 +10,21 @@ which goroutine a P runs next and runs it, following ``runtime/proc.go``:
 * ``schedule``: every 61st schedule one goroutine from the global queue, then
   ``runnext``, then the local queue, then ``findRunnable``: a batch from the
   global queue (``globrunqget``: ``min(len/GOMAXPROCS + 1, 128)``), the
-  network poller (:mod:`models.runtime.gonetpoll`), then stealing half of a
+  network poller (:mod:`models.runtime.go.detailed.netpoll`), then stealing half of a
   victim's local queue, then its expired timers, then its ``runnext`` as a
   last resort (``stealWork``, ``runqsteal``), visiting the other Ps from a
   random start; otherwise the P goes idle. Expired timers of the P itself run
   first (``checkTimers``), readying their goroutines into ``runnext``.
 * ``execute``: ``schedtick`` counts the goroutines a P starts, except one
   taken from ``runnext``, which inherits the time slice (sysmon preempts by
-  it, :mod:`models.runtime.gosysmon`).
+  it, :mod:`models.runtime.go.detailed.sysmon`).
 * A running goroutine advances through its steps; CPU work runs as one SimPy
   timeout per slice, cut short by a preemption (``gopreempt_m``: to the global
   queue), a stop-the-world or a CPU-quota stall, and resumed with what was
-  done kept. Channel operations and WaitGroups (:mod:`models.runtime.gosteps`)
+  done kept. Channel operations and WaitGroups (:mod:`models.runtime.go.steps`)
   ready the goroutine they unblock into the current P's ``runnext``.
 
-The class here is one part of :class:`models.runtime.go.GoRuntime`; the
+The class here is one part of :class:`models.runtime.go.detailed.runtime.GoRuntime`; the
 collector's workers, the netpoller, sysmon and the CPU quota are the others.
 """
 
@@ -37,9 +37,9 @@ from typing import Any
 import simpy
 
 from sim.timers import Timer
-from models.runtime.gocores import Cores
-from models.runtime.gogc import Allocating
-from models.runtime.gosteps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup
+from models.machine.cores import Cores
+from models.runtime.go.gc import Allocating
+from models.runtime.go.steps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup
 from models.runtime.protocol import Compute, Syscall, Wait
 
 LOCAL_RUNQ_SLOTS = 256
@@ -78,7 +78,7 @@ class G(Allocating):
 class P:
     """A processor: local run queue, runnext, and what it is running; its ``timer``, which ends the
     current CPU slice, is set by the runtime. Its thread runs at ``rate`` of a core's speed: 1, or 0 while it
-    waits for its turn on a core it shares (:mod:`models.runtime.gocores`)."""
+    waits for its turn on a core it shares (:mod:`models.machine.cores`)."""
 
     timer: Timer
     takes_yield = True

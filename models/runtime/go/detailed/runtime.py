@@ -1,42 +1,42 @@
 """The Go runtime, detailed fidelity: G/M/P scheduling of every goroutine, with the collector.
 
 A request handed to :meth:`GoRuntime.execute` becomes a goroutine (a plain
-:class:`~models.runtime.gosched.G` object: its steps and where it is in them);
+:class:`~models.runtime.go.detailed.sched.G` object: its steps and where it is in them);
 only the clock drives it, with one SimPy timeout per CPU slice, so 100,000
 parked goroutines cost memory, not events. GOMAXPROCS Ps run the schedule loop
 of ``runtime/proc.go``. The runtime is assembled from one module per mechanism:
 
-* :mod:`models.runtime.gosched`: goroutines, Ps, run queues (``runnext``, the
+* :mod:`models.runtime.go.detailed.sched`: goroutines, Ps, run queues (``runnext``, the
   256-slot local queue, the global queue), ``schedule`` / ``findRunnable``,
   work stealing, execution in CPU slices, channels and WaitGroups;
-* :mod:`models.runtime.gonetpoll`: the netpoller (a goroutine whose network
+* :mod:`models.runtime.go.detailed.netpoll`: the netpoller (a goroutine whose network
   wait ended is taken by an idle P at once, or waits for a P or sysmon to
   poll; a poll injects the whole ready batch), system calls (the P is handed
   off at once: ``entersyscallblock`` / ``handoffp``; ``exitsyscall``) and the
-  timers of ``time.Sleep`` (:class:`~models.runtime.gosteps.Sleep`);
-* :mod:`models.runtime.gosysmon`: sysmon, sleeping 20 µs doubling to 10 ms
+  timers of ``time.Sleep`` (:class:`~models.runtime.go.steps.Sleep`);
+* :mod:`models.runtime.go.detailed.sysmon`: sysmon, sleeping 20 µs doubling to 10 ms
   when idle, deep asleep while every P is idle, which preempts a goroutine
   whose P has not scheduled since sysmon first saw it 10 ms before
   (``retake``, ``forcePreemptNS``; it goes to the global queue,
   ``gopreempt_m``), so a CPU-bound goroutine runs ~10-20 ms, and polls the
   network when nobody has for 10 ms;
-* :mod:`models.runtime.gogcwork`: the collector's mark workers (dedicated,
-  fractional, idle) and stop-the-world, for :class:`models.runtime.gogc.GoGC`;
-* :mod:`models.runtime.goquota`: a container CPU quota (CFS bandwidth control),
+* :mod:`models.runtime.go.detailed.gcwork`: the collector's mark workers (dedicated,
+  fractional, idle) and stop-the-world, for :class:`models.runtime.go.gc.GoGC`;
+* :mod:`models.runtime.go.detailed.quota`: a container CPU quota (CFS bandwidth control),
   which stops every P when the period's budget is spent;
-* optionally, :mod:`models.runtime.gocores`: the machine's cores under the
+* optionally, :mod:`models.machine.cores`: the machine's cores under the
   Ps' threads (a P that starts running wakes its thread, which Linux places on
   a core, possibly beside another; a P that goes idle puts it to sleep) and
   under sysmon's thread, whose rounds then take CPU from the thread on their
-  core (``sysmon_cpu``, ``sysmon_late``; :mod:`models.runtime.gosysmon`).
+  core (``sysmon_cpu``, ``sysmon_late``; :mod:`models.runtime.go.detailed.sysmon`).
 
-Goroutine creation (:class:`~models.runtime.gosteps.Go`) costs the parent CPU
+Goroutine creation (:class:`~models.runtime.go.steps.Go`) costs the parent CPU
 (calibration ``go.goroutine.spawn_s``: spawn, first run and exit, amortised)
 and every live goroutine holds a stack (calibration
 ``go.goroutine.stack_bytes``, StackInuse per blocked goroutine; at least
 2 KiB, ``_StackMin`` in ``runtime/stack.go``); the stacks are GC roots: they
 are scanned and they raise the heap goal. Channels and WaitGroups
-(:mod:`models.runtime.gosteps`) let a handler fan out and wait
+(:mod:`models.runtime.go.steps`) let a handler fan out and wait
 (:func:`fan_out`).
 
 Not modelled: Ms as such (a thread is always there for a P; without ``cores``
@@ -52,7 +52,7 @@ Metrics under ``NAME`` (``go``): ``NAME.goroutines``, ``NAME.stack_bytes``,
 process's own resident memory), ``NAME.procs_busy`` (gauges);
 ``NAME.preemptions``, ``NAME.steals``, ``NAME.throttled_periods`` (counters);
 ``NAME.throttled_s`` (histogram of stalls); and the collector's (``NAME.gc.*``,
-see :mod:`models.runtime.gogc`).
+see :mod:`models.runtime.go.gc`).
 """
 
 from __future__ import annotations
@@ -68,17 +68,17 @@ from sim.core import Environment
 from sim.dists import Distribution, Uniform
 from sim.params import param_as_dist, param_value
 from sim.timers import Timer
-from models.runtime.gocores import Cores
-from models.runtime.gogc import GCConfig, HeapAccounting
-from models.runtime.gogcwork import GCWorkers
-from models.runtime.gonetpoll import Netpoller
-from models.runtime.goquota import CFS_PERIOD_S, CFSQuota
-from models.runtime.gosched import (
+from models.machine.cores import Cores
+from models.runtime.go.gc import GCConfig, HeapAccounting
+from models.runtime.go.detailed.gcwork import GCWorkers
+from models.runtime.go.detailed.netpoll import Netpoller
+from models.runtime.go.detailed.quota import CFS_PERIOD_S, CFSQuota
+from models.runtime.go.detailed.sched import (
     DRAIN_CHECK_BYTES, GLOBAL_BATCH_MAX, GLOBAL_QUEUE_EVERY, LOCAL_RUNQ_SLOTS, SPAWN_PARAM, STACK_MIN_BYTES,
     STACK_PARAM, G, P, Scheduler,
 )
-from models.runtime.gosteps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup, fan_out
-from models.runtime.gosysmon import (
+from models.runtime.go.steps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup, fan_out
+from models.runtime.go.detailed.sysmon import (
     FORCE_PREEMPT_S, NETPOLL_STALE_S, SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S, SYSMON_PERIOD_S, WAKEUP_LATE_PARAM,
     Sysmon,
 )

@@ -1,6 +1,6 @@
 """The Go runtime, fast fidelity: GOMAXPROCS servers fed in netpoll batches, GC as vacations, one calendar.
 
-What it keeps of the detailed model (:mod:`models.runtime.go`), mechanism by
+What it keeps of the detailed model (:mod:`models.runtime.go.detailed.runtime`), mechanism by
 mechanism, so that the two agree in mean and p99 (``tests/test_go_fast.py``):
 
 * **Servers and queues.** GOMAXPROCS servers, each with its own FIFO queue
@@ -13,7 +13,7 @@ mechanism, so that the two agree in mean and p99 (``tests/test_go_fast.py``):
   (``netpoll(0)``: it runs the first, ``injectglist`` hands one to each idle
   server through the global queue and queues the rest on its own queue), or
   half of another server's queue (``runqsteal``). The netpoller's batch comes
-  newest first, as in the detailed model (:mod:`models.runtime.gonetpoll`).
+  newest first, as in the detailed model (:mod:`models.runtime.go.detailed.netpoll`).
   So requests woken together
   wait behind each other on one server while a server that polls later serves
   newer ones: the batching that lengthens Go's tail against one shared FIFO
@@ -21,17 +21,17 @@ mechanism, so that the two agree in mean and p99 (``tests/test_go_fast.py``):
 * **Sysmon's poll.** When the ready list has not been polled for 10 ms,
   sysmon moves it to the global queue (``sysmon``, ``netpoll(0)``); here at
   exactly 10 ms after the last poll, where the detailed model's sysmon comes
-  round on its own back-off schedule (:mod:`models.runtime.gosysmon`).
+  round on its own back-off schedule (:mod:`models.runtime.go.detailed.sysmon`).
 * **Turns.** A request's CPU runs in turns of at most :data:`TURN_S`; a
   request whose turn is over goes to the global queue (``gopreempt_m``), so
   long requests share the servers round-robin, the processor-sharing limit.
-* **The collector as vacations.** The same collector (:class:`~models.runtime.gogc.GoGC`)
+* **The collector as vacations.** The same collector (:class:`~models.runtime.go.gc.GoGC`)
   fed by the same allocations: its stop-the-world pauses stop every server
   and send the requests they interrupt to the global queue; during a mark the
   dedicated workers take whole servers away, fractional workers take bursts of
   a server when it schedules (until its share of mark time exceeds 1.2 times
   the goal, as ``findRunnableGCWorker``), idle servers mark, and mark assists
-  lengthen the allocating request's CPU time (:mod:`models.runtime.gofastgc`).
+  lengthen the allocating request's CPU time (:mod:`models.runtime.go.fast.vacations`).
 
 What it leaves out: ``runnext`` (requests here ready no other goroutine),
 goroutine creation, channels, timers, sysmon's cadence (its polls come 10 ms
@@ -74,10 +74,10 @@ from sim.core import Environment
 from sim.dists import Uniform
 from sim.params import param_value
 from sim.timers import Timer, advance_clock
-from models.runtime.gofastgc import BURST, Vacations
-from models.runtime.gogc import Allocating, GCConfig, HeapAccounting
-from models.runtime.gosched import GLOBAL_BATCH_MAX, GLOBAL_QUEUE_EVERY, LOCAL_RUNQ_SLOTS, STACK_MIN_BYTES, STACK_PARAM
-from models.runtime.gosysmon import FORCE_PREEMPT_S, NETPOLL_STALE_S, SYSMON_PERIOD_S
+from models.runtime.go.fast.vacations import BURST, Vacations
+from models.runtime.go.gc import Allocating, GCConfig, HeapAccounting
+from models.runtime.go.detailed.sched import GLOBAL_BATCH_MAX, GLOBAL_QUEUE_EVERY, LOCAL_RUNQ_SLOTS, STACK_MIN_BYTES, STACK_PARAM
+from models.runtime.go.detailed.sysmon import FORCE_PREEMPT_S, NETPOLL_STALE_S, SYSMON_PERIOD_S
 from models.runtime.protocol import Compute, Step, Syscall, Wait
 
 TURN_S = FORCE_PREEMPT_S
@@ -268,7 +268,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
 
     def _netpoll(self) -> list[Job]:
         """``netpoll(0)``: every request whose network wait ended, newest first (as the detailed model's
-        :meth:`~models.runtime.gonetpoll.Netpoller._netpoll`); the poll's time noted."""
+        :meth:`~models.runtime.go.detailed.netpoll.Netpoller._netpoll`); the poll's time noted."""
         ready = self.netpoll[::-1]
         self.netpoll = []
         self._last_poll = self.env.now

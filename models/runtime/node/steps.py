@@ -18,7 +18,7 @@ timer").
 
 A detached task's steps may contain Wait and Syscall like a request's; the
 request that queued it does not wait for it to finish. Only
-:class:`~models.runtime.node.NodeRuntime` runs these steps.
+:class:`~models.runtime.node.loop.NodeRuntime` runs these steps.
 """
 
 from __future__ import annotations

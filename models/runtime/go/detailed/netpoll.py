@@ -1,13 +1,13 @@
 """The Go netpoller, system calls and timers: how goroutines blocked outside the process come back.
 
-Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
+Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`), after
 ``runtime/proc.go`` and ``runtime/netpoll.go``:
 
 * A :class:`~models.runtime.protocol.Wait` parks the goroutine in the
   netpoller. When its event fires, an idle P (blocked in ``netpoll``) takes it
   at once; if none is idle it waits in the poller's ready list until a P polls
   in ``findRunnable`` (``netpoll(0)``) or sysmon polls because nobody has for
-  10 ms (:mod:`models.runtime.gosysmon`).
+  10 ms (:mod:`models.runtime.go.detailed.sysmon`).
 * A P that polls takes every ready goroutine (``netpoll`` returns a list):
   it runs the first, and ``injectglist`` puts the others on the global queue
   for the idle Ps it wakes and the rest on its own local queue; so goroutines
@@ -22,7 +22,7 @@ Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
 * A :class:`~models.runtime.protocol.Syscall` hands the P off at once
   (``entersyscallblock`` / ``handoffp``); on return the goroutine takes an idle
   P or joins the global queue (``exitsyscall`` / ``exitsyscall0``).
-* A :class:`~models.runtime.gosteps.Sleep` (``time.Sleep``) puts a timer on
+* A :class:`~models.runtime.go.steps.Sleep` (``time.Sleep``) puts a timer on
   the current P (``runtime/time.go``). When it expires, the goroutine is
   readied into ``runnext`` of the P that runs the timer: its own P when it next
   schedules (``checkTimers`` in ``schedule`` / ``findRunnable``), another P
@@ -30,7 +30,7 @@ Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
   ``netpoll`` until the timer and wakes up late by a draw of
   ``go.sched.wakeup_late_s`` (the measured lateness of a 1 ms sleep on an
   idle runtime). A P busy with a CPU-bound goroutine runs its timers only when
-  that goroutine is preempted (:mod:`models.runtime.gosysmon`).
+  that goroutine is preempted (:mod:`models.runtime.go.detailed.sysmon`).
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from models.runtime.gosched import LOCAL_RUNQ_SLOTS
+from models.runtime.go.detailed.sched import LOCAL_RUNQ_SLOTS
 
 if TYPE_CHECKING:
-    from models.runtime.gosched import G, P
-    from models.runtime.gosteps import Sleep
+    from models.runtime.go.detailed.sched import G, P
+    from models.runtime.go.steps import Sleep
 
 
 class Netpoller:

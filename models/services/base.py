@@ -9,7 +9,7 @@ Metrics: ``requests.sojourn_s`` (histogram of latency), ``requests.completed``.
 The scenario's ``handler`` gives ``cpu``, ``alloc`` and an optional ``backend``
 call (a :class:`~models.runtime.protocol.Wait` that holds no CPU).
 
-The scenario's ``machine`` (:class:`MachineConfig`) adds what the machine under
+The scenario's ``machine`` (:class:`~models.machine.config.MachineConfig`) adds what the machine under
 the runtime does, each from a calibrated parameter set named in the scenario
 (none by default):
 
@@ -21,7 +21,7 @@ the runtime does, each from a calibrated parameter set named in the scenario
   at t (``machine.go_wake_s_vs_idle``: the extra round trip of a request to a
   server idle for t). The wait holds no CPU and does not hold the server;
 * ``cores`` (``go.service``, detailed fidelity): the runtime's threads run on
-  this many cores, placed by Linux (:mod:`models.runtime.gocores`), instead of
+  this many cores, placed by Linux (:mod:`models.machine.cores`), instead of
   one free core each;
 * ``load_cpu``: the load generator runs on those cores too: a line of its CPU
   per second against its request rate (``machine.load_cpu_vs_rate``) gives
@@ -34,63 +34,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from sim.core import Environment, Model
 from sim.dists import Exponential
-from sim.params import Binned, available, load_params, param_as_dist, param_binned, param_linear
+from sim.params import Binned, param_as_dist, param_binned, param_linear
 from sim.scenario import ScenarioBase
-from models.runtime.gocores import Cores
+from models.machine.config import MachineConfig
+from models.machine.cores import Cores
 from models.runtime.protocol import Runtime, Wait
-
-
-class MachineConfig(BaseModel):
-    """The machine under the runtime: calibrated parameter sets for its work stretch, its wake-up from idle and
-    the load generator's CPU, and the cores its threads are placed on (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    stretch: str | None = Field(
-        None, description="parameter set (a distribution) multiplying each request's CPU, e.g. machine.work_stretch"
-    )
-    wake: str | None = Field(
-        None, description="parameter set (binned by idle time) of the delay of a request to an idle service, "
-        "e.g. machine.go_wake_s_vs_idle"
-    )
-    cores: int | None = Field(
-        None, ge=1, description="cores the runtime's threads are placed on by Linux (go.service, detailed); "
-        "null: a free core per thread"
-    )
-    load_cpu: str | None = Field(
-        None, description="parameter set (a line: cores against requests/s) of the load generator's CPU on those "
-        "cores, e.g. machine.load_cpu_vs_rate"
-    )
-
-    @model_validator(mode="after")
-    def _load_needs_cores(self) -> MachineConfig:
-        if self.load_cpu is not None and self.cores is None:
-            raise ValueError("load_cpu: the load generator's CPU needs cores (the cores it shares)")
-        return self
-
-    @field_validator("stretch", "wake", "load_cpu")
-    @classmethod
-    def _known(cls, name: str | None, info: Any) -> str | None:
-        if name is None:
-            return None
-        if name not in available():
-            raise ValueError(f"no calibrated parameter set {name!r} (machine.* sets: "
-                             f"{', '.join(n for n in available() if n.startswith('machine.')) or 'none'})")
-        kind = load_params(name).get("kind")
-        wanted = {"wake": ("binned",), "load_cpu": ("linear",)}.get(info.field_name, ("distribution", "constant"))
-        if kind not in wanted:
-            raise ValueError(f"parameter set {name!r} is a {kind!r}, {info.field_name} needs a {' or '.join(wanted)}")
-        return name
-
-
-def machine_field() -> Any:
-    """The ``machine`` field of a Poisson service's scenario (none of the machine's effects by default)."""
-    return Field(default_factory=MachineConfig, description="the machine's work stretch, wake-up from idle, "
-                 "cores and load generator")
 
 
 class PoissonService(Model):
@@ -167,7 +117,7 @@ class PoissonService(Model):
 
     def _send(self, counted: bool) -> None:
         """Through the load generator on the runtime's cores: it sends (half its CPU per request, see
-        :class:`MachineConfig`), the runtime serves, it reads the response (the other half); the latency
+        :class:`~models.machine.config.MachineConfig`), the runtime serves, it reads the response (the other half); the latency
         counts the time its threads wait for a core, not their CPU, which the fixed client delay holds."""
         cores, env, steps = self.load_cores, self.env, self.arriving()
         assert cores is not None

@@ -1,7 +1,7 @@
 """The Go scheduler's side of the collector: mark workers and stopping the world.
 
-Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`); the
-collector itself is :class:`models.runtime.gogc.GoGC`, which calls these as its
+Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`); the
+collector itself is :class:`models.runtime.go.gc.GoGC`, which calls these as its
 host. During a mark, ``schedule`` first offers the P a GC worker
 (``findRunnableGCWorker``, ``runtime/mgc.go``): the first Ps to schedule become
 the dedicated workers (handing their local queue to the global queue, as a
@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from models.runtime.gosched import DEDICATED, DRAIN_CHECK_BYTES, FRACTIONAL, IDLE_MARK, MARK_KINDS, RUN, ASSIST
+from models.runtime.go.detailed.sched import DEDICATED, DRAIN_CHECK_BYTES, FRACTIONAL, IDLE_MARK, MARK_KINDS, RUN, ASSIST
 
 if TYPE_CHECKING:
-    from models.runtime.gogc import GoGC
-    from models.runtime.gosched import G, P
+    from models.runtime.go.gc import GoGC
+    from models.runtime.go.detailed.sched import G, P
 
 
 class GCWorkers:

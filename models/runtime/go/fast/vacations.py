@@ -1,7 +1,7 @@
 """The fast Go fidelity's side of the collector: mark workers and stop-the-world as server vacations.
 
-Part of :class:`models.runtime.fast.FastGoRuntime`, the host of
-:class:`models.runtime.gogc.GoGC` there, as :mod:`models.runtime.gogcwork`
+Part of :class:`models.runtime.go.fast.runtime.FastGoRuntime`, the host of
+:class:`models.runtime.go.gc.GoGC` there, as :mod:`models.runtime.go.detailed.gcwork`
 is in the detailed model, and doing what it does (``findRunnableGCWorker``,
 ``runtime/mgc.go``; ``stopTheWorld`` / ``startTheWorld``, ``runtime/proc.go``):
 during a mark the first servers to schedule become dedicated workers (their
@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from models.runtime.gosched import DRAIN_CHECK_BYTES
+from models.runtime.go.detailed.sched import DRAIN_CHECK_BYTES
 
 if TYPE_CHECKING:
-    from models.runtime.fast import Job, Server
-    from models.runtime.gogc import GoGC
+    from models.runtime.go.fast.runtime import Job, Server
+    from models.runtime.go.gc import GoGC
 
 BURST, DEDICATED = "burst", "dedicated"
 """What a server runs for the collector: a fractional worker's burst, or a dedicated worker."""

@@ -3,7 +3,7 @@
 ``go f()`` (:class:`Go`), channel operations (:class:`Send`, :class:`Recv` on a
 :class:`Chan`, buffered or not), ``sync.WaitGroup`` (:class:`WaitGroup`,
 :class:`Join`) and ``time.Sleep`` (:class:`Sleep`), so that a handler can fan out to goroutines and wait for them
-(:func:`fan_out`). Only the detailed runtime (:mod:`models.runtime.go`) runs
+(:func:`fan_out`). Only the detailed runtime (:mod:`models.runtime.go.detailed.runtime`) runs
 them; values sent on channels are not modelled, only the synchronisation.
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from models.runtime.protocol import Step
 
 if TYPE_CHECKING:
-    from models.runtime.gosched import G
+    from models.runtime.go.detailed.sched import G
 
 
 class WaitGroup:

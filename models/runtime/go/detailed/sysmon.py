@@ -1,6 +1,6 @@
 """Sysmon: the Go runtime's monitor thread, which preempts long runs and polls a stale network.
 
-Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
+Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`), after
 ``sysmon`` and ``retake`` in ``runtime/proc.go``:
 
 * **Cadence.** Sysmon sleeps ``usleep(delay)`` between rounds: ``delay`` is
@@ -38,7 +38,7 @@ Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`), after
   ready, sysmon injects them into the global queue (``netpoll(0)``,
   ``injectglist``).
 * **Its thread on placed cores** (a runtime with ``cores``,
-  :mod:`models.runtime.gocores`). Each round is a burst of CPU of its thread
+  :mod:`models.machine.cores`). Each round is a burst of CPU of its thread
   on the cores, a draw of ``machine.sysmon_off_s``: the time a goroutine
   spinning on sysmon's CPU is kept off it at each round (the switch to
   sysmon, its round, its ``usleep`` and the switch back), measured by the
@@ -61,11 +61,11 @@ from typing import TYPE_CHECKING, Any
 from sim.dists import Distribution
 from sim.params import param_as_dist
 from sim.timers import Timer
-from models.runtime.gocores import Cores
-from models.runtime.gosched import ASSIST, RUN
+from models.machine.cores import Cores
+from models.runtime.go.detailed.sched import ASSIST, RUN
 
 if TYPE_CHECKING:
-    from models.runtime.gosched import G, P
+    from models.runtime.go.detailed.sched import G, P
 
 FORCE_PREEMPT_S = 10e-3
 """``forcePreemptNS`` (proc.go)."""

@@ -9,8 +9,8 @@ allocating ``handler.alloc`` bytes, optionally after a
 ``handler.backend`` call (a :class:`~models.runtime.protocol.Wait` that holds no
 CPU), and optionally fanning out to ``handler.fanout`` goroutines that share the CPU
 and allocation and are joined with a WaitGroup (detailed fidelity only). The
-runtime is :class:`~models.runtime.go.GoRuntime` (``fidelity: detailed``) or
-:class:`~models.runtime.fast.FastGoRuntime` (``fidelity: fast``).
+runtime is :class:`~models.runtime.go.detailed.runtime.GoRuntime` (``fidelity: detailed``) or
+:class:`~models.runtime.go.fast.runtime.FastGoRuntime` (``fidelity: fast``).
 
 The run ends when all ``requests`` have completed; the first ``warmup``
 fraction of them are served but not measured (every metric is reset when the
@@ -20,8 +20,8 @@ latency), ``requests.completed``, and the runtime's (``go.*``, ``go.gc.*``).
 Nothing here has a default of its own for the runtime: the handler's CPU and
 allocation are the scenario's to give; the collector's pauses and mark rate,
 the goroutine creation cost and the lateness of timed sleeps come from
-calibration (see :mod:`models.runtime.gogc`, :mod:`models.runtime.go` and
-:mod:`models.runtime.gosysmon`) unless given.
+calibration (see :mod:`models.runtime.go.gc`, :mod:`models.runtime.go.detailed.runtime` and
+:mod:`models.runtime.go.detailed.sysmon`) unless given.
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sim.core import Environment
 from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
-from models.runtime.fast import FastGoRuntime
-from models.runtime.go import GoRuntime, fan_out
-from models.runtime.gocores import calibrated_cores
-from models.runtime.gogc import GCConfig
+from models.runtime.go.fast.runtime import FastGoRuntime
+from models.runtime.go.detailed.runtime import GoRuntime, fan_out
+from models.machine.cores import calibrated_cores
+from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute
-from models.runtime.service import MachineConfig, PoissonService, machine_field
+from models.machine.config import MachineConfig, machine_field
+from models.services.base import PoissonService
 
 
 CODECS = {"go.json": ("go.json.unmarshal", "go.json.marshal")}
@@ -158,7 +159,7 @@ class GoServiceModel(PoissonService):
         """The goroutine runs (reads the request) before it waits."""
         return [Compute(0.0, 0.0), *super().wait_steps(delay)]
 
-    # The fast runtime pulls requests (models.runtime.fast.Feed) instead: no SimPy event per arrival.
+    # The fast runtime pulls requests (models.runtime.go.fast.runtime.Feed) instead: no SimPy event per arrival.
     def next_request(self) -> tuple[float, list[Any], int] | None:
         """The next request for the fast runtime: the same draws, in the same order, as :meth:`generate`."""
         index = self._index

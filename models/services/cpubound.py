@@ -4,16 +4,16 @@ The seed-style benchmark: the same jobs (same arrival times, same CPU costs,
 one random stream) are served in one run by two systems, each on its own
 machine of ``cores`` cores:
 
-* **Go** — :class:`~models.runtime.go.GoRuntime` with ``go.gomaxprocs`` Ps; each
+* **Go** — :class:`~models.runtime.go.detailed.runtime.GoRuntime` with ``go.gomaxprocs`` Ps; each
   job is a goroutine (readied by the netpoller, as a request), at most
   ``go.goroutines`` of them alive at once (a bounded group, as ``errgroup``'s
   ``SetLimit``): a job arriving when the limit is reached waits FIFO for one to
   end. Goroutines are multiplexed on the Ps by the Go scheduler; each holds a
   stack of a few KiB (``go.goroutine.stack_bytes``) and allocates on one shared
   heap collected by Go's GC.
-* **Node** — the event loop (:class:`~models.runtime.node.NodeRuntime`) receives
+* **Node** — the event loop (:class:`~models.runtime.node.loop.NodeRuntime`) receives
   each job and posts it to a pool of ``node.workers`` worker threads
-  (:class:`~models.runtime.nodeworkers.WorkerPool`), copying the job's input
+  (:class:`~models.runtime.node.workers.WorkerPool`), copying the job's input
   there and its output back (structured clone); every thread is an OS thread,
   and the loop and workers share ``node.cores`` cores in processor sharing (the
   kernel's time slicing). Each worker is an isolate of several MiB that takes
@@ -29,7 +29,7 @@ Metrics, for R in ``go`` and ``node``: ``R.jobs.sojourn_s`` (histogram, arrival
 to completion), ``R.jobs.completed`` (counter), ``R.jobs.throughput_per_second``
 (one observation per run: measured jobs over the time from the first measured
 arrival to the last completion), ``R.memory_in_use_bytes`` (gauge: Go process, heap and
-stacks, from :mod:`models.runtime.go`; Node process, isolates and heaps), plus
+stacks, from :mod:`models.runtime.go.detailed.runtime`; Node process, isolates and heaps), plus
 each runtime's own (``go.*``, ``go.gc.*``, ``node.*``, ``node.workers.*``,
 ``node.cores.runnable``), and ``node.workers.ready_s`` (one observation: when the
 last worker became ready, from time 0). In Poisson mode the first ``warmup`` fraction of jobs
@@ -55,12 +55,12 @@ from sim.core import Environment, Model
 from sim.dists import Exponential
 from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
-from models.runtime.go import GoRuntime
-from models.runtime.gogc import GCConfig
-from models.runtime.node import NodeRuntime
-from models.runtime.nodeworkers import SharedCores, WorkerPool
+from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.gc import GCConfig
+from models.runtime.node.loop import NodeRuntime
+from models.runtime.node.workers import SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
-from models.runtime.v8 import StartupConfig, V8GCConfig, V8Heap
+from models.runtime.node.v8 import StartupConfig, V8GCConfig, V8Heap
 
 GO_PROCESS_PARAM = "go.process.rss_bytes"
 """Calibrated resident set of an idle Go process (``calibration/harness/go/procstart``)."""

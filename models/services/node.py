@@ -1,20 +1,20 @@
 """Model kinds ``node.service`` and ``native.service``: an HTTP service fed by Poisson requests.
 
-``node.service`` runs on :class:`~models.runtime.node.NodeRuntime`. Each
+``node.service`` runs on :class:`~models.runtime.node.loop.NodeRuntime`. Each
 request's handler costs ``handler.cpu`` seconds of CPU allocating
 ``handler.alloc`` bytes, optionally after a ``handler.backend`` call (a
 :class:`~models.runtime.protocol.Wait`). With ``workers: 0`` the handler runs on
 the event loop (one callback, run to completion: M/G/1 when CPU-bound); with
 ``workers: N`` the loop posts it to a pool of N ``worker_threads``
-(:class:`~models.runtime.nodeworkers.WorkerPool`: M/G/N when the copies are
+(:class:`~models.runtime.node.workers.WorkerPool`: M/G/N when the copies are
 free), paying half of the copy of the ``request_bytes`` message before and half
 of the ``response_bytes`` reply after (the workers pay the other halves). The
 loop and the workers run on ``cores`` shared cores (processor sharing when more
 threads are runnable than cores), or each on a core of its own when ``cores`` is
 null. The loop's isolate and each worker's have a V8 heap (``gc``,
-:class:`~models.runtime.v8.V8Heap`) whose pauses block their thread. ``reuse``
+:class:`~models.runtime.node.v8.V8Heap`) whose pauses block their thread. ``reuse``
 sets what each request pays before its handler, on the thread that runs it
-(:meth:`~models.runtime.v8.V8Startup.invocation_steps`): ``context`` nothing
+(:meth:`~models.runtime.node.v8.V8Startup.invocation_steps`): ``context`` nothing
 (the usual service), ``isolate`` a fresh context and the script ("warm isolate,
 fresh context", as a multi-tenant runtime would), ``none`` a fresh isolate.
 
@@ -36,7 +36,7 @@ or ``native.*``. ``handler.alloc`` is ignored by ``native.service`` (no collecto
 
 Defaults not given in a scenario come from calibration: worker start-up and
 memory, message copy cost, process memory, the collector's pause lines (see
-:mod:`models.runtime.v8` and :mod:`models.runtime.nodeworkers`).
+:mod:`models.runtime.node.v8` and :mod:`models.runtime.node.workers`).
 """
 
 from __future__ import annotations
@@ -48,11 +48,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sim.core import Environment
 from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.native import NativeRuntime
-from models.runtime.node import UV_THREADPOOL_SIZE, NodeRuntime
-from models.runtime.nodeworkers import SharedCores, WorkerPool
+from models.runtime.node.loop import UV_THREADPOOL_SIZE, NodeRuntime
+from models.runtime.node.workers import SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
-from models.runtime.service import MachineConfig, PoissonService, machine_field
-from models.runtime.v8 import ReusePolicy, StartupConfig, V8GCConfig, V8Heap, V8Startup
+from models.machine.config import MachineConfig, machine_field
+from models.services.base import PoissonService
+from models.runtime.node.v8 import ReusePolicy, StartupConfig, V8GCConfig, V8Heap, V8Startup
 
 
 class ServiceHandler(BaseModel):

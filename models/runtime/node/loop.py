@@ -19,7 +19,7 @@ libuv, "Thread pool work scheduling", https://docs.libuv.org/en/v1.x/threadpool.
   queue drains, then the promise microtask queue, repeated until both are empty,
   before the next macrotask (Node's ``processTicksAndRejections``; per callback
   since Node 11, nodejs/node PR #22842). Steps that queue them, and ``await``,
-  are in :mod:`models.runtime.nodesteps`.
+  are in :mod:`models.runtime.node.steps`.
 * **The libuv thread pool.** A Syscall (``fs``, ``dns.lookup``, async
   ``crypto``, ``zlib``: the APIs the Node docs list as using the pool) runs on
   one of ``threadpool_size`` threads, default 4, libuv's default
@@ -27,17 +27,17 @@ libuv, "Thread pool work scheduling", https://docs.libuv.org/en/v1.x/threadpool.
   Its completion re-enters the loop as a macrotask. The loop does not wait.
 
 * **The collector blocks the loop.** With a ``heap``
-  (:class:`~models.runtime.v8.V8Heap`), the bytes a callback's Compute steps
+  (:class:`~models.runtime.node.v8.V8Heap`), the bytes a callback's Compute steps
   allocate go to the isolate's heap, live until the request ends, and the
   scavenge and mark-compact pauses they cause lengthen that callback.
-* **Cores.** With ``cores`` (:class:`~models.runtime.nodeworkers.SharedCores`)
+* **Cores.** With ``cores`` (:class:`~models.runtime.node.workers.SharedCores`)
   the loop's callbacks run on cores shared with other threads (worker threads,
-  :mod:`models.runtime.nodeworkers`); without, the loop has a core of its own.
+  :mod:`models.runtime.node.workers`); without, the loop has a core of its own.
 
 Simplifications: the loop's phases (timers, poll, check, close) are one FIFO
 queue, so a timer does not jump ahead of I/O callbacks; handing work to the pool
 and running a callback cost no CPU beyond the steps' own; without a ``heap``,
-``alloc_bytes`` costs nothing. V8 start-up is in :mod:`models.runtime.v8`.
+``alloc_bytes`` costs nothing. V8 start-up is in :mod:`models.runtime.node.v8`.
 
 Metrics under ``NAME`` (``node``): ``NAME.loop_lag_s`` (histogram: time each
 ready macrotask waited for the loop; for a request, its first callback's wait),
@@ -58,10 +58,10 @@ from typing import Any
 import simpy
 
 from sim.core import Environment
-from models.runtime.nodesteps import Await, NextTick, QueueMicrotask
-from models.runtime.nodeworkers import SharedCores, run_cpu
+from models.runtime.node.steps import Await, NextTick, QueueMicrotask
+from models.runtime.node.workers import SharedCores, run_cpu
 from models.runtime.protocol import Compute, Step, Syscall, Wait
-from models.runtime.v8 import Allocation, V8Heap
+from models.runtime.node.v8 import Allocation, V8Heap
 
 __all__ = ["Await", "NextTick", "NodeRuntime", "QueueMicrotask"]
 

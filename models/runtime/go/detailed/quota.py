@@ -1,6 +1,6 @@
 """A container CPU quota (CFS bandwidth control) over the Go scheduler.
 
-Part of the detailed runtime (:class:`models.runtime.go.GoRuntime`). A quota
+Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`). A quota
 of ``quota_cores`` is a budget of ``quota * 100 ms`` of CPU per CFS period
 (100 ms, the kernel's default ``cpu.cfs_period_us``; Documentation/scheduler/
 sched-bwc.rst) spent by every P running a goroutine or a GC worker; when it is
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sim.timers import Timer
 
 if TYPE_CHECKING:
-    from models.runtime.gosched import P
+    from models.runtime.go.detailed.sched import P
 
 CFS_PERIOD_S = 0.1
 """Linux CFS bandwidth control default period, ``cpu.cfs_period_us`` = 100 ms (kernel docs, sched-bwc)."""
