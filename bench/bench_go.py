@@ -44,7 +44,9 @@ from sim.dists import Constant
 from sim.params import available
 from sim.run import run_replication
 from sim.scenario import load_scenario
-from models.runtime.go.detailed.runtime import SPAWN_PARAM, STACK_PARAM, WAKEUP_LATE_PARAM, GoRuntime, fan_out
+from models.runtime.go.constants import SPAWN_PARAM, STACK_PARAM, WAKEUP_LATE_PARAM
+from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.steps import fan_out
 from models.runtime.go.gc import MARK_RATE_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig
 from models.runtime.protocol import Compute, Wait
 

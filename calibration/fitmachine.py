@@ -41,7 +41,7 @@ from scipy import stats as scipy_stats
 
 from calibration.dataset import Dataset, seed_of
 from calibration.distfit import fit_constant, fit_distribution, fit_empirical, fit_linear
-from models.runtime.go.detailed.sysmon import SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S
+from models.runtime.go.constants import SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S
 
 HOT_IDLE_S = 1e-4
 """Requests that find the server idle for less than this are the reference (a hot path, no wake-up)."""

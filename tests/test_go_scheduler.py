@@ -10,10 +10,9 @@ import pytest
 
 from sim.core import Environment
 from sim.dists import Constant
-from models.runtime.go.detailed.runtime import (
-    FORCE_PREEMPT_S, LOCAL_RUNQ_SLOTS, NETPOLL_STALE_S, SYSMON_PERIOD_S, STACK_MIN_BYTES, Chan, Go, GoRuntime,
-    Recv, Send, fan_out,
-)
+from models.runtime.go.constants import FORCE_PREEMPT_S, LOCAL_RUNQ_SLOTS, NETPOLL_STALE_S, STACK_MIN_BYTES, SYSMON_PERIOD_S
+from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.steps import Chan, Go, Recv, Send, fan_out
 from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute, Syscall, Wait
 
@@ -110,9 +109,9 @@ def test_local_queue_overflow_goes_to_the_global_queue(env):
     go = runtime(env, 1)
     go.execute([Go([Compute(1 * MS)]) for _ in range(LOCAL_RUNQ_SLOTS + 10)] + [Compute(1 * MS)])
     env.run(until=0.5 * MS)
-    p = go.ps[0]
+    p = go.sched.ps[0]
     assert len(p.runq) <= LOCAL_RUNQ_SLOTS
-    assert len(go.global_q) >= LOCAL_RUNQ_SLOTS // 2
+    assert len(go.sched.global_q) >= LOCAL_RUNQ_SLOTS // 2
 
 
 def test_unbuffered_channel_synchronises(env):
@@ -185,8 +184,8 @@ def test_defaults_come_from_calibration(env):
     from sim.params import param_value
 
     go = GoRuntime(env, 1, gc=NO_GC)
-    assert go.stack_per_g == param_value("go.goroutine.stack_bytes")
-    assert go.spawn_cost() == param_value("go.goroutine.spawn_s")
+    assert go.sched.stack_per_g == param_value("go.goroutine.stack_bytes")
+    assert go.sched.spawn_cost() == param_value("go.goroutine.spawn_s")
     with pytest.raises(ValueError, match="stack_bytes"):
         GoRuntime(Environment(), 1, gc=NO_GC, stack_bytes=1000)
 

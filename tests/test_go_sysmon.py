@@ -16,9 +16,11 @@ import pytest
 
 from sim.core import Environment
 from sim.dists import Constant
-from models.runtime.go.detailed.runtime import (
-    FORCE_PREEMPT_S, SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S, SYSMON_PERIOD_S, STACK_MIN_BYTES, GoRuntime, Sleep,
+from models.runtime.go.constants import (
+    FORCE_PREEMPT_S, STACK_MIN_BYTES, SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S, SYSMON_PERIOD_S,
 )
+from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.steps import Sleep
 from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute
 

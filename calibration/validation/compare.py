@@ -71,7 +71,7 @@ from sim.scenario import load_kind, load_scenario
 
 from calibration.validation.experiments import VALIDATION_ROOT
 from models.machine.cores import CORES_PARAMS
-from models.runtime.go.detailed.sysmon import SYSMON_CORES_PARAMS
+from models.runtime.go.constants import SYSMON_CORES_PARAMS
 
 TARGETS = {"mean": 0.10, "p50": 0.10, "p99": 0.20, "throughput": 0.10}
 """Largest relative error |simulated - real| / real counted as within target, per statistic."""

@@ -34,7 +34,8 @@ from sim.core import Environment
 from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.go.fast.runtime import FastGoRuntime
-from models.runtime.go.detailed.runtime import GoRuntime, fan_out
+from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.steps import fan_out
 from models.machine.cores import calibrated_cores
 from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute
@@ -134,8 +135,8 @@ class GoServiceModel(PoissonService):
     def __init__(self, env: Environment, config: GoServiceScenario) -> None:
         super().__init__(env, config)
         self.runtime = build_runtime(env, config)
-        if config.machine.load_cpu is not None:
-            self.load_cores = getattr(self.runtime, "cores", None)
+        if config.machine.load_cpu is not None and isinstance(self.runtime, GoRuntime):
+            self.load_cores = self.runtime.cores  # the load generator shares the cores the Ps' threads are on
         self.codec_cpu_s, self.codec_alloc_bytes = config.handler.codec_costs()
         if isinstance(self.runtime, FastGoRuntime):
             self._index = 0

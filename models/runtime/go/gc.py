@@ -177,39 +177,48 @@ class Allocating:
         self.born = born
 
 
-class HeapAccounting:
-    """Allocation bookkeeping shared by the detailed and the fast scheduler.
+class Heap:
+    """The heap of one Go process as both schedulers see it: allocation bookkeeping, and the collector.
 
     A Compute step allocates its bytes evenly over its CPU time, and whatever is
     left when the step ends; each allocation grows the reachable heap and, while
     the collector marks, adds the mark assist it owes (``GoGC.allocate``).
+    ``gc`` is None when ``config`` is None or leaves the collector off; the
+    scheduler that owns the heap sets ``gc.host`` (:class:`GCHost`).
     """
 
-    gc: GoGC | None
-    _reachable: float
+    __slots__ = ("gc", "reachable")
 
-    def _start_collector(self, env: Environment, config: GCConfig | None, procs: int, name: str) -> None:
-        """Set ``self.gc``: this host's collector, or None when ``config`` is None or leaves it off."""
-        self.gc = None
+    def __init__(self, env: Environment, config: GCConfig | None, procs: int, name: str) -> None:
+        self.gc: GoGC | None = None
+        self.reachable = 0.0
+        """Bytes the live requests keep reachable (what the collector marks besides the long-lived heap)."""
         if config is not None and config.enabled:
             gc = GoGC(env, config, procs, name=f"{name}.gc")
             if gc.enabled:
-                gc.host = self  # type: ignore[assignment]
                 self.gc = gc
 
-    def _allocate(self, task: Allocating, nbytes: float) -> None:
+    def allocate(self, task: Allocating, nbytes: float) -> None:
         task.heap_bytes += nbytes
-        self._reachable += nbytes
+        self.reachable += nbytes
         if self.gc is not None:
             task.assist_due += self.gc.allocate(task, nbytes)
 
-    def _allocate_share(self, task: Allocating, before_s: float, worked_s: float) -> None:
+    def allocate_share(self, task: Allocating, before_s: float, worked_s: float) -> None:
         """Allocate the share of ``task``'s bytes that ``worked_s`` of its ``before_s`` seconds carry."""
         if task.alloc_left > 0:
             assert task.remaining is not None
             portion = task.alloc_left if task.remaining <= 1e-15 else task.alloc_left * worked_s / before_s
             task.alloc_left -= portion
-            self._allocate(task, portion)
+            self.allocate(task, portion)
+
+    def in_use(self) -> float:
+        """The heap in use: the collector's live heap, or without one what the requests keep reachable."""
+        return self.gc.heap_live if self.gc is not None else self.reachable
+
+    def free(self, task: Allocating) -> None:
+        """``task`` has ended: what it kept reachable no longer is."""
+        self.reachable -= task.heap_bytes
 
 
 class GCHost(Protocol):

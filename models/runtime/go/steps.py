@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from models.runtime.protocol import Step
 
 if TYPE_CHECKING:
-    from models.runtime.go.detailed.sched import G
+    from models.runtime.go.detailed.state import G
 
 
 class WaitGroup:
@@ -40,6 +40,33 @@ class Chan:
         self.buffered = 0
         self.recvq: deque[G] = deque()
         self.sendq: deque[G] = deque()
+
+    def send(self, g: G, ready: Callable[[G], None]) -> bool:
+        """``g`` sends: True if the send completes now (a waiting receiver is readied, or a free slot
+        taken); otherwise ``g`` waits in the send queue."""
+        if self.recvq:
+            ready(self.recvq.popleft())
+            return True
+        if self.buffered < self.capacity:
+            self.buffered += 1
+            return True
+        self.sendq.append(g)
+        return False
+
+    def recv(self, g: G, ready: Callable[[G], None]) -> bool:
+        """``g`` receives: True if it completes now (from the buffer, whose freed slot a blocked sender's value
+        takes, or from a blocked sender); otherwise ``g`` waits in the receive queue."""
+        if self.buffered > 0:
+            self.buffered -= 1
+            if self.sendq:
+                self.buffered += 1
+                ready(self.sendq.popleft())
+            return True
+        if self.sendq:
+            ready(self.sendq.popleft())
+            return True
+        self.recvq.append(g)
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The Go netpoller, system calls and timers: how goroutines blocked outside the process come back.
 
-Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`), after
+A component of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`), after
 ``runtime/proc.go`` and ``runtime/netpoll.go``:
 
 * A :class:`~models.runtime.protocol.Wait` parks the goroutine in the
@@ -35,67 +35,61 @@ Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRunti
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
-from models.runtime.go.detailed.sched import LOCAL_RUNQ_SLOTS
-
-if TYPE_CHECKING:
-    from models.runtime.go.detailed.sched import G, P
-    from models.runtime.go.steps import Sleep
+from sim.core import Environment
+from models.runtime.go.detailed.sched import Scheduler
+from models.runtime.go.detailed.state import G, P
+from models.runtime.go.detailed.sysmon import Sysmon
+from models.runtime.go.policy import inject_poll
+from models.runtime.go.steps import Sleep
 
 
 class Netpoller:
-    """The poller's ready list, polling, system calls and timers (a part of ``GoRuntime``)."""
+    """The poller's ready list (kept by the scheduler: :attr:`Scheduler.netpoll`), polling, system calls and
+    timers. ``wakeup_late`` draws how late an idle P's thread wakes for a timer."""
 
-    env: Any
-    ps: list[P]
-    netpoll_list: list[G]
-    global_q: deque[G]
-    idle_ps: list[P]
-    _last_poll: float
+    def __init__(self, env: Environment, sched: Scheduler, sysmon: Sysmon, wakeup_late: Callable[[], float]) -> None:
+        self.env = env
+        self.sched = sched
+        self.sysmon = sysmon
+        self._wakeup_late = wakeup_late
 
-    def _netpoll_ready(self, g: G) -> None:
-        if self.idle_ps and not self.frozen:
-            p = self._take_idle()
-            self._last_poll = self.env.now
-            self._execute(p, g)
+    def netpoll_ready(self, g: G) -> None:
+        """A network wait of ``g`` ended: an idle P (blocked in ``netpoll``) takes it at once, else it waits in
+        the ready list."""
+        sched = self.sched
+        if sched.idle_ps and not sched.frozen:
+            p = sched.take_idle()
+            sched.netpoll.last_poll = self.env.now
+            sched.execute(p, g)
         else:
-            self.netpoll_list.append(g)
+            sched.netpoll.ready.append(g)
 
-    def _netpoll(self) -> list[G]:
-        """``netpoll(0)``: every goroutine whose network wait ended, newest first; the poll's time noted."""
-        ready = self.netpoll_list[::-1]
-        self.netpoll_list = []
-        self._last_poll = self.env.now
-        return ready
-
-    def _poll_network(self, p: P) -> G:
+    def poll_network(self, p: P) -> G:
         """``netpoll(0)`` in ``findRunnable``: run the first ready goroutine; ``injectglist`` the rest."""
-        gq = self.global_q
-        ready = self._netpoll()
-        g = ready[0]
-        rest = ready[1:]
-        spare = min(len(self.idle_ps), len(rest))
-        gq.extend(rest[:spare])
-        for other in rest[spare:]:
-            if len(p.runq) < LOCAL_RUNQ_SLOTS:
-                p.runq.append(other)
-            else:
-                gq.append(other)
-        for _ in range(spare):
-            self._wakep()
-        return g
+        sched = self.sched
+        ready = sched.netpoll.poll(self.env.now)
+        for _ in range(inject_poll(ready, p.runq, sched.global_q, len(sched.idle_ps))):
+            sched.wakep()
+        return ready[0]
+
+    def syscall(self, g: G, duration_s: float) -> None:
+        """``entersyscallblock``: the P is handed off (the caller parks it); sysmon is woken; ``g`` comes back
+        after ``duration_s``."""
+        self.sysmon.wake()
+        self.env.timeout(duration_s).callbacks.append(lambda _event, g=g: self._exitsyscall(g))
 
     def _exitsyscall(self, g: G) -> None:
-        if self.idle_ps and not self.frozen:
-            self._sysmon_wake()  # exitsyscallfast_pidle
-            self._execute(self._take_idle(), g)
+        sched = self.sched
+        if sched.idle_ps and not sched.frozen:
+            self.sysmon.wake()  # exitsyscallfast_pidle
+            sched.execute(sched.take_idle(), g)
         else:
-            self.global_q.append(g)
+            sched.global_q.append(g)
 
     # ------------------------------------------------------------------ timers
-    def _sleep(self, p: P, g: G, step: Sleep) -> None:
+    def sleep(self, p: P, g: G, step: Sleep) -> None:
         """``time.Sleep``: a timer on the current P (``resetForSleep``) readies ``g`` when it expires."""
         g.wake_at = self.env.now + step.duration_s
         g.observe = step.observe
@@ -106,27 +100,29 @@ class Netpoller:
         it, or, if a P is idle (blocked in ``netpoll`` until the next timer), when that P wakes up, late
         by a draw of the host's timer lateness."""
         p.expired.append(g)
-        self._sysmon_timer_due()
-        if self.idle_ps and not self.frozen:
+        self.sysmon.timer_due()
+        sched = self.sched
+        if sched.idle_ps and not sched.frozen:
             self.env.timeout(self._wakeup_late()).callbacks.append(lambda _event: self._timer_wake())
 
     def _timer_wake(self) -> None:
-        if self.idle_ps and not self.frozen and any(p.expired for p in self.ps):
-            self._schedule(self._take_idle())
+        sched = self.sched
+        if sched.idle_ps and not sched.frozen and any(p.expired for p in sched.ps):
+            sched.schedule(sched.take_idle())
 
-    def _run_timers(self, p: P) -> None:
+    def run_timers(self, p: P) -> None:
         """``checkTimers`` on ``p``: each expired sleep readies its goroutine into ``runnext`` (``goready``)."""
         expired, p.expired = p.expired, []
         for g in expired:
-            self._runqput(p, g)
+            self.sched.runqput(p, g)
 
-    def _steal_timers(self, p: P) -> G | None:
+    def steal_timers(self, p: P) -> G | None:
         """``stealWork``: run the expired timers of another P here, and run what they readied."""
-        for victim in self.ps:
+        for victim in self.sched.ps:
             if victim is not p and victim.expired:
                 expired, victim.expired = victim.expired, []
                 for g in expired:
-                    self._runqput(p, g)
+                    self.sched.runqput(p, g)
                 g, p.runnext = p.runnext, None
                 return g
         return None

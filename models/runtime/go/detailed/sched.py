@@ -24,134 +24,131 @@ which goroutine a P runs next and runs it, following ``runtime/proc.go``:
   done kept. Channel operations and WaitGroups (:mod:`models.runtime.go.steps`)
   ready the goroutine they unblock into the current P's ``runnext``.
 
-The class here is one part of :class:`models.runtime.go.detailed.runtime.GoRuntime`; the
-collector's workers, the netpoller, sysmon and the CPU quota are the others.
+:class:`Scheduler` holds the state the runtime's mechanisms share (the Ps, the
+queues, the netpoller's ready list, whether the world is stopped or throttled,
+how many Ps use CPU and mark) and runs the schedule loop. The other mechanisms
+are components that take it in their constructors: the netpoller
+(:class:`~models.runtime.go.detailed.netpoll.Netpoller`), sysmon
+(:class:`~models.runtime.go.detailed.sysmon.Sysmon`), the CPU quota
+(:class:`~models.runtime.go.detailed.quota.CFSQuota`) and the collector's
+workers (:class:`~models.runtime.go.detailed.gcwork.GCWorkers`); the scheduler
+calls the netpoller, the quota and the workers back once
+:meth:`Scheduler.connect` has given it them (:class:`~models.runtime.go.detailed.runtime.GoRuntime`
+builds and connects them all). The policy it shares with the fast fidelity
+(the global queue's batch, stealing, the netpoll batch, the mark worker's
+choice) is :mod:`models.runtime.go.policy`.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from sim.core import Environment
 from sim.timers import Timer
 from models.machine.cores import Cores
-from models.runtime.go.gc import Allocating
-from models.runtime.go.steps import Chan, Go, Join, Recv, Send, Sleep, WaitGroup
+from models.runtime.go.constants import ASSIST, FRACTIONAL, GLOBAL_QUEUE_EVERY, IDLE_MARK, LOCAL_RUNQ_SLOTS, RUN, CpuKind
+from models.runtime.go.detailed.state import G, P
+from models.runtime.go.gc import Heap
+from models.runtime.go.policy import MarkPhase, ReadyList, steal_half, steal_start, take_global_batch
+from models.runtime.go.steps import Go, Join, Recv, Send, Sleep, WaitGroup
 from models.runtime.protocol import Compute, Syscall, Wait
 
-LOCAL_RUNQ_SLOTS = 256
-"""``len(p.runq)`` (runtime2.go)."""
-GLOBAL_QUEUE_EVERY = 61
-"""``schedule`` checks the global queue when ``schedtick % 61 == 0`` (proc.go)."""
-GLOBAL_BATCH_MAX = LOCAL_RUNQ_SLOTS // 2
-STACK_MIN_BYTES = 2048
-"""``_StackMin`` (runtime/stack.go): the smallest stack a goroutine starts with."""
-DRAIN_CHECK_BYTES = 100_000
-"""``drainCheckThreshold`` (mgcmark.go): a fractional worker checks its share every 100,000 bytes of work."""
-SPAWN_PARAM = "go.goroutine.spawn_s"
-STACK_PARAM = "go.goroutine.stack_bytes"
-
-
-RUN, ASSIST, DEDICATED, FRACTIONAL, IDLE_MARK = "run", "assist", "dedicated", "fractional", "idle_mark"
-CPU_KINDS = frozenset({RUN, ASSIST, DEDICATED, FRACTIONAL, IDLE_MARK})
-MARK_KINDS = frozenset({DEDICATED, FRACTIONAL, IDLE_MARK})
-
-
-class G(Allocating):
-    """A goroutine: its steps, the position in them and what it has consumed."""
-
-    __slots__ = ("id", "wg", "cpu_s", "wake_at", "observe")
-
-    def __init__(self, id: int, steps: Sequence[Any], done: simpy.Event | None, born: float,
-                 wg: WaitGroup | None) -> None:
-        super().__init__(steps, done, born)
-        self.id = id
-        self.wg = wg
-        self.cpu_s = 0.0
-        self.wake_at = 0.0
-        self.observe: Callable[[float], None] | None = None
-
-
-class P:
-    """A processor: local run queue, runnext, and what it is running; its ``timer``, which ends the
-    current CPU slice, is set by the runtime. Its thread runs at ``rate`` of a core's speed: 1, or 0 while it
-    waits for its turn on a core it shares (:mod:`models.machine.cores`)."""
-
-    timer: Timer
-    takes_yield = True
-    """A thread waiting behind another on its core gets it when that one makes a system call."""
-
-    __slots__ = (
-        "id", "runq", "runnext", "schedtick", "g", "kind", "slice_start", "slice_len", "timer",
-        "active", "frac_time", "frac_left", "pending", "is_idle", "seen_tick", "seen_when", "expired",
-        "core", "rate", "slice_done",
-    )
-
-    def __init__(self, id: int) -> None:
-        self.id = id
-        self.runq: deque[G] = deque()
-        self.runnext: G | None = None
-        self.schedtick = 0
-        self.g: G | None = None
-        self.kind: str | None = None
-        self.slice_start = 0.0
-        self.slice_len = 0.0
-        self.active = False
-        self.frac_time = 0.0
-        self.frac_left = 0.0
-        self.pending = False
-        self.is_idle = False
-        self.seen_tick = -1
-        self.seen_when = 0.0
-        self.expired: list[G] = []
-        self.core: int | None = None
-        self.rate = 1.0
-        self.slice_done = 0.0
-
-    def retime(self, rate: float) -> None:
-        """Its thread now runs at ``rate`` (1 or 0): the CPU slice ends when its work is done at that rate."""
-        if self.active:
-            now = self.timer.env.now
-            self.slice_done += (now - self.slice_start) * self.rate
-            self.slice_start = now
-            self.timer.set_at_rate(self.slice_len - self.slice_done, rate)
-        self.rate = rate
+if TYPE_CHECKING:
+    from models.runtime.go.detailed.gcwork import GCWorkers
+    from models.runtime.go.detailed.netpoll import Netpoller
+    from models.runtime.go.detailed.quota import CFSQuota
 
 
 class Scheduler:
-    """Run queues, ``schedule`` / ``findRunnable``, and running goroutines (a part of ``GoRuntime``)."""
+    """GOMAXPROCS Ps, the run queues and the schedule loop, and every goroutine (see the module docstring).
 
-    env: Any
-    name: str
-    procs: int
-    ps: list[P]
-    global_q: deque[G]
-    idle_ps: list[P]
-    marking: bool
-    quota_cores: float | None
-    cores: Cores | None
+    ``spawn`` draws the CPU of a ``go`` statement, ``stack_per_g`` is each live goroutine's stack,
+    ``process_bytes`` the process's own memory (for ``NAME.memory_in_use_bytes``), ``uniform`` draws where
+    stealing starts, ``cores`` (optional) places the Ps' threads on the machine's cores.
+    """
+
+    def __init__(self, env: Environment, procs: int, heap: Heap, spawn: Callable[[], float],
+                 stack_per_g: float, uniform: Callable[[], float], process_bytes: float = 0.0,
+                 cores: Cores | None = None, name: str = "go") -> None:
+        self.env = env
+        self.procs = procs
+        self.heap = heap
+        self.spawn_cost = spawn
+        self.stack_per_g = stack_per_g
+        self.process_bytes = process_bytes
+        self.cores = cores
+        self.name = name
+        self._uniform = uniform
+        self.ps = [P(i) for i in range(procs)]
+        for p in self.ps:
+            p.timer = Timer(env, partial(self._slice_end, p))
+        self._runqs = [p.runq for p in self.ps]
+        self.global_q: deque[G] = deque()
+        self.netpoll: ReadyList[G] = ReadyList()
+        """The netpoller's ready list (:class:`~models.runtime.go.detailed.netpoll.Netpoller` fills it)."""
+        self.idle_ps: list[P] = []
+        self.mark = MarkPhase()
+        self.stw = False
+        """The world is stopped (:class:`~models.runtime.go.detailed.gcwork.GCWorkers`)."""
+        self.throttled = False
+        """The CPU quota is spent (:class:`~models.runtime.go.detailed.quota.CFSQuota`)."""
+        self.n_cpu = 0
+        """Ps using CPU (running a goroutine, an assist or a mark worker)."""
+        self.n_mark = 0
+        self.n_idle_mark = 0
+        self._next_id = 0
+        self.alive = 0
+        metrics = env.metrics
+        self.goroutines = metrics.gauge(f"{name}.goroutines")
+        self.stack_bytes = metrics.gauge(f"{name}.stack_bytes")
+        self.memory_bytes = metrics.gauge(f"{name}.memory_in_use_bytes")
+        self.procs_busy = metrics.gauge(f"{name}.procs_busy")
+        self.preemptions = metrics.counter(f"{name}.preemptions")
+        self.steals = metrics.counter(f"{name}.steals")
+        self.netpoller: Netpoller | None = None
+        self.workers: GCWorkers | None = None
+        self.quota: CFSQuota | None = None
+
+    def connect(self, netpoller: Netpoller, workers: GCWorkers, quota: CFSQuota | None) -> None:
+        """The components the schedule loop calls: the netpoller (network waits, system calls, timers), the
+        collector's workers and, if the process has one, the CPU quota. Then every P goes idle."""
+        self.netpoller = netpoller
+        self.workers = workers
+        self.quota = quota
+        for p in self.ps:
+            self.idle(p)
+
+    @property
+    def frozen(self) -> bool:
+        """No P may run: the world is stopped or the quota is spent."""
+        return self.stw or self.throttled
 
     # ------------------------------------------------------------ goroutines
-    def _new_g(self, steps: Sequence[Any], done: simpy.Event | None, wg: WaitGroup | None) -> G:
+    def new_g(self, steps: Sequence[Any], done: simpy.Event | None, wg: WaitGroup | None) -> G:
         self._next_id += 1
         g = G(self._next_id, steps, done, self.env.now, wg)
         self.alive += 1
         self._memory_changed()
         return g
 
+    def roots_bytes(self) -> float:
+        """The collector's roots: every live goroutine's stack."""
+        return self.alive * self.stack_per_g
+
     def _memory_changed(self) -> None:
         stacks = self.alive * self.stack_per_g
         self.goroutines.set(self.alive)
         self.stack_bytes.set(stacks)
-        heap = self.gc.heap_live if self.gc is not None else self._reachable
-        self.memory_bytes.set(self.process_bytes + heap + stacks)
+        self.memory_bytes.set(self.process_bytes + self.heap.in_use() + stacks)
 
     def _exit(self, p: P, g: G) -> None:
         self.alive -= 1
-        self._reachable -= g.heap_bytes
+        self.heap.free(g)
         self._memory_changed()
         p.g = None
         wg = g.wg
@@ -160,16 +157,16 @@ class Scheduler:
             if wg.count == 0:
                 waiters, wg.waiters = wg.waiters, []
                 for waiter in waiters:
-                    self._runqput(p, waiter)
-                self._wakep()
+                    self.runqput(p, waiter)
+                self.wakep()
         if g.done is not None:
             g.done.succeed(self.env.now - g.born)
         if self.cores is not None:
             self.cores.yield_core(p)
-        self._schedule(p)
+        self.schedule(p)
 
     # ------------------------------------------------------------ run queues
-    def _runqput(self, p: P, g: G) -> None:
+    def runqput(self, p: P, g: G) -> None:
         """``runqput(pp, gp, next=true)``: into runnext, the old one to the tail of the local queue."""
         old, p.runnext = p.runnext, g
         if old is None:
@@ -182,40 +179,43 @@ class Scheduler:
             self.global_q.append(p.runq.popleft())
         self.global_q.append(old)
 
-    def _ready(self, g: G, p: P | None) -> None:
+    def ready(self, g: G, p: P | None) -> None:
+        """``goready``: into ``p``'s runnext, or the global queue without a P; an idle P is woken."""
         if p is not None:
-            self._runqput(p, g)
+            self.runqput(p, g)
         else:
             self.global_q.append(g)
-        self._wakep()
+        self.wakep()
 
-    def _wakep(self) -> None:
+    def wakep(self) -> None:
         if self.idle_ps and not self.frozen:
-            self._schedule(self._take_idle())
+            self.schedule(self.take_idle())
 
-    def _take_idle(self) -> P:
+    def take_idle(self) -> P:
         """An idle P, to schedule now; one running the idle mark worker stops it, its thread still awake (the M
         goes from the worker to ``schedule`` without sleeping: on placed cores it keeps its core)."""
         p = self.idle_ps.pop()
         p.is_idle = False
         if p.kind is IDLE_MARK:
-            self._set_kind(p, RUN)
+            self.set_kind(p, RUN)
         return p
 
-    def _idle(self, p: P) -> None:
+    def idle(self, p: P) -> None:
         p.is_idle = True
         self.idle_ps.append(p)
-        self._set_kind(p, IDLE_MARK if self.marking else None)
+        self.set_kind(p, IDLE_MARK if self.mark.marking else None)
 
     # -------------------------------------------------------------- schedule
-    def _schedule(self, p: P) -> None:
+    def schedule(self, p: P) -> None:
         if self.frozen:
             p.pending = True
-            self._set_kind(p, None)
+            self.set_kind(p, None)
             return
+        netpoller = self.netpoller
+        assert netpoller is not None and self.workers is not None, f"{self.name}: Scheduler.connect() first"
         if p.expired:
-            self._run_timers(p)
-        if self.marking and self._gc_worker(p):
+            netpoller.run_timers(p)
+        if self.mark.marking and self.workers.gc_worker(p):
             return
         g = None
         inherit = False
@@ -228,39 +228,30 @@ class Scheduler:
             elif p.runq:
                 g = p.runq.popleft()
             else:
-                g = self._findrunnable(p)
+                g = self._findrunnable(p, netpoller)
         if g is None:
-            self._idle(p)
+            self.idle(p)
         else:
-            self._execute(p, g, inherit)
+            self.execute(p, g, inherit)
 
-    def _findrunnable(self, p: P) -> G | None:
-        gq = self.global_q
-        if gq:
-            n = min(len(gq), len(gq) // self.procs + 1, GLOBAL_BATCH_MAX)
-            g = gq.popleft()
-            for _ in range(n - 1):
-                p.runq.append(gq.popleft())
-            return g
-        if self.netpoll_list:
-            return self._poll_network(p)
+    def _findrunnable(self, p: P, netpoller: Netpoller) -> G | None:
+        """``findRunnable``: the global queue's batch, the network, stealing half a queue, another P's expired
+        timers, another P's runnext (:mod:`models.runtime.go.policy`)."""
+        if self.global_q:
+            return take_global_batch(self.global_q, p.runq, self.procs)
+        if self.netpoll.ready:
+            return netpoller.poll_network(p)
         if self.procs == 1:
             return None
-        start = int(self._uniform() * self.procs)
-        ps = self.ps
-        for offset in range(self.procs):
-            victim = ps[(start + offset) % self.procs]
-            if victim is p or not victim.runq:
-                continue
-            take = len(victim.runq) - len(victim.runq) // 2
-            g = victim.runq.popleft()
-            for _ in range(take - 1):
-                p.runq.append(victim.runq.popleft())
+        start = steal_start(self._uniform, self.procs)
+        g = steal_half(self._runqs, p.runq, start)
+        if g is not None:
             self.steals.inc()
             return g
-        g = self._steal_timers(p)
+        g = netpoller.steal_timers(p)
         if g is not None:
             return g
+        ps = self.ps
         for offset in range(self.procs):
             victim = ps[(start + offset) % self.procs]
             if victim is not p and victim.runnext is not None and victim.kind is RUN:
@@ -270,7 +261,7 @@ class Scheduler:
         return None
 
     # ------------------------------------------------------------- execution
-    def _execute(self, p: P, g: G, inherit: bool = False) -> None:
+    def execute(self, p: P, g: G, inherit: bool = False) -> None:
         """``execute``: ``schedtick`` counts the goroutines started without inheriting the time slice."""
         if not inherit:
             p.schedtick += 1
@@ -278,23 +269,24 @@ class Scheduler:
             g.observe(self.env.now - g.wake_at)
             g.observe = None
         p.g = g
-        self._set_kind(p, RUN)
-        self._run(p)
+        self.set_kind(p, RUN)
+        self.run(p)
 
-    def _run(self, p: P) -> None:
+    def run(self, p: P) -> None:
         """Advance ``p``'s goroutine through its steps until it needs CPU time, blocks or ends."""
         g = p.g
         assert g is not None
         steps = g.steps
         while True:
             if g.assist_due > 0:
-                self._set_kind(p, ASSIST)
-                if self.gc is not None:
-                    self.gc.add_assisting(1)
-                self._start_slice(p, g.assist_due)
+                self.set_kind(p, ASSIST)
+                gc = self.heap.gc
+                if gc is not None:
+                    gc.add_assisting(1)
+                self.start_slice(p, g.assist_due)
                 return
             if p.kind is not RUN:
-                self._set_kind(p, RUN)
+                self.set_kind(p, RUN)
             if g.pc >= len(steps):
                 self._exit(p, g)
                 return
@@ -307,10 +299,10 @@ class Scheduler:
                     else:
                         g.remaining, g.alloc_left = self.spawn_cost(), 0.0
                 if g.remaining > 0:
-                    self._start_slice(p, g.remaining)
+                    self.start_slice(p, g.remaining)
                     return
                 if g.alloc_left > 0:
-                    self._allocate(g, g.alloc_left)
+                    self.heap.allocate(g, g.alloc_left)
                     g.alloc_left = 0.0
                 self._cpu_step_done(p, g, step)
                 continue
@@ -319,25 +311,24 @@ class Scheduler:
                 event = step.until()
                 if event.callbacks is None:  # already processed: no need to park
                     continue
-                event.callbacks.append(lambda _event, g=g: self._netpoll_ready(g))
+                netpoller = self.netpoller
+                assert netpoller is not None
+                event.callbacks.append(lambda _event, g=g: netpoller.netpoll_ready(g))
                 self._park(p)
                 return
             if kind is Syscall:
-                self._sysmon_wake()
-                self.env.timeout(step.duration_s).callbacks.append(lambda _event, g=g: self._exitsyscall(g))
+                assert self.netpoller is not None
+                self.netpoller.syscall(g, step.duration_s)
                 self._park(p)
                 return
             if kind is Sleep:
-                self._sleep(p, g, step)
+                assert self.netpoller is not None
+                self.netpoller.sleep(p, g, step)
                 self._park(p)
                 return
-            if kind is Send:
-                if self._send(p, g, step.chan):
-                    continue
-                self._park(p)
-                return
-            if kind is Recv:
-                if self._recv(p, g, step.chan):
+            if kind is Send or kind is Recv:
+                op = step.chan.send if kind is Send else step.chan.recv
+                if op(g, lambda other, p=p: self.ready(other, p)):
                     continue
                 self._park(p)
                 return
@@ -353,40 +344,17 @@ class Scheduler:
         g.remaining = None
         g.pc += 1
         if type(step) is Go:
-            child = self._new_g(step.steps, None, step.wg)
-            self._runqput(p, child)
-            self._wakep()
+            child = self.new_g(step.steps, None, step.wg)
+            self.runqput(p, child)
+            self.wakep()
 
     def _park(self, p: P) -> None:
         p.g = None
-        self._schedule(p)
-
-    def _send(self, p: P, g: G, chan: Chan) -> bool:
-        """True if the send completes now; otherwise ``g`` waits in the channel's send queue."""
-        if chan.recvq:
-            self._ready(chan.recvq.popleft(), p)
-            return True
-        if chan.buffered < chan.capacity:
-            chan.buffered += 1
-            return True
-        chan.sendq.append(g)
-        return False
-
-    def _recv(self, p: P, g: G, chan: Chan) -> bool:
-        if chan.buffered > 0:
-            chan.buffered -= 1
-            if chan.sendq:  # a blocked sender's value takes the freed slot
-                chan.buffered += 1
-                self._ready(chan.sendq.popleft(), p)
-            return True
-        if chan.sendq:
-            self._ready(chan.sendq.popleft(), p)
-            return True
-        chan.recvq.append(g)
-        return False
+        self.schedule(p)
 
     # ----------------------------------------------------------------- slices
-    def _start_slice(self, p: P, length: float) -> None:
+    def start_slice(self, p: P, length: float) -> None:
+        """``p`` works ``length`` seconds of CPU (at its thread's rate) unless paused first."""
         p.active = True
         p.slice_start = self.env.now
         p.slice_len = length
@@ -402,14 +370,14 @@ class Scheduler:
         p.active = False
         self._consume(p, p.slice_len)
         if p.kind is FRACTIONAL:
-            self._schedule(p)
+            self.schedule(p)
             return
         g = p.g
         assert g is not None
         if p.kind is RUN and g.remaining is not None and g.remaining <= 1e-15:
             step = g.steps[g.pc]
             self._cpu_step_done(p, g, step)
-        self._run(p)
+        self.run(p)
 
     def _consume(self, p: P, dt: float) -> None:
         """Account ``dt`` seconds of the current slice of ``p``."""
@@ -423,15 +391,16 @@ class Scheduler:
         g.cpu_s += dt
         if kind is ASSIST:
             g.assist_due = max(g.assist_due - dt, 0.0)
-            if self.gc is not None:
-                self.gc.add_assisting(-1)
+            gc = self.heap.gc
+            if gc is not None:
+                gc.add_assisting(-1)
             return
         before = g.remaining
         assert before is not None
         g.remaining = before - dt
-        self._allocate_share(g, before, dt)
+        self.heap.allocate_share(g, before, dt)
 
-    def _pause(self, p: P) -> None:
+    def pause(self, p: P) -> None:
         """Stop ``p``'s running slice now, keeping what was done."""
         if not p.active:
             return
@@ -439,47 +408,78 @@ class Scheduler:
         p.timer.cancel()
         self._consume(p, p.slice_done + (self.env.now - p.slice_start) * p.rate)
 
-    def _resume(self, p: P) -> None:
+    def resume(self, p: P) -> None:
         if p.kind is FRACTIONAL:
-            self._start_slice(p, max(p.frac_left, 0.0))
+            self.start_slice(p, max(p.frac_left, 0.0))
         elif p.kind is RUN or p.kind is ASSIST:
-            self._run(p)
+            self.run(p)
 
-    def _set_kind(self, p: P, kind: str | None) -> None:
+    def set_kind(self, p: P, kind: CpuKind | None) -> None:
+        """``p`` now runs ``kind`` (None: nothing); the counts of Ps using CPU and marking follow, and so do
+        its thread on placed cores and the quota's budget."""
         old = p.kind
         if old is kind:
             return
-        if self.quota_cores is not None:
-            self._quota_advance()
+        quota = self.quota
+        if quota is not None:
+            quota.advance()
         p.kind = kind
-        d_cpu = (kind in CPU_KINDS) - (old in CPU_KINDS)
+        d_cpu = (kind is not None) - (old is not None)
         if d_cpu and self.cores is not None:
             if d_cpu > 0:
                 self.cores.wake(p)
             else:
                 self.cores.sleep(p)
-        d_mark = (kind in MARK_KINDS) - (old in MARK_KINDS)
+        d_mark = (kind is not None and kind.marks) - (old is not None and old.marks)
         d_idle = (kind is IDLE_MARK) - (old is IDLE_MARK)
-        self._n_idle_mark += d_idle
+        self.n_idle_mark += d_idle
         if d_cpu:
-            self._n_cpu += d_cpu
-            self._cpu_changed()
+            self.n_cpu += d_cpu
+            self.cpu_changed()
         if d_mark or d_idle:
-            self._n_mark += d_mark
-            self._mark_changed()
+            self.n_mark += d_mark
+            self.mark_changed()
 
-    def _cpu_changed(self) -> None:
-        busy = 0 if self.frozen else self._n_cpu
+    def cpu_changed(self) -> None:
+        busy = 0 if self.frozen else self.n_cpu
         self.procs_busy.set(busy)
-        if self.quota_cores is not None:
-            self._quota_schedule()
+        if self.quota is not None:
+            self.quota.schedule()
 
-    def _preempt(self, p: P) -> None:
+    def mark_changed(self) -> None:
+        """Tell the collector how many Ps mark now (none while frozen), and how many of them are idle workers."""
+        gc = self.heap.gc
+        if gc is not None:
+            if self.frozen:
+                gc.set_mark_cpus(0)
+            else:
+                gc.set_mark_cpus(self.n_mark, self.n_idle_mark)
+
+    def preempt(self, p: P) -> None:
         """``gopreempt_m``: the running goroutine goes to the global queue; the P schedules."""
-        self._pause(p)
+        self.pause(p)
         g = p.g
         assert g is not None
         p.g = None
         self.global_q.append(g)
         self.preemptions.inc()
-        self._schedule(p)
+        self.schedule(p)
+
+    def thaw(self) -> None:
+        """The world starts again or the quota is refilled: Ps resume what they ran, those that wanted to
+        schedule do, and idle Ps take queued work."""
+        if self.frozen:
+            return
+        self.cpu_changed()
+        self.mark_changed()
+        for p in self.ps:
+            if p.active is False and p.kind in (RUN, ASSIST, FRACTIONAL):
+                self.resume(p)
+        for p in self.ps:
+            if p.pending:
+                p.pending = False
+                if p.kind is None and not p.is_idle:
+                    self.schedule(p)
+        while self.idle_ps and (self.global_q or self.netpoll.ready):
+            p = self.take_idle()
+            self.schedule(p)

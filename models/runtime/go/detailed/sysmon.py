@@ -1,6 +1,6 @@
 """Sysmon: the Go runtime's monitor thread, which preempts long runs and polls a stale network.
 
-Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`), after
+A component of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRuntime`), after
 ``sysmon`` and ``retake`` in ``runtime/proc.go``:
 
 * **Cadence.** Sysmon sleeps ``usleep(delay)`` between rounds: ``delay`` is
@@ -56,118 +56,96 @@ Part of the detailed runtime (:class:`models.runtime.go.detailed.runtime.GoRunti
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from sim.dists import Distribution
-from sim.params import param_as_dist
+from sim.core import Environment
 from sim.timers import Timer
 from models.machine.cores import Cores
-from models.runtime.go.detailed.sched import ASSIST, RUN
-
-if TYPE_CHECKING:
-    from models.runtime.go.detailed.sched import G, P
-
-FORCE_PREEMPT_S = 10e-3
-"""``forcePreemptNS`` (proc.go)."""
-SYSMON_MIN_DELAY_S = 20e-6
-"""sysmon's sleep while busy: ``delay = 20`` µs (proc.go ``sysmon``)."""
-SYSMON_PERIOD_S = 10e-3
-"""sysmon's sleep once backed off: at most 10 ms (proc.go ``sysmon``)."""
-SYSMON_IDLE_ROUNDS = 50
-"""sysmon starts doubling its sleep after more than 50 idle rounds (``idle > 50``, proc.go)."""
-SYSMON_DEEP_SLEEP_S = 60.0
-"""The longest deep sleep: ``forcegcperiod / 2`` (2 min / 2, proc.go)."""
-NETPOLL_STALE_S = 10e-3
-"""sysmon polls the network if nobody has for 10 ms (proc.go ``sysmon``)."""
-WAKEUP_LATE_PARAM = "go.sched.wakeup_late_s"
-SYSMON_CPU_PARAM = "machine.sysmon_off_s"
-SYSMON_LATE_PARAM = "machine.sysmon_late_s"
-SYSMON_CORES_PARAMS = (SYSMON_CPU_PARAM, SYSMON_LATE_PARAM)
-"""The parameter sets of sysmon's thread on placed cores."""
+from models.runtime.go.constants import (
+    ASSIST, FORCE_PREEMPT_S, RUN, SYSMON_DEEP_SLEEP_S, SYSMON_IDLE_ROUNDS, SYSMON_MIN_DELAY_S, SYSMON_PERIOD_S,
+)
+from models.runtime.go.detailed.sched import Scheduler
+from models.runtime.go.policy import inject_global
 
 
 class Sysmon:
-    """The monitor loop (a part of ``GoRuntime``): one timer, driven by callbacks."""
+    """The monitor loop: one timer, driven by callbacks (see the module docstring).
 
-    env: Any
-    ps: list[P]
-    procs: int
-    netpoll_list: list[G]
-    idle_ps: list[P]
-    global_q: Any
-    _last_poll: float
-    _stw: bool
-    _wakeup_late: Callable[[], float]
-    cores: Cores | None
-    name: str
+    Each sleep ends late by a draw of ``late``; on placed ``cores`` each round also costs its thread a draw
+    of ``cpu`` there (without cores, ``cpu`` is None: its thread has a processor of its own).
+    """
 
-    def _start_sysmon(self, cpu: Distribution | None = None, late: Distribution | None = None) -> None:
-        """Start the loop; on placed cores each round costs a draw of ``cpu`` and each sleep ends late by a
-        draw of ``late`` (default: the calibrated ``machine.sysmon_*``)."""
-        self._sysmon_cpu: Callable[[], float] | None = None
-        self._sysmon_late = self._wakeup_late
-        if self.cores is not None:
-            rng = self.env.rng
-            self._sysmon_cpu = (cpu or param_as_dist(SYSMON_CPU_PARAM)).sampler(rng(f"{self.name}.sysmon_cpu"))
-            self._sysmon_late = (late or param_as_dist(SYSMON_LATE_PARAM)).sampler(rng(f"{self.name}.sysmon_late"))
-        self._sysmon_idle = 0
-        self._sysmon_delay = SYSMON_MIN_DELAY_S
-        self._sysmon_asleep = False
-        self._sysmon_timer = Timer(self.env, self._sysmon_round)
-        self._sysmon_sleep()
+    def __init__(self, env: Environment, sched: Scheduler, late: Callable[[], float],
+                 cores: Cores | None = None, cpu: Callable[[], float] | None = None) -> None:
+        if (cores is None) != (cpu is None):
+            raise ValueError("sysmon: the CPU of its rounds is drawn on placed cores, and only there")
+        self.env = env
+        self.sched = sched
+        self.cores = cores
+        self._cpu = cpu
+        self._late = late
+        self._idle = 0
+        self._delay = SYSMON_MIN_DELAY_S
+        self._asleep = False
+        self._timer = Timer(env, self._round)
 
-    def _sysmon_sleep(self) -> None:
-        if self._sysmon_idle == 0:
-            self._sysmon_delay = SYSMON_MIN_DELAY_S
-        elif self._sysmon_idle > SYSMON_IDLE_ROUNDS:
-            self._sysmon_delay = min(self._sysmon_delay * 2, SYSMON_PERIOD_S)
-        self._sysmon_timer.set(self._sysmon_delay + self._sysmon_late())
+    def start(self) -> None:
+        """The first sleep."""
+        self._sleep()
 
-    def _sysmon_round(self) -> None:
-        if self._sysmon_asleep:  # the deep sleep timed out (no reset)
-            self._sysmon_asleep = False
-        elif self._stw or len(self.idle_ps) == self.procs:
-            self._sysmon_asleep = True
-            self._sysmon_timer.set(SYSMON_DEEP_SLEEP_S)
+    def _sleep(self) -> None:
+        if self._idle == 0:
+            self._delay = SYSMON_MIN_DELAY_S
+        elif self._idle > SYSMON_IDLE_ROUNDS:
+            self._delay = min(self._delay * 2, SYSMON_PERIOD_S)
+        self._timer.set(self._delay + self._late())
+
+    def _round(self) -> None:
+        sched = self.sched
+        if self._asleep:  # the deep sleep timed out (no reset)
+            self._asleep = False
+        elif sched.stw or len(sched.idle_ps) == sched.procs:
+            self._asleep = True
+            self._timer.set(SYSMON_DEEP_SLEEP_S)
             return
-        self._sysmon_run(preempt=True)
+        self._run(preempt=True)
 
-    def _sysmon_wake(self) -> None:
+    def wake(self) -> None:
         """``notewakeup(&sched.sysmonnote)``: end a deep sleep; sysmon starts again at 20 µs."""
-        if self._sysmon_asleep:
-            self._sysmon_asleep = False
-            self._sysmon_idle = 0
-            self._sysmon_delay = SYSMON_MIN_DELAY_S
-            self._sysmon_run(preempt=False)
+        if self._asleep:
+            self._asleep = False
+            self._idle = 0
+            self._delay = SYSMON_MIN_DELAY_S
+            self._run(preempt=False)
 
-    def _sysmon_run(self, preempt: bool) -> None:
+    def _run(self, preempt: bool) -> None:
         """A round's work, its thread's CPU on placed cores (taking the core from the thread there if
         ``preempt``), then the sleep."""
-        self._sysmon_work()
-        self._sysmon_idle += 1
-        if self._sysmon_cpu is None or self.cores is None:
-            self._sysmon_sleep()
+        self._work()
+        self._idle += 1
+        if self._cpu is None or self.cores is None:
+            self._sleep()
         else:
-            self.cores.burst(self._sysmon_cpu(), self._sysmon_sleep, own=True, preempt=preempt)
+            self.cores.burst(self._cpu(), self._sleep, own=True, preempt=preempt)
 
-    def _sysmon_timer_due(self) -> None:
+    def timer_due(self) -> None:
         """A timer expired: a deep sleep bounded by ``timeSleepUntil`` ends now, without a reset."""
-        if self._sysmon_asleep:
-            self._sysmon_timer.set(0.0)
+        if self._asleep:
+            self._timer.set(0.0)
 
-    def _sysmon_work(self) -> None:
-        if self.frozen:  # type: ignore[attr-defined]
+    def _work(self) -> None:
+        """``retake`` and the network poll of one round."""
+        sched = self.sched
+        if sched.frozen:
             return
         now = self.env.now
-        if self.netpoll_list and now - self._last_poll >= NETPOLL_STALE_S:
-            ready = self._netpoll()  # type: ignore[attr-defined]
-            self.global_q.extend(ready)
-            for _ in range(min(len(ready), len(self.idle_ps))):
-                self._wakep()  # type: ignore[attr-defined]
-        for p in self.ps:
+        netpoll = sched.netpoll
+        if netpoll.ready and netpoll.stale(now):
+            for _ in range(inject_global(netpoll.poll(now), sched.global_q, len(sched.idle_ps))):
+                sched.wakep()
+        for p in sched.ps:
             if p.kind is RUN or p.kind is ASSIST:
                 if p.seen_tick != p.schedtick:
                     p.seen_tick = p.schedtick
                     p.seen_when = now
                 elif p.seen_when + FORCE_PREEMPT_S <= now:
-                    self._preempt(p)  # type: ignore[attr-defined]
+                    sched.preempt(p)

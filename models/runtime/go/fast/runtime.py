@@ -66,7 +66,6 @@ import math
 from collections import deque
 from collections.abc import Hashable, Sequence
 from itertools import count
-from typing import Any, Protocol
 
 import simpy
 
@@ -74,65 +73,22 @@ from sim.core import Environment
 from sim.dists import Uniform
 from sim.params import param_value
 from sim.timers import Timer, advance_clock
-from models.runtime.go.fast.vacations import BURST, Vacations
-from models.runtime.go.gc import Allocating, GCConfig, HeapAccounting
-from models.runtime.go.detailed.sched import GLOBAL_BATCH_MAX, GLOBAL_QUEUE_EVERY, LOCAL_RUNQ_SLOTS, STACK_MIN_BYTES, STACK_PARAM
-from models.runtime.go.detailed.sysmon import FORCE_PREEMPT_S, NETPOLL_STALE_S, SYSMON_PERIOD_S
+from models.runtime.go.constants import (
+    ASSIST, FORCE_PREEMPT_S, FRACTIONAL, GLOBAL_QUEUE_EVERY, NETPOLL_STALE_S, RUN, STACK_MIN_BYTES, STACK_PARAM,
+    SYSMON_PERIOD_S,
+)
+from models.runtime.go.fast.servers import Feed, Job, Server
+from models.runtime.go.fast.vacations import Vacations
+from models.runtime.go.gc import GCConfig, Heap
+from models.runtime.go.policy import (
+    MarkPhase, ReadyList, inject_global, inject_poll, steal_half, steal_start, take_global_batch,
+)
 from models.runtime.protocol import Compute, Step, Syscall, Wait
 
 TURN_S = FORCE_PREEMPT_S
 """The longest a request runs before it goes to the back of the global queue (``forcePreemptNS``)."""
 
-RUN, ASSIST = "run", "assist"
-
-
-class Feed(Protocol):
-    """An open-loop source of requests the runtime pulls from (see :meth:`FastGoRuntime.serve`)."""
-
-    def next_request(self) -> tuple[float, Sequence[Step], Hashable] | None:
-        """(arrival time, steps, tag) of the next request, in arrival order; None after the last."""
-        ...
-
-    def arrived(self, tag: Hashable) -> None:
-        """The request ``tag`` arrives now (called before it is queued)."""
-        ...
-
-    def finished(self, tag: Hashable, latency_s: float) -> None:
-        """The request ``tag`` has completed now, ``latency_s`` after it arrived."""
-        ...
-
-
-class Job(Allocating):
-    """One request: its steps, position, remaining CPU and heap it keeps reachable."""
-
-    __slots__ = ("tag",)
-
-    def __init__(self, steps: Sequence[Any], done: simpy.Event | None, born: float, tag: Hashable = None) -> None:
-        super().__init__(steps, done, born)
-        self.tag = tag
-
-
-class Server:
-    """A P: its queue, what it runs (a request, an assist, a mark burst) and since when."""
-
-    __slots__ = ("queue", "job", "kind", "start", "work", "token", "turn_left", "frac_time", "schedtick",
-                 "idle", "pending")
-
-    def __init__(self) -> None:
-        self.queue: deque[Job] = deque()
-        self.job: Job | None = None
-        self.kind: str | None = None
-        self.start = 0.0
-        self.work = 0.0
-        self.token = 0
-        self.turn_left = 0.0
-        self.frac_time = 0.0
-        self.schedtick = 0
-        self.idle = False
-        self.pending = False
-
-
-class FastGoRuntime(Vacations, HeapAccounting):
+class FastGoRuntime(Vacations):
     """GOMAXPROCS servers, netpoll batches, turns, and the Go collector (see the module docstring)."""
 
     def __init__(
@@ -148,25 +104,21 @@ class FastGoRuntime(Vacations, HeapAccounting):
         self.name = name
         self.procs = procs
         self.servers = [Server() for _ in range(procs)]
+        self._runqs = [server.queue for server in self.servers]
         self.global_q: deque[Job] = deque()
-        self.netpoll: list[Job] = []
+        self.netpoll: ReadyList[Job] = ReadyList()
         self.idle: list[Server] = []
         self.frozen = False
-        self.marking = False
-        self._dedicated_left = 0
-        self._fractional = 0.0
-        self._mark_start = 0.0
+        self.mark = MarkPhase()
         self._n_run = 0
         self._n_mark = 0
         self._reported_marking = (0, 0)
         self.alive = 0
-        self._reachable = 0.0
         self._calendar: list[tuple[float, int, Server, int]] = []
         self._sequence = count()
         self._timer = Timer(env, self._run_ahead)
         self._feed: Feed | None = None
         self._arrival: tuple[float, Sequence[Step], Hashable] | None = None
-        self._last_poll = 0.0
         self._poll_at = math.inf
         self._uniform = Uniform(0.0, 1.0).sampler(env.rng(f"{name}.steal"))
         metrics = env.metrics
@@ -174,7 +126,10 @@ class FastGoRuntime(Vacations, HeapAccounting):
         self.memory_bytes = metrics.gauge(f"{name}.memory_in_use_bytes")
         self.procs_busy = metrics.gauge(f"{name}.procs_busy")
         self.steals = metrics.counter(f"{name}.steals")
-        self._start_collector(env, gc, procs, name)
+        self.heap = Heap(env, gc, procs, name)
+        self.gc = self.heap.gc
+        if self.gc is not None:
+            self.gc.host = self
         for server in self.servers:
             server.idle = True
             self.idle.append(server)
@@ -199,7 +154,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
         return self.alive * self.stack_per_g
 
     def reachable_bytes(self) -> float:
-        return self._reachable
+        return self.heap.reachable
 
     # ------------------------------------------------------------ calendar
     def _next_time(self) -> float:
@@ -252,38 +207,30 @@ class FastGoRuntime(Vacations, HeapAccounting):
 
     def _netpoll_ready(self, job: Job) -> None:
         if self.idle and not self.frozen:
-            self._last_poll = self.env.now
+            self.netpoll.last_poll = self.env.now
             self._execute(self._take_idle(), job)
         else:
-            if not self.netpoll and self._poll_at == math.inf:
+            if not self.netpoll.ready and self._poll_at == math.inf:
                 self._plan_sysmon_poll()
-            self.netpoll.append(job)
+            self.netpoll.ready.append(job)
 
     def _plan_sysmon_poll(self) -> None:
         """Sysmon polls when the poller has gone unpolled for 10 ms (then every 10 ms while the world
         is stopped)."""
         now = self.env.now
-        due = self._last_poll + NETPOLL_STALE_S
+        due = self.netpoll.last_poll + NETPOLL_STALE_S
         self._poll_at = due if due > now else now + SYSMON_PERIOD_S
-
-    def _netpoll(self) -> list[Job]:
-        """``netpoll(0)``: every request whose network wait ended, newest first (as the detailed model's
-        :meth:`~models.runtime.go.detailed.netpoll.Netpoller._netpoll`); the poll's time noted."""
-        ready = self.netpoll[::-1]
-        self.netpoll = []
-        self._last_poll = self.env.now
-        return ready
 
     def _sysmon_poll(self) -> None:
         """``netpoll(0)`` in ``sysmon``: the ready requests go to the global queue, idle servers are woken."""
-        if not self.netpoll:
+        netpoll = self.netpoll
+        if not netpoll.ready:
             return
-        if self.frozen or self.env.now - self._last_poll < NETPOLL_STALE_S:
+        now = self.env.now
+        if self.frozen or not netpoll.stale(now):
             self._plan_sysmon_poll()
             return
-        ready = self._netpoll()
-        self.global_q.extend(ready)
-        for _ in range(min(len(ready), len(self.idle))):
+        for _ in range(inject_global(netpoll.poll(now), self.global_q, len(self.idle))):
             self._wakep()
 
     def _back_from_wait(self, job: Job) -> None:
@@ -302,14 +249,14 @@ class FastGoRuntime(Vacations, HeapAccounting):
         """An idle server, to be given work at once (which reports the change)."""
         server = self.idle.pop()
         server.idle = False
-        if self.marking:
+        if self.mark.marking:
             self._n_mark -= 1
         return server
 
     def _go_idle(self, server: Server) -> None:
         server.idle = True
         self.idle.append(server)
-        if self.marking:
+        if self.mark.marking:
             self._n_mark += 1
         self._busy_changed()
 
@@ -321,7 +268,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
         if self.frozen:
             server.pending = True
             return
-        if self.marking and self._gc_worker(server):
+        if self.mark.marking and self._gc_worker(server):
             return
         global_q = self.global_q
         if server.schedtick % GLOBAL_QUEUE_EVERY == 0 and global_q:
@@ -336,41 +283,22 @@ class FastGoRuntime(Vacations, HeapAccounting):
             self._execute(server, job)
 
     def _find(self, server: Server) -> Job | None:
-        """``findRunnable``: a batch of the global queue, the netpoller's batch, or a steal."""
+        """``findRunnable``: a batch of the global queue, the netpoller's batch, or a steal
+        (:mod:`models.runtime.go.policy`)."""
         global_q, queue = self.global_q, server.queue
         if global_q:
-            n = min(len(global_q), len(global_q) // self.procs + 1, GLOBAL_BATCH_MAX)
-            job = global_q.popleft()
-            for _ in range(n - 1):
-                queue.append(global_q.popleft())
-            return job
-        if self.netpoll:
-            ready = self._netpoll()
-            spare = min(len(self.idle), len(ready) - 1)
-            global_q.extend(ready[1:1 + spare])
-            for other in ready[1 + spare:]:
-                if len(queue) < LOCAL_RUNQ_SLOTS:
-                    queue.append(other)
-                else:
-                    global_q.append(other)
-            for _ in range(spare):
+            return take_global_batch(global_q, queue, self.procs)
+        if self.netpoll.ready:
+            ready = self.netpoll.poll(self.env.now)
+            for _ in range(inject_poll(ready, queue, global_q, len(self.idle))):
                 self._wakep()
             return ready[0]
         if self.procs == 1:
             return None
-        servers, procs = self.servers, self.procs
-        start = int(self._uniform() * procs)
-        for offset in range(procs):
-            victim = servers[(start + offset) % procs].queue
-            if victim is queue or not victim:
-                continue
-            take = len(victim) - len(victim) // 2
-            job = victim.popleft()
-            for _ in range(take - 1):
-                queue.append(victim.popleft())
+        job = steal_half(self._runqs, queue, steal_start(self._uniform, self.procs))
+        if job is not None:
             self.steals.inc()
-            return job
-        return None
+        return job
 
     # ------------------------------------------------------------- execution
     def _execute(self, server: Server, job: Job) -> None:
@@ -424,7 +352,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
                     self._start(server, min(job.remaining, server.turn_left))
                     return
                 if job.alloc_left > 0:
-                    self._allocate(job, job.alloc_left)
+                    self.heap.allocate(job, job.alloc_left)
                     job.alloc_left = 0.0
                 job.remaining = None
                 job.pc += 1
@@ -446,7 +374,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
     def _exit(self, server: Server, job: Job) -> None:
         """The request is done: it leaves, its completion is reported, and the server schedules."""
         self.alive -= 1
-        self._reachable -= job.heap_bytes
+        self.heap.free(job)
         self._memory_changed()
         server.job = None
         server.kind = None
@@ -479,7 +407,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
                 nbytes = job.alloc_left
                 if nbytes > 0:
                     job.alloc_left = 0.0
-                    self._allocate(job, nbytes)
+                    self.heap.allocate(job, nbytes)
                 if job.assist_due <= 0 and job.pc + 1 == len(job.steps):
                     job.remaining = None
                     job.pc += 1
@@ -487,9 +415,9 @@ class FastGoRuntime(Vacations, HeapAccounting):
                     return
             else:
                 job.remaining = left
-                self._allocate_share(job, before, work)
+                self.heap.allocate_share(job, before, work)
             self._run(server)
-        elif kind is BURST:
+        elif kind is FRACTIONAL:
             self._stop_burst(server, server.work)
             self._schedule(server)
         else:
@@ -510,11 +438,11 @@ class FastGoRuntime(Vacations, HeapAccounting):
         job.remaining = before - work
         if job.remaining <= 1e-15:
             job.remaining = 0.0
-        self._allocate_share(job, before, work)
+        self.heap.allocate_share(job, before, work)
 
     def _pause(self, server: Server) -> None:
         """Stop what ``server`` runs now, keeping what was done."""
-        if server.kind is BURST:
+        if server.kind is FRACTIONAL:
             self._stop_burst(server, self.env.now - server.start)
         elif server.kind is not None and server.job is not None:
             server.token += 1
@@ -524,8 +452,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
     # ----------------------------------------------------------- accounting
     def _memory_changed(self) -> None:
         self.goroutines.set(self.alive)
-        heap = self.gc.heap_live if self.gc is not None else self._reachable
-        self.memory_bytes.set(heap + self.alive * self.stack_per_g)
+        self.memory_bytes.set(self.heap.in_use() + self.alive * self.stack_per_g)
 
     def _busy_changed(self) -> None:
         """Report a change of what the servers do: to the busy gauge, and to the collector while it marks."""
@@ -534,7 +461,7 @@ class FastGoRuntime(Vacations, HeapAccounting):
             marking = (0, 0)
         else:
             busy = self._n_run + self._n_mark
-            marking = (self._n_mark, len(self.idle)) if self.marking else (0, 0)
+            marking = (self._n_mark, len(self.idle)) if self.mark.marking else (0, 0)
         if busy != self.procs_busy.level:
             self.procs_busy.set(busy)
         if marking != self._reported_marking and self.gc is not None:

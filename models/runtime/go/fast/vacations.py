@@ -16,16 +16,13 @@ schedule.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from models.runtime.go.detailed.sched import DRAIN_CHECK_BYTES
-
-if TYPE_CHECKING:
-    from models.runtime.go.fast.runtime import Job, Server
-    from models.runtime.go.gc import GoGC
-
-BURST, DEDICATED = "burst", "dedicated"
-"""What a server runs for the collector: a fractional worker's burst, or a dedicated worker."""
+from models.runtime.go.constants import DEDICATED, FRACTIONAL
+from models.runtime.go.fast.servers import Job, Server
+from models.runtime.go.gc import GoGC
+from models.runtime.go.policy import MarkPhase
 
 
 class Vacations:
@@ -37,38 +34,28 @@ class Vacations:
     idle: list[Server]
     gc: GoGC | None
     frozen: bool
-    marking: bool
-    _dedicated_left: int
-    _fractional: float
-    _mark_start: float
+    mark: MarkPhase
     _n_mark: int
 
     # --------------------------------------------------------- mark workers
     def _gc_worker(self, server: Server) -> bool:
-        """``findRunnableGCWorker``: a dedicated worker while some are missing, else a fractional burst
-        while the server's share of mark time is at most the goal."""
-        if self._dedicated_left > 0:
-            self._dedicated_left -= 1
-            self.global_q.extend(server.queue)
-            server.queue.clear()
-            server.kind = DEDICATED
-            self._n_mark += 1
-            self._busy_changed()
-            if self.global_q:
-                self._wakep()
-            return True
-        goal = self._fractional
-        if goal <= 0:
-            return False
-        delta = self.env.now - self._mark_start
-        if delta > 0 and server.frac_time / delta > goal:
-            return False
+        """``findRunnableGCWorker`` (:meth:`~models.runtime.go.policy.MarkPhase.worker`): a dedicated worker,
+        a fractional burst, or nothing."""
         assert self.gc is not None
-        burst = max((1.2 * goal * delta - server.frac_time) / (1 - 1.2 * goal), DRAIN_CHECK_BYTES / self.gc.mark_rate)
-        server.kind = BURST
+        work = self.mark.worker(server.frac_time, self.env.now, self.gc.mark_rate)
+        if work is None:
+            return False
+        kind, burst = work
+        server.kind = kind
         self._n_mark += 1
         self._busy_changed()
-        self._start(server, burst)
+        if kind is DEDICATED:
+            self.global_q.extend(server.queue)
+            server.queue.clear()
+            if self.global_q:
+                self._wakep()
+        else:
+            self._start(server, burst)
         return True
 
     def _stop_burst(self, server: Server, done: float) -> None:
@@ -79,7 +66,7 @@ class Vacations:
         self._busy_changed()
 
     # ------------------------------------------------------------ GC host
-    def stop_the_world(self, duration_s: float, then) -> None:
+    def stop_the_world(self, duration_s: float, then: Callable[[], None]) -> None:
         """Every server stops; running requests go to the global queue (``gopreempt_m``)."""
         for server in self.servers:
             self._pause(server)
@@ -91,7 +78,7 @@ class Vacations:
                 self._n_mark -= 1
             if server.idle:
                 server.idle = False
-                if self.marking:
+                if self.mark.marking:
                     self._n_mark -= 1
             server.pending = True
         self.idle.clear()
@@ -99,14 +86,14 @@ class Vacations:
         self._busy_changed()
         self.env.timeout(duration_s).callbacks.append(lambda _event: self._start_the_world(then))
 
-    def _start_the_world(self, then) -> None:
+    def _start_the_world(self, then: Callable[[], None]) -> None:
         then()
         self.frozen = False
         for server in self.servers:
             if server.pending:
                 server.pending = False
                 self._schedule(server)
-        while self.idle and (self.global_q or self.netpoll):
+        while self.idle and (self.global_q or self.netpoll.ready):
             self._schedule(self._take_idle())
         self._busy_changed()
         self._arm()
@@ -114,20 +101,15 @@ class Vacations:
     def mark_started(self, dedicated: int, fractional: float) -> None:
         """Called with the world stopped: the first servers to schedule become dedicated workers;
         the others run fractional bursts."""
-        self.marking = True
-        self._dedicated_left = dedicated
-        self._fractional = fractional
-        self._mark_start = self.env.now
+        self.mark.started(dedicated, fractional, self.env.now)
         for server in self.servers:
             server.frac_time = 0.0
 
     def mark_ended(self) -> None:
-        self.marking = False
-        self._dedicated_left = 0
-        self._fractional = 0.0
+        self.mark.ended()
         for server in self.servers:
-            if server.kind is BURST or server.kind is DEDICATED:
-                if server.kind is BURST:
+            if server.kind is FRACTIONAL or server.kind is DEDICATED:
+                if server.kind is FRACTIONAL:
                     self._stop_burst(server, self.env.now - server.start)
                 else:
                     server.kind = None
