@@ -188,7 +188,7 @@ def test_the_threadpool_is_mmc(rho: float, bound: float, wait_bound: float) -> N
 def test_a_gc_pause_blocks_the_loop(env: Environment) -> None:
     """A's callback fills the 1 MiB nursery: its 10 ms scavenge lengthens that callback, and B, ready
     at the same time, waits for it too."""
-    from models.runtime.node.v8 import V8GCConfig, V8Heap
+    from models.runtime.node.gc import V8GCConfig, V8Heap
 
     gc = V8GCConfig(semi_space=2**20, scavenge_pause=(0.01, 0.0), markcompact_pause=(0.0, 0.0))
     runtime = NodeRuntime(env, heap=V8Heap(env, gc))

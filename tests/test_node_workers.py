@@ -8,7 +8,8 @@ import pytest
 from models.runtime.node.loop import NodeRuntime
 from models.runtime.node.workers import SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
-from models.runtime.node.v8 import StartupConfig, V8GCConfig
+from models.runtime.node.gc import V8GCConfig
+from models.runtime.node.startup import StartupConfig
 from sim.core import Environment
 
 MIB = 2**20

@@ -1,4 +1,4 @@
-"""V8: micro-stories of the scavenger, promotion, mark-compact and its limit, and the start-up pipeline.
+"""V8 start-up (models/runtime/node/startup.py) and the generational collector (models/runtime/node/gc.py)
 
 Every test passes its parameters explicitly (pause lines, stage durations), so
 none moves when the calibration data are measured again.
@@ -9,17 +9,11 @@ from __future__ import annotations
 import pytest
 
 from models.runtime.protocol import Compute
-from models.runtime.node.v8 import (
-    MAX_GROWING_FACTOR,
-    MIN_GROWING_FACTOR,
-    MIN_LIMIT_STEP_BYTES,
-    Allocation,
-    StartupConfig,
-    V8GCConfig,
-    V8Heap,
-    V8Startup,
+from models.runtime.node.gc import (
+    MAX_GROWING_FACTOR, MIN_GROWING_FACTOR, MIN_LIMIT_STEP_BYTES, Allocation, V8GCConfig, V8Heap,
     dynamic_growing_factor,
 )
+from models.runtime.node.startup import StartupConfig, V8Startup
 from sim.core import Environment
 
 KIB, MIB = 1024, 2**20
@@ -171,7 +165,7 @@ def test_default_marking_speed_is_the_calibrated_marking_work():
     """With calibrated defaults, the growing factor's marking speed is 1 / slope of the marking CPU line
     (V8's combined marking speed), not the final pause's, whose slope is near zero on this machine."""
     from sim.params import param_linear
-    from models.runtime.node.v8 import MARK_CPU_PARAM
+    from models.runtime.node.gc import MARK_CPU_PARAM
 
     resolved = V8GCConfig().resolved()
     slope = param_linear(MARK_CPU_PARAM)[1]

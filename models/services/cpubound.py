@@ -60,7 +60,8 @@ from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
 from models.runtime.node.workers import SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
-from models.runtime.node.v8 import StartupConfig, V8GCConfig, V8Heap
+from models.runtime.node.gc import V8GCConfig, V8Heap
+from models.runtime.node.startup import StartupConfig
 
 GO_PROCESS_PARAM = "go.process.rss_bytes"
 """Calibrated resident set of an idle Go process (``calibration/harness/go/procstart``)."""

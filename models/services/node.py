@@ -12,9 +12,9 @@ of the ``response_bytes`` reply after (the workers pay the other halves). The
 loop and the workers run on ``cores`` shared cores (processor sharing when more
 threads are runnable than cores), or each on a core of its own when ``cores`` is
 null. The loop's isolate and each worker's have a V8 heap (``gc``,
-:class:`~models.runtime.node.v8.V8Heap`) whose pauses block their thread. ``reuse``
+:class:`~models.runtime.node.gc.V8Heap`) whose pauses block their thread. ``reuse``
 sets what each request pays before its handler, on the thread that runs it
-(:meth:`~models.runtime.node.v8.V8Startup.invocation_steps`): ``context`` nothing
+(:meth:`~models.runtime.node.startup.V8Startup.invocation_steps`): ``context`` nothing
 (the usual service), ``isolate`` a fresh context and the script ("warm isolate,
 fresh context", as a multi-tenant runtime would), ``none`` a fresh isolate.
 
@@ -36,7 +36,7 @@ or ``native.*``. ``handler.alloc`` is ignored by ``native.service`` (no collecto
 
 Defaults not given in a scenario come from calibration: worker start-up and
 memory, message copy cost, process memory, the collector's pause lines (see
-:mod:`models.runtime.node.v8` and :mod:`models.runtime.node.workers`).
+:mod:`models.runtime.node.gc`, :mod:`models.runtime.node.startup` and :mod:`models.runtime.node.workers`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ from models.runtime.node.workers import SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
 from models.machine.config import MachineConfig, machine_field
 from models.services.base import PoissonService
-from models.runtime.node.v8 import ReusePolicy, StartupConfig, V8GCConfig, V8Heap, V8Startup
+from models.runtime.node.gc import V8GCConfig, V8Heap
+from models.runtime.node.startup import ReusePolicy, StartupConfig, V8Startup
 
 
 class ServiceHandler(BaseModel):

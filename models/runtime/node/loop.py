@@ -27,7 +27,7 @@ libuv, "Thread pool work scheduling", https://docs.libuv.org/en/v1.x/threadpool.
   Its completion re-enters the loop as a macrotask. The loop does not wait.
 
 * **The collector blocks the loop.** With a ``heap``
-  (:class:`~models.runtime.node.v8.V8Heap`), the bytes a callback's Compute steps
+  (:class:`~models.runtime.node.gc.V8Heap`), the bytes a callback's Compute steps
   allocate go to the isolate's heap, live until the request ends, and the
   scavenge and mark-compact pauses they cause lengthen that callback.
 * **Cores.** With ``cores`` (:class:`~models.runtime.node.workers.SharedCores`)
@@ -37,7 +37,7 @@ libuv, "Thread pool work scheduling", https://docs.libuv.org/en/v1.x/threadpool.
 Simplifications: the loop's phases (timers, poll, check, close) are one FIFO
 queue, so a timer does not jump ahead of I/O callbacks; handing work to the pool
 and running a callback cost no CPU beyond the steps' own; without a ``heap``,
-``alloc_bytes`` costs nothing. V8 start-up is in :mod:`models.runtime.node.v8`.
+``alloc_bytes`` costs nothing. V8 start-up is in :mod:`models.runtime.node.startup`.
 
 Metrics under ``NAME`` (``node``): ``NAME.loop_lag_s`` (histogram: time each
 ready macrotask waited for the loop; for a request, its first callback's wait),
@@ -61,7 +61,7 @@ from sim.core import Environment
 from models.runtime.node.steps import Await, NextTick, QueueMicrotask
 from models.runtime.node.workers import SharedCores, run_cpu
 from models.runtime.protocol import Compute, Step, Syscall, Wait
-from models.runtime.node.v8 import Allocation, V8Heap
+from models.runtime.node.gc import Allocation, V8Heap
 
 __all__ = ["Await", "NextTick", "NodeRuntime", "QueueMicrotask"]
 

@@ -23,7 +23,7 @@ according to the HTML structured clone algorithm" (unless transferred).
   ``AsyncResource`` for a ``Worker`` thread pool",
   https://nodejs.org/api/async_context.html). A job
   runs its CPU, the pauses its allocation causes in the worker's own heap
-  (:class:`~models.runtime.node.v8.V8Heap`, one per isolate), and its message halves.
+  (:class:`~models.runtime.node.gc.V8Heap`, one per isolate), and its message halves.
 * **Threads share cores.** Every thread (the loop, each worker) runs on
   :class:`SharedCores`: with n runnable threads on c cores each advances at
   min(1, c/n) of a core, which is processor sharing, the fluid limit of the
@@ -53,7 +53,8 @@ import simpy
 
 from sim.core import Environment
 from sim.params import param_linear
-from models.runtime.node.v8 import Allocation, StartupConfig, V8GCConfig, V8Heap, V8Startup
+from models.runtime.node.gc import Allocation, V8GCConfig, V8Heap
+from models.runtime.node.startup import StartupConfig, V8Startup
 
 MESSAGE_PARAM = "node.worker.message_s_vs_bytes"
 
