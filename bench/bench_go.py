@@ -16,8 +16,8 @@ Two measurements, reported as a table (and as JSON with ``--json``):
 
 The pauses, the mark rate, goroutine creation and stacks come from calibration
 (``calibration/params/go.*.json``); on a checkout without them the benchmark
-passes values inside the ranges of ../shared/FIGURES.md and a mark rate of
-1 GB/s per CPU, which change the speed little. The JSON records which was used.
+passes the values of ``FALLBACK`` (each with its source there), which change the
+speed little. The JSON records which was used.
 
 Not a test: it asserts nothing. ``make bench`` or::
 
@@ -51,11 +51,16 @@ from models.runtime.go.gc import MARK_RATE_PARAM, STW_MARK_PARAM, STW_SWEEP_PARA
 from models.runtime.protocol import Compute, Wait
 
 FALLBACK = {
-    "gc.stw_sweep_termination": "30us",  # FIGURES.md: tens of µs (4-49 µs measured)
+    # GC pauses "usually under 100 microseconds and often as low as 10 microseconds" (Go 1.8 release notes)
+    "gc.stw_sweep_termination": "30us",
     "gc.stw_mark_termination": "50us",
     "gc.mark_rate": 1e9,  # bytes per CPU-second: an assumption, used only without go.gc.mark_cpu_vs_heap
-    "spawn": "2us",  # FIGURES.md: ~1-4 µs measured
-    "stack_bytes": "4KiB",  # one page, as FIGURES.md's ~2.7 KiB resident per parked goroutine rounds up
+    # ~1-4 µs at 10k-100k goroutines, measured on Go 1.19 before the calibration harness; the harness
+    # measures 0.55 µs on Go 1.27 (go.goroutine.spawn_s, 2026-12-04)
+    "spawn": "2us",
+    # one page: a goroutine starts on a 2 KiB stack (Go 1.4 release notes; runtime/stack.go), and with
+    # its g and runtime overhead takes 2,780 B resident when parked (go.goroutine.stack_bytes)
+    "stack_bytes": "4KiB",
     "wakeup_late": "80us",  # a timed sleep's overshoot, about the median measured on the calibration host
 }
 NAMES = {

@@ -1,8 +1,16 @@
 """The fast Go fidelity (models/runtime/go/fast/runtime.py) against the detailed one (models/runtime/go/detailed/runtime.py).
 
-The issue's bound: mean and p99 latency within 10 % at loads 0.3-0.8, on the
-built-in go-http-service scenario (GC on, as shipped) and on the 1 ms
-reference service of tests/test_go_service.py.
+The fast fidelity is there so that large scenarios can run on it in place of
+the detailed model; it is accepted when its mean and p99 latency are within
+10 % of the detailed model's at loads 0.3-0.8, on the built-in go-http-service
+scenario (GC on, as shipped) and on the 1 ms reference service of
+tests/test_go_service.py. Within means the whole 99 % Student-t interval of the
+paired relative error, not only its point estimate.
+
+Replications per case: the smallest n for which t(0.995, n - 1) s / sqrt(n), with
+s the standard deviation of the paired errors over a pilot of replications 0-31
+(seed 21), is at most half the room between the pilot's mean error and the
+bound, so that the interval lies inside with a margin as wide as itself.
 """
 
 from __future__ import annotations
@@ -21,12 +29,8 @@ from test_go_service import reference
 
 MS = 1e-3
 BOUND = 0.10
-"""The issue's bound on the relative error of the fast fidelity's mean and p99."""
-MAX_HALF_WIDTH = 0.15
-"""The 99 % half-width of the mean error must be below this, or the replications are too few for the
-check to mean anything (9.6 % was the widest seen, p99 of the reference at load 0.8, 8 replications)."""
-LOADS = (0.3, 0.5, 0.7, 0.8)
-REFERENCE_REPLICATIONS = 8
+"""The acceptance bound on the relative error of the fast fidelity's mean and p99 latency."""
+CONFIDENCE = 0.99
 
 
 def service(fidelity: str, load: float) -> dict:
@@ -51,42 +55,48 @@ def paired_errors(make, replications: int) -> dict[str, list[float]]:
 
 
 def check(errors: dict[str, list[float]]) -> None:
-    """The mean of the per-replication relative errors within the bound (p99: also within the
-    histogram's relative accuracy), and its 99 % Student-t half-width below MAX_HALF_WIDTH."""
+    """The whole 99 % Student-t interval of the per-replication relative errors, mean +- half-width,
+    within +-BOUND (p99: BOUND plus the histogram's relative accuracy, its quantiles' own error)."""
     for statistic, values in errors.items():
-        mean, half_width, n = t_interval(values, 0.99)
+        mean, half_width, n = t_interval(values, CONFIDENCE)
         print(f"{statistic}: error {100 * mean:+.2f} % +- {100 * half_width:.2f} % ({n} replications)")
-        slack = RELATIVE_ACCURACY if statistic == "p99" else 0.0
-        assert abs(mean) <= BOUND + slack, (statistic, values)
-        assert half_width < MAX_HALF_WIDTH, (statistic, values)
+        limit = BOUND + (RELATIVE_ACCURACY if statistic == "p99" else 0.0)
+        assert abs(mean) + half_width <= limit, (statistic, mean, half_width, values)
 
 
-@pytest.mark.parametrize(("load", "replications"), [(0.3, 3), (0.5, 3), (0.7, 3), (0.8, REFERENCE_REPLICATIONS)])
+@pytest.mark.parametrize(("load", "replications"), [(0.3, 3), (0.5, 3), (0.7, 4), (0.8, 8)])
 def test_fast_matches_detailed_on_the_go_http_service(load, replications):
     """On go-http-service (decode and encode JSON, ~0.2 ms of CPU, 64 MiB live heap, GOGC 100) the fast
     model is the detailed scheduler's queueing with nothing it leaves out in play: no goroutine readies
-    another (no runnext), no request runs 10 ms, and no P goes 10 ms without polling. Measured when
-    written: identical to the last digit at every load, 3 replications of 50,000 requests. With the
-    calibration of 2026-12-04 one of those three replications at 0.8 parted ways (mean +6.4 %), as the
-    reference service's do at 0.7-0.8 when a GC mark backs the queues up for more than 10 ms; so 0.8
-    takes as many replications as the reference, for a half-width that means something. With one
-    shared FIFO queue instead of netpoll batches on per-P queues (the fast model before), p99 was
-    5 % short at load 0.5 and 16 % short at 0.8: the check can fail."""
+    another (no runnext), no request runs 10 ms, and no P goes 10 ms without polling; the two agree
+    to 0.001 % in most replications. Some part ways when a GC mark backs the queues up for more than
+    10 ms, as the reference service's do. Pilot, 32 replications of 50,000 requests (calibration of
+    2026-12-04): identical in all at 0.3 and 0.5 (s = 0, so the 3 replications kept suffice); at 0.7
+    one parted (p99 -7.7 %), s = 1.1 % (mean) and 1.4 % (p99), n >= 4; at 0.8 eight parted (p99 from
+    -12 % to +14 %), s = 2.9 % and 3.8 % on means of -0.4 % and -0.6 %, n >= 6 and >= 8. With these
+    counts: 0.3-0.7 +0.00 +- 0.00 %; at 0.8 mean +0.5 +- 3.2 %, p99 +1.1 +- 6.7 % (99 % intervals).
+    With one shared FIFO queue instead of netpoll batches on per-P queues (the fast model before),
+    p99 was 5 % short at load 0.5 and 16 % short at 0.8: the check can fail."""
     check(paired_errors(lambda fidelity: load_scenario("go-http-service", service(fidelity, load)), replications))
 
 
 @pytest.mark.parametrize(
-    "load", [0.3, 0.5, pytest.param(0.7, marks=pytest.mark.slow), pytest.param(0.8, marks=pytest.mark.slow)]
+    ("load", "replications"),
+    [(0.3, 8), (0.5, 8), pytest.param(0.7, 10, marks=pytest.mark.slow), pytest.param(0.8, 18, marks=pytest.mark.slow)],
 )
-def test_fast_matches_detailed_on_the_reference_service(load):
+def test_fast_matches_detailed_on_the_reference_service(load, replications):
     """The 1 ms reference (gamma CPU, cv 0.5, 64 KiB per request, 32 MiB live heap): identical at 0.3
     and 0.5; at 0.7 and 0.8 a GC mark backs the queues up for more than 10 ms, sysmon's network polls
     (on its own rounds in the detailed model, 10 ms after the last poll in the fast one) move requests
-    differently and the runs part ways, by up to 16 % in one replication's p99. Measured when written,
-    8 replications of 40,000 requests: mean errors -0.8 +- 1.9 % and -1.0 +- 5.3 %, p99 errors
-    -4.0 +- 6.3 % and -0.1 +- 9.6 % (99 % intervals) at 0.7 and 0.8. Without sysmon's poll in the
-    fast model, p99 at 0.8 was ~10 % long (3 replications)."""
-    check(paired_errors(lambda fidelity: load_scenario(reference(fidelity, load, seed=21)), REFERENCE_REPLICATIONS))
+    differently and the runs part ways, by up to 17 % in one replication's p99. Pilot, 32 replications
+    of 40,000 requests: identical in all at 0.3 and 0.5 (s = 0; 8 replications kept); at 0.7 s = 1.3 %
+    (mean) and 4.7 % (p99) on means of +0.1 % and +0.6 %, n >= 4 and >= 10; at 0.8 s = 4.1 % and
+    6.9 % on means of +0.9 %, n >= 10 and >= 18 (t(0.995, 17) 6.9 / sqrt(18) = 4.7 % against half of
+    the 9.6 points of room). The 8 replications used before left p99 at 0.8 at +2.4 +- 9.8 %, past
+    10.5 %. With these counts: at 0.7 mean +0.0 +- 1.2 %, p99 +0.5 +- 3.9 %; at 0.8 mean
+    +1.5 +- 3.0 %, p99 +1.7 +- 5.7 % (99 % intervals). Without sysmon's poll in the fast model, p99
+    at 0.8 was ~10 % long (3 replications)."""
+    check(paired_errors(lambda fidelity: load_scenario(reference(fidelity, load, seed=21)), replications))
 
 
 def test_execute_runs_wait_and_syscall_steps_like_the_detailed_model(env):

@@ -489,18 +489,3 @@ class GoGC:
         self._starting = False
         if self.phase == "idle" and self.heap_live >= self.trigger:
             self.start_cycle()
-
-
-def guide_cost_model(
-    allocation_rate_bytes_per_s: float, live_heap_bytes: float, roots_bytes: float, gogc: float, mark_rate: float
-) -> tuple[float, float]:
-    """(cycles per second, GC CPU-seconds per second) of the GC guide's model ("Understanding costs").
-
-    Heap target = live + (live + roots) * GOGC/100, so a cycle happens every
-    (live + roots) * GOGC/100 bytes allocated, and each costs (live + roots) /
-    mark_rate CPU-seconds of marking (the fixed per-cycle cost is the pauses,
-    left out here).
-    """
-    runway = (live_heap_bytes + roots_bytes) * gogc / 100
-    cycles = allocation_rate_bytes_per_s / runway
-    return cycles, cycles * (live_heap_bytes + roots_bytes) / mark_rate
