@@ -1,4 +1,4 @@
-"""Sysmon and timers of the detailed Go runtime (models/runtime/go/detailed/sysmon.py, gonetpoll.py).
+"""Sysmon and timers of the detailed Go runtime (models/runtime/go/detailed/sysmon.py, netpoll.py).
 
 A deterministic story of sysmon's back-off and its two sightings before a
 preemption, and the schedlat experiment of calibration/harness/go/schedlat

@@ -21,7 +21,7 @@ Nothing comes from the experiment's latencies; every other number comes from
   parameter set (or the model kind) the experiment is reported as pending, with
   the name of what is missing.
 * **The machine**, the same for both (``machine`` of the scenario,
-  :class:`models.services.base.MachineConfig`): the handler's CPU is
+  :class:`models.machine.config.MachineConfig`): the handler's CPU is
   stretched by ``machine.work_stretch`` (wall time over CPU time of the
   server's own burn loop on this machine), and a request that finds the
   server idle first waits a draw of ``machine.<runtime>_wake_s_vs_idle`` at
