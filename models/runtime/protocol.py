@@ -49,7 +49,47 @@ Step = Union[Compute, Wait, Syscall]
 
 @runtime_checkable
 class Runtime(Protocol):
-    """What every runtime model offers a service."""
+    """What every runtime model offers a service.
+
+    **How to add a runtime.** Write a class with a ``name`` (the dotted prefix of
+    its metrics, e.g. ``go``, ``node``) and :meth:`execute`, constructed from
+    what it needs and nothing global: the :class:`sim.core.Environment` (its
+    clock, its ``rng(name)`` streams and its ``metrics``), its settings (a
+    pydantic model or plain arguments), and the distributions of its costs,
+    defaulting to calibrated parameter sets named in its docstring
+    (:mod:`sim.params`). :class:`~models.runtime.native.NativeRuntime` is the
+    smallest example; :class:`~models.runtime.node.loop.NodeRuntime` adds steps
+    of its own (:mod:`models.runtime.node.steps`), as Go does
+    (:mod:`models.runtime.go.steps`). A service model kind
+    (:mod:`models.services`) builds the runtime and hands it each request's
+    steps; nothing else needs to know which runtime it is.
+
+    **What it must preserve**, for a service and the tests to rely on:
+
+    * every step of a request runs, in order, and the event returned by
+      :meth:`execute` succeeds once, after the last one, with the seconds from
+      the call to then (the request's time in the runtime);
+    * a :class:`Compute` takes at least ``cpu_s`` of simulated time on one
+      core, and its ``alloc_bytes`` are allocated by the time it ends (a
+      runtime without a heap may ignore them); a :class:`Wait` holds no CPU;
+      a :class:`Syscall` holds its thread (not necessarily a core) for
+      ``duration_s``;
+    * a step type it does not run is refused with a ``TypeError`` naming it,
+      never skipped;
+    * it draws only from streams ``env.rng(f"{name}.<part>")`` of its own, so
+      adding it to a model moves no other component's random numbers, and the
+      same seed gives the same numbers;
+    * it keeps no SimPy process per request unless it must (100,000 parked
+      requests should cost memory, not events): callbacks on events and one
+      :class:`~sim.timers.Timer` per thing that can be rescheduled are the
+      idiom of the runtimes here;
+    * its metrics carry their unit in their name (``NAME.memory_in_use_bytes``,
+      ``NAME.loop_lag_s``), and it names them in its module docstring.
+
+    Hold it to closed forms where one exists (M/G/1 for one thread running
+    requests to completion, M/M/c for c threads; ``tests/test_native_runtime.py``,
+    ``tests/test_node_runtime.py``).
+    """
 
     name: str
 
