@@ -16,6 +16,18 @@ by a fit over a data set in ``calibration/data/<host>/``. Its keys:
 
 A model's docstring names the parameter sets it loads, so a reader can follow
 every default back to a measurement.
+
+Where the files are read from (:func:`params_folder`), first found wins:
+
+1. the folder in the environment variable ``CNSIM_PARAMS`` (:data:`PARAMS_VARIABLE`),
+   which :func:`set_params_source` sets, so that a user's own parameter sets
+   replace the shipped ones (a sweep's worker processes inherit it);
+2. the ``params/`` folder of the package that the one entry point of the group
+   ``cnsim.params`` (:data:`PARAMS_GROUP`) names; cnsim's ``pyproject.toml``
+   registers ``calibration``, whose ``params/*.json`` are package data.
+
+The engine thus imports no calibration code; see :mod:`sim.sources`. Each file
+is read once per folder and kept (``lru_cache``); every call returns a fresh copy.
 """
 
 from __future__ import annotations
@@ -24,31 +36,51 @@ import bisect
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
 from typing import Any
 
+from sim import sources
 from sim.dists import Constant, Distribution, parse_dist
 
-PARAMS_PACKAGE = "calibration"
+PARAMS_GROUP = "cnsim.params"
+"""Entry-point group whose one entry names the package holding ``params/<name>.json``."""
+PARAMS_VARIABLE = "CNSIM_PARAMS"
+"""Environment variable naming a folder of ``<name>.json`` files to read instead."""
+PARAMS_SUBFOLDER = "params"
+
+
+def params_folder() -> Traversable:
+    """The folder parameter sets are read from (see the module docstring)."""
+    return sources.folder(PARAMS_GROUP, PARAMS_VARIABLE, PARAMS_SUBFOLDER)
+
+
+def set_params_source(folder: str | Path | None) -> None:
+    """Read parameter sets from ``folder`` (its ``<name>.json`` files) from now on, in this process and
+    in processes it starts afterwards: sets ``CNSIM_PARAMS``; None unsets it (back to the shipped ones)."""
+    sources.set_folder(PARAMS_VARIABLE, folder)
 
 
 def available() -> list[str]:
-    """Names of every shipped parameter set."""
-    folder = resources.files(PARAMS_PACKAGE) / "params"
+    """Names of every parameter set in :func:`params_folder`."""
+    return _available(params_folder())
+
+
+def _available(folder: Traversable) -> list[str]:
     return sorted(entry.name.removesuffix(".json") for entry in folder.iterdir() if entry.name.endswith(".json"))
 
 
 @lru_cache(maxsize=None)
-def _read(name: str) -> str:
-    entry = resources.files(PARAMS_PACKAGE) / "params" / f"{name}.json"
+def _read(folder: Traversable, name: str) -> str:
+    entry = folder / f"{name}.json"
     if not entry.is_file():
-        raise KeyError(f"no calibrated parameter set {name!r} (available: {', '.join(available()) or 'none'})")
+        raise KeyError(f"no calibrated parameter set {name!r} (available: {', '.join(_available(folder)) or 'none'})")
     return entry.read_text()
 
 
 def load_params(name: str) -> dict[str, Any]:
     """The parameter set ``name`` as a dict (a fresh copy each call)."""
-    return json.loads(_read(name))
+    return json.loads(_read(params_folder(), name))
 
 
 def _of_kind(name: str, kind: str) -> dict[str, Any]:

@@ -13,6 +13,12 @@ reduce over replications before drawing:
   The quantiles are the histogram summary's p1..p99, p99.9 and p99.99
   (:data:`sim.stats.PERCENTILE_LEVELS`).
 
+A swept parameter's values are ordered by what they measure, not as text:
+sweeps keep values as given (``64MiB``, ``2ms``, ``900/s``), and
+:func:`value_order` reads them with :func:`sim.units.parse_quantity`, so
+``64MiB`` comes before ``4GiB``; values that are no quantity (a mapping, a
+word) follow the quantities, as text.
+
 The data is inlined in each chart under plain field names (``x``, ``mean``,
 ``point``...) so that dotted parameter names never reach Vega-Lite, where a dot
 means a nested field. Charts are saved as HTML with the Vega libraries inlined
@@ -22,16 +28,19 @@ and as PNG through vl-convert, both without the network.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from sim.run import DEFAULT_CONFIDENCE, t_interval
 from sim.stats import PERCENTILE_LEVELS, percentile_name
 from sim.sweep import PARAM_PREFIX, load_sweep, param_columns
+from sim.units import parse_quantity
 
 DEFAULT_METRIC = "requests.sojourn_s"
 MAX_FACETS = 8
@@ -85,6 +94,44 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+# --- order ------------------------------------------------------------------------------
+
+
+def value_order(value: Any) -> tuple[int, float, str]:
+    """Sort key of a parameter's value: numbers and quantities with a unit (``"64MiB"``, ``"2ms"``,
+    ``"900/s"``, read by :func:`sim.units.parse_quantity`) by their value, then the other values by
+    their text, then missing ones."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if value is None or value is pd.NA or (number and math.isnan(value)):
+        return (2, 0.0, "")
+    if number:
+        return (0, float(value), str(value))
+    if isinstance(value, str):
+        try:
+            return (0, parse_quantity(value), value)
+        except ValueError:
+            pass
+    return (1, 0.0, str(value))
+
+
+def _ranks(values: pd.Series) -> pd.Series:
+    """Each value's rank in :func:`value_order` (equal values, equal ranks), for ``sort_values(key=...)``."""
+    order = {key: rank for rank, key in enumerate(sorted({value_order(value) for value in values}))}
+    return values.map(lambda value: order[value_order(value)])
+
+
+def _sorted_distinct(values: pd.Series) -> list[Any]:
+    """The distinct values in :func:`value_order`."""
+    return sorted(dict.fromkeys(values), key=value_order)
+
+
+def _as_text(values: pd.Series) -> tuple[list[str], list[str]]:
+    """The values as text (:func:`_show`) for a nominal field, and the distinct texts in
+    :func:`value_order` for its ``sort``: Vega-Lite takes a sort array of one type only, and a
+    column may mix numbers and strings (``0.2`` and ``30/min``)."""
+    return [_show(value) for value in values], list(dict.fromkeys(_show(value) for value in _sorted_distinct(values)))
+
+
 # --- reductions -------------------------------------------------------------------------
 
 
@@ -118,11 +165,9 @@ def _select(frame: pd.DataFrame, metric: str, statistics: Sequence[str]) -> pd.D
 
 
 def _groups(rows: pd.DataFrame, by: list[str]):
-    """Group rows by ``by`` (missing values kept), in sorted order when the values compare."""
-    try:
-        return list(rows.groupby(by, dropna=False, sort=True))
-    except TypeError:
-        return list(rows.groupby(by, dropna=False, sort=False))
+    """Group rows by ``by`` (missing values kept), ordered by the values in :func:`value_order`."""
+    groups = list(rows.groupby(by, dropna=False, sort=False))
+    return sorted(groups, key=lambda group: tuple(value_order(value) for value in group[0]))
 
 
 def percentile_summary(
@@ -153,7 +198,7 @@ def quantile_summary(frame: pd.DataFrame, metric: str = DEFAULT_METRIC) -> pd.Da
         statistic = point.pop("statistic")
         records.append({**point, "probability": levels[statistic] / 100, "value": group["value"].mean(),
                         "n": len(group)})
-    return pd.DataFrame.from_records(records).sort_values([*params, "probability"], kind="stable")
+    return pd.DataFrame.from_records(records).sort_values([*params, "probability"], kind="stable", key=_ranks)
 
 
 def _inline(frame: pd.DataFrame) -> alt.InlineData:
@@ -165,16 +210,12 @@ def _inline(frame: pd.DataFrame) -> alt.InlineData:
 
 def _label_points(table: pd.DataFrame, columns: list[str], field: str) -> list[str]:
     """Add column ``field`` naming each row's point by ``columns``; returns the distinct labels
-    ordered by the columns' values (numerically where they are numbers)."""
+    ordered by the columns' values (:func:`value_order`)."""
     labels = [_point_label(values, columns) for values in table[columns].itertuples(index=False)]
     table[field] = labels if columns else "base"
     if not columns:
         return ["base"]
-    distinct = table.drop_duplicates(columns)
-    try:
-        distinct = distinct.sort_values(columns, kind="stable")
-    except TypeError:
-        pass
+    distinct = table.drop_duplicates(columns).sort_values(columns, kind="stable", key=_ranks)
     return list(distinct[field])
 
 
@@ -218,7 +259,11 @@ def percentile_vs_param(
     summary["x"] = summary[x_column]
     numeric = _is_numeric(frame[x_column])
     integral = pd.api.types.is_integer_dtype(frame[x_column])
-    x = alt.X("x:Q" if numeric else "x:N", title=param_label(x_column),
+    x_sort: Any = alt.Undefined
+    if not numeric:  # values as given (64MiB, 2ms): placed, and joined, in value_order
+        summary["x_rank"] = _ranks(summary["x"])
+        summary["x"], x_sort = _as_text(summary["x"])
+    x = alt.X("x:Q" if numeric else "x:N", title=param_label(x_column), sort=x_sort,
               scale=alt.Scale(zero=False, padding=12) if numeric else alt.Undefined,
               axis=alt.Axis(tickMinStep=1, format="d") if integral else alt.Undefined)
     y_title = f"{metric_label(metric)}, mean of replications"
@@ -229,7 +274,8 @@ def percentile_vs_param(
                alt.Tooltip("high:Q", format=".4g"), "n:Q"]
     joined = len(facets) <= MAX_FACETS
     marks = base.mark_line(point=True) if joined else base.mark_point(filled=True)
-    centre = marks.encode(y=alt.Y("mean:Q", scale=y_scale, title=y_title), tooltip=tooltip)
+    centre = marks.encode(y=alt.Y("mean:Q", scale=y_scale, title=y_title), tooltip=tooltip,
+                          order=alt.Undefined if numeric else alt.Order("x_rank:Q"))
     bars = base.mark_errorbar(ticks=True, clip=True).encode(y=alt.Y("low:Q", scale=y_scale, title=y_title),
                                                             y2="high:Q")
     layer = alt.layer(bars, centre, data=_inline(summary)).properties(width=WIDTH, height=HEIGHT)
@@ -243,16 +289,18 @@ def percentile_vs_param(
     return layer.properties(title=title)
 
 
-def _cdf_colour(frame: pd.DataFrame, column: str) -> alt.Color:
-    """Colour by a parameter: a viridis ramp (cut before its faint yellow end) for numbers,
-    ordinal when there are few values; a categorical palette otherwise."""
-    values = frame[column].dropna()
-    if _is_numeric(values):
+def _cdf_colour(values: pd.Series, column: str) -> tuple[Any, alt.Color]:
+    """The ``colour`` field for a parameter's values, and its encoding: a viridis ramp (cut before
+    its faint yellow end) for numbers, ordinal when there are few values; otherwise the values as
+    text on a categorical palette, in :func:`value_order`."""
+    present = values.dropna()
+    if _is_numeric(present):
         ramp = alt.Scale(scheme={"name": "viridis", "extent": [0, 0.85]})
-        kind = "O" if values.nunique() <= 10 else "Q"
-        return alt.Color(f"colour:{kind}", title=param_label(column), scale=ramp)
-    scheme = "tableau10" if values.nunique() <= 10 else "tableau20"
-    return alt.Color("colour:N", title=param_label(column), scale=alt.Scale(scheme=scheme))
+        kind = "O" if present.nunique() <= 10 else "Q"
+        return values, alt.Color(f"colour:{kind}", title=param_label(column), scale=ramp)
+    scheme = "tableau10" if present.nunique() <= 10 else "tableau20"
+    texts, order = _as_text(values)
+    return texts, alt.Color("colour:N", title=param_label(column), scale=alt.Scale(scheme=scheme), sort=order)
 
 
 def latency_cdf(frame: pd.DataFrame, metric: str = DEFAULT_METRIC, by: str | None = None) -> alt.TopLevelMixin:
@@ -270,12 +318,10 @@ def latency_cdf(frame: pd.DataFrame, metric: str = DEFAULT_METRIC, by: str | Non
     encoding: dict[str, Any] = {}
     if params:
         colour_column = _resolve_param(frame, by)
-        summary["colour"] = summary[colour_column]
-        encoding["color"] = _cdf_colour(summary, colour_column)
+        summary["colour"], encoding["color"] = _cdf_colour(summary[colour_column], colour_column)
         dashed = [c for c in params if c != colour_column and summary[c].nunique(dropna=False) <= 4]
         if dashed:
-            summary["dash"] = [_show(value) for value in summary[dashed[0]]]
-            dash_order = [_show(v) for v in _sorted_distinct(summary[dashed[0]])]
+            summary["dash"], dash_order = _as_text(summary[dashed[0]])
             encoding["strokeDash"] = alt.StrokeDash("dash:N", title=param_label(dashed[0]), sort=dash_order)
     replications = int(summary["n"].max()) if len(summary) else 0
     chart = alt.Chart(_inline(summary)).mark_line(interpolate="monotone").encode(
@@ -291,14 +337,6 @@ def latency_cdf(frame: pd.DataFrame, metric: str = DEFAULT_METRIC, by: str | Non
         subtitle=f"quantiles p1..p99.99 averaged over {replications} replications (Vincentization)",
     )
     return chart.properties(width=WIDTH, height=HEIGHT, title=title)
-
-
-def _sorted_distinct(values: pd.Series) -> list[Any]:
-    distinct = list(dict.fromkeys(values))
-    try:
-        return sorted(distinct)
-    except TypeError:
-        return distinct
 
 
 # --- files ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ A scenario is a mapping whose ``model`` key names a model kind; the kind's
 ``config_class`` (a subclass of :class:`ScenarioBase`) validates the rest. A
 scenario can be given as
 
-* the name of a built-in scenario (``mmc``: a file in ``models/scenarios/``),
+* the name of a built-in scenario (``mmc``: a file in :func:`scenarios_folder`),
 * a path to a ``.yaml``, ``.yml``, ``.toml`` or ``.json`` file,
 * a plain dict,
 
@@ -14,6 +14,16 @@ with overrides ``key.path=value`` whose values are read as YAML (``servers=4``,
 
 Model kinds are registered as entry points in the group ``cnsim.models``
 (see ``pyproject.toml``) and imported only when a scenario names them.
+
+Built-in scenarios are the files of one folder (:func:`scenarios_folder`),
+first found wins:
+
+1. the folder in the environment variable ``CNSIM_SCENARIOS``
+   (:data:`SCENARIOS_VARIABLE`), which :func:`set_scenarios_source` sets;
+2. the package that the one entry point of the group ``cnsim.scenarios``
+   (:data:`SCENARIOS_GROUP`) names; cnsim registers ``models.scenarios``.
+
+So the engine imports no model package; see :mod:`sim.sources`.
 """
 
 from __future__ import annotations
@@ -22,18 +32,23 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
-from importlib import metadata, resources
+from importlib import metadata
+from importlib.abc import Traversable
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
+from sim import sources
 from sim.dists import Distribution, parse_dist
 from sim.units import parse_duration, parse_rate, parse_size
 
 ENTRY_POINT_GROUP = "cnsim.models"
-BUILTIN_PACKAGE = "models.scenarios"
+SCENARIOS_GROUP = "cnsim.scenarios"
+"""Entry-point group whose one entry names the package of built-in scenario files."""
+SCENARIOS_VARIABLE = "CNSIM_SCENARIOS"
+"""Environment variable naming a folder of scenario files to use as the built-in ones instead."""
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 
 
@@ -83,10 +98,24 @@ def load_kind(name: str) -> type:
     return kinds[name].load()
 
 
+def scenarios_folder() -> Traversable:
+    """The folder of built-in scenarios (see the module docstring)."""
+    try:
+        return sources.folder(SCENARIOS_GROUP, SCENARIOS_VARIABLE)
+    except (LookupError, FileNotFoundError) as error:
+        raise ScenarioError(f"built-in scenarios: {error}") from None
+
+
+def set_scenarios_source(folder: str | Path | None) -> None:
+    """Use the scenario files of ``folder`` as the built-in scenarios from now on, in this process and in
+    processes it starts afterwards: sets ``CNSIM_SCENARIOS``; None unsets it (back to the shipped ones)."""
+    sources.set_folder(SCENARIOS_VARIABLE, folder)
+
+
 def builtin_scenarios() -> dict[str, str]:
     """Built-in scenario names and their one-line descriptions."""
     out = {}
-    for entry in sorted(resources.files(BUILTIN_PACKAGE).iterdir(), key=lambda e: e.name):
+    for entry in sorted(scenarios_folder().iterdir(), key=lambda e: e.name):
         if entry.name.endswith(SCENARIO_SUFFIXES):
             data = _parse_text(entry.read_text(), entry.name)
             out[entry.name.rsplit(".", 1)[0]] = str(data.get("description", "")).strip().split("\n")[0]
@@ -122,7 +151,7 @@ def read_source(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         data.setdefault("name", path.stem)
         return data
     for suffix in SCENARIO_SUFFIXES:
-        entry = resources.files(BUILTIN_PACKAGE) / f"{text_source}{suffix}"
+        entry = scenarios_folder() / f"{text_source}{suffix}"
         if entry.is_file():
             data = _parse_text(entry.read_text(), entry.name)
             data.setdefault("name", text_source)

@@ -26,7 +26,7 @@ from calibration.measure import (GO_PROCESS_REPS_QUICK, HARNESSES, NODE_CONTEXTS
 from calibration.measure import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_PLACEMENT_RATES,
                                  MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
                                  SYSMON_SPIN_MS)
-from sim.cli import main
+from cnsim.cli import main
 
 pytestmark = pytest.mark.harness
 QUICK = Settings.make(quick=True)

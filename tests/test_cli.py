@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sim.cli import format_quantity, main
+from cnsim.cli import format_quantity, main
 
 SMALL = ["--set", "requests=3000", "--replications", "2"]
 
@@ -75,7 +75,7 @@ def test_scenarios_lists_built_ins_and_kinds() -> None:
 
 def test_console_script_help_explains_commands() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "cnsim", "--help"], capture_output=True, text=True, check=True
     )
     for command in ("run", "sweep", "plot", "scenarios"):
         assert command in result.stdout

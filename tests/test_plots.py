@@ -14,8 +14,10 @@ from sim.plots import (
     plot_sweep,
     quantile_summary,
     save_chart,
+    value_order,
 )
 from sim.run import t_interval
+from sim.stats import PERCENTILE_LEVELS, percentile_name
 from sim.sweep import expand_grid, load_sweep, parse_grid, run_sweep
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -128,3 +130,52 @@ def test_cdf_of_mixed_frames_keeps_points_apart(frame):
     other["param.servers"] = other["param.servers"] + 10
     both = pd.concat([frame, other], ignore_index=True)
     assert quantile_summary(both)[["param.arrival_rate", "param.servers"]].drop_duplicates().shape[0] == 8
+
+
+def quantity_frame() -> pd.DataFrame:
+    """A sweep's frame over values kept as given, heap=4GiB,64MiB,512KiB x timeout=10ms,2ms, two
+    replications; a point's quantiles grow with its heap, so every value is positive and monotone."""
+    heaps = {"4GiB": 3.0, "64MiB": 2.0, "512KiB": 1.0}
+    rows = []
+    for heap, scale in heaps.items():
+        for timeout in ("10ms", "2ms"):
+            for replication in (0, 1):
+                for level in PERCENTILE_LEVELS:
+                    rows.append({"metric": "requests.sojourn_s", "statistic": percentile_name(level),
+                                 "value": scale * (1 + level / 100) + replication * 1e-3,
+                                 "replication": replication, "param.heap": heap, "param.timeout": timeout})
+    return pd.DataFrame(rows)
+
+
+def test_quantities_with_units_are_ordered_by_value_then_the_rest_as_text():
+    values = ["4GiB", "fast", None, "64MiB", 3, "900/s", "10ms", "2ms", float("nan")]
+    ordered = sorted(values, key=value_order)
+    assert ordered[:7] == ["2ms", "10ms", 3, "900/s", "64MiB", "4GiB", "fast"]
+    assert ordered[7] is None and ordered[8] != ordered[8]
+
+
+def test_a_swept_quantity_is_drawn_in_the_order_of_its_values_not_its_text():
+    frame = quantity_frame()
+    by_value = ["512KiB", "64MiB", "4GiB"]
+    summary = percentile_summary(frame)
+    assert list(dict.fromkeys(summary["param.heap"])) == by_value
+    assert list(dict.fromkeys(quantile_summary(frame)["param.heap"])) == by_value
+
+    spec = percentile_vs_param(frame, param="heap").to_dict()
+    line = spec["spec"]["layer"][1]["encoding"]
+    assert line["x"]["sort"] == by_value and line["order"]["field"] == "x_rank"
+    ranks = {row["x"]: row["x_rank"] for row in spec["datasets"][spec["data"]["name"]]}
+    assert [ranks[heap] for heap in by_value] == [0, 1, 2]
+    assert spec["facet"]["sort"] == ["timeout=2ms", "timeout=10ms"]
+
+    cdf = latency_cdf(frame, by="heap").to_dict()["encoding"]
+    assert cdf["color"]["sort"] == by_value
+    assert cdf["strokeDash"]["sort"] == ["2ms", "10ms"]
+
+
+def test_a_swept_parameter_mixing_numbers_and_quantities_is_drawn_as_text_in_value_order():
+    frame = quantity_frame()
+    frame["param.heap"] = frame["param.heap"].replace({"512KiB": 1000}).astype(object)
+    by_value = ["1000", "64MiB", "4GiB"]  # one sort array of one type, as Vega-Lite requires
+    assert percentile_vs_param(frame, param="heap").to_dict()["spec"]["layer"][1]["encoding"]["x"]["sort"] == by_value
+    assert latency_cdf(frame, by="heap").to_dict()["encoding"]["color"]["sort"] == by_value

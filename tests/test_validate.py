@@ -21,7 +21,7 @@ import pytest
 
 from calibration.validation.compare import STATISTICS, TARGETS, load_experiments
 from calibration.validation.experiments import GROUPS, RATE_FRACTIONS, experiment_names
-from sim.cli import main
+from cnsim.cli import main
 
 REPLICATIONS = 1
 

@@ -1,4 +1,8 @@
-"""The ``cnsim`` command line: run, sweep, plot and list scenarios.
+"""The ``cnsim`` command line: run, sweep, plot and list scenarios, calibrate, validate.
+
+The top layer: the engine (:mod:`sim`) does the running, sweeping and
+plotting, the :mod:`calibration` package the measuring, fitting and
+validating; this module parses arguments and prints.
 
 Every command reports bad input as one line per problem, naming the field and
 the value, and exits with status 2; nothing is printed as a traceback (set
