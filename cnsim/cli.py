@@ -29,7 +29,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 DESCRIPTION = """\
-cnsim simulates cloud-native architectures (queues, runtimes, pools, autoscalers)
+cnsim simulates cloud-native services (queues, Go and Node.js runtimes, connection pools)
 as discrete-event models on SimPy, with every default calibrated or cited.
 
 A SCENARIO is the name of a built-in scenario (see `cnsim scenarios`) or a
@@ -232,8 +232,9 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
 
 def _add_calibrate(commands) -> None:
     calibrate = commands.add_parser(
-        "calibrate", help="measure the Go runtime here, fit parameter sets, report the fits",
-        description="measure: build and run the Go harnesses (calibration/harness/go) and write raw CSV and "
+        "calibrate", help="measure Go, Node.js and this machine here, fit parameter sets, report the fits",
+        description="measure: build and run the Go, Node.js, machine and sysmon harnesses (calibration/harness/) and "
+        "write raw CSV and "
         "meta.json to calibration/data/<host>/. fit: fit every parameter set the data support into "
         "calibration/params/*.json. report: print a table of the parameter sets and chart each fit over its data.",
         epilog="example: cnsim calibrate measure --quick && cnsim calibrate fit && cnsim calibrate report",

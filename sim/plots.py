@@ -50,7 +50,8 @@ HEIGHT = 260
 PNG_SCALE = 2
 
 UNITS = {"s": "s", "ms": "ms", "us": "µs", "bytes": "bytes", "per_s": "1/s", "rate": "1/s"}
-"""Unit suffixes of metric and parameter names (see the naming rule in STYLE.md) and how they read."""
+"""Unit suffixes of metric and parameter names (a quantity that leaves the engine carries its unit in its name:
+``latency_s``, ``heap_bytes``) and how they read."""
 
 WORDS = {"sojourn": "sojourn time", "wait": "waiting time", "in_system": "jobs in system"}
 
