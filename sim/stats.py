@@ -258,7 +258,7 @@ class Counter:
         self.value = 0
         self.start = clock.now
 
-    def inc(self, n: int = 1) -> None:
+    def inc(self, n: float = 1) -> None:
         self.value += n
 
     def reset(self) -> None:

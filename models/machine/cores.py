@@ -52,6 +52,7 @@ Metrics under ``NAME`` (``machine.cores`` in a service): ``NAME.coplaced``
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sim.dists import Exponential, Uniform
@@ -117,7 +118,7 @@ class Cores:
         self.on: list[list[Thread]] = [[] for _ in range(n)]
         """Per core, its threads in turn order: the first runs, the others wait."""
         self.running_since = [0.0] * n
-        self._slices = [Timer(env, lambda core=core: self._slice_over(core)) for core in range(n)]
+        self._slices = [Timer(env, partial(self._slice_over, core)) for core in range(n)]
         self._balancer = Timer(env, self._balance)
         metrics = env.metrics
         self.migrations = metrics.counter(f"{name}.migrations")
@@ -159,11 +160,14 @@ class Cores:
     def yield_core(self, thread: Thread) -> None:
         """The running ``thread`` passes a point where the kernel picks again (a system call): a thread waiting
         on its core gets it, and ``thread`` waits its turn."""
-        threads = self.on[thread.core] if thread.core is not None else []
+        core = thread.core
+        if core is None:
+            return
+        threads = self.on[core]
         if len(threads) > 1 and threads[0] is thread and threads[1].takes_yield:
             thread.retime(0.0)
             threads.append(threads.pop(0))
-            self._run_next(thread.core)
+            self._run_next(core)
 
     def burst(self, cpu_s: float, then: Callable[[], None] | None = None, own: bool = False,
               preempt: bool = True) -> None:

@@ -251,6 +251,7 @@ class FanInModel(Model):
                 self.completed.inc()
             self.finished += 1
             if self.finished == config.requests:
+                assert self.done is not None
                 self.done.succeed()
                 return
 

@@ -385,7 +385,7 @@ class Dialer:
             yield self.env.process(
                 conn.tls_handshake(
                     lambda: self.env.timeout(tls.client_cpu_s),
-                    lambda: self.server_work(tls.server_cpu_s),  # type: ignore[misc]
+                    lambda: self.server_work(tls.server_cpu_s),
                 )
             )
         return conn

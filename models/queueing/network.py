@@ -125,7 +125,7 @@ class Network:
             self.present += 1
             if self._measure:
                 in_system.set(self.present)
-            enter().accept(job)  # type: ignore[union-attr]
+            enter().accept(job)
 
     def _forward(self, router: Callable[[], Station | None], job: Job) -> None:
         after = router()

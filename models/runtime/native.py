@@ -137,7 +137,9 @@ class NativeRuntime:
         if self.queue:
             waiting = self.queue.popleft()
             self.queue_length.set(len(self.queue))
-            self._run(waiting, waiting.steps[waiting.pc - 1])
+            queued = waiting.steps[waiting.pc - 1]
+            assert isinstance(queued, (Compute, Syscall))  # only CPU steps and system calls wait for a thread
+            self._run(waiting, queued)
         else:
             self.free += 1
             self.threads_busy.set(self.threads - self.free)

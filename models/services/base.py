@@ -32,15 +32,26 @@ the runtime does, each from a calibrated parameter set named in the scenario
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sim.core import Environment, Model
 from sim.dists import Exponential
 from sim.params import Binned, param_as_dist, param_binned, param_linear
-from sim.scenario import ScenarioBase
 from models.machine.config import MachineConfig
 from models.machine.cores import Cores
 from models.runtime.protocol import Runtime, Wait
+
+
+class ServiceScenario(Protocol):
+    """What a Poisson service reads of its scenario (``go.service``, ``node.service`` and ``native.service``
+    scenarios have these fields)."""
+
+    handler: Any
+    """With ``cpu`` and ``alloc`` distributions and an optional ``backend`` one."""
+    arrival_rate: float
+    requests: int
+    warmup: float
+    machine: MachineConfig
 
 
 class PoissonService(Model):
@@ -48,7 +59,7 @@ class PoissonService(Model):
 
     runtime: Runtime
 
-    def __init__(self, env: Environment, config: ScenarioBase) -> None:
+    def __init__(self, env: Environment, config: ServiceScenario) -> None:
         super().__init__(env, config)
         handler = config.handler
         self.draw_cpu = handler.cpu.sampler(env.rng("requests.cpu"))
@@ -145,4 +156,5 @@ class PoissonService(Model):
         self.request_finished()
         self.finished_count += 1
         if self.finished_count == self.config.requests:
+            assert self.done is not None
             self.done.succeed()

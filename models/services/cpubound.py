@@ -52,7 +52,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.core import Environment, Model
-from sim.dists import Exponential
+from sim.dists import Constant, Exponential
 from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.go.detailed.runtime import GoRuntime
@@ -71,7 +71,7 @@ class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
 
     cpu: Dist = Field(description="CPU seconds per job")
-    alloc: Dist = Field(0.0, description="bytes allocated per job")
+    alloc: Dist = Field(Constant(0.0), description="bytes allocated per job")
     input_bytes: Size = Field(0.0, ge=0, description="bytes passed to the job (copied to a Node worker)")
     output_bytes: Size = Field(0.0, ge=0, description="bytes of its result (copied back from a Node worker)")
 
@@ -239,6 +239,7 @@ class CpuBoundCompare(Model):
             sink.finish(counted, arrived)
             self.outstanding -= 1
             if self.outstanding == 0:
+                assert self.done is not None
                 self.done.succeed()
 
         return finish

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.core import Environment
+from sim.dists import Constant
 from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.go.fast.runtime import FastGoRuntime
@@ -58,8 +59,8 @@ class HandlerConfig(BaseModel):
     codec: Literal["go.json"] | None = Field(
         None, description="decode the request and encode the response with this calibrated codec"
     )
-    cpu: Dist = Field(0.0, description="CPU seconds per request besides the codec")
-    alloc: Dist = Field(0.0, description="bytes allocated per request besides the codec")
+    cpu: Dist = Field(Constant(0.0), description="CPU seconds per request besides the codec")
+    alloc: Dist = Field(Constant(0.0), description="bytes allocated per request besides the codec")
     backend: Dist | None = Field(None, description="duration of a downstream call made before the CPU work, seconds")
     fanout: int = Field(0, ge=0, description="goroutines the handler fans out to (CPU and alloc split evenly)")
 

@@ -46,6 +46,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.core import Environment
+from sim.dists import Constant
 from sim.scenario import Dist, Rate, ScenarioBase, Size
 from models.runtime.native import NativeRuntime
 from models.runtime.node.loop import UV_THREADPOOL_SIZE, NodeRuntime
@@ -63,7 +64,7 @@ class ServiceHandler(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
 
     cpu: Dist = Field(description="CPU seconds per request")
-    alloc: Dist = Field(0.0, description="bytes allocated per request")
+    alloc: Dist = Field(Constant(0.0), description="bytes allocated per request")
     backend: Dist | None = Field(None, description="duration of a downstream call made before the CPU work, seconds")
     request_bytes: Size = Field(0.0, ge=0, description="size of the request passed to a worker (copied)")
     response_bytes: Size = Field(0.0, ge=0, description="size of the reply passed back (copied)")

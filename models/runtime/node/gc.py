@@ -163,8 +163,9 @@ class V8Heap:
         self.last_markcompact = env.now
         if not self.enabled:
             return
-        self.scavenge_line = config.scavenge_pause
-        self.markcompact_line = config.markcompact_pause
+        assert config.scavenge_pause is not None and config.markcompact_pause is not None  # resolved() fills both
+        self.scavenge_line: tuple[float, float] = config.scavenge_pause
+        self.markcompact_line: tuple[float, float] = config.markcompact_pause
         self.scavenge_x_young = config.scavenge_x == "young"
         if config.mark_speed is not None:
             self.mark_speed = config.mark_speed

@@ -78,7 +78,7 @@ class Netpoller:
         """``entersyscallblock``: the P is handed off (the caller parks it); sysmon is woken; ``g`` comes back
         after ``duration_s``."""
         self.sysmon.wake()
-        self.env.timeout(duration_s).callbacks.append(lambda _event, g=g: self._exitsyscall(g))
+        self.env.timeout(duration_s).callbacks.append(lambda _event: self._exitsyscall(g))
 
     def _exitsyscall(self, g: G) -> None:
         sched = self.sched
@@ -93,7 +93,7 @@ class Netpoller:
         """``time.Sleep``: a timer on the current P (``resetForSleep``) readies ``g`` when it expires."""
         g.wake_at = self.env.now + step.duration_s
         g.observe = step.observe
-        self.env.timeout(step.duration_s).callbacks.append(lambda _event, p=p, g=g: self._timer_expired(p, g))
+        self.env.timeout(step.duration_s).callbacks.append(lambda _event: self._timer_expired(p, g))
 
     def _timer_expired(self, p: P, g: G) -> None:
         """The timer is due: it runs when its P next schedules (``checkTimers``), when another P steals
@@ -123,6 +123,6 @@ class Netpoller:
                 expired, victim.expired = victim.expired, []
                 for g in expired:
                     self.sched.runqput(p, g)
-                g, p.runnext = p.runnext, None
-                return g
+                readied, p.runnext = p.runnext, None
+                return readied
         return None

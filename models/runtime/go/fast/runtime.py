@@ -271,6 +271,7 @@ class FastGoRuntime(Vacations):
         if self.mark.marking and self._gc_worker(server):
             return
         global_q = self.global_q
+        job: Job | None
         if server.schedtick % GLOBAL_QUEUE_EVERY == 0 and global_q:
             job = global_q.popleft()
         elif server.queue:
@@ -295,10 +296,10 @@ class FastGoRuntime(Vacations):
             return ready[0]
         if self.procs == 1:
             return None
-        job = steal_half(self._runqs, queue, steal_start(self._uniform, self.procs))
-        if job is not None:
+        stolen = steal_half(self._runqs, queue, steal_start(self._uniform, self.procs))
+        if stolen is not None:
             self.steals.inc()
-        return job
+        return stolen
 
     # ------------------------------------------------------------- execution
     def _execute(self, server: Server, job: Job) -> None:

@@ -20,15 +20,15 @@ from models.runtime.protocol import Step
 class Feed(Protocol):
     """An open-loop source of requests the runtime pulls from (see :meth:`FastGoRuntime.serve`)."""
 
-    def next_request(self) -> tuple[float, Sequence[Step], Hashable] | None:
+    def next_request(self) -> tuple[float, Sequence[Step], Any] | None:
         """(arrival time, steps, tag) of the next request, in arrival order; None after the last."""
         ...
 
-    def arrived(self, tag: Hashable) -> None:
+    def arrived(self, tag: Any) -> None:
         """The request ``tag`` arrives now (called before it is queued)."""
         ...
 
-    def finished(self, tag: Hashable, latency_s: float) -> None:
+    def finished(self, tag: Any, latency_s: float) -> None:
         """The request ``tag`` has completed now, ``latency_s`` after it arrived."""
         ...
 

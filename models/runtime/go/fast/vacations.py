@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.runtime.go.constants import DEDICATED, FRACTIONAL
 from models.runtime.go.fast.servers import Job, Server
 from models.runtime.go.gc import GoGC
-from models.runtime.go.policy import MarkPhase
+from models.runtime.go.policy import MarkPhase, ReadyList
 
 
 class Vacations:
@@ -35,7 +35,18 @@ class Vacations:
     gc: GoGC | None
     frozen: bool
     mark: MarkPhase
+    netpoll: ReadyList[Job]
     _n_mark: int
+
+    if TYPE_CHECKING:  # what the runtime this mixes into provides (FastGoRuntime)
+        def _busy_changed(self) -> None: ...
+        def _wakep(self) -> None: ...
+        def _start(self, server: Server, work: float) -> None: ...
+        def _pause(self, server: Server) -> None: ...
+        def _release(self, server: Server) -> None: ...
+        def _schedule(self, server: Server) -> None: ...
+        def _take_idle(self) -> Server: ...
+        def _arm(self) -> None: ...
 
     # --------------------------------------------------------- mark workers
     def _gc_worker(self, server: Server) -> bool:
