@@ -90,7 +90,7 @@ def log_sigma_floor(x: np.ndarray, resolution: float) -> float:
     return max(resolution / math.sqrt(12) / float(np.median(x)), 1e-6)
 
 
-def _mle(family: str, x: np.ndarray, resolution: float = 0.0) -> tuple[Any, dict[str, float]]:
+def _mle(family: str, x: np.ndarray, resolution: float = 0.0) -> tuple[Any, dict[str, Any]]:
     """The frozen scipy distribution and the :mod:`sim.dists` spec of the MLE of ``family`` (location 0)."""
     if family == "lognormal":
         logs = np.log(x)
@@ -141,7 +141,8 @@ def fit_distribution(
     x = np.asarray(samples, dtype=float)
     if x.size < 2 or not np.all(x > 0):
         raise ValueError(f"fit_distribution needs at least two positive samples (got {x.size}, min {x.min(initial=0)})")
-    rows, frozen = [], {}
+    rows: list[dict[str, Any]] = []
+    frozen: dict[str, Any] = {}
     for family in candidates:
         dist, spec = _mle(family, x, resolution)
         loglik = float(np.sum(dist.logpdf(x)))

@@ -56,7 +56,9 @@ def _steady_gc(data: Dataset) -> pd.DataFrame:
 
 
 def _mark_cpu_s(steady: pd.DataFrame) -> np.ndarray:
-    return sum(gctrace.midpoint(steady[c].to_numpy()) for c in ("cpu_assist_s", "cpu_background_s", "cpu_idle_s"))
+    assist, background, idle = (gctrace.midpoint(steady[c].to_numpy())
+                                for c in ("cpu_assist_s", "cpu_background_s", "cpu_idle_s"))
+    return assist + background + idle
 
 
 def observations(name: str, data: Dataset) -> pd.DataFrame:

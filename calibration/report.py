@@ -68,7 +68,8 @@ def describe_fit(entry: dict[str, Any]) -> str:
     if entry["kind"] == "binned":
         return f"n={n}, largest KS D of a range={gof['statistic']:.3f}"
     if entry["kind"] == "linear":
-        return f"n={n}, R²={gof['r_squared']:.3f}, slope p={gof['slope_p_value']:.2g}, Spearman ρ={gof['spearman_rho']:.2f}"
+        return (f"n={n}, R²={gof['r_squared']:.3f}, slope p={gof['slope_p_value']:.2g}, "
+                f"Spearman ρ={gof['spearman_rho']:.2f}")
     line = f"n={n}, ±{100 * gof['relative_half_width']:.1f} % (95 %)"
     return f"{line}, cv={gof['cv']:.3f}" if "cv" in gof else line
 

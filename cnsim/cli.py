@@ -150,7 +150,8 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
             try:
                 ranges[key.strip()] = (float(low), float(high))
             except ValueError:
-                raise ScenarioError(f"--lhs {item!r} must look like key=low:high (for example arrival_rate=0.1:0.9)") from None
+                raise ScenarioError(
+                    f"--lhs {item!r} must look like key=low:high (for example arrival_rate=0.1:0.9)") from None
             if not sep:
                 raise ScenarioError(f"--lhs {item!r} must look like key=low:high")
         samples = latin_hypercube(ranges, args.samples, seed=args.lhs_seed)
@@ -201,7 +202,7 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
 
         try:
             folder = measure(Path(args.out) if args.out else DATA_ROOT, host=args.host, quick=args.quick,
-                             only=args.only, progress=lambda message: sys.stderr.write(f"cnsim: {message}\n"))
+                             only=args.only, progress=lambda message: print(f"cnsim: {message}", file=sys.stderr))
         except RuntimeError as error:  # a missing toolchain, a failed build, a harness over its time bound
             for line in str(error).strip().splitlines():
                 sys.stderr.write(f"cnsim: error: {line}\n")
@@ -242,7 +243,8 @@ def _add_calibrate(commands) -> None:
     )
     actions = calibrate.add_subparsers(dest="action", metavar="ACTION", required=True)
     measure = actions.add_parser("measure", help="run the Go and Node.js harnesses and write raw data")
-    measure.add_argument("--quick", action="store_true", help="small heaps and short runs (about 35 s once the harnesses are built)")
+    measure.add_argument("--quick", action="store_true",
+                         help="small heaps and short runs (about 35 s once the harnesses are built)")
     measure.add_argument("--only", action="append", metavar="NAME",
                          help="run only this harness (gc, goroutines, channels, sched, json, http, go_process, "
                          "node_process, node_isolate, node_worker, node_gc, node_http, machine, sysmon); repeatable")
@@ -254,7 +256,8 @@ def _add_calibrate(commands) -> None:
     report = actions.add_parser("report", help="table of parameter sets and charts of each fit")
     report.add_argument("--params", metavar="DIR", help="parameter sets to report (default calibration/params)")
     report.add_argument("--data", metavar="DIR", help="data folder to draw (default: each set's own dataset)")
-    report.add_argument("--out", metavar="DIR", default="calibration/report", help="chart folder (default calibration/report)")
+    report.add_argument("--out", metavar="DIR", default="calibration/report",
+                        help="chart folder (default calibration/report)")
     report.add_argument("--no-charts", action="store_true", help="print the table only")
     calibrate.set_defaults(handler=cmd_calibrate)
 
@@ -336,7 +339,8 @@ def _add_validate(commands) -> None:
     run = actions.add_parser("run", help="re-run the real experiments here and write them")
     run.add_argument("--only", action="append", metavar="GROUP",
                      help="run only this group (go-p1, go-p2, node); repeatable")
-    run.add_argument("--out", metavar="DIR", help="where to write the experiment folders (default calibration/validation)")
+    run.add_argument("--out", metavar="DIR",
+                     help="where to write the experiment folders (default calibration/validation)")
     run.add_argument("--quick", action="store_true", help="1 s runs (checks the programs; not for validation)")
     validate.set_defaults(handler=cmd_validate, action=None)
 
@@ -365,16 +369,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every grid point x replication as one run, in parallel processes, one Parquet file "
         "per run keyed by the hash of its resolved scenario and replication. Rerunning the same sweep skips "
         "finished runs; a failed run is recorded under DIR/failed and retried next time.",
-        epilog="example: cnsim sweep mmc --grid arrival_rate=0.5,0.7,0.9 --grid servers=1,2 -r 5 --jobs 2 --out sweeps/mmc",
+        epilog="example: cnsim sweep mmc --grid arrival_rate=0.5,0.7,0.9 --grid servers=1,2 -r 5 --jobs 2 "
+        "--out sweeps/mmc",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_scenario_arguments(sweep)
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="values of a key; repeatable (cartesian product)")
-    sweep.add_argument("--lhs", action="append", default=[], metavar="KEY=LOW:HIGH", help="Latin hypercube range of a key; repeatable")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of a key; repeatable (cartesian product)")
+    sweep.add_argument("--lhs", action="append", default=[], metavar="KEY=LOW:HIGH",
+                       help="Latin hypercube range of a key; repeatable")
     sweep.add_argument("--samples", type=int, default=10, help="Latin hypercube samples (default 10)")
     sweep.add_argument("--lhs-seed", type=int, default=0, help="seed of the Latin hypercube design (default 0)")
     sweep.add_argument("--jobs", "-j", type=int, default=1, help="parallel worker processes (default 1)")
-    sweep.add_argument("--executor", choices=("serial", "processes", "dask"), default="processes", help="where runs execute (default processes)")
+    sweep.add_argument("--executor", choices=("serial", "processes", "dask"), default="processes",
+                       help="where runs execute (default processes)")
     sweep.add_argument("--out", required=True, metavar="DIR", help="directory of the Parquet store")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=cmd_sweep)
@@ -384,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read DIR/runs/*.parquet and write DIR/plots/percentiles.{png,html} and DIR/plots/cdf.{png,html}.",
     )
     plot.add_argument("directory", metavar="DIR", help="output directory of `cnsim sweep`")
-    plot.add_argument("--metric", default="requests.sojourn_s", help="histogram metric to draw (default requests.sojourn_s)")
+    plot.add_argument("--metric", default="requests.sojourn_s",
+                      help="histogram metric to draw (default requests.sojourn_s)")
     plot.set_defaults(handler=cmd_plot)
 
     scenarios = commands.add_parser("scenarios", help="list built-in scenarios, model kinds, or show one resolved")

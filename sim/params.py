@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,7 @@ def _available(folder: Traversable) -> list[str]:
     return sorted(entry.name.removesuffix(".json") for entry in folder.iterdir() if entry.name.endswith(".json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(folder: Traversable, name: str) -> str:
     entry = folder / f"{name}.json"
     if not entry.is_file():
@@ -80,7 +80,8 @@ def _read(folder: Traversable, name: str) -> str:
 
 def load_params(name: str) -> dict[str, Any]:
     """The parameter set ``name`` as a dict (a fresh copy each call)."""
-    return json.loads(_read(params_folder(), name))
+    # The folders files() and Path give are hashable; typeshed's Traversable does not say so.
+    return json.loads(_read(params_folder(), name))  # type: ignore[arg-type]
 
 
 def _of_kind(name: str, kind: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import altair as alt
 import numpy as np
@@ -270,7 +270,8 @@ def percentile_vs_param(
     y_title = f"{metric_label(metric)}, mean of replications"
     colour = alt.Color("statistic:N", sort=list(statistics), title="statistic")
     base = alt.Chart().encode(x=x, color=colour)
-    tooltip = [alt.Tooltip("point:N"), alt.Tooltip("x:Q" if numeric else "x:N", title=param_label(x_column)), "statistic:N",
+    tooltip = [alt.Tooltip("point:N"), alt.Tooltip("x:Q" if numeric else "x:N", title=param_label(x_column)),
+               "statistic:N",
                alt.Tooltip("mean:Q", format=".4g"), alt.Tooltip("low:Q", format=".4g"),
                alt.Tooltip("high:Q", format=".4g"), "n:Q"]
     joined = len(facets) <= MAX_FACETS
@@ -299,7 +300,7 @@ def _cdf_colour(values: pd.Series, column: str) -> tuple[Any, alt.Color]:
         ramp = alt.Scale(scheme={"name": "viridis", "extent": [0, 0.85]})
         kind = "O" if present.nunique() <= 10 else "Q"
         return values, alt.Color(f"colour:{kind}", title=param_label(column), scale=ramp)
-    scheme = "tableau10" if present.nunique() <= 10 else "tableau20"
+    scheme: Literal["tableau10", "tableau20"] = "tableau10" if present.nunique() <= 10 else "tableau20"
     texts, order = _as_text(values)
     return texts, alt.Color("colour:N", title=param_label(column), scale=alt.Scale(scheme=scheme), sort=order)
 

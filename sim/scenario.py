@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
@@ -43,6 +43,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from sim import sources
 from sim.dists import Distribution, parse_dist
 from sim.units import parse_duration, parse_rate, parse_size
+
+if TYPE_CHECKING:
+    from sim.core import Model
 
 ENTRY_POINT_GROUP = "cnsim.models"
 SCENARIOS_GROUP = "cnsim.scenarios"
@@ -90,7 +93,7 @@ def model_kinds() -> dict[str, metadata.EntryPoint]:
     return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def load_kind(name: str) -> type:
+def load_kind(name: str) -> type[Model]:
     kinds = model_kinds()
     if name not in kinds:
         known = ", ".join(sorted(kinds)) or "none registered: is cnsim installed?"

@@ -18,7 +18,7 @@ for a group, and remembered.
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from importlib import metadata, resources
 from importlib.abc import Traversable
 from pathlib import Path
@@ -40,7 +40,7 @@ def folder(group: str, variable: str, subfolder: str = "") -> Traversable:
     return _registered(group, variable, subfolder)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registered(group: str, variable: str, subfolder: str) -> Traversable:
     """The folder named by the entry points of ``group``; cached, so each call returns the same object."""
     entries = sorted(metadata.entry_points(group=group), key=lambda entry: entry.name)

@@ -20,8 +20,8 @@ block at a time, which keeps the per-observation cost to a list append.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -56,6 +56,10 @@ class Histogram:
         self.relative_accuracy = relative_accuracy
         self.gamma = (1 + relative_accuracy) / (1 - relative_accuracy)
         self._log_gamma = math.log(self.gamma)
+        self._clear()
+
+    def _clear(self) -> None:
+        """No observation."""
         self._buffer: list[float] = []
         self._counts = np.zeros(0, dtype=np.int64)
         self._offset = 0
@@ -133,7 +137,7 @@ class Histogram:
         self._max = max(self._max, other._max)
 
     def reset(self) -> None:
-        self.__init__(self.relative_accuracy)  # type: ignore[misc]
+        self._clear()
 
     @property
     def count(self) -> int:
@@ -255,7 +259,7 @@ class Counter:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self.value = 0
+        self.value: float = 0
         self.start = clock.now
 
     def inc(self, n: float = 1) -> None:
@@ -279,26 +283,26 @@ class Metrics:
         self.gauges: dict[str, Gauge] = {}
         self.counters: dict[str, Counter] = {}
 
-    def _check_free(self, name: str, kind: dict[str, object]) -> None:
+    def _check_free(self, name: str, kind: Mapping[str, object]) -> None:
         for other in (self.histograms, self.gauges, self.counters):
             if other is not kind and name in other:
                 raise ValueError(f"metric {name!r} already exists as another kind")
 
     def histogram(self, name: str) -> Histogram:
         if name not in self.histograms:
-            self._check_free(name, self.histograms)  # type: ignore[arg-type]
+            self._check_free(name, self.histograms)
             self.histograms[name] = Histogram()
         return self.histograms[name]
 
     def gauge(self, name: str, level: float = 0.0) -> Gauge:
         if name not in self.gauges:
-            self._check_free(name, self.gauges)  # type: ignore[arg-type]
+            self._check_free(name, self.gauges)
             self.gauges[name] = Gauge(self._clock, level)
         return self.gauges[name]
 
     def counter(self, name: str) -> Counter:
         if name not in self.counters:
-            self._check_free(name, self.counters)  # type: ignore[arg-type]
+            self._check_free(name, self.counters)
             self.counters[name] = Counter(self._clock)
         return self.counters[name]
 
@@ -308,12 +312,13 @@ class Metrics:
         For a component whose metric is, in a given wiring, the same quantity as
         another's: it is measured once and appears under both names.
         """
-        for group in (self.histograms, self.gauges, self.counters):
+        groups: tuple[dict[str, Any], ...] = (self.histograms, self.gauges, self.counters)
+        for group in groups:
             if target in group:
-                self._check_free(alias, group)  # type: ignore[arg-type]
+                self._check_free(alias, group)
                 if alias in group and group[alias] is not group[target]:
                     raise ValueError(f"metric {alias!r} already exists")
-                group[alias] = group[target]  # type: ignore[assignment]
+                group[alias] = group[target]
                 return
         raise KeyError(f"no metric {target!r} to alias as {alias!r}")
 

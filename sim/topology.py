@@ -288,6 +288,6 @@ class Placement:
         if self.calls.mode(service) == "parallel":
             yield env.all_of(list(events))
         else:
-            for event in events:
+            for event in events:  # noqa: UP028 - SimPy sends each event's value in; a list iterator takes no send()
                 yield event
 

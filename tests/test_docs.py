@@ -149,9 +149,9 @@ def problems(path: Path, root: Path = REPO) -> list[str]:
         if not resolved.exists():
             out.append(f"{where}: no such file or folder ({inside.as_posix()})")
             continue
-        if fragment and resolved.is_file() and resolved.suffix == ".md":
-            if fragment not in anchors(resolved.read_text(encoding="utf-8")):
-                out.append(f"{where}: {inside.as_posix()} has no heading #{fragment}")
+        if (fragment and resolved.is_file() and resolved.suffix == ".md"
+                and fragment not in anchors(resolved.read_text(encoding="utf-8"))):
+            out.append(f"{where}: {inside.as_posix()} has no heading #{fragment}")
     return out
 
 
@@ -207,7 +207,8 @@ def test_headings_give_githubs_anchors() -> None:
 def test_every_model_kind_and_built_in_scenario_is_in_the_scenario_reference() -> None:
     reference = (REPO / "docs" / "reference" / "scenarios.md").read_text(encoding="utf-8")
     kinds = {ep.name for ep in metadata.distribution("cnsim").entry_points if ep.group == "cnsim.models"}
-    builtins = {p.stem for p in (REPO / "models" / "scenarios").iterdir() if p.suffix in (".yaml", ".yml", ".toml", ".json")}
+    builtins = {p.stem for p in (REPO / "models" / "scenarios").iterdir()
+                if p.suffix in (".yaml", ".yml", ".toml", ".json")}
     assert kinds and builtins
     missing = sorted(name for name in kinds | builtins if f"`{name}`" not in reference)
     assert not missing, f"docs/reference/scenarios.md does not name: {', '.join(missing)}"

@@ -1,4 +1,4 @@
-"""The fast Go fidelity (models/runtime/go/fast/runtime.py) against the detailed one (models/runtime/go/detailed/runtime.py).
+"""The fast Go fidelity (models/runtime/go/fast/) against the detailed one (models/runtime/go/detailed/).
 
 The fast fidelity is there so that large scenarios can run on it in place of
 the detailed model; it is accepted when its mean and p99 latency are within

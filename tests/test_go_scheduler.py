@@ -10,7 +10,9 @@ import pytest
 
 from sim.core import Environment
 from sim.dists import Constant
-from models.runtime.go.constants import FORCE_PREEMPT_S, LOCAL_RUNQ_SLOTS, NETPOLL_STALE_S, STACK_MIN_BYTES, SYSMON_PERIOD_S
+from models.runtime.go.constants import (
+    FORCE_PREEMPT_S, LOCAL_RUNQ_SLOTS, NETPOLL_STALE_S, STACK_MIN_BYTES, SYSMON_PERIOD_S,
+)
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import Chan, Go, Recv, Send, fan_out
 from models.runtime.go.gc import GCConfig

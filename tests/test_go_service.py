@@ -76,7 +76,8 @@ def test_builtin_scenario_runs_and_gogc_moves_cycles():
     from the codec's calibration, so that re-measuring it does not move this check."""
     small = {
         "requests": 4000, **{f"gc.{k}": v for k, v in STW.items()}, "gc.mark_rate": 1e9, "spawn": 0,
-        "stack_bytes": "2KiB", "wakeup_late": WAKEUP_LATE, "handler.codec": None, "handler.cpu": {"dist": "exp", "mean": "200us"},
+        "stack_bytes": "2KiB", "wakeup_late": WAKEUP_LATE, "handler.codec": None,
+        "handler.cpu": {"dist": "exp", "mean": "200us"},
     }
     results = {}
     for name, overrides in {

@@ -197,7 +197,8 @@ def _spin_stolen_fraction(seeds: int, spin_s: float, idle_s: float) -> np.ndarra
         machine = Cores(env, 1, 0.0, 0.0, lambda: 1.0, param_value("machine.slice_s"), draws.random)
         go = runtime(env, 1, cores=machine)
         spin: list = []
-        env.timeout(idle_s).callbacks.append(lambda _event: spin.append(go.execute([Compute(spin_s)])))
+
+        env.timeout(idle_s).callbacks.append(lambda _event: spin.append(go.execute([Compute(spin_s)])))  # noqa: B023
         env.run(until=idle_s + 20 * spin_s)
         stolen.append(1 - spin_s / spin[0].value)
     return np.array(stolen)

@@ -104,6 +104,6 @@ def test_idle_gap_is_the_time_since_the_latest_response():
     gap runs from the latest one (a failed request does not count)."""
     from calibration.measure import _idle_gaps
 
-    rows = [{"scheduled_s": s, "latency_s": l, "status": status} for s, l, status in (
+    rows = [{"scheduled_s": s, "latency_s": latency, "status": status} for s, latency, status in (
         ("0.100", "0.004", "ok"), ("0.101", "0.001", "ok"), ("0.150", "0.001", "timeout"), ("0.200", "0.001", "ok"))]
     assert [row["idle_s"] for row in _idle_gaps(3, rows)] == ["", "0.0000000", "0.0960000"]

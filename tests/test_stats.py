@@ -15,7 +15,6 @@ from sim.stats import (
     Counter,
     Gauge,
     Histogram,
-    Metrics,
     percentile_name,
 )
 

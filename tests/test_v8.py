@@ -129,7 +129,7 @@ def test_cold_start_is_process_then_modules(env: Environment) -> None:
 def test_reuse_policy_sets_what_an_invocation_pays(env: Environment, reuse: str, cpu_s: float) -> None:
     """Warm context: nothing; warm isolate, fresh context: a context and the script; no reuse: an
     isolate, the script and the modules."""
-    steps = V8Startup(env, STAGES).invocation_steps(reuse)  # type: ignore[arg-type]
+    steps = V8Startup(env, STAGES).invocation_steps(reuse)  # type: ignore[arg-type]  # a str, as from a scenario
     assert all(isinstance(step, Compute) for step in steps)
     assert sum(step.cpu_s for step in steps) == pytest.approx(cpu_s)
 
@@ -141,7 +141,7 @@ def test_startup_memory_and_errors(env: Environment) -> None:
     with pytest.raises(ValueError, match="unknown start-up stage 'boot'"):
         startup.draw("boot")
     with pytest.raises(ValueError, match="reuse"):
-        startup.invocation_steps("sometimes")  # type: ignore[arg-type]
+        startup.invocation_steps("sometimes")  # type: ignore[arg-type]  # wrong on purpose: refused at run time
 
 
 def test_stage_distributions_are_sampled_from_their_own_streams() -> None:

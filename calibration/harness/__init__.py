@@ -92,7 +92,8 @@ def go_root() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where builds and the Go build cache go: ``$CNSIM_CACHE`` or ``$XDG_CACHE_HOME/cnsim`` (default ~/.cache/cnsim)."""
+    """Where builds and the Go build cache go: ``$CNSIM_CACHE`` or ``$XDG_CACHE_HOME/cnsim``
+    (default ~/.cache/cnsim)."""
     if os.environ.get("CNSIM_CACHE"):
         return Path(os.environ["CNSIM_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

@@ -57,7 +57,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,7 @@ class Server:
         reader.join(READY_TIMEOUT_S)
         if not box or not box[0].strip():
             self.kill()
-            stderr = self.process.stderr.read() if self.process.stderr else ""  # type: ignore[union-attr]
+            stderr = self.process.stderr.read() if self.process.stderr else ""
             raise RuntimeError(f"{Path(self.argv[-1]).name}: server not ready within {READY_TIMEOUT_S:.0f} s: "
                                f"{stderr.strip()[-500:]}")
         return json.loads(box[0])
@@ -293,7 +293,7 @@ def run_experiment(
     name = group.experiment_name(fraction)
     rate = fraction * capacity["throughput_rps"]
     loadavg_before = _loadavg()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="cnsim-val-") as scratch, ForeignLoad() as foreign:
         server = start_server(group, settings, binaries, cache)
         csv_path = Path(scratch) / "latency.csv"
@@ -403,7 +403,8 @@ def run_campaign(
     for group in groups:
         capacity = _attempts(
             f"{group.name}: capacity (closed loop, {settings.capacity_s:g} s)", settings, say,
-            lambda _busy, _earlier: _capacity_problem(measure_capacity(group, settings, binaries, cache), settings))
+            lambda _busy, _earlier: _capacity_problem(
+                measure_capacity(group, settings, binaries, cache), settings))  # noqa: B023 - called in this iteration
         for fraction in fractions:
             folders.append(_run_with_attempts(group, fraction, capacity, settings, binaries, cache, out_root, say))
             if on_done is not None:

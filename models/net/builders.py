@@ -204,7 +204,7 @@ class FanInModel(Model):
             upstream = Upstream("backend", dialer, self.backend)
             pool = self._pool(env, config)
             think = config.think.sampler(env.rng(f"{node}.think"))
-            for caller in range(config.concurrency):
+            for _caller in range(config.concurrency):
                 env.process(self.call(pool, upstream, think))
 
     @staticmethod

@@ -187,7 +187,6 @@ class H2Connection:
             return
         connection_window = self.windows[direction]
         stream_inflow = Inflow(stream_window.available)
-        back: Direction = DOWN if direction == UP else UP
         remaining = size
         last: simpy.Event | None = None
         stalled = 0.0

@@ -9,6 +9,9 @@ Metrics: ``NAME.wait_s`` (histogram: time queued for a worker).
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 import simpy
 
 from sim.core import Environment
@@ -35,9 +38,10 @@ class Backend:
             return self.env.timeout(seconds)
         return self.env.process(self._queued(seconds))
 
-    def _queued(self, seconds: float):
-        queued = self.env.now
-        with self.workers.request() as slot:  # type: ignore[union-attr]
+    def _queued(self, seconds: float) -> Generator[simpy.Event, Any, None]:
+        queued, workers = self.env.now, self.workers
+        assert workers is not None  # work() queues only when the backend has workers
+        with workers.request() as slot:
             yield slot
             self.wait_s.record(self.env.now - queued)
             yield self.env.timeout(seconds)

@@ -43,7 +43,8 @@ class StationConfig(_Strict):
     service: Dist | None = Field(None, description="service time distribution (seconds)")
     service_rate: Rate | None = Field(None, gt=0, description="shortcut: exponential service at this rate per second")
     discipline: Literal["fcfs", "ps"] = Field("fcfs", description="first come first served, or processor sharing")
-    capacity: int | None = Field(None, ge=1, description="most jobs in the station, waiting or served; more are dropped")
+    capacity: int | None = Field(
+        None, ge=1, description="most jobs in the station, waiting or served; more are dropped")
 
     @model_validator(mode="after")
     def _resolve(self) -> StationConfig:
@@ -74,7 +75,8 @@ class StationScenario(RunLength):
     arrival_rate: Rate | None = Field(None, gt=0, description="shortcut: Poisson arrivals at this rate per second")
     servers: int = Field(1, ge=1)
     service: Dist | None = Field(None, description="service time distribution (seconds)")
-    service_rate: Rate | None = Field(None, gt=0, description="shortcut: exponential service at this rate (default 1/s)")
+    service_rate: Rate | None = Field(
+        None, gt=0, description="shortcut: exponential service at this rate (default 1/s)")
     discipline: Literal["fcfs", "ps"] = "fcfs"
     capacity: int | None = Field(None, ge=1, description="most jobs in the station; more are dropped")
 

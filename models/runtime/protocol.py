@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import simpy
 
@@ -44,7 +44,7 @@ class Syscall:
     duration_s: float
 
 
-Step = Union[Compute, Wait, Syscall]
+Step = Compute | Wait | Syscall
 
 
 @runtime_checkable

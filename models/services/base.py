@@ -128,7 +128,8 @@ class PoissonService(Model):
 
     def _send(self, counted: bool) -> None:
         """Through the load generator on the runtime's cores: it sends (half its CPU per request, see
-        :class:`~models.machine.config.MachineConfig`), the runtime serves, it reads the response (the other half); the latency
+        :class:`~models.machine.config.MachineConfig`), the runtime serves, it reads the response (the other half);
+        the latency
         counts the time its threads wait for a core, not their CPU, which the fixed client delay holds."""
         cores, env, steps = self.load_cores, self.env, self.arriving()
         assert cores is not None

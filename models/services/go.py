@@ -86,7 +86,8 @@ class HandlerConfig(BaseModel):
 class GoServiceScenario(ScenarioBase):
     """A Go HTTP service: handler costs, Poisson load, GOMAXPROCS, GOGC and the rest."""
 
-    fidelity: Literal["detailed", "fast"] = Field("detailed", description="every goroutine on the G/M/P scheduler, or GOMAXPROCS servers with its queues")
+    fidelity: Literal["detailed", "fast"] = Field(
+        "detailed", description="every goroutine on the G/M/P scheduler, or GOMAXPROCS servers with its queues")
     arrival_rate: Rate = Field(gt=0, description="Poisson requests per second")
     requests: int = Field(20_000, ge=1, description="requests simulated, warm-up included")
     gomaxprocs: int = Field(ge=1, description="GOMAXPROCS")

@@ -251,9 +251,10 @@ class GoGC:
         self.phase = "idle"  # idle | sweep_termination | mark | mark_termination
         if self.enabled:
             assert config.stw_sweep_termination is not None and config.stw_mark_termination is not None
+            assert config.mark_rate is not None  # resolved() fills the three
             self._draw_sweep_stw = config.stw_sweep_termination.sampler(env.rng(f"{name}.stw_sweep_termination"))
             self._draw_mark_stw = config.stw_mark_termination.sampler(env.rng(f"{name}.stw_mark_termination"))
-            self.mark_rate = float(config.mark_rate)  # type: ignore[arg-type]
+            self.mark_rate = float(config.mark_rate)
         self.dedicated, self.fractional = mark_workers(procs)
         self.heap_live = config.live_heap
         self.heap_marked = config.live_heap

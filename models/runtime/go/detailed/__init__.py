@@ -1,1 +1,2 @@
-"""The Go runtime, detailed fidelity: every goroutine simulated (:class:`~models.runtime.go.detailed.runtime.GoRuntime`)."""
+"""The Go runtime, detailed fidelity: every goroutine simulated
+(:class:`~models.runtime.go.detailed.runtime.GoRuntime`)."""

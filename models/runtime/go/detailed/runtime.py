@@ -7,7 +7,7 @@ parked goroutines cost memory, not events. GOMAXPROCS Ps run the schedule loop
 of ``runtime/proc.go``. The runtime is built from one component per mechanism, each in its own
 module, each taking what it uses in its constructor (:meth:`GoRuntime.__init__` shows the wiring):
 
-* :mod:`models.runtime.go.detailed.sched` (:class:`~models.runtime.go.detailed.sched.Scheduler`): goroutines, Ps, run queues (``runnext``, the
+* :mod:`models.runtime.go.detailed.sched` (``Scheduler``): goroutines, Ps, run queues (``runnext``, the
   256-slot local queue, the global queue), ``schedule`` / ``findRunnable``,
   work stealing, execution in CPU slices, channels and WaitGroups;
 * :mod:`models.runtime.go.detailed.netpoll` (``Netpoller``): the netpoller (a goroutine whose network

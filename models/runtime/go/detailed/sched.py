@@ -51,7 +51,9 @@ import simpy
 from sim.core import Environment
 from sim.timers import Timer
 from models.machine.cores import Cores
-from models.runtime.go.constants import ASSIST, FRACTIONAL, GLOBAL_QUEUE_EVERY, IDLE_MARK, LOCAL_RUNQ_SLOTS, RUN, CpuKind
+from models.runtime.go.constants import (
+    ASSIST, FRACTIONAL, GLOBAL_QUEUE_EVERY, IDLE_MARK, LOCAL_RUNQ_SLOTS, RUN, CpuKind,
+)
 from models.runtime.go.detailed.state import G, P
 from models.runtime.go.gc import Heap
 from models.runtime.go.policy import MarkPhase, ReadyList, steal_half, steal_start, take_global_batch
@@ -276,7 +278,7 @@ class Scheduler:
         """Advance ``p``'s goroutine through its steps until it needs CPU time, blocks or ends."""
         g = p.g
         assert g is not None
-        steps = g.steps
+        steps, netpoller = g.steps, self.netpoller
         while True:
             if g.assist_due > 0:
                 self.set_kind(p, ASSIST)
@@ -311,19 +313,18 @@ class Scheduler:
                 event = step.until()
                 if event.callbacks is None:  # already processed: no need to park
                     continue
-                netpoller = self.netpoller
                 assert netpoller is not None
-                event.callbacks.append(lambda _event, g=g: netpoller.netpoll_ready(g))
+                event.callbacks.append(lambda _event: netpoller.netpoll_ready(g))
                 self._park(p)
                 return
             if kind is Syscall:
-                assert self.netpoller is not None
-                self.netpoller.syscall(g, step.duration_s)
+                assert netpoller is not None
+                netpoller.syscall(g, step.duration_s)
                 self._park(p)
                 return
             if kind is Sleep:
-                assert self.netpoller is not None
-                self.netpoller.sleep(p, g, step)
+                assert netpoller is not None
+                netpoller.sleep(p, g, step)
                 self._park(p)
                 return
             if kind is Send or kind is Recv:
