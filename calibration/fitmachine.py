@@ -51,7 +51,7 @@ WAKE_QUANTILES = 200
 WAKE_MIN_SAMPLES = 30
 """A range with fewer requests than this takes the distribution of the range below it."""
 MACHINE_PLACEMENT_WORK = "0.5 ms of CPU per request, no allocation"
-"""What the placement runs' server does per request (``calibration.measure.MACHINE_PLACEMENT_CPU_S``)."""
+"""What the placement runs' server does per request (``calibration.measure_machine.MACHINE_PLACEMENT_CPU_S``)."""
 
 
 def machine_observations(name: str, data: Dataset) -> pd.DataFrame:

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 import sim.sweep as sweep
+import sim.sweep_executors as sweep_executors
+import sim.sweep_store as sweep_store
 from sim.run import run_replication
 from sim.scenario import ScenarioError, load_scenario, resolved
 from sim.sweep import (
@@ -112,7 +114,7 @@ def test_a_failing_run_is_recorded_the_others_finish_and_it_is_retried(tmp_path,
             raise ZeroDivisionError("simulated model bug")
         return run_replication(scenario, replication)
 
-    monkeypatch.setattr(sweep, "run_replication", flaky)
+    monkeypatch.setattr(sweep_executors, "run_replication", flaky)
     report = small_sweep(tmp_path)
     assert report.ran == 6 and len(report.failed) == 2
     assert all(message == "ZeroDivisionError: simulated model bug" for _, message in report.failed)
@@ -137,7 +139,7 @@ def test_an_interrupted_sweep_keeps_finished_runs_and_no_partial_files(tmp_path,
             raise KeyboardInterrupt
         return run_replication(scenario, replication)
 
-    monkeypatch.setattr(sweep, "run_replication", interrupted)
+    monkeypatch.setattr(sweep_executors, "run_replication", interrupted)
     with pytest.raises(KeyboardInterrupt):
         small_sweep(tmp_path)
     assert len(list((tmp_path / "runs").glob("*.parquet"))) == 2
@@ -155,7 +157,7 @@ def test_an_interrupted_write_leaves_nothing(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        sweep._atomic_write(target, write_half)
+        sweep_store._atomic_write(target, write_half)
     assert list(target.parent.iterdir()) == []
 
 

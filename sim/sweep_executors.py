@@ -1,0 +1,143 @@
+"""Where a sweep's runs execute: the worker function and the serial, process-pool and Dask executors.
+
+:func:`execute_run` is what a worker runs: it takes plain data (the resolved
+scenario as JSON, a replication index and the planned key) and returns plain
+data (the tidy rows, or the error as data), so it pickles cheaply and behaves
+the same in any process. An executor (:func:`choose_executor`) maps it over the
+payloads and yields ``(index, outcome)`` pairs as they complete: here, in
+order; on a spawn-started process pool; or on a local Dask cluster. Because
+workers only take and return plain data and only the parent process writes the
+store (:mod:`sim.sweep_store`), the same code runs on each executor, with the
+same seed giving the same values on each.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import traceback
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Any
+
+from sim.run import run_replication
+from sim.scenario import validate
+
+EXECUTORS = ("serial", "processes", "dask")
+
+Outcome = dict[str, Any]
+Executor = Callable[[list[dict[str, Any]], int], Generator[tuple[int, Outcome], None, None]]
+
+
+# --- the worker -------------------------------------------------------------------------
+
+
+def execute_run(payload: Mapping[str, Any]) -> Outcome:
+    """Validate the resolved scenario again and run one replication; failures come back as data.
+
+    This is what a worker runs. It takes and returns plain JSON-like data, so it
+    pickles cheaply and behaves the same in any process. The key is recomputed
+    from the re-validated scenario and must match the planned one, which holds
+    the worker to the scenario the parent resolved.
+    """
+    try:
+        scenario = validate(payload["scenario"])
+        result = run_replication(scenario, int(payload["replication"]))
+        if result.key != payload["key"]:
+            raise RuntimeError(
+                f"the scenario changed on its way to the worker (key {result.key}, planned {payload['key']})"
+            )
+        return {"rows": [list(row) for row in result.rows], "wall_s": result.wall_s, "sim_time_s": result.sim_time_s}
+    except Exception as error:  # a failed run is recorded and the sweep goes on
+        return _failure(error)
+
+
+def _failure(error: BaseException) -> Outcome:
+    return {
+        "error": {
+            "type": type(error).__name__,
+            "message": str(error),
+            "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+        }
+    }
+
+
+# --- executors --------------------------------------------------------------------------
+
+
+def _in_process(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[int, Outcome], None, None]:
+    """Run each payload here, in order."""
+    for index, payload in enumerate(payloads):
+        yield index, execute_run(payload)
+
+
+def _ignore_interrupts() -> None:
+    """Pool worker initializer: Ctrl-C is the parent's to handle, which then stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _outcome(future: Future) -> Outcome:
+    try:
+        return future.result()
+    except Exception as error:  # the worker died (BrokenProcessPool) or the result did not unpickle
+        return _failure(error)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers at once (they ignore SIGINT); Python 3.14 has a method for it."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+def _in_processes(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[int, Outcome], None, None]:
+    """A pool of ``jobs`` processes started by *spawn* (a fresh interpreter each; the global
+    start method is left alone), results yielded as they complete. If the consumer stops
+    early (Ctrl-C, an error) the pending runs are cancelled and the workers terminated."""
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+    )
+    finished = False
+    try:
+        futures = {pool.submit(execute_run, payload): index for index, payload in enumerate(payloads)}
+        for future in as_completed(futures):
+            yield futures[future], _outcome(future)
+        finished = True
+    finally:
+        if not finished:
+            _terminate_workers(pool)
+        pool.shutdown(wait=finished, cancel_futures=True)
+
+
+def _require_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise RuntimeError("the dask executor needs the distributed package: pip install cnsim[dask]") from None
+
+
+def _on_dask(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[int, Outcome], None, None]:
+    """A local Dask cluster of ``jobs`` single-threaded worker processes, results as they complete."""
+    from distributed import Client
+    from distributed import as_completed as dask_as_completed
+
+    with Client(n_workers=jobs, threads_per_worker=1, processes=True) as client:
+        futures = client.map(execute_run, payloads, pure=False)
+        index = {future.key: position for position, future in enumerate(futures)}
+        for future in dask_as_completed(futures):
+            yield index[future.key], _outcome(future)
+
+
+def choose_executor(name: str, jobs: int) -> Executor:
+    """The executor function for ``name``; ``processes`` with one job runs in this process."""
+    if name not in EXECUTORS:
+        raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)} (got {name!r})")
+    if name == "dask":
+        _require_distributed()
+        return _on_dask
+    if name == "serial" or jobs == 1:
+        return _in_process
+    return _in_processes

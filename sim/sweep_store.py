@@ -1,0 +1,188 @@
+"""The resumable Parquet store of a sweep: run files, failure records, the invocation history, reading it back.
+
+The store under ``out_dir`` is::
+
+    sweep.json            every invocation: source, overrides, points, replications,
+                          the resolved base scenario (the configuration kept with the results)
+    runs/<key>.parquet    one file per finished run: the tidy rows plus run columns;
+                          the resolved scenario in the file's key-value metadata
+    failed/<key>.json     a run that raised: its point, error and traceback
+
+Files are written to a temporary name in the same directory and moved into
+place with :func:`os.replace`, which is atomic, so an interrupted sweep leaves
+only whole files. Because runs are keyed by content (:mod:`sim.sweep_plan`), a
+rerun skips every run whose file exists and retries the failed ones, and
+sweeps that share runs share their files. Only the parent process writes.
+:func:`load_sweep` reads every run file back as one tidy frame.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sim.sweep_executors import Outcome
+from sim.sweep_plan import Run, _compact
+
+RUNS_DIR = "runs"
+FAILED_DIR = "failed"
+SWEEP_FILE = "sweep.json"
+PARAM_PREFIX = "param."
+SCENARIO_METADATA = b"cnsim.scenario"
+POINT_METADATA = b"cnsim.point"
+SIM_TIME_METADATA = b"cnsim.sim_time_s"
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through ``write(temporary path)`` in ``path``'s directory, then rename it over ``path``.
+
+    The temporary name starts with a dot and ends in ``.tmp`` so no reader takes
+    it for a result, and is unique to the process; it is removed if writing fails
+    or is interrupted. Files get the usual permissions (the umask's).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _atomic_write(path, lambda target: target.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+
+
+def _param_value(value: Any) -> Any:
+    """A point's value as a Parquet cell: scalars as they are, mappings and lists as compact JSON."""
+    return _compact(value) if isinstance(value, (dict, list)) else value
+
+
+def run_table(run: Run, outcome: Outcome) -> pa.Table:
+    """The Parquet table of one finished run (see the module docstring)."""
+    rows = outcome["rows"]
+    n = len(rows)
+    columns: dict[str, pa.Array] = {
+        "metric": pa.array([row[0] for row in rows], pa.string()),
+        "statistic": pa.array([row[1] for row in rows], pa.string()),
+        "value": pa.array([float(row[2]) for row in rows], pa.float64()),
+        "replication": pa.array([run.replication] * n, pa.int64()),
+        "key": pa.array([run.key] * n, pa.string()),
+        "seed": pa.array([int(run.scenario["seed"])] * n, pa.int64()),
+        "wall_s": pa.array([float(outcome["wall_s"])] * n, pa.float64()),
+    }
+    for name, value in run.point.items():
+        columns[f"{PARAM_PREFIX}{name}"] = pa.array([_param_value(value)] * n)
+    metadata = {
+        SCENARIO_METADATA: json.dumps(run.scenario, sort_keys=True),
+        POINT_METADATA: json.dumps(run.point, sort_keys=True),
+        SIM_TIME_METADATA: repr(float(outcome["sim_time_s"])),
+    }
+    return pa.table(columns).replace_schema_metadata(metadata)
+
+
+def run_path(out_dir: Path, key: str) -> Path:
+    return out_dir / RUNS_DIR / f"{key}.parquet"
+
+
+def failure_path(out_dir: Path, key: str) -> Path:
+    return out_dir / FAILED_DIR / f"{key}.json"
+
+
+def store_run(out_dir: Path, run: Run, outcome: Outcome) -> str | None:
+    """Write a run's Parquet file (and drop an old failure record), or its failure record.
+
+    Returns the one-line error message of a failed run, ``None`` on success.
+    """
+    if "error" in outcome:
+        error = outcome["error"]
+        record = {"key": run.key, "point": run.point, "replication": run.replication, **error}
+        _write_json(failure_path(out_dir, run.key), record)
+        first = (error["message"].strip().splitlines() or [""])[0]
+        return f"{error['type']}: {first}"
+    table = run_table(run, outcome)
+    _atomic_write(run_path(out_dir, run.key), lambda target: pq.write_table(table, target))
+    failure_path(out_dir, run.key).unlink(missing_ok=True)
+    return None
+
+
+def stored_scenario(path: str | Path) -> dict[str, Any]:
+    """The resolved scenario kept in a run file's metadata."""
+    metadata = pq.read_schema(path).metadata or {}
+    if SCENARIO_METADATA not in metadata:
+        raise ValueError(f"{path}: not a cnsim run file (no scenario in its metadata)")
+    return json.loads(metadata[SCENARIO_METADATA])
+
+
+def record_invocation(out_dir: Path, invocation: dict[str, Any]) -> None:
+    """Add this invocation to ``sweep.json``'s list, or only its time if the same sweep is there.
+
+    Earlier invocations (other sweeps into the same directory) are kept: the
+    store is keyed by content, so they can share it.
+    """
+    path = out_dir / SWEEP_FILE
+    history: dict[str, Any] = {"invocations": []}
+    if path.exists():
+        try:
+            history = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error}); move it away to start a new history") from None
+        if not isinstance(history, dict) or not isinstance(history.get("invocations"), list):
+            raise ValueError(f"{path}: not a cnsim sweep file (no list of invocations)")
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for entry in history["invocations"]:
+        if {k: v for k, v in entry.items() if k != "invoked_at"} == invocation:
+            entry.setdefault("invoked_at", []).append(now)
+            break
+    else:
+        history["invocations"].append({**invocation, "invoked_at": [now]})
+    _write_json(path, history)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def param_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``param.*`` columns of a sweep frame, in their order."""
+    return [column for column in frame.columns if column.startswith(PARAM_PREFIX)]
+
+
+def load_sweep(out_dir: str | Path) -> pd.DataFrame:
+    """Every run in ``out_dir/runs`` as one tidy frame, sorted by parameters and replication.
+
+    Columns: metric, statistic, value, replication, key, seed, wall_s and one
+    ``param.<key>`` per swept key (missing where a run's sweep did not set it).
+    """
+    files = sorted((Path(out_dir) / RUNS_DIR).glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{out_dir}: no runs found (no {RUNS_DIR}/*.parquet); run a sweep into it first")
+    frame = _concat([pq.read_table(path) for path in files])
+    order = [*param_columns(frame), "replication"]
+    try:
+        return frame.sort_values(order, kind="stable", ignore_index=True)
+    except TypeError:  # a parameter holding values that do not compare (numbers and strings)
+        return frame
+
+
+def _concat(tables: list[pa.Table]) -> pd.DataFrame:
+    """One frame from run tables whose parameter columns may differ: Arrow unifies the schemas
+    (a column missing from a run, or null in it, becomes missing values of the others' type);
+    parameters of conflicting types (a number here, a string there) fall back to object columns."""
+    bare = [table.replace_schema_metadata(None) for table in tables]
+    try:
+        return pa.concat_tables(bare, promote_options="permissive").to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.concat([table.to_pandas() for table in bare], ignore_index=True)
