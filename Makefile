@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-quick lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cnsim run mmc --set arrival_rate=0.9 --replications 5
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# The gates: ruff (style and likely bugs) and mypy (types), configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check sim models calibration cnsim tests bench
+	$(BIN)/mypy
+
+# Every test and every notebook at smoke size, after the gates; the 15 slowest are listed at the end.
+test: lint
+	$(BIN)/python -m pytest --durations=15
+
+# The quick lane: no statistical tests of millions of requests (slow), no real harnesses (harness).
+test-quick: lint
+	$(BIN)/python -m pytest -m "not slow and not harness"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_mmc
 	$(BIN)/python -m bench.bench_go
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -30,7 +30,7 @@ import platform
 import re
 import socket
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ def measure(
         for filename, rows in files.items():
             write_csv(folder / filename, rows)
         measured[name] = {"files": sorted(files), "commands": rec.commands, "quick": quick,
-                          "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                          "date": datetime.now(UTC).isoformat(timespec="seconds"),
                           "harness_source_sha256": harness.source_hash()}
     meta: dict[str, Any] = json.loads(meta_path.read_text()) if only and meta_path.is_file() else {}
     harness_meta = meta.get("harnesses", {})
@@ -146,7 +146,7 @@ def measure(
     meta.update(
         {
             "host": host_name(host),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "go_version": harness.go_version(cache),
             "cores": os.cpu_count(),
             "platform": platform.platform(),

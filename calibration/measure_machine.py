@@ -157,7 +157,7 @@ def _placement(rec: Recorder, s: Settings, load_cpu: list[dict[str, Any]]) -> li
 def _idle_gaps(rate: float, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     """Answered requests in the order sent, each with the server's idle time before it: since the latest
     response so far (0 if a request was still in flight; empty for the first)."""
-    done = sorted(((float(r["scheduled_s"]), float(r["latency_s"])) for r in rows if r["status"] == "ok"))
+    done = sorted((float(r["scheduled_s"]), float(r["latency_s"])) for r in rows if r["status"] == "ok")
     out: list[dict[str, Any]] = []
     busy_until: float | None = None
     for scheduled, latency in done:

@@ -75,7 +75,7 @@ def measure_node_isolate(rec: Recorder, s: Settings) -> dict[str, list[dict[str,
     timing = rec.run_node("node_isolate", "isolate.js", ["--mode", "timing", "--samples", str(n.isolate_samples),
                                                          "--module-samples", str(n.module_samples),
                                                          "--max-seconds", "60"], timeout=90)
-    rows = _csv_rows(timing.stdout)
+    rows: list[dict[str, Any]] = list(_csv_rows(timing.stdout))
     for process in range(n.memory_processes):
         result = rec.run_node("node_isolate", "isolate.js", ["--mode", "memory", "--contexts",
                                                              str(NODE_CONTEXTS_RETAINED), "--max-seconds", "20"],
@@ -91,7 +91,7 @@ def measure_node_worker(rec: Recorder, s: Settings) -> dict[str, list[dict[str, 
                                                        "--messages", str(n.message_samples), "--sizes",
                                                        ",".join(map(str, NODE_MESSAGE_BYTES)), "--max-seconds",
                                                        "60"], timeout=90)
-    rows = _csv_rows(timing.stdout)
+    rows: list[dict[str, Any]] = list(_csv_rows(timing.stdout))
     for process in range(n.memory_processes):
         result = rec.run_node("node_worker", "worker.js", ["--mode", "memory", "--workers", str(NODE_WORKERS_IDLE),
                                                            "--max-seconds", "20"], timeout=30,

@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ SIM_TIME_METADATA = b"cnsim.sim_time_s"
 # --- writing ----------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write through ``write(temporary path)`` in ``path``'s directory, then rename it over ``path``.
 
     The temporary name starts with a dot and ends in ``.tmp`` so no reader takes
@@ -142,7 +142,7 @@ def record_invocation(out_dir: Path, invocation: dict[str, Any]) -> None:
             raise ValueError(f"{path}: not valid JSON ({error}); move it away to start a new history") from None
         if not isinstance(history, dict) or not isinstance(history.get("invocations"), list):
             raise ValueError(f"{path}: not a cnsim sweep file (no list of invocations)")
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     for entry in history["invocations"]:
         if {k: v for k, v in entry.items() if k != "invoked_at"} == invocation:
             entry.setdefault("invoked_at", []).append(now)
