@@ -1,4 +1,4 @@
-"""The machine under a Poisson service (models/machine/config.py MachineConfig): work stretch and wake-up
+"""The machine under a Poisson service (models/machine/: MachineConfig, MachineEffects): work stretch and wake-up
 from idle, their binned parameter set (sim.params.Binned) and the shipped measurements behind them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from calibration.dataset import Dataset
 from calibration.fit import observations
 from calibration.measure import DATA_ROOT
-from models.services import base as service
+from models.machine import effects
 from models.services.go import GoServiceScenario
 from models.services.node import NativeServiceModel, NativeServiceScenario
 from models.machine.config import MachineConfig
@@ -58,7 +58,7 @@ def test_a_request_to_an_idle_service_first_waits_its_wake_delay(monkeypatch):
     nothing; one arriving 0.999 s after it ended waits 0.5 ms; one arriving 0.2 ms later, while that one is
     in flight, waits nothing and takes the thread at once (the wake-up holds no CPU), so the first runs after
     it: 0.2 + 1 + 1 ms."""
-    monkeypatch.setattr(service, "param_binned", lambda name: Binned(
+    monkeypatch.setattr(effects, "param_binned", lambda name: Binned(
         "idle_s", (0.0, 1 * MS, 10 * MS), (Constant(0.0), Constant(0.1 * MS), Constant(0.5 * MS))))
     env = Environment(seed=1)
     model = NativeServiceModel(env, native(machine={"wake": WAKE}))

@@ -10,23 +10,13 @@ The scenario's ``handler`` gives ``cpu``, ``alloc`` and an optional ``backend``
 call (a :class:`~models.runtime.protocol.Wait` that holds no CPU).
 
 The scenario's ``machine`` (:class:`~models.machine.config.MachineConfig`) adds what the machine under
-the runtime does, each from a calibrated parameter set named in the scenario
-(none by default):
-
-* ``stretch``: each request's handler CPU is multiplied by a draw of this
-  distribution (``machine.work_stretch``: wall time of fixed work over its CPU
-  time on this machine, :mod:`calibration.fitmachine`);
-* ``wake``: a request that finds no other request in the service, which has
-  then been idle for a time t, first waits a draw of this binned distribution
-  at t (``machine.go_wake_s_vs_idle``: the extra round trip of a request to a
-  server idle for t). The wait holds no CPU and does not hold the server;
-* ``cores`` (``go.service``, detailed fidelity): the runtime's threads run on
-  this many cores, placed by Linux (:mod:`models.machine.cores`), instead of
-  one free core each;
-* ``load_cpu``: the load generator runs on those cores too: a line of its CPU
-  per second against its request rate (``machine.load_cpu_vs_rate``) gives
-  its CPU per request at the service's rate (slope + intercept / rate), half
-  spent when it sends a request and half when it reads the response.
+the runtime does (:class:`~models.machine.effects.MachineEffects`): each
+request's handler CPU stretched (``stretch``), a wake-up delay for a request
+that finds the service idle (``wake``: it holds no CPU and not the server),
+the runtime's threads on placed cores (``cores``, ``go.service`` detailed
+fidelity: :mod:`models.machine.cores`) and the load generator's CPU per
+request on those cores (``load_cpu``), half spent when it sends a request and
+half when it reads the response.
 """
 
 from __future__ import annotations
@@ -36,9 +26,9 @@ from typing import Any, Protocol
 
 from sim.core import Environment, Model
 from sim.dists import Exponential
-from sim.params import Binned, param_as_dist, param_binned, param_linear
 from models.machine.config import MachineConfig
 from models.machine.cores import Cores
+from models.machine.effects import MachineEffects
 from models.runtime.protocol import Runtime, Wait
 
 
@@ -66,19 +56,11 @@ class PoissonService(Model):
         self.draw_alloc = handler.alloc.sampler(env.rng("requests.alloc"))
         self.draw_backend = handler.backend.sampler(env.rng("requests.backend")) if handler.backend else None
         self.draw_interarrival = Exponential(1 / config.arrival_rate).sampler(env.rng("requests.arrivals"))
-        machine: MachineConfig = config.machine
-        if machine.stretch is not None:
-            handler_cpu, stretch = self.draw_cpu, param_as_dist(machine.stretch).sampler(env.rng("machine.stretch"))
-            self.draw_cpu = lambda: handler_cpu() * stretch()
-        self.wake: Binned | None = param_binned(machine.wake) if machine.wake is not None else None
-        if self.wake is not None:
-            wake_rng = env.rng("machine.wake")
-            self.draw_wake = [dist.sampler(wake_rng) for dist in self.wake.distributions]
+        self.machine = MachineEffects(env, config.machine, config.arrival_rate)
+        self.draw_cpu = self.machine.stretched(self.draw_cpu)
         self.load_cores: Cores | None = None
-        self.load_cpu_s = 0.0
-        if machine.load_cpu is not None:
-            intercept, slope = param_linear(machine.load_cpu)
-            self.load_cpu_s = max(slope + intercept / config.arrival_rate, 0.0)
+        """The cores the load generator shares with the runtime (a model kind with placed cores sets it)."""
+        self.load_cpu_s = self.machine.load_cpu_s
         self.in_flight = 0
         self.idle_since = env.now
         self.sojourn_s = env.metrics.histogram("requests.sojourn_s")
@@ -106,8 +88,8 @@ class PoissonService(Model):
     def arriving(self) -> list[Any]:
         """A request arrives: its steps, after the wake-up delay if it finds the service idle."""
         steps = self.steps()
-        if self.wake is not None and self.in_flight == 0:
-            delay = self.draw_wake[self.wake.index(self.env.now - self.idle_since)]()
+        if self.machine.wake is not None and self.in_flight == 0:
+            delay = self.machine.wake_delay(self.env.now - self.idle_since)
             if delay > 0:
                 steps = self.wait_steps(delay) + steps
         self.in_flight += 1
