@@ -34,9 +34,11 @@ Mechanism (Go 1.21+; sources below):
   which charges it to the goroutine.
 
 The collector does not know about Ps or goroutines: a *host* (the detailed
-scheduler in :mod:`models.runtime.go.detailed.runtime` or the fast model in
-:mod:`models.runtime.go.fast.runtime`) stops the world, runs the workers and reports how
-many CPUs mark (:meth:`GoGC.set_mark_cpus`). Sweeping is not modelled (its cost
+runtime's :class:`~models.runtime.go.detailed.gcwork.GCWorkers` or the fast
+:class:`~models.runtime.go.fast.runtime.FastGoRuntime`) stops the world, runs the
+workers and reports how many CPUs mark (:meth:`GoGC.set_mark_cpus`). Both
+fidelities keep the heap with :class:`Heap`, which owns the collector and
+does the allocation bookkeeping. Sweeping is not modelled (its cost
 is small and proportional to allocation); neither is the GC CPU limiter (50 %
 cap under a memory limit) nor the 2-minute forced cycle.
 

@@ -13,7 +13,7 @@ mechanism, so that the two agree in mean and p99 (``tests/test_go_fast.py``):
   (``netpoll(0)``: it runs the first, ``injectglist`` hands one to each idle
   server through the global queue and queues the rest on its own queue), or
   half of another server's queue (``runqsteal``). The netpoller's batch comes
-  newest first, as in the detailed model (:mod:`models.runtime.go.detailed.netpoll`).
+  newest first, as in the detailed model (the shared :mod:`models.runtime.go.policy`).
   So requests woken together
   wait behind each other on one server while a server that polls later serves
   newer ones: the batching that lengthens Go's tail against one shared FIFO
