@@ -20,13 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
-from sim.scenario import ScenarioError, builtin_scenarios, load_scenario, model_kinds, resolved
-from sim.stats import HEADLINE_STATISTICS
+from cnsim.format import render_table, show_scenario
+from sim.scenario import ScenarioError, builtin_scenarios, load_scenario, model_kinds
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+INTERRUPTED = {
+    "run": "interrupted; nothing is kept (cnsim run prints its estimates only once every replication is done)",
+    "sweep": "interrupted; finished runs are kept and a rerun resumes from them",
+}
+"""What Ctrl-C leaves, by command (the others: just that they were interrupted)."""
 
 DESCRIPTION = """\
 cnsim simulates cloud-native services (queues, Go and Node.js runtimes, connection pools)
@@ -46,17 +49,6 @@ examples:
   cnsim plot sweeps/mmc
   cnsim scenarios --show mmc
 """
-
-
-def format_quantity(value: float, metric: str) -> str:
-    """A number for people: seconds in ns..s for ``*_s`` metrics, 4 significant digits otherwise."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if metric.endswith("_s") and value != 0:
-        for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-            if abs(value) >= scale or unit == "ns":
-                return f"{value / scale:.4g} {unit}"
-    return f"{value:.4g}"
 
 
 def _add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,37 +95,6 @@ def _finite_or_null(data: object) -> object:
     if isinstance(data, float) and not math.isfinite(data):
         return None
     return data
-
-
-def render_table(outcome, show_all: bool = False) -> str:
-    """The estimates as an aligned text table: one row per metric, one column per statistic."""
-    scenario = outcome.scenario
-    confidence = int(round(outcome.confidence * 100))
-    header = (
-        f"{scenario.name or scenario.model}: {scenario.model}, seed {scenario.seed}, "
-        f"{len(outcome.results)} replication(s), mean ± {confidence} % CI half-width\n"
-    )
-    statistics: list[str] = []
-    by_metric: dict[str, dict[str, str]] = {}
-    for item in outcome.estimates:
-        if not show_all and item.statistic not in HEADLINE_STATISTICS + ("rate",):
-            continue
-        if item.statistic not in statistics:
-            statistics.append(item.statistic)
-        if item.statistic == "count":
-            text = f"{item.mean:,.0f}" if not math.isnan(item.mean) else "-"
-        else:
-            text = format_quantity(item.mean, item.metric if item.statistic != "rate" else "")
-        if not math.isnan(item.half_width) and item.statistic != "count":
-            text += f" ± {format_quantity(item.half_width, item.metric if item.statistic != 'rate' else '')}"
-        by_metric.setdefault(item.metric, {})[item.statistic] = text
-    columns = ["metric", *statistics]
-    rows = [[metric, *(cells.get(s, "") for s in statistics)] for metric, cells in by_metric.items()]
-    widths = [max(len(str(row[i])) for row in [columns, *rows]) for i in range(len(columns))]
-    lines = [header, "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
@@ -186,7 +147,7 @@ def cmd_scenarios(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{name:24} {entry.value}\n")
         return 0
     if args.show:
-        out.write(yaml.safe_dump(resolved(load_scenario(args.show)), sort_keys=False))
+        out.write(show_scenario(load_scenario(args.show)))
         return 0
     scenarios = builtin_scenarios()
     width = max(map(len, scenarios), default=0)
@@ -319,7 +280,7 @@ def _add_validate(commands) -> None:
         "throughput with relative errors and whether each is within target (mean, p50,\n"
         "throughput 10 %, p99 20 %); exit status 1 if any is not.\n\n"
         "run: re-measure the experiments on this machine (Go and Node.js servers under\n"
-        "open-loop Poisson load, about 6 minutes; run it on a quiet machine) and write\n"
+        "open-loop Poisson load, about 4 minutes; run it on a quiet machine) and write\n"
         "them to --out.",
         epilog="examples:\n  cnsim validate\n  cnsim validate --experiment go-p1-90pct --replications 5\n"
         "  cnsim validate --chart validation\n"
@@ -420,7 +381,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        sys.stderr.write("cnsim: interrupted; finished runs are kept and a rerun resumes from them\n")
+        sys.stderr.write(f"cnsim: {INTERRUPTED.get(args.command, 'interrupted')}\n")
         return EXIT_INTERRUPTED
 
 

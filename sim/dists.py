@@ -318,6 +318,12 @@ def _require(ok: bool, field: str, value: object, message: str) -> None:
         raise ValueError(f"{field}: {message} (got {value!r})")
 
 
+SAME_UNIT_PARAMETERS = frozenset({"value", "mean", "median", "p99", "scale", "low", "high", "values"})
+"""Parameters of a spec in the unit of the distribution's draws (a distribution of durations has a duration
+as its ``mean``); the others (``mu``, ``sigma``, ``shape``, ``cv``, ``weight``, and ``rate``, an inverse)
+are not."""
+
+
 def _take(p: dict[str, Any], key: str, convert: Callable[[Any], float] = parse_quantity, label: str = "") -> float:
     """Pop ``key`` and convert it, naming the key (or ``label``) in any error."""
     value = p.pop(key)

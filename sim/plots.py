@@ -40,7 +40,7 @@ import pandas as pd
 from sim.run import DEFAULT_CONFIDENCE, t_interval
 from sim.stats import PERCENTILE_LEVELS, percentile_name
 from sim.sweep import PARAM_PREFIX, load_sweep, param_columns
-from sim.units import parse_quantity
+from sim.units import parse_quantity, split_unit
 
 DEFAULT_METRIC = "requests.sojourn_s"
 MAX_FACETS = 8
@@ -49,26 +49,15 @@ WIDTH = 360
 HEIGHT = 260
 PNG_SCALE = 2
 
-UNITS = {"s": "s", "ms": "ms", "us": "µs", "bytes": "bytes", "per_s": "1/s", "rate": "1/s"}
-"""Unit suffixes of metric and parameter names (a quantity that leaves the engine carries its unit in its name:
-``latency_s``, ``heap_bytes``) and how they read."""
-
 WORDS = {"sojourn": "sojourn time", "wait": "waiting time", "in_system": "jobs in system"}
 
 
 # --- labels -----------------------------------------------------------------------------
 
 
-def _split_unit(name: str) -> tuple[str, str | None]:
-    for suffix in sorted(UNITS, key=len, reverse=True):
-        if name.endswith(f"_{suffix}"):
-            return name[: -len(suffix) - 1], UNITS[suffix]
-    return name, None
-
-
 def metric_label(metric: str) -> str:
     """``"requests.sojourn_s"`` -> ``"sojourn time (s)"``: the last part in words, with its unit."""
-    words, unit = _split_unit(metric.rsplit(".", 1)[-1])
+    words, unit = split_unit(metric.rsplit(".", 1)[-1])
     words = WORDS.get(words, words.replace("_", " "))
     return f"{words} ({unit})" if unit else words
 
@@ -78,7 +67,7 @@ def param_label(column: str) -> str:
     name = column.removeprefix(PARAM_PREFIX)
     if name.endswith("_rate"):
         return f"{name.replace('_', ' ')} (1/s)"
-    words, unit = _split_unit(name)
+    words, unit = split_unit(name)
     words = words.replace("_", " ")
     return f"{words} ({unit})" if unit else words
 

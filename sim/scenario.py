@@ -32,17 +32,20 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import JsonDict
 
 from sim import sources
 from sim.dists import Distribution, parse_dist
-from sim.units import parse_duration, parse_rate, parse_size
+from sim.units import BYTES, PER_SECOND, SECONDS, parse_duration, parse_rate, parse_size
 
 if TYPE_CHECKING:
     from sim.core import Model
@@ -63,14 +66,61 @@ def _dist(value: object) -> Distribution:
     return parse_dist(value)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[float, BeforeValidator(parse_size)]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
+@dataclass(frozen=True)
+class Unit:
+    """The unit of a field's quantities (``"s"``, ``"bytes"``, ``"1/s"``: :data:`sim.units.UNIT_SUFFIXES`),
+    carried in its type (:data:`Duration`, :data:`SizeDist`...) so that ``cnsim scenarios --show``
+    can write them with units; pydantic ignores it."""
+
+    name: str
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Unit(SECONDS)]
+Size = Annotated[float, BeforeValidator(parse_size), Unit(BYTES)]
+Rate = Annotated[float, BeforeValidator(parse_rate), Unit(PER_SECOND)]
 Dist = Annotated[
     Distribution,
     BeforeValidator(_dist),
     PlainSerializer(lambda d: d.spec(), return_type=dict),
 ]
+"""A distribution of numbers without a unit; of durations or sizes, :data:`DurationDist` or :data:`SizeDist`."""
+DurationDist = Annotated[Dist, Unit(SECONDS)]
+"""A distribution of durations, seconds."""
+SizeDist = Annotated[Dist, Unit(BYTES)]
+"""A distribution of sizes, bytes."""
+
+
+def field_unit(field: FieldInfo) -> str | None:
+    """The :class:`Unit` a field's type carries (through ``| None`` too), or None."""
+    pending: list[Any] = [*field.metadata, field.annotation]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Unit):
+            return item.name
+        if get_origin(item) is Annotated:
+            pending.extend(item.__metadata__)
+        pending.extend(get_args(item))
+    return None
+
+
+CALIBRATED = "calibrated"
+"""Key of a field's ``json_schema_extra`` naming the parameter set its null stands for (:func:`calibrated`)."""
+
+
+def calibrated(name: str, derived: str = "", unless: str = "") -> JsonDict:
+    """``json_schema_extra`` of a field whose null means parameter set ``name`` (``sim.params``), so that
+    ``cnsim scenarios --show`` can show the value; the model still resolves the null itself.
+
+    ``derived``: how the field's value follows from the set when it is not the set's own value, one of
+    ``"1/slope"`` (a linear set's inverse slope) and ``"intercept/2"`` (a linear set's line with half
+    its intercept). ``unless``: a sibling field which, when given, is what the null stands for instead.
+    """
+    extra: JsonDict = {CALIBRATED: name}
+    if derived:
+        extra["derived"] = derived
+    if unless:
+        extra["unless"] = unless
+    return extra
 
 
 class ScenarioBase(BaseModel):

@@ -5,12 +5,18 @@ number of bytes. Scenario files may write either a plain number (already in
 seconds or bytes) or a string with a unit: ``"250us"``, ``"2ms"``, ``"1.5s"``,
 ``"4GiB"``, ``"8KB"``. Decimal prefixes (kB, MB, GB) are powers of 1000 and
 binary ones (KiB, MiB, GiB) powers of 1024, as in IEC 80000-13.
+
+The other way, :func:`write_quantity` writes a number of seconds, bytes or
+events per second as a scenario file would (``4.9999999999999996e-05`` seconds
+as ``50us``), and :data:`UNIT_SUFFIXES` says which unit a metric's or a
+parameter's name carries (``latency_s``, ``heap_bytes``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 DURATION_UNITS: dict[str, float] = {
     "ns": 1e-9,
@@ -36,6 +42,15 @@ SIZE_UNITS: dict[str, float] = {
 }
 
 RATE_UNITS: dict[str, float] = {"/s": 1.0, "/ms": 1e3, "/min": 1 / 60, "/h": 1 / 3600}
+
+UNIT_SUFFIXES: dict[str, str] = {
+    "s": "s", "ms": "ms", "us": "µs", "bytes": "bytes", "per_s": "1/s", "per_second": "1/s", "rate": "1/s",
+}
+"""Unit suffixes of metric and parameter names (a quantity that leaves the engine carries its unit in its name:
+``latency_s``, ``heap_bytes``, ``throughput_per_second``) and the unit each stands for."""
+
+SECONDS, BYTES, PER_SECOND = "s", "bytes", "1/s"
+"""The units quantities have inside the engine, as :data:`UNIT_SUFFIXES` names them."""
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\d\s].*?)?\s*$")
 
@@ -87,3 +102,50 @@ def parse_quantity(value: object) -> float:
     sizes): ``2ms`` is 0.002, ``8KiB`` is 8192.
     """
     return _parse(value, {**DURATION_UNITS, **SIZE_UNITS, **RATE_UNITS}, "quantity")
+
+
+def split_unit(name: str) -> tuple[str, str | None]:
+    """``"sojourn_s"`` -> ``("sojourn", "s")``: a name without its unit suffix, and the unit
+    (:data:`UNIT_SUFFIXES`); ``(name, None)`` for a name without one."""
+    for suffix in sorted(UNIT_SUFFIXES, key=len, reverse=True):
+        if name.endswith(f"_{suffix}"):
+            return name[: -len(suffix) - 1], UNIT_SUFFIXES[suffix]
+    return name, None
+
+
+_WRITTEN_UNITS: dict[str, dict[str, float]] = {
+    SECONDS: {unit: scale for unit, scale in DURATION_UNITS.items() if unit != "µs"},
+    BYTES: {unit: scale for unit, scale in SIZE_UNITS.items() if unit != "KB"},
+    PER_SECOND: {"/s": 1.0},
+}
+"""The units :func:`write_quantity` chooses from (ASCII ``us``, not its alias ``µs``; ``kB``, not ``KB``;
+rates per second only)."""
+
+
+def write_quantity(value: float, unit: str, digits: int | None = None) -> str:
+    """``value`` (seconds, bytes or events per second: ``unit`` is ``"s"``, ``"bytes"`` or ``"1/s"``)
+    as a scenario file writes it, in a unit of that kind.
+
+    With ``digits`` None the text reads back as exactly ``value``, the shortest such text, a number
+    from 1 to 1000 when two are as short (4.9999999999999996e-05 s is ``50us``, 67108864 bytes
+    ``64MiB``, 5000 per second ``5000/s``); with ``digits``, rounded to that many significant
+    digits in a unit where the number is from 1 to 1000 if there is one (5.516657e-07 s is
+    ``551.7ns`` with 4).
+    """
+    if unit not in _WRITTEN_UNITS:
+        raise ValueError(f"unit: must be one of {', '.join(_WRITTEN_UNITS)} (got {unit!r})")
+    if not math.isfinite(value):
+        return repr(float(value))
+    units = _WRITTEN_UNITS[unit]
+    if value == 0:
+        return f"0{next(name for name, scale in units.items() if scale == 1)}"
+    candidates = []
+    for order, (name, scale) in enumerate(units.items()):
+        for places in range(1, 18) if digits is None else (digits,):
+            number = float(f"{value / scale:.{places}g}")
+            if digits is not None or number * scale == value:
+                text = min(format(Decimal(repr(number)), "f").removesuffix(".0"), repr(number), key=len)
+                length, outside = len(text) + len(name), not 1 <= abs(number) < 1000
+                candidates.append(((length, outside) if digits is None else (outside, length), order, f"{text}{name}"))
+                break
+    return min(candidates)[-1]

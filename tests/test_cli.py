@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cnsim.cli import format_quantity, main
+from cnsim.cli import main
 
 SMALL = ["--set", "requests=3000", "--replications", "2"]
 
@@ -82,9 +82,16 @@ def test_console_script_help_explains_commands() -> None:
     assert "--set" in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("value", "metric", "text"),
-    [(0.0021, "x.latency_s", "2.1 ms"), (2.5e-7, "x_s", "250 ns"), (12.0, "x_s", "12 s"), (0.5, "load", "0.5")],
-)
-def test_format_quantity(value: float, metric: str, text: str) -> None:
-    assert format_quantity(value, metric) == text
+def test_interrupting_run_says_nothing_is_kept(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sim.run.run_replications", interrupted)
+    assert run_cli(["run", "mmc"])[0] == 130
+    error = capsys.readouterr().err
+    assert "nothing is kept" in error and "kept and a rerun" not in error
+
+    monkeypatch.setattr("sim.sweep.run_sweep", interrupted)
+    assert run_cli(["sweep", "mmc", "--grid", "servers=1,2", "--out", "unused"])[0] == 130
+    assert "finished runs are kept and a rerun resumes from them" in capsys.readouterr().err

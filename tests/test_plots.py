@@ -41,6 +41,7 @@ def test_labels_carry_units():
     assert metric_label("requests.sojourn_s") == "sojourn time (s)"
     assert metric_label("station.wait_s") == "waiting time (s)"
     assert metric_label("heap_bytes") == "heap (bytes)"
+    assert metric_label("go.jobs.throughput_per_second") == "throughput (1/s)"
     assert param_label("param.arrival_rate") == "arrival rate (1/s)"
     assert param_label("param.servers") == "servers"
 

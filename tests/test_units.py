@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sim.units import parse_duration, parse_quantity, parse_rate, parse_size
+from sim.units import parse_duration, parse_quantity, parse_rate, parse_size, split_unit, write_quantity
 
 
 @pytest.mark.parametrize(
@@ -97,3 +99,34 @@ def test_values_of_the_wrong_type_are_refused_by_name(value: object) -> None:
 def test_error_lists_the_known_units() -> None:
     with pytest.raises(ValueError, match=r"known: .*ms"):
         parse_duration("2 parsecs")
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text", "rounded"),
+    [
+        (50 * 1e-6, "s", "50us", "50us"),  # 4.9999999999999996e-05
+        (5.516657000000001e-07, "s", "551.6657000000001ns", "551.7ns"),
+        (1.1111111111111112, "s", "1.1111111111111112s", "1.111s"),
+        (180.0, "s", "180s", "180s"),
+        (0.0, "s", "0s", "0s"),
+        (64 * 2**20, "bytes", "64MiB", "64MiB"),
+        (8000.0, "bytes", "8kB", "8kB"),
+        (8443000.0, "bytes", "8443kB", "8.443MB"),
+        (5000.0, "1/s", "5000/s", "5000/s"),
+    ],
+)
+def test_write_quantity_as_a_scenario_file_would(value: float, unit: str, text: str, rounded: str) -> None:
+    assert write_quantity(value, unit) == text
+    assert write_quantity(value, unit, digits=4) == rounded
+
+
+@given(st.floats(min_value=0, max_value=1e18, allow_nan=False), st.sampled_from(["s", "bytes", "1/s"]))
+def test_written_quantities_read_back_exactly(value: float, unit: str) -> None:
+    assert parse_quantity(write_quantity(value, unit)) == value
+
+
+def test_names_carry_their_unit_in_a_suffix() -> None:
+    assert split_unit("sojourn_s") == ("sojourn", "s")
+    assert split_unit("heap_bytes") == ("heap", "bytes")
+    assert split_unit("throughput_per_second") == ("throughput", "1/s")
+    assert split_unit("utilisation") == ("utilisation", None)

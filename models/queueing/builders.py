@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Distribution, Exponential
-from sim.scenario import Dist, Rate, ScenarioBase
+from sim.scenario import DurationDist, Rate, ScenarioBase
 from models.queueing.network import Network, check_routing
 from models.queueing.stations import DISCIPLINES, Station
 
@@ -40,7 +40,7 @@ class StationConfig(_Strict):
     """One station: its servers, service-time distribution, discipline and capacity."""
 
     servers: int = Field(1, ge=1, description="identical servers")
-    service: Dist | None = Field(None, description="service time distribution (seconds)")
+    service: DurationDist | None = Field(None, description="service time distribution (seconds)")
     service_rate: Rate | None = Field(None, gt=0, description="shortcut: exponential service at this rate per second")
     discipline: Literal["fcfs", "ps"] = Field("fcfs", description="first come first served, or processor sharing")
     capacity: int | None = Field(
@@ -71,10 +71,10 @@ class StationScenario(RunLength):
     """A single station fed by one arrival stream; ``arrival_rate`` and ``service_rate``
     default to exponential times (M/M/c)."""
 
-    arrival: Dist | None = Field(None, description="interarrival time distribution (seconds)")
+    arrival: DurationDist | None = Field(None, description="interarrival time distribution (seconds)")
     arrival_rate: Rate | None = Field(None, gt=0, description="shortcut: Poisson arrivals at this rate per second")
     servers: int = Field(1, ge=1)
-    service: Dist | None = Field(None, description="service time distribution (seconds)")
+    service: DurationDist | None = Field(None, description="service time distribution (seconds)")
     service_rate: Rate | None = Field(
         None, gt=0, description="shortcut: exponential service at this rate (default 1/s)")
     discipline: Literal["fcfs", "ps"] = "fcfs"
@@ -107,7 +107,7 @@ class Route(_Strict):
 class NetworkScenario(RunLength):
     """Stations connected by routing probabilities, fed by one external stream."""
 
-    arrival: Dist | None = None
+    arrival: DurationDist | None = None
     arrival_rate: Rate | None = Field(None, gt=0)
     entry: dict[str, float] | str = Field(description="station all jobs enter, or {station: probability}")
     stations: dict[str, StationConfig]

@@ -54,11 +54,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.core import Environment, Model
 from sim.dists import Constant, Exponential
 from sim.params import param_value
-from sim.scenario import Dist, Rate, ScenarioBase, Size
+from sim.scenario import DurationDist, Rate, ScenarioBase, Size, SizeDist, calibrated
 from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.constants import SPAWN_PARAM, STACK_PARAM
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
-from models.runtime.node.workers import SharedCores, WorkerPool
+from models.runtime.node.workers import MESSAGE_PARAM, SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
 from models.runtime.node.gc import V8GCConfig, V8Heap
 from models.runtime.node.startup import StartupConfig
@@ -70,8 +71,8 @@ GO_PROCESS_PARAM = "go.process.rss_bytes"
 class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
 
-    cpu: Dist = Field(description="CPU seconds per job")
-    alloc: Dist = Field(Constant(0.0), description="bytes allocated per job")
+    cpu: DurationDist = Field(description="CPU seconds per job")
+    alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per job")
     input_bytes: Size = Field(0.0, ge=0, description="bytes passed to the job (copied to a Node worker)")
     output_bytes: Size = Field(0.0, ge=0, description="bytes of its result (copied back from a Node worker)")
 
@@ -82,10 +83,15 @@ class GoSide(BaseModel):
     gomaxprocs: int = Field(4, ge=1, description="GOMAXPROCS (= the cores of the Go machine)")
     goroutines: int = Field(1000, ge=1, description="goroutines alive at most; more jobs wait FIFO")
     gc: GCConfig = Field(default_factory=GCConfig)
-    spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
-    stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
+    spawn: DurationDist | None = Field(
+        None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
+        json_schema_extra=calibrated(SPAWN_PARAM))
+    stack_bytes: Size | None = Field(
+        None, description=f"stack per goroutine; default {STACK_PARAM}",
+        json_schema_extra=calibrated(STACK_PARAM))
     process_bytes: Size | None = Field(
-        None, ge=0, description="resident memory of the idle Go process; default go.process.rss_bytes"
+        None, ge=0, description=f"resident memory of the idle Go process; default {GO_PROCESS_PARAM}",
+        json_schema_extra=calibrated(GO_PROCESS_PARAM),
     )
 
 
@@ -97,7 +103,8 @@ class NodeSide(BaseModel):
     gc: V8GCConfig = Field(default_factory=V8GCConfig)
     startup: StartupConfig = Field(default_factory=StartupConfig)
     message_cost: tuple[float, float] | None = Field(
-        None, description="(intercept s, slope s per byte) of one message; default from node.worker.message_s_vs_bytes"
+        None, description=f"(intercept s, slope s per byte) of one message; default from {MESSAGE_PARAM}",
+        json_schema_extra=calibrated(MESSAGE_PARAM, derived="intercept/2"),
     )
     warm_pool: bool = Field(False, description="true: the workers were started before time 0; false: they start at 0")
 

@@ -33,11 +33,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sim.core import Environment
 from sim.dists import Constant
 from sim.params import param_value
-from sim.scenario import Dist, Rate, ScenarioBase, Size
+from sim.scenario import DurationDist, Rate, ScenarioBase, Size, SizeDist, calibrated
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
 from models.machine.cores import calibrated_cores
+from models.runtime.go.constants import SPAWN_PARAM, STACK_PARAM, WAKEUP_LATE_PARAM
 from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute
 from models.machine.config import MachineConfig, machine_field
@@ -59,9 +60,10 @@ class HandlerConfig(BaseModel):
     codec: Literal["go.json"] | None = Field(
         None, description="decode the request and encode the response with this calibrated codec"
     )
-    cpu: Dist = Field(Constant(0.0), description="CPU seconds per request besides the codec")
-    alloc: Dist = Field(Constant(0.0), description="bytes allocated per request besides the codec")
-    backend: Dist | None = Field(None, description="duration of a downstream call made before the CPU work, seconds")
+    cpu: DurationDist = Field(Constant(0.0), description="CPU seconds per request besides the codec")
+    alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per request besides the codec")
+    backend: DurationDist | None = Field(
+        None, description="duration of a downstream call made before the CPU work, seconds")
     fanout: int = Field(0, ge=0, description="goroutines the handler fans out to (CPU and alloc split evenly)")
 
     def codec_costs(self) -> tuple[float, float]:
@@ -94,10 +96,15 @@ class GoServiceScenario(ScenarioBase):
     quota_cores: float | None = Field(None, gt=0, description="container CPU quota in cores (CFS); null: none")
     handler: HandlerConfig
     gc: GCConfig = Field(default_factory=GCConfig)
-    spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
-    stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
-    wakeup_late: Dist | None = Field(
-        None, description="how late a timed sleep (timers, sysmon) ends; default go.sched.wakeup_late_s"
+    spawn: DurationDist | None = Field(
+        None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
+        json_schema_extra=calibrated(SPAWN_PARAM))
+    stack_bytes: Size | None = Field(
+        None, description=f"stack per goroutine; default {STACK_PARAM}",
+        json_schema_extra=calibrated(STACK_PARAM))
+    wakeup_late: DurationDist | None = Field(
+        None, description=f"how late a timed sleep (timers, sysmon) ends; default {WAKEUP_LATE_PARAM}",
+        json_schema_extra=calibrated(WAKEUP_LATE_PARAM),
     )
     machine: MachineConfig = machine_field()
 

@@ -47,10 +47,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.core import Environment
 from sim.dists import Constant
-from sim.scenario import Dist, Rate, ScenarioBase, Size
+from sim.scenario import DurationDist, Rate, ScenarioBase, Size, SizeDist, calibrated
 from models.runtime.native import NativeRuntime
 from models.runtime.node.loop import UV_THREADPOOL_SIZE, NodeRuntime
-from models.runtime.node.workers import SharedCores, WorkerPool
+from models.runtime.node.workers import MESSAGE_PARAM, SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
 from models.machine.config import MachineConfig, machine_field
 from models.services.base import PoissonService
@@ -63,9 +63,10 @@ class ServiceHandler(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
 
-    cpu: Dist = Field(description="CPU seconds per request")
-    alloc: Dist = Field(Constant(0.0), description="bytes allocated per request")
-    backend: Dist | None = Field(None, description="duration of a downstream call made before the CPU work, seconds")
+    cpu: DurationDist = Field(description="CPU seconds per request")
+    alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per request")
+    backend: DurationDist | None = Field(
+        None, description="duration of a downstream call made before the CPU work, seconds")
     request_bytes: Size = Field(0.0, ge=0, description="size of the request passed to a worker (copied)")
     response_bytes: Size = Field(0.0, ge=0, description="size of the reply passed back (copied)")
 
@@ -94,7 +95,8 @@ class NodeServiceScenario(PoissonServiceScenario):
     gc: V8GCConfig = Field(default_factory=V8GCConfig)
     startup: StartupConfig = Field(default_factory=StartupConfig)
     message_cost: tuple[float, float] | None = Field(
-        None, description="(intercept s, slope s per byte) of one message; default from node.worker.message_s_vs_bytes"
+        None, description=f"(intercept s, slope s per byte) of one message; default from {MESSAGE_PARAM}",
+        json_schema_extra=calibrated(MESSAGE_PARAM, derived="intercept/2"),
     )
     reuse: ReusePolicy = Field(
         "context", description="per request: context (all warm), isolate (a fresh context), none (a fresh isolate)"

@@ -68,7 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.core import Environment
 from sim.params import param_dist, param_linear
-from sim.scenario import Dist, Size
+from sim.scenario import DurationDist, Size, calibrated
 from sim.timers import Timer
 
 BACKGROUND_UTILIZATION = 0.25
@@ -117,10 +117,13 @@ class GCConfig(BaseModel):
     gogc: float | None = Field(100, ge=0, description="GOGC; null means off (only the memory limit triggers)")
     memory_limit: Size | None = Field(None, description="GOMEMLIMIT in bytes; null means none")
     live_heap: Size = Field(0.0, description="long-lived reachable heap of the service, bytes")
-    stw_sweep_termination: Dist | None = Field(None, description=f"pause, seconds; default {STW_SWEEP_PARAM}")
-    stw_mark_termination: Dist | None = Field(None, description=f"pause, seconds; default {STW_MARK_PARAM}")
+    stw_sweep_termination: DurationDist | None = Field(
+        None, description=f"pause, seconds; default {STW_SWEEP_PARAM}", json_schema_extra=calibrated(STW_SWEEP_PARAM))
+    stw_mark_termination: DurationDist | None = Field(
+        None, description=f"pause, seconds; default {STW_MARK_PARAM}", json_schema_extra=calibrated(STW_MARK_PARAM))
     mark_rate: float | None = Field(
-        None, gt=0, description=f"bytes scanned per CPU-second of marking; default 1 / slope of {MARK_RATE_PARAM}"
+        None, gt=0, description=f"bytes scanned per CPU-second of marking; default 1 / slope of {MARK_RATE_PARAM}",
+        json_schema_extra=calibrated(MARK_RATE_PARAM, derived="1/slope"),
     )
 
     def resolved(self) -> GCConfig:

@@ -60,7 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sim.core import Environment
 from sim.params import load_params, param_linear
-from sim.scenario import Size
+from sim.scenario import Size, calibrated
 
 MIB = 2**20
 
@@ -99,14 +99,17 @@ class V8GCConfig(BaseModel):
     semi_space: Size = Field(SEMI_SPACE_BYTES, gt=0, description="--max-semi-space-size, bytes")
     live_heap: Size = Field(0.0, ge=0, description="long-lived data in the old generation of each isolate, bytes")
     scavenge_pause: tuple[float, float] | None = Field(
-        None, description=f"(intercept s, slope s per survived byte); default {SCAVENGE_PARAM}"
+        None, description=f"(intercept s, slope s per survived byte); default {SCAVENGE_PARAM}",
+        json_schema_extra=calibrated(SCAVENGE_PARAM),
     )
     markcompact_pause: tuple[float, float] | None = Field(
-        None, description=f"(intercept s, slope s per live byte); default {MARKCOMPACT_PARAM}"
+        None, description=f"(intercept s, slope s per live byte); default {MARKCOMPACT_PARAM}",
+        json_schema_extra=calibrated(MARKCOMPACT_PARAM),
     )
     mark_speed: float | None = Field(
         None, ge=0, description=f"marking speed, bytes per CPU second (0: unknown); default 1 / slope of "
-        f"{MARK_CPU_PARAM}, or 1 / slope of the mark-compact pause line when that line is given"
+        f"{MARK_CPU_PARAM}, or 1 / slope of the mark-compact pause line when that line is given",
+        json_schema_extra=calibrated(MARK_CPU_PARAM, derived="1/slope", unless="markcompact_pause"),
     )
     scavenge_x: Literal["survived", "young"] = Field(
         "survived", description="what the scavenge line's x is: survived bytes, or the young generation's size"

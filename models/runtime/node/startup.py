@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.core import Environment
 from sim.dists import Distribution
 from sim.params import param_as_dist, param_value
-from sim.scenario import Dist, Size
+from sim.scenario import DurationDist, Size, calibrated
 from models.runtime.protocol import Compute
 
 STAGE_PARAMS = {
@@ -56,14 +56,30 @@ class StartupConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    process: Dist | None = Field(None, description=f"process start, s; default {STAGE_PARAMS['process']}")
-    isolate: Dist | None = Field(None, description=f"new isolate and thread, s; default {STAGE_PARAMS['isolate']}")
-    context: Dist | None = Field(None, description=f"new context, s; default {STAGE_PARAMS['context']}")
-    script: Dist | None = Field(None, description=f"run the script in a context, s; default {STAGE_PARAMS['script']}")
-    modules: Dist | None = Field(None, description=f"load the modules, s; default {STAGE_PARAMS['modules']}")
-    process_bytes: Size | None = Field(None, description=f"bytes of a process; default {MEMORY_PARAMS['process']}")
-    isolate_bytes: Size | None = Field(None, description=f"bytes per isolate; default {MEMORY_PARAMS['isolate']}")
-    context_bytes: Size | None = Field(None, description=f"bytes per context; default {MEMORY_PARAMS['context']}")
+    process: DurationDist | None = Field(
+        None, description=f"process start, s; default {STAGE_PARAMS['process']}",
+        json_schema_extra=calibrated(STAGE_PARAMS["process"]))
+    isolate: DurationDist | None = Field(
+        None, description=f"new isolate and thread, s; default {STAGE_PARAMS['isolate']}",
+        json_schema_extra=calibrated(STAGE_PARAMS["isolate"]))
+    context: DurationDist | None = Field(
+        None, description=f"new context, s; default {STAGE_PARAMS['context']}",
+        json_schema_extra=calibrated(STAGE_PARAMS["context"]))
+    script: DurationDist | None = Field(
+        None, description=f"run the script in a context, s; default {STAGE_PARAMS['script']}",
+        json_schema_extra=calibrated(STAGE_PARAMS["script"]))
+    modules: DurationDist | None = Field(
+        None, description=f"load the modules, s; default {STAGE_PARAMS['modules']}",
+        json_schema_extra=calibrated(STAGE_PARAMS["modules"]))
+    process_bytes: Size | None = Field(
+        None, description=f"bytes of a process; default {MEMORY_PARAMS['process']}",
+        json_schema_extra=calibrated(MEMORY_PARAMS["process"]))
+    isolate_bytes: Size | None = Field(
+        None, description=f"bytes per isolate; default {MEMORY_PARAMS['isolate']}",
+        json_schema_extra=calibrated(MEMORY_PARAMS["isolate"]))
+    context_bytes: Size | None = Field(
+        None, description=f"bytes per context; default {MEMORY_PARAMS['context']}",
+        json_schema_extra=calibrated(MEMORY_PARAMS["context"]))
 
     def stage(self, name: str) -> Distribution:
         """The distribution of stage ``name`` (given, or calibrated: KeyError names a missing set)."""
