@@ -15,8 +15,11 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -120,17 +123,39 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    report = run_sweep(
-        args.scenario, points, overrides=overrides, replications=args.replications, jobs=args.jobs,
-        out_dir=Path(args.out), progress=not args.no_progress, executor=args.executor,
-    )
+    with _terminate_as_interrupt():
+        report = run_sweep(
+            args.scenario, points, overrides=overrides, replications=args.replications, jobs=args.jobs,
+            out_dir=Path(args.out), progress=not args.no_progress, executor=args.executor,
+        )
     out.write(
         f"{report.total} runs: {report.ran} ran, {report.skipped} already done, {len(report.failed)} failed; "
         f"results in {report.out_dir}\n"
     )
+    for key, reason in report.broken:
+        out.write(f"  redone {key}: its run file was broken ({reason}); set aside as failed/{key}.parquet\n")
     for key, message in report.failed:
         out.write(f"  failed {key}: {message}\n")
     return 1 if report.failed else 0
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch system's time limit) stops the block as Ctrl-C does, instead of
+    ending the process where it stands: workers are stopped, finished runs kept, the exit status 130.
+    Only in the main thread (the only one Python delivers signals to); the old handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def cmd_plot(args: argparse.Namespace, out: TextIO) -> int:

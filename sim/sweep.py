@@ -41,10 +41,15 @@ from sim.sweep_executors import Executor, choose_executor
 from sim.sweep_plan import Point, Run, expand_grid, latin_hypercube, parse_grid, plan_runs, resolve_points
 from sim.sweep_store import (
     PARAM_PREFIX,
+    StoreInUse,
+    broken_run_file,
     load_sweep,
+    locked,
     param_columns,
     record_invocation,
+    remove_temporaries,
     run_path,
+    set_aside,
     store_run,
     stored_scenario,
 )
@@ -52,6 +57,7 @@ from sim.sweep_store import (
 __all__ = [
     "PARAM_PREFIX",
     "Point",
+    "StoreInUse",
     "SweepReport",
     "expand_grid",
     "latin_hypercube",
@@ -65,13 +71,15 @@ __all__ = [
 
 @dataclass
 class SweepReport:
-    """What a sweep did: runs in the sweep, run now, found done, and failed (key, message)."""
+    """What a sweep did: runs in the sweep, run now, found done, failed (key, message), and
+    found broken in the store, set aside under ``failed/`` and redone (key, why)."""
 
     total: int
     ran: int
     skipped: int
     failed: list[tuple[str, str]] = field(default_factory=list)
     out_dir: Path = Path(".")
+    broken: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run_sweep(
@@ -88,10 +96,12 @@ def run_sweep(
 
     ``overrides`` (``key=value`` strings or a mapping) apply to every point;
     ``replications`` defaults to each point's scenario's own. All points are
-    validated before anything runs. Runs found in the store are skipped; a run
-    that raises is recorded in ``failed/`` and retried by the next invocation.
-    Each finished run is written as soon as it completes, so an interrupted
-    sweep keeps what it finished.
+    validated before anything runs. Runs found whole in the store are skipped;
+    a run file found broken (cut short, say) is moved to ``failed/`` and its run
+    redone; a run that raises is recorded in ``failed/`` and retried by the next
+    invocation. Each finished run is written as soon as it completes, so an
+    interrupted sweep keeps what it finished. The store is locked for the
+    sweep's life: :class:`StoreInUse` if another sweep is writing to it.
     """
     if jobs < 1:
         raise ValueError(f"jobs: must be >= 1 (got {jobs})")
@@ -101,12 +111,29 @@ def run_sweep(
     base_overrides = _as_overrides(overrides)
     points = [_plain(dict(point)) for point in points]
     runs = plan_runs(resolve_points(base, base_overrides, points), points, replications)
-    record_invocation(out, _invocation(source, base, base_overrides, points, replications, runs))
-    pending = [run for run in runs if not run_path(out, run.key).exists()]
-    report = SweepReport(total=len(runs), ran=0, skipped=len(runs) - len(pending), out_dir=out)
-    if pending:
-        _run_pending(out, pending, execute, jobs, report, progress)
+    with locked(out):
+        record_invocation(out, _invocation(source, base, base_overrides, points, replications, runs))
+        remove_temporaries(out)
+        broken = _set_aside_broken(out, runs)
+        pending = [run for run in runs if not run_path(out, run.key).exists()]
+        report = SweepReport(total=len(runs), ran=0, skipped=len(runs) - len(pending), out_dir=out, broken=broken)
+        if pending:
+            _run_pending(out, pending, execute, jobs, report, progress)
     return report
+
+
+def _set_aside_broken(out: Path, runs: list[Run]) -> list[tuple[str, str]]:
+    """Move each stored run file that is not whole to ``failed/``, so that its run is redone; (key, why) of each."""
+    broken = []
+    for run in runs:
+        path = run_path(out, run.key)
+        if not path.exists():
+            continue
+        reason = broken_run_file(path, run.key)
+        if reason is not None:
+            set_aside(out, run.key)
+            broken.append((run.key, reason))
+    return broken
 
 
 def _as_overrides(overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
@@ -162,6 +189,7 @@ def _run_pending(
     with tqdm(
         total=report.total, initial=report.skipped, unit="run", desc="sweep", file=sys.stderr, disable=not progress
     ) as bar:
+        _show_problems(bar, report)
         try:
             for index, outcome in outcomes:
                 run = pending[index]
@@ -170,7 +198,13 @@ def _run_pending(
                     report.ran += 1
                 else:
                     report.failed.append((run.key, message))
-                    bar.set_postfix(failed=len(report.failed))
+                    _show_problems(bar, report)
                 bar.update()
         finally:
             outcomes.close()
+
+
+def _show_problems(bar: tqdm, report: SweepReport) -> None:
+    """Count the broken run files being redone and the failed runs after the progress bar."""
+    counts = {"broken": len(report.broken), "failed": len(report.failed)}
+    bar.set_postfix({name: count for name, count in counts.items() if count})

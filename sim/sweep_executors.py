@@ -9,12 +9,22 @@ order; on a spawn-started process pool; or on a local Dask cluster. Because
 workers only take and return plain data and only the parent process writes the
 store (:mod:`sim.sweep_store`), the same code runs on each executor, with the
 same seed giving the same values on each.
+
+A pool worker dies with the process that started it, however that process
+ends (Ctrl-C, SIGTERM, SIGKILL, the out-of-memory killer): see
+:func:`_die_with_parent`. Dask's worker processes do so by themselves (each
+exits when a pipe held open by its parent closes).
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -24,6 +34,9 @@ from sim.run import run_replication
 from sim.scenario import validate
 
 EXECUTORS = ("serial", "processes", "dask")
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL_S = 1.0  # how often a worker without PR_SET_PDEATHSIG checks that its parent lives
 
 Outcome = dict[str, Any]
 Executor = Callable[[list[dict[str, Any]], int], Generator[tuple[int, Outcome], None, None]]
@@ -71,9 +84,48 @@ def _in_process(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[in
         yield index, execute_run(payload)
 
 
-def _ignore_interrupts() -> None:
-    """Pool worker initializer: Ctrl-C is the parent's to handle, which then stops the workers."""
+def _start_worker(parent: int) -> None:
+    """Pool worker initializer: Ctrl-C is the parent's to handle, which then stops the workers;
+    and the worker dies with its parent (``parent``, its pid)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this process end when ``parent`` does, even if the parent is killed outright.
+
+    A pool worker outliving its parent would otherwise wait for work forever.
+    On Linux the kernel sends SIGKILL to the process when its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``). Strictly, when the parent's *thread* that
+    started it ends: the pool starts its *spawn* workers from the thread that
+    submits the runs, which here is the thread that runs the sweep to its end,
+    so a pool must not be handed to another thread. Elsewhere, or if ``prctl``
+    fails, a daemon thread polls :func:`os.getppid` every
+    :data:`PARENT_POLL_S` seconds. A parent that died before this was set up is
+    caught by the check at the end: the process has been adopted already.
+    """
+    if not _parent_death_signal(signal.SIGKILL):
+        threading.Thread(target=_watch_parent, args=(parent, PARENT_POLL_S), name="watch-parent", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send ``signum`` to this process when its parent dies; ``False`` if not on Linux or refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int, interval_s: float) -> None:
+    """End this process as soon as its parent is no longer ``parent`` (it died and the process was adopted)."""
+    while os.getppid() == parent:
+        time.sleep(interval_s)
+    os._exit(1)
 
 
 def _outcome(future: Future) -> Outcome:
@@ -98,7 +150,10 @@ def _in_processes(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[
     start method is left alone), results yielded as they complete. If the consumer stops
     early (Ctrl-C, an error) the pending runs are cancelled and the workers terminated."""
     pool = ProcessPoolExecutor(
-        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(),),
     )
     finished = False
     try:

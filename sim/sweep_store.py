@@ -7,13 +7,18 @@ The store under ``out_dir`` is::
     runs/<key>.parquet    one file per finished run: the tidy rows plus run columns;
                           the resolved scenario in the file's key-value metadata
     failed/<key>.json     a run that raised: its point, error and traceback
+    failed/<key>.parquet  a run file found broken when resuming, set aside (the run is redone)
+    sweep.lock            locked by the sweep writing to the store; holds its pid
 
 Files are written to a temporary name in the same directory and moved into
 place with :func:`os.replace`, which is atomic, so an interrupted sweep leaves
-only whole files. Because runs are keyed by content (:mod:`sim.sweep_plan`), a
-rerun skips every run whose file exists and retries the failed ones, and
-sweeps that share runs share their files. Only the parent process writes.
-:func:`load_sweep` reads every run file back as one tidy frame.
+only whole files, and a killed one at most a temporary that the next sweep
+removes (:func:`remove_temporaries`). Because runs are keyed by content
+(:mod:`sim.sweep_plan`), a rerun skips every run whose file is whole
+(:func:`broken_run_file`) and retries the failed ones, and sweeps that share
+runs share their files. One sweep at a time writes to a store
+(:func:`locked`), and only its parent process writes. :func:`load_sweep` reads
+every run file back as one tidy frame.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
@@ -36,10 +43,53 @@ from sim.sweep_plan import Run, _compact
 RUNS_DIR = "runs"
 FAILED_DIR = "failed"
 SWEEP_FILE = "sweep.json"
+LOCK_FILE = "sweep.lock"
 PARAM_PREFIX = "param."
 SCENARIO_METADATA = b"cnsim.scenario"
 POINT_METADATA = b"cnsim.point"
 SIM_TIME_METADATA = b"cnsim.sim_time_s"
+
+
+class StoreInUse(ValueError):
+    """Another sweep is writing to this store."""
+
+
+# --- one sweep at a time ----------------------------------------------------------------
+
+
+@contextmanager
+def locked(out_dir: Path) -> Iterator[None]:
+    """Hold the store's lock (an exclusive :func:`fcntl.flock` on ``sweep.lock``) for the block.
+
+    Raises :class:`StoreInUse`, naming the directory and the holder's pid, if
+    another sweep holds it. The kernel releases the lock when its holder ends,
+    however it ends, so a killed sweep leaves no stale lock; the file stays (it
+    is never removed, as removing a lock file lets two processes lock two
+    different files). Pool workers do not inherit it (Python opens files
+    non-inheritable). On Windows, which has no ``flock``, nothing is locked.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if sys.platform == "win32":
+        yield
+        return
+    import fcntl
+
+    path = out_dir / LOCK_FILE
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 64).decode(errors="replace").strip() or "unknown"
+            raise StoreInUse(
+                f"{out_dir}: another sweep (pid {holder}) is writing to it; "
+                "wait for it to finish or give another directory"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(descriptor)
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -117,6 +167,47 @@ def store_run(out_dir: Path, run: Run, outcome: Outcome) -> str | None:
     _atomic_write(run_path(out_dir, run.key), lambda target: pq.write_table(table, target))
     failure_path(out_dir, run.key).unlink(missing_ok=True)
     return None
+
+
+def broken_run_file(path: Path, key: str) -> str | None:
+    """Why ``path`` is not the whole run file of run ``key``, or ``None`` if it is.
+
+    A whole file (as :func:`store_run` writes it) has a readable footer that
+    declares at least one row, and its ``key`` column reads back with that many
+    rows, each holding ``key``. A file cut short (a full disk, a crash of the
+    file system, a copy interrupted) has no footer; a file of another run or
+    program fails the rest.
+    """
+    try:
+        parquet = pq.ParquetFile(path)
+        declared = parquet.metadata.num_rows
+        if "key" not in parquet.schema_arrow.names:
+            return "no key column"
+        keys = parquet.read(columns=["key"]).column("key")
+    except (OSError, pa.ArrowException) as error:
+        return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if declared < 1:
+        return "no rows"
+    if len(keys) != declared:
+        return f"{len(keys)} rows where its footer declares {declared}"
+    others = [other for other in keys.unique().to_pylist() if other != key]
+    if others:
+        return f"rows of another run (key {others[0]})"
+    return None
+
+
+def set_aside(out_dir: Path, key: str) -> None:
+    """Move run ``key``'s broken file to ``failed/<key>.parquet``, replacing an older one."""
+    target = out_dir / FAILED_DIR / f"{key}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_path(out_dir, key), target)
+
+
+def remove_temporaries(out_dir: Path) -> None:
+    """Remove the temporaries a killed sweep left (see :func:`_atomic_write`); call it holding the lock."""
+    for folder in (out_dir, out_dir / RUNS_DIR, out_dir / FAILED_DIR):
+        for path in folder.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
 
 
 def stored_scenario(path: str | Path) -> dict[str, Any]:
