@@ -33,11 +33,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Uniform
-from sim.scenario import Dist, Duration, ScenarioBase, Size
+from sim.scenario import Duration, DurationDist, ScenarioBase, ScenarioPart, Size
 from sim.topology import CallGraph, Cluster
 from models.net.http1 import (
     GO_IDLE_CONN_TIMEOUT_S,
@@ -70,15 +70,15 @@ from models.net.tcp import (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+class _Strict(ScenarioPart):
+    model_config = ConfigDict(validate_default=True)
 
 
 class NetworkConfig(_Strict):
     """Each client's link to the backend, and the kernel's TCP constants (Linux's by default)."""
 
     rtt: Duration | None = Field(None, description="round-trip propagation delay (constant); or give latency")
-    latency: Dist | None = Field(None, description="one-way propagation delay distribution; or give rtt")
+    latency: DurationDist | None = Field(None, description="one-way propagation delay distribution; or give rtt")
     bandwidth: Size = Field(gt=0, description="link bandwidth in bytes per second, each direction")
     loss: float = Field(0.0, ge=0, lt=1, description="probability that a segment is lost")
     mss: Size = Field(ETHERNET_MSS_BYTES, gt=0, description="TCP maximum segment size, bytes")
@@ -135,7 +135,7 @@ class TlsConfig(_Strict):
 
 
 class BackendConfig(_Strict):
-    service: Dist = Field(description="service time per request")
+    service: DurationDist = Field(description="service time per request")
     workers: int | None = Field(None, ge=1, description="requests served at once; null: unlimited")
 
 
@@ -149,7 +149,7 @@ class FanInScenario(ScenarioBase):
     http2: Http2Config = Field(default_factory=Http2Config)
     clients: int = Field(1, ge=1, description="client instances, each with its own pool and link")
     concurrency: int = Field(ge=1, description="callers per client, each in a closed loop")
-    think: Dist = Field(description="a caller's pause between a response and its next request")
+    think: DurationDist = Field(description="a caller's pause between a response and its next request")
     requests: int = Field(ge=1, description="requests completed in all, warm-up included")
     request_size: Size
     response_size: Size

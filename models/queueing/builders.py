@@ -10,17 +10,13 @@ from __future__ import annotations
 from typing import Literal
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Distribution, Exponential
-from sim.scenario import Dist, Rate, ScenarioBase
+from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart
 from models.queueing.network import Network, check_routing
 from models.queueing.stations import DISCIPLINES, Station
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 def _one_of(dist: Distribution | None, rate: float | None, name: str, default_rate: float | None) -> Distribution:
@@ -36,11 +32,11 @@ def _one_of(dist: Distribution | None, rate: float | None, name: str, default_ra
     return Exponential(1 / rate)
 
 
-class StationConfig(_Strict):
+class StationConfig(ScenarioPart):
     """One station: its servers, service-time distribution, discipline and capacity."""
 
     servers: int = Field(1, ge=1, description="identical servers")
-    service: Dist | None = Field(None, description="service time distribution (seconds)")
+    service: DurationDist | None = Field(None, description="service time distribution (seconds)")
     service_rate: Rate | None = Field(None, gt=0, description="shortcut: exponential service at this rate per second")
     discipline: Literal["fcfs", "ps"] = Field("fcfs", description="first come first served, or processor sharing")
     capacity: int | None = Field(
@@ -71,10 +67,10 @@ class StationScenario(RunLength):
     """A single station fed by one arrival stream; ``arrival_rate`` and ``service_rate``
     default to exponential times (M/M/c)."""
 
-    arrival: Dist | None = Field(None, description="interarrival time distribution (seconds)")
+    arrival: DurationDist | None = Field(None, description="interarrival time distribution (seconds)")
     arrival_rate: Rate | None = Field(None, gt=0, description="shortcut: Poisson arrivals at this rate per second")
     servers: int = Field(1, ge=1)
-    service: Dist | None = Field(None, description="service time distribution (seconds)")
+    service: DurationDist | None = Field(None, description="service time distribution (seconds)")
     service_rate: Rate | None = Field(
         None, gt=0, description="shortcut: exponential service at this rate (default 1/s)")
     discipline: Literal["fcfs", "ps"] = "fcfs"
@@ -96,18 +92,18 @@ class StationScenario(RunLength):
         return self.service.mean / self.arrival.mean / self.servers
 
 
-class Route(_Strict):
+class Route(ScenarioPart):
     source: str = Field(alias="from")
     to: str
     p: float = Field(ge=0, le=1, description="probability of taking this route after service at `from`")
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class NetworkScenario(RunLength):
     """Stations connected by routing probabilities, fed by one external stream."""
 
-    arrival: Dist | None = None
+    arrival: DurationDist | None = None
     arrival_rate: Rate | None = Field(None, gt=0)
     entry: dict[str, float] | str = Field(description="station all jobs enter, or {station: probability}")
     stations: dict[str, StationConfig]

@@ -49,12 +49,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Exponential
 from sim.params import param_value
-from sim.scenario import Dist, Rate, ScenarioBase, Size
+from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
@@ -67,31 +67,27 @@ GO_PROCESS_PARAM = "go.process.rss_bytes"
 """Calibrated resident set of an idle Go process (``calibration/harness/go/procstart``)."""
 
 
-class JobConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+class JobConfig(ScenarioPart):
+    model_config = ConfigDict(validate_default=True)
 
-    cpu: Dist = Field(description="CPU seconds per job")
-    alloc: Dist = Field(Constant(0.0), description="bytes allocated per job")
+    cpu: DurationDist = Field(description="CPU seconds per job")
+    alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per job")
     input_bytes: Size = Field(0.0, ge=0, description="bytes passed to the job (copied to a Node worker)")
     output_bytes: Size = Field(0.0, ge=0, description="bytes of its result (copied back from a Node worker)")
 
 
-class GoSide(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
+class GoSide(ScenarioPart):
     gomaxprocs: int = Field(4, ge=1, description="GOMAXPROCS (= the cores of the Go machine)")
     goroutines: int = Field(1000, ge=1, description="goroutines alive at most; more jobs wait FIFO")
     gc: GCConfig = Field(default_factory=GCConfig)
-    spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
+    spawn: DurationDist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
     stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
     process_bytes: Size | None = Field(
         None, ge=0, description="resident memory of the idle Go process; default go.process.rss_bytes"
     )
 
 
-class NodeSide(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
+class NodeSide(ScenarioPart):
     workers: int = Field(10, ge=1, description="worker threads in the pool")
     cores: int = Field(4, ge=1, description="cores the loop and the workers share")
     gc: V8GCConfig = Field(default_factory=V8GCConfig)

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment
 from sim.dists import Constant
 from sim.params import param_value
-from sim.scenario import Dist, Rate, ScenarioBase, Size
+from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
@@ -50,18 +50,19 @@ CPU ``<set>_s`` and allocation ``<set>_alloc_bytes`` (calibration/params, ``enco
 8 KiB object)."""
 
 
-class HandlerConfig(BaseModel):
+class HandlerConfig(ScenarioPart):
     """What one request costs: a calibrated codec, the handler's own CPU and allocation, an optional
     backend call and fan-out."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+    model_config = ConfigDict(validate_default=True)
 
     codec: Literal["go.json"] | None = Field(
         None, description="decode the request and encode the response with this calibrated codec"
     )
-    cpu: Dist = Field(Constant(0.0), description="CPU seconds per request besides the codec")
-    alloc: Dist = Field(Constant(0.0), description="bytes allocated per request besides the codec")
-    backend: Dist | None = Field(None, description="duration of a downstream call made before the CPU work, seconds")
+    cpu: DurationDist = Field(Constant(0.0), description="CPU seconds per request besides the codec")
+    alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per request besides the codec")
+    backend: DurationDist | None = Field(
+        None, description="duration of a downstream call made before the CPU work, seconds")
     fanout: int = Field(0, ge=0, description="goroutines the handler fans out to (CPU and alloc split evenly)")
 
     def codec_costs(self) -> tuple[float, float]:
@@ -94,9 +95,9 @@ class GoServiceScenario(ScenarioBase):
     quota_cores: float | None = Field(None, gt=0, description="container CPU quota in cores (CFS); null: none")
     handler: HandlerConfig
     gc: GCConfig = Field(default_factory=GCConfig)
-    spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
+    spawn: DurationDist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
     stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
-    wakeup_late: Dist | None = Field(
+    wakeup_late: DurationDist | None = Field(
         None, description="how late a timed sleep (timers, sysmon) ends; default go.sched.wakeup_late_s"
     )
     machine: MachineConfig = machine_field()

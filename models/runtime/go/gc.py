@@ -64,11 +64,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import simpy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sim.core import Environment
 from sim.params import param_dist, param_linear
-from sim.scenario import Dist, Size
+from sim.scenario import DurationDist, ScenarioPart, Size
 from sim.timers import Timer
 
 BACKGROUND_UTILIZATION = 0.25
@@ -108,17 +108,15 @@ def calibrated_mark_rate() -> float:
     return 1.0 / slope
 
 
-class GCConfig(BaseModel):
+class GCConfig(ScenarioPart):
     """Settings of the collector; ``None`` for a pause or the mark rate means the calibrated default."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     enabled: bool = Field(True, description="false: no collector at all (GOGC=off and no memory limit)")
     gogc: float | None = Field(100, ge=0, description="GOGC; null means off (only the memory limit triggers)")
     memory_limit: Size | None = Field(None, description="GOMEMLIMIT in bytes; null means none")
     live_heap: Size = Field(0.0, description="long-lived reachable heap of the service, bytes")
-    stw_sweep_termination: Dist | None = Field(None, description=f"pause, seconds; default {STW_SWEEP_PARAM}")
-    stw_mark_termination: Dist | None = Field(None, description=f"pause, seconds; default {STW_MARK_PARAM}")
+    stw_sweep_termination: DurationDist | None = Field(None, description=f"pause, seconds; default {STW_SWEEP_PARAM}")
+    stw_mark_termination: DurationDist | None = Field(None, description=f"pause, seconds; default {STW_MARK_PARAM}")
     mark_rate: float | None = Field(
         None, gt=0, description=f"bytes scanned per CPU-second of marking; default 1 / slope of {MARK_RATE_PARAM}"
     )

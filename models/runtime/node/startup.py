@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sim.core import Environment
 from sim.dists import Distribution
 from sim.params import param_as_dist, param_value
-from sim.scenario import Dist, Size
+from sim.scenario import DurationDist, ScenarioPart, Size
 from models.runtime.protocol import Compute
 
 STAGE_PARAMS = {
@@ -51,16 +51,16 @@ MEMORY_PARAMS = {
 ReusePolicy = Literal["none", "isolate", "context"]
 
 
-class StartupConfig(BaseModel):
+class StartupConfig(ScenarioPart):
     """Start-up stages of V8 in Node; ``None`` means the calibrated default named in its description."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    process: Dist | None = Field(None, description=f"process start, s; default {STAGE_PARAMS['process']}")
-    isolate: Dist | None = Field(None, description=f"new isolate and thread, s; default {STAGE_PARAMS['isolate']}")
-    context: Dist | None = Field(None, description=f"new context, s; default {STAGE_PARAMS['context']}")
-    script: Dist | None = Field(None, description=f"run the script in a context, s; default {STAGE_PARAMS['script']}")
-    modules: Dist | None = Field(None, description=f"load the modules, s; default {STAGE_PARAMS['modules']}")
+    process: DurationDist | None = Field(None, description=f"process start, s; default {STAGE_PARAMS['process']}")
+    isolate: DurationDist | None = Field(
+        None, description=f"new isolate and thread, s; default {STAGE_PARAMS['isolate']}")
+    context: DurationDist | None = Field(None, description=f"new context, s; default {STAGE_PARAMS['context']}")
+    script: DurationDist | None = Field(
+        None, description=f"run the script in a context, s; default {STAGE_PARAMS['script']}")
+    modules: DurationDist | None = Field(None, description=f"load the modules, s; default {STAGE_PARAMS['modules']}")
     process_bytes: Size | None = Field(None, description=f"bytes of a process; default {MEMORY_PARAMS['process']}")
     isolate_bytes: Size | None = Field(None, description=f"bytes per isolate; default {MEMORY_PARAMS['isolate']}")
     context_bytes: Size | None = Field(None, description=f"bytes per context; default {MEMORY_PARAMS['context']}")
