@@ -78,6 +78,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
     from sim.run import run_replications
 
+    if not 0 < args.confidence < 1:
+        raise ValueError(f"--confidence: must be between 0 and 1, exclusive (got {args.confidence})")
     scenario = _scenario_from_args(args)
     with tqdm(total=scenario.replications, desc="replications", unit="rep", disable=None, file=sys.stderr) as bar:
         outcome = run_replications(scenario, confidence=args.confidence, on_done=lambda _r: bar.update())

@@ -12,7 +12,14 @@ a bare quantity for a constant::
                                           {dist: exp, mean: 20ms, weight: 0.1}]}
     service: 2ms                      # constant
 
-Every quantity accepts the units of :mod:`sim.units` (durations or sizes).
+A distribution has the dimension of the field it fills (:data:`sim.units.Dimension`):
+a service time's is a duration, an allocation's a size. Its ``value``, ``mean``,
+``median``, ``p99``, ``low``, ``high``, ``scale`` and ``values`` take that
+dimension's units and no other (``8KiB`` is not a service time); ``cv``,
+``sigma``, ``mu``, ``shape`` and ``weight`` are plain numbers; an exponential's
+``rate`` is the inverse (``250/s`` for a duration). A relative ``file`` is read
+from ``base_dir`` (the scenario file's folder).
+
 Knowing ``mean`` and ``variance`` lets tests hold a model to queueing theory
 (Ciw's distribution objects are the model for this design).
 """
@@ -29,9 +36,15 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from sim.units import parse_quantity
+from sim.units import MAX_QUANTITY, Dimension, parse_as
 
 BLOCK_SIZE = 4096
+WEIGHT_TOLERANCE = 1e-9
+"""How far a mixture's weights may add up from 1: float rounding of weights written with many digits."""
+INVERSE: dict[Dimension, Dimension] = {
+    "duration": "rate", "rate": "duration", "size": "number", "number": "number", "quantity": "quantity",
+}
+"""The dimension of an exponential's ``rate`` in a distribution of each dimension (a duration's is per second)."""
 
 
 class Distribution(ABC):
@@ -245,18 +258,32 @@ class Empirical(Distribution):
         self.source = source
 
     @classmethod
-    def from_csv(cls, path: str | Path, column: str) -> Empirical:
+    def from_csv(cls, path: str | Path, column: str, dimension: Dimension = "quantity") -> Empirical:
+        """The values of ``column`` of a CSV file, each read as a quantity of ``dimension``."""
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"file: no such file {str(path)!r}")
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or column not in reader.fieldnames:
-                raise ValueError(
-                    f"column: {column!r} is not a column of {str(path)!r} "
-                    f"(columns: {', '.join(reader.fieldnames or [])})"
-                )
-            values = [parse_quantity(row[column]) for row in reader if row[column] != ""]
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames is None or column not in reader.fieldnames:
+                    raise ValueError(
+                        f"column: {column!r} is not a column of {str(path)!r} "
+                        f"(columns: {', '.join(reader.fieldnames or [])})"
+                    )
+                values = []
+                for row in reader:
+                    cell = row[column]
+                    if cell == "":
+                        continue
+                    try:
+                        values.append(parse_as(cell, dimension))
+                    except ValueError as error:
+                        raise ValueError(f"file: {str(path)!r} line {reader.line_num}: {error}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"file: {str(path)!r} is not a UTF-8 text file") from None
+        except csv.Error as error:
+            raise ValueError(f"file: {str(path)!r}: {error}") from None
         return cls(values, source=f"{path}:{column}")
 
     @property
@@ -275,7 +302,8 @@ class Empirical(Distribution):
 
 
 class Mixture(Distribution):
-    """With probability ``weights[i]``, a draw of ``components[i]``."""
+    """With probability ``weights[i]``, a draw of ``components[i]``; the weights add up to 1
+    (within :data:`WEIGHT_TOLERANCE`, then scaled to 1 exactly)."""
 
     name = "mixture"
 
@@ -283,7 +311,9 @@ class Mixture(Distribution):
         _require(len(components) > 0, "components", "[]", "needs at least one component")
         _require(len(components) == len(weights), "weights", list(weights), "needs one weight per component")
         w = np.asarray(weights, dtype=float)
-        _require(bool(np.all(w >= 0)) and w.sum() > 0, "weights", list(weights), "must be >= 0 and not all 0")
+        _require(bool(np.all(w >= 0)), "weights", list(weights), "must be >= 0")
+        total = float(w.sum())
+        _require(abs(total - 1) <= WEIGHT_TOLERANCE, "weights", list(weights), f"must add up to 1, not {total:.12g}")
         self.components = list(components)
         self.weights = w / w.sum()
 
@@ -324,80 +354,84 @@ as its ``mean``); the others (``mu``, ``sigma``, ``shape``, ``cv``, ``weight``, 
 are not."""
 
 
-def _take(p: dict[str, Any], key: str, convert: Callable[[Any], float] = parse_quantity, label: str = "") -> float:
-    """Pop ``key`` and convert it, naming the key (or ``label``) in any error."""
-    value = p.pop(key)
+def _take(p: dict[str, Any], key: str, dimension: Dimension, label: str = "") -> float:
+    """Pop ``key`` and read it as a quantity of ``dimension``, naming the key (or ``label``) in any error."""
     try:
-        return convert(value)
+        return parse_as(p.pop(key), dimension)
     except ValueError as error:
         raise ValueError(f"{label or key}: {error}") from None
-    except TypeError:
-        raise ValueError(f"{label or key}: expected a number (got {value!r})") from None
 
 
-def _build_exp(p: dict[str, Any], base_dir: Path | None) -> Distribution:
+def _build_exp(p: dict[str, Any], dimension: Dimension, base_dir: Path | None) -> Distribution:
     if "mean" in p and "rate" not in p:
-        return Exponential(_take(p, "mean"))
+        return Exponential(_take(p, "mean", dimension))
     if "rate" in p and "mean" not in p:
-        rate = _take(p, "rate")
+        rate = _take(p, "rate", INVERSE[dimension])
         _require(rate > 0, "rate", rate, "must be > 0")
         return Exponential(1 / rate)
     raise ValueError("exp needs exactly one of 'mean' or 'rate'")
 
 
-def _build_lognormal(p: dict[str, Any], base_dir: Path | None) -> Distribution:
+def _build_lognormal(p: dict[str, Any], dimension: Dimension, base_dir: Path | None) -> Distribution:
     keys = set(p)
     if keys >= {"median", "p99"}:
-        return LogNormal.from_median_p99(_take(p, "median"), _take(p, "p99"))
+        return LogNormal.from_median_p99(_take(p, "median", dimension), _take(p, "p99", dimension))
     if keys >= {"mean", "cv"}:
-        return LogNormal.from_mean_cv(_take(p, "mean"), _take(p, "cv", float))
+        return LogNormal.from_mean_cv(_take(p, "mean", dimension), _take(p, "cv", "number"))
     if keys >= {"mu", "sigma"}:
-        return LogNormal(_take(p, "mu", float), _take(p, "sigma", float))
+        return LogNormal(_take(p, "mu", "number"), _take(p, "sigma", "number"))
     raise ValueError("lognormal needs 'median' and 'p99', or 'mean' and 'cv', or 'mu' and 'sigma'")
 
 
-def _build_gamma(p: dict[str, Any], base_dir: Path | None) -> Distribution:
+def _build_gamma(p: dict[str, Any], dimension: Dimension, base_dir: Path | None) -> Distribution:
     keys = set(p)
     if keys >= {"mean", "cv"}:
-        return Gamma.from_mean_cv(_take(p, "mean"), _take(p, "cv", float))
+        return Gamma.from_mean_cv(_take(p, "mean", dimension), _take(p, "cv", "number"))
     if keys >= {"shape", "scale"}:
-        return Gamma(_take(p, "shape", float), _take(p, "scale"))
+        return Gamma(_take(p, "shape", "number"), _take(p, "scale", dimension))
     if keys >= {"shape", "mean"}:
-        shape = _take(p, "shape", float)
+        shape = _take(p, "shape", "number")
         _require(shape > 0, "shape", shape, "must be > 0")
-        return Gamma(shape, _take(p, "mean") / shape)
+        return Gamma(shape, _take(p, "mean", dimension) / shape)
     raise ValueError("gamma needs 'mean' and 'cv', or 'shape' and 'scale', or 'shape' and 'mean'")
 
 
-def _build_const(p: dict[str, Any], base_dir: Path | None) -> Distribution:
+def _build_const(p: dict[str, Any], dimension: Dimension, base_dir: Path | None) -> Distribution:
     if "value" not in p:
         raise ValueError("const needs 'value'")
-    return Constant(_take(p, "value"))
+    return Constant(_take(p, "value", dimension))
 
 
-def _build_uniform(p: dict[str, Any], base_dir: Path | None) -> Distribution:
+def _build_uniform(p: dict[str, Any], dimension: Dimension, base_dir: Path | None) -> Distribution:
     if not {"low", "high"} <= set(p):
         raise ValueError("uniform needs 'low' and 'high'")
-    return Uniform(_take(p, "low"), _take(p, "high"))
+    return Uniform(_take(p, "low", dimension), _take(p, "high", dimension))
 
 
-def _build_empirical(p: dict[str, Any], base_dir: Path | None) -> Distribution:
+def _build_empirical(p: dict[str, Any], dimension: Dimension, base_dir: Path | None) -> Distribution:
     if "values" in p:
         raw = p.pop("values")
         if not isinstance(raw, list):
             raise ValueError(f"values: expected a list of numbers (got {raw!r})")
-        return Empirical([_take({"v": v}, "v", label=f"values.{i}") for i, v in enumerate(raw)])
+        return Empirical([_take({"v": v}, "v", dimension, label=f"values.{i}") for i, v in enumerate(raw)])
     if "file" in p:
-        path = Path(p.pop("file"))
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        name = p.pop("file")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"file: expected the path of a CSV file (got {name!r})")
         if "column" not in p:
             raise ValueError("empirical from a file needs 'column'")
-        return Empirical.from_csv(path, str(p.pop("column")))
+        return Empirical.from_csv(resolve_file(name, base_dir), str(p.pop("column")), dimension)
     raise ValueError("empirical needs 'values' or 'file' and 'column'")
 
 
-def _build_mixture(p: dict[str, Any], base_dir: Path | None) -> Distribution:
+def resolve_file(name: str | Path, base_dir: Path | None) -> Path:
+    """The path of an empirical distribution's ``file``: as written if absolute, else under ``base_dir``
+    (the scenario file's folder) if given, else under the working directory."""
+    path = Path(name)
+    return base_dir / path if base_dir is not None and not path.is_absolute() else path
+
+
+def _build_mixture(p: dict[str, Any], dimension: Dimension, base_dir: Path | None) -> Distribution:
     raw = p.pop("components", None)
     if not isinstance(raw, list) or not raw:
         raise ValueError("mixture needs 'components', a list of distributions each with a 'weight'")
@@ -406,15 +440,15 @@ def _build_mixture(p: dict[str, Any], base_dir: Path | None) -> Distribution:
         if not isinstance(item, Mapping) or "weight" not in item:
             raise ValueError(f"components.{index}: needs a 'weight' beside its 'dist'")
         item = dict(item)
-        weights.append(_take(item, "weight", float, label=f"components.{index}.weight"))
+        weights.append(_take(item, "weight", "number", label=f"components.{index}.weight"))
         try:
-            components.append(parse_dist(item, base_dir=base_dir))
+            components.append(parse_dist(item, base_dir=base_dir, dimension=dimension))
         except ValueError as error:
             raise ValueError(f"components.{index}.{error}") from None
     return Mixture(components, weights)
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any], Path | None], Distribution]] = {
+_BUILDERS: dict[str, Callable[[dict[str, Any], Dimension, Path | None], Distribution]] = {
     "const": _build_const,
     "constant": _build_const,
     "deterministic": _build_const,
@@ -428,24 +462,46 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], Path | None], Distribution]] = {
 }
 
 
-def parse_dist(spec: object, base_dir: Path | None = None) -> Distribution:
+def parse_dist(spec: object, base_dir: Path | None = None, dimension: Dimension = "quantity") -> Distribution:
     """A :class:`Distribution` from a scenario value (mapping, quantity or distribution).
 
     Raises ``ValueError`` with a one-line message naming the offending key.
     ``base_dir`` resolves relative ``file`` paths of empirical distributions.
+    ``dimension`` is what the values measure (see the module docstring); the
+    default, ``quantity``, takes any unit and is for values whose meaning is not
+    known here (calibrated parameter sets). A distribution whose mean is above
+    :data:`sim.units.MAX_QUANTITY`, or whose variance overflows, is an error.
     """
     if isinstance(spec, Distribution):
         return spec
     if isinstance(spec, (int, float, str)) and not isinstance(spec, bool):
-        return Constant(parse_quantity(spec))
+        return Constant(parse_as(spec, dimension))
     if not isinstance(spec, Mapping):
         raise ValueError(f"expected a distribution such as {{dist: exp, mean: 1ms}}, got {spec!r}")
     params = dict(spec)
     kind = params.pop("dist", None)
-    if kind not in _BUILDERS:
+    if not isinstance(kind, str) or kind not in _BUILDERS:
         known = ", ".join(sorted(_BUILDERS))
-        raise ValueError(f"dist: unknown distribution {kind!r} (known: {known})")
-    dist = _BUILDERS[kind](params, base_dir)
+        raise ValueError(f"dist: expected the name of a distribution, one of {known} (got {kind!r})")
+    dist = _BUILDERS[kind](params, dimension, base_dir)
     if params:
         raise ValueError(f"{next(iter(params))}: not a parameter of dist {kind!r}")
+    _check_moments(dist, dimension)
     return dist
+
+
+def _check_moments(dist: Distribution, dimension: Dimension) -> None:
+    """Refuse a distribution whose draws the engine cannot hold (see :data:`sim.units.MAX_QUANTITY`)."""
+    mean, variance = _or_inf(lambda: dist.mean), _or_inf(lambda: dist.variance)
+    if not mean <= MAX_QUANTITY:
+        raise ValueError(f"mean: the {dist.name} distribution's mean, {mean:g}, is above {MAX_QUANTITY:g}, "
+                         f"the largest {dimension}")
+    if not math.isfinite(variance):
+        raise ValueError(f"variance: the {dist.name} distribution's variance overflows a float")
+
+
+def _or_inf(moment: Callable[[], float]) -> float:
+    try:
+        return moment()
+    except OverflowError:  # math.exp of a lognormal's moments
+        return math.inf

@@ -23,7 +23,15 @@ import numpy as np
 import yaml
 from scipy.stats import qmc
 
-from sim.scenario import ScenarioBase, ScenarioError, load_scenario, resolved, scenario_key
+from sim.scenario import (
+    ScenarioBase,
+    ScenarioError,
+    first_lines,
+    load_scenario,
+    load_yaml,
+    resolved,
+    scenario_key,
+)
 
 Point = dict[str, Any]
 
@@ -48,7 +56,7 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
         if key in grid:
             raise ScenarioError(f"grid item {item!r}: {key} is swept twice")
         try:
-            values = yaml.safe_load(f"[{raw}]")
+            values = load_yaml(f"[{raw}]", f"grid item {item!r}")
         except yaml.YAMLError as error:
             first = str(error).strip().splitlines()[0]
             raise ScenarioError(f"grid item {item!r}: values are not a comma-separated YAML list: {first}") from None
@@ -141,9 +149,7 @@ def resolve_points(
             lines = str(error).splitlines()
             errors.extend(f"grid point {describe_point(point)}: {line}" for line in lines)
     if errors:
-        shown = list(dict.fromkeys(errors))
-        more = len(shown) - 20
-        raise ScenarioError("\n".join(shown[:20] + ([f"... and {more} more"] if more > 0 else [])))
+        raise ScenarioError(first_lines(list(dict.fromkeys(errors))))
     return scenarios
 
 

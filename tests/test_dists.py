@@ -112,17 +112,32 @@ def test_empirical_from_a_csv_column(tmp_path: Path) -> None:
     assert relative == dist
 
 
-def test_mixture_weights_are_normalised() -> None:
-    dist = parse_dist(
-        {
-            "dist": "mixture",
-            "components": [{"dist": "const", "value": 1, "weight": 3}, {"dist": "exp", "mean": 5, "weight": 1}],
-        }
-    )
+def mixture(first: float, second: float) -> dict[str, object]:
+    return {
+        "dist": "mixture",
+        "components": [{"dist": "const", "value": 1, "weight": first}, {"dist": "exp", "mean": 5, "weight": second}],
+    }
+
+
+def test_mixture_weights_add_up_to_one() -> None:
+    dist = parse_dist(mixture(0.75, 0.25))
     assert isinstance(dist, Mixture)
     assert np.allclose(dist.weights, [0.75, 0.25])
     assert dist.mean == pytest.approx(0.75 * 1 + 0.25 * 5)
     assert dist.variance == pytest.approx(0.75 * 1 + 0.25 * 50 - 2.0**2)
+
+
+def test_mixture_weights_that_do_not_add_up_to_one_are_refused_with_their_sum() -> None:
+    with pytest.raises(ValueError, match=r"^weights: must add up to 1, not 4 \(got \[3\.0, 1\.0\]\)$"):
+        parse_dist(mixture(3, 1))  # once silently scaled to 0.75 and 0.25
+    with pytest.raises(ValueError, match=r"not 0\.9999999"):
+        parse_dist(mixture(0.7, 0.2999999))
+
+
+def test_mixture_weights_within_float_rounding_of_one_are_scaled_to_one() -> None:
+    dist = parse_dist(mixture(0.7, 0.3 + 5e-10))
+    assert isinstance(dist, Mixture)
+    assert dist.weights.sum() == pytest.approx(1.0, abs=1e-15)
 
 
 @pytest.mark.parametrize("label", sorted(SPECS))
@@ -284,3 +299,86 @@ def test_missing_csv_column_is_named_with_the_columns(tmp_path: Path) -> None:
 def test_every_distribution_is_a_distribution() -> None:
     for spec in SPECS.values():
         assert isinstance(parse_dist(spec), Distribution)
+
+
+# --- dimensions (issue 20: `service: {dist: exp, mean: 8KiB}` ran as 8,192 s of service) ---
+
+
+def test_a_distribution_reads_its_parameters_in_its_dimension() -> None:
+    assert parse_dist({"dist": "exp", "mean": "8KiB"}, dimension="size") == Exponential(8192.0)
+    assert parse_dist("2ms", dimension="duration") == Constant(0.002)
+    assert parse_dist({"dist": "exp", "rate": "250/s"}, dimension="duration") == Exponential(0.004)
+    assert parse_dist({"dist": "exp", "rate": 0.001}, dimension="size") == Exponential(1000.0)
+    assert parse_dist({"dist": "gamma", "shape": 2, "scale": "1KiB"}, dimension="size") == Gamma(2, 1024.0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "dimension", "message"),
+    [
+        ({"dist": "exp", "mean": "8KiB"}, "duration", "mean: expected a duration, not a size ('8KiB')"),
+        ("2/s", "duration", "expected a duration, not a rate ('2/s')"),
+        ({"dist": "const", "value": "2ms"}, "size", "value: expected a size, not a duration ('2ms')"),
+        ({"dist": "exp", "rate": "2KiB"}, "duration", "rate: expected a rate, not a size ('2KiB')"),
+        ({"dist": "exp", "rate": "2/s"}, "size", "rate: expected a number, not a rate ('2/s')"),
+        ({"dist": "gamma", "mean": "1ms", "cv": "5ms"}, "duration", "cv: expected a number, not a duration ('5ms')"),
+        ({"dist": "gamma", "mean": "1ms", "cv": True}, "duration", "cv: expected a number, got True"),
+        ({"dist": "uniform", "low": "1ms", "high": "1MiB"}, "duration", "high: expected a duration, not a size"),
+        ({"dist": "empirical", "values": ["1ms", "1KiB"]}, "duration", "values.1: expected a duration, not a size"),
+        (MIXTURE, "size", "components.0.value: expected a size, not a duration ('1ms')"),
+    ],
+)
+def test_a_parameter_of_another_dimension_is_refused_naming_the_key(spec: object, dimension, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_dist(spec, dimension=dimension)
+    assert str(info.value).startswith(message)
+
+
+def test_csv_values_are_read_in_the_dimension_and_named_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "samples.csv"
+    path.write_text("latency_s\n0.001\n8KiB\n")
+    with pytest.raises(ValueError, match=r"^file: '.*samples\.csv' line 3: expected a duration, not a size"):
+        parse_dist({"dist": "empirical", "file": str(path), "column": "latency_s"}, dimension="duration")
+
+
+def test_a_binary_csv_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "samples.csv"
+    path.write_bytes(b"latency_s\n\x93\xff\x00\n")
+    with pytest.raises(ValueError, match=r"^file: '.*samples\.csv' is not a UTF-8 text file$"):
+        parse_dist({"dist": "empirical", "file": str(path), "column": "latency_s"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "names"),
+    [
+        ({"dist": {"exp": 1}}, "dist: expected the name of a distribution"),  # once a TypeError: unhashable
+        ({"dist": [1, 2]}, "dist: expected the name of a distribution"),
+        ({"dist": "empirical", "file": {"a": 1}, "column": "x"}, "file: expected the path of a CSV file"),
+        ({"dist": "empirical", "file": 7, "column": "x"}, "file: expected the path of a CSV file"),
+    ],
+)
+def test_a_mapping_or_list_where_a_name_is_expected_is_a_clean_error(spec: object, names: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_dist(spec)
+    assert str(info.value).startswith(names)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "names"),
+    [
+        ({"dist": "lognormal", "mu": 1000, "sigma": 1}, "mean: the lognormal distribution's mean, inf, is above"),
+        ({"dist": "lognormal", "mu": 40, "sigma": 0}, "mean: the lognormal distribution's mean, 2.35385e+17"),
+        ({"dist": "lognormal", "mu": -2000, "sigma": 40}, "variance: the lognormal distribution's variance overflows"),
+        ({"dist": "exp", "rate": 1e-16}, "mean: the exp distribution's mean, 1e+16, is above 1e+15"),
+    ],
+)
+def test_a_distribution_beyond_what_the_engine_holds_is_refused(spec: object, names: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_dist(spec)
+    assert str(info.value).startswith(names), str(info.value)
+
+
+def test_a_rate_whose_mean_gap_is_beyond_the_bound_is_refused_as_a_rate() -> None:
+    with pytest.raises(ValueError) as info:
+        parse_dist({"dist": "exp", "rate": 1e-16}, dimension="duration")
+    assert str(info.value) == "rate: a rate must be 0 or at least 1e-15/s, got 1e-16"

@@ -4,16 +4,22 @@ field's path and value out."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Annotated, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from models.queueing.builders import NetworkScenario, StationScenario
-from sim.dists import Constant, Exponential, Gamma, LogNormal
+from sim.dists import Constant, Distribution, Exponential, Gamma, LogNormal
 from sim.scenario import (
     ScenarioError,
+    ScenarioPart,
     builtin_scenarios,
+    load_kind,
     load_scenario,
+    model_kinds,
     parse_override,
     resolved,
     scenario_key,
@@ -239,3 +245,163 @@ def test_bad_files(tmp_path: Path) -> None:
 
 def test_override_into_a_scalar_is_refused() -> None:
     assert error_of("mmc", ["servers.count=2"]).startswith("servers.count: cannot set a key inside 'servers'")
+
+
+# --- issue 20, scenario input: dimensions, booleans, bounds, duplicate keys, portable files ---
+
+BASES: dict[str, str | dict[str, object]] = {
+    "queueing.station": "mmc",
+    "queueing.network": "tandem",
+    "go.service": "go-http-service",
+    "cpubound.compare": "cpu-bound-goroutines-vs-workers",
+    "net.fanin": "http1-pool-vs-http2",
+    "node.service": {"model": "node.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}},
+    "native.service": {"model": "native.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}, "threads": 2},
+}
+
+
+DICT_KEYS = {"stations": "db"}
+"""A key of each mapping of parts in the base scenarios (tandem's stations)."""
+
+
+def distribution_fields(schema: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted paths of every distribution field of ``schema`` and of the parts it nests."""
+    paths = []
+    for name, field in schema.model_fields.items():
+        types = {field.annotation, *get_args(field.annotation)}
+        types |= {get_args(part)[0] for part in types if get_origin(part) is Annotated}
+        if Distribution in types:
+            paths.append(prefix + name)
+        inner = f"{prefix}{name}.{DICT_KEYS[name]}." if get_origin(field.annotation) is dict else f"{prefix}{name}."
+        for part in types:
+            if isinstance(part, type) and issubclass(part, ScenarioPart):
+                paths += distribution_fields(part, inner)
+    return paths
+
+
+def test_every_model_kind_has_a_base_scenario_here() -> None:
+    assert set(BASES) == set(model_kinds())
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [(kind, path) for kind in sorted(BASES) for path in distribution_fields(load_kind(kind).config_class)],
+)
+def test_every_distribution_field_refuses_a_rate(kind: str, path: str) -> None:
+    """A distribution field is of durations or of sizes: a rate is neither (``service: 2/s`` ran as 2 s)."""
+    message = error_of(BASES[kind], {path: "2/s"})
+    assert re.fullmatch(rf"{re.escape(path)}: expected a (duration|size), not a rate \('2/s'\)", message), message
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "expected"),
+    [
+        ("queueing.station", "service", {"dist": "exp", "mean": "8KiB"}, "duration"),
+        ("queueing.network", "stations.db.service", "4KiB", "duration"),
+        ("go.service", "handler.cpu", "8KiB", "duration"),
+        ("go.service", "handler.alloc", {"dist": "exp", "mean": "2ms"}, "size"),
+        ("node.service", "handler.alloc", "2ms", "size"),
+        ("cpubound.compare", "job.alloc", "1ms", "size"),
+        ("cpubound.compare", "node.startup.isolate", "1MiB", "duration"),
+        ("net.fanin", "think", "1KiB", "duration"),
+        ("go.service", "gc.live_heap", "2ms", "size"),
+        ("net.fanin", "network.rtt", "1KiB", "duration"),
+        ("go.service", "arrival_rate", "2ms", "rate"),
+    ],
+)
+def test_a_quantity_of_the_wrong_dimension_names_the_field_and_the_dimension(
+    kind: str, path: str, value: object, expected: str
+) -> None:
+    message = error_of(BASES[kind], {path: value})
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ") and f"expected a {expected}, not a" in message, message
+
+
+def test_the_right_dimension_still_loads_and_bare_numbers_are_base_units() -> None:
+    scenario = load_scenario("go-http-service", {"handler.alloc": {"dist": "exp", "mean": "8KiB"}, "handler.cpu": 1e-4})
+    assert scenario.handler.alloc == Exponential(8192.0) and scenario.handler.cpu == Constant(1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        ("queueing.station", "servers", True),
+        ("queueing.station", "warmup", False),
+        ("queueing.station", "seed", True),
+        ("queueing.network", "entry", {"web": True}),
+        ("queueing.network", "routes", [{"from": "web", "to": "app", "p": True}]),
+        ("go.service", "gc.gogc", True),
+        ("go.service", "quota_cores", True),
+        ("node.service", "message_cost", [True, 1e-9]),
+        ("net.fanin", "http2.connections", True),
+    ],
+)
+def test_booleans_are_not_numbers(kind: str, path: str, value: object) -> None:
+    """Pydantic reads ``servers: true`` as 1; here it names the field."""
+    message = error_of(BASES[kind], {path: value})
+    assert "\n" not in message
+    assert re.match(r"[\w.]+: expected a number, not true or false", message), message
+    assert message.split(":")[0] in (path, "routes.0.p")
+
+
+def test_booleans_stay_booleans_where_the_field_is_one() -> None:
+    scenario = load_scenario("go-http-service", {"gc.enabled": False})
+    assert scenario.gc.enabled is False
+
+
+def test_infinite_numbers_are_refused() -> None:
+    message = error_of("go-http-service", {"gc.gogc": float("inf")})
+    assert message == "gc.gogc: Input should be a finite number (got inf)"
+
+
+def test_many_errors_show_twenty_lines_and_a_count() -> None:
+    lines = error_of("mmc", {f"key{i:04d}": i for i in range(1000)}).splitlines()
+    assert len(lines) == 21
+    assert lines[0] == "key0000: unknown key (got 0)"
+    assert lines[-1] == "... and 980 more"
+
+
+def test_duplicate_yaml_keys_are_refused_naming_the_key_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text("model: queueing.station\narrival_rate: 0.5\nservice:\n  dist: exp\n  mean: 1ms\n  mean: 2ms\n")
+    assert error_of(path) == "twice.yaml: line 6: key 'mean' given twice (also on line 5)"
+    assert error_of("mmc", ["service={dist: exp, dist: const}"]) == (
+        "--set service: line 1: key 'dist' given twice (also on line 1)"
+    )
+
+
+def test_yaml_anchors_merge_keys_and_shared_aliases_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "anchors.yaml"
+    path.write_text(
+        "model: queueing.network\narrival_rate: 1\nentry: a\n"
+        "stations:\n"
+        "  a: &station {servers: 2, service: &slow {dist: exp, mean: 100ms}}\n"
+        "  b: {<<: *station, servers: 3}\n"  # a merge key, then a key of its own: not a duplicate
+        "  c: {service: *slow}\n"
+        "routes: [{from: a, to: b, p: 0.5}, {from: b, to: c, p: 0.5}]\n"
+    )
+    scenario = load_scenario(path)
+    assert scenario.stations["b"].servers == 3 and scenario.stations["b"].service == Exponential(0.1)
+    assert scenario.stations["c"].service == Exponential(0.1)
+
+
+def test_json_that_nests_too_deep_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('{"model": "queueing.station", "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    assert error_of(path) == "deep.json: nested more than 64 deep"
+
+
+def test_an_empirical_file_is_read_from_the_scenario_files_folder(tmp_path: Path, monkeypatch) -> None:
+    """A relative ``file:`` was read from the working directory, so a scenario worked only where it was written."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "samples.csv").write_text("latency_s\n1ms\n3ms\n")
+    (folder / "station.yaml").write_text(
+        "model: queueing.station\narrival_rate: 1\n"
+        "service: {dist: mixture, components: [{dist: empirical, file: samples.csv, column: latency_s, weight: 1}]}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    scenario = load_scenario(Path("..") / "scenarios" / "station.yaml")
+    assert scenario.service is not None and scenario.service.mean == pytest.approx(0.002)

@@ -6,7 +6,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.units import parse_duration, parse_quantity, parse_rate, parse_size, split_unit, write_quantity
+from sim.units import (
+    MAX_QUANTITY,
+    MIN_RATE,
+    parse_as,
+    parse_duration,
+    parse_number,
+    parse_quantity,
+    parse_rate,
+    parse_size,
+    split_unit,
+    write_quantity,
+)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +131,7 @@ def test_write_quantity_as_a_scenario_file_would(value: float, unit: str, text: 
     assert write_quantity(value, unit, digits=4) == rounded
 
 
-@given(st.floats(min_value=0, max_value=1e18, allow_nan=False), st.sampled_from(["s", "bytes", "1/s"]))
+@given(st.floats(min_value=0, max_value=MAX_QUANTITY, allow_nan=False), st.sampled_from(["s", "bytes", "1/s"]))
 def test_written_quantities_read_back_exactly(value: float, unit: str) -> None:
     assert parse_quantity(write_quantity(value, unit)) == value
 
@@ -130,3 +141,53 @@ def test_names_carry_their_unit_in_a_suffix() -> None:
     assert split_unit("heap_bytes") == ("heap", "bytes")
     assert split_unit("throughput_per_second") == ("throughput", "1/s")
     assert split_unit("utilisation") == ("utilisation", None)
+
+
+# --- dimensions and bounds (issue 20: a quantity of the wrong kind was read as a number) ---
+
+
+@pytest.mark.parametrize(
+    ("parse", "value", "message"),
+    [
+        (parse_duration, "8KiB", "expected a duration, not a size ('8KiB')"),
+        (parse_duration, "2/s", "expected a duration, not a rate ('2/s')"),
+        (parse_size, "2ms", "expected a size, not a duration ('2ms')"),
+        (parse_rate, "4GiB", "expected a rate, not a size ('4GiB')"),
+        (parse_number, "8KiB", "expected a number, not a size ('8KiB')"),
+    ],
+)
+def test_a_unit_of_another_dimension_is_named_as_such(parse, value: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse(value)
+    assert str(info.value) == message
+
+
+def test_quantities_are_bounded_by_what_the_engine_can_hold() -> None:
+    assert parse_duration(MAX_QUANTITY) == MAX_QUANTITY
+    assert parse_rate(0) == 0.0 and parse_rate(MIN_RATE) == MIN_RATE
+    with pytest.raises(ValueError, match=r"^a duration must be at most 1e\+15 s, got 1e\+308$"):
+        parse_duration(1e308)
+    with pytest.raises(ValueError, match=r"^a size must be at most 1e\+15 B, got '1000TiB'$"):
+        parse_size("1000TiB")
+    with pytest.raises(ValueError, match=r"^a rate must be 0 or at least 1e-15/s, got 1e-300$"):
+        parse_rate(1e-300)
+
+
+def test_parse_as_reads_each_dimension() -> None:
+    assert parse_as("2ms", "duration") == pytest.approx(0.002)
+    assert parse_as("8KiB", "size") == 8192
+    assert parse_as("2/ms", "rate") == 2000
+    assert parse_as("8KiB", "quantity") == 8192
+    with pytest.raises(ValueError, match="not a size"):
+        parse_as("8KiB", "duration")
+
+
+@pytest.mark.parametrize("value", [True, "inf", float("nan"), "2ms", [1], 1e300])
+def test_a_plain_number_refuses_booleans_units_and_infinities(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_number(value)
+
+
+def test_a_plain_number_may_be_negative() -> None:
+    assert parse_number(-6.5) == -6.5
+    assert parse_number("0.25") == 0.25

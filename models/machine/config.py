@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.params import available, load_params
+from sim.scenario import ScenarioPart
 
 
-class MachineConfig(BaseModel):
+class MachineConfig(ScenarioPart):
     """The machine under the runtime: calibrated parameter sets for its work stretch, its wake-up from idle and
     the load generator's CPU, and the cores its threads are placed on (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     stretch: str | None = Field(
         None, description="parameter set (a distribution) multiplying each request's CPU, e.g. machine.work_stretch"

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Uniform
-from sim.scenario import Duration, DurationDist, ScenarioBase, Size
+from sim.scenario import Duration, DurationDist, ScenarioBase, ScenarioPart, Size
 from sim.topology import CallGraph, Cluster
 from models.net.http1 import (
     GO_IDLE_CONN_TIMEOUT_S,
@@ -70,8 +70,8 @@ from models.net.tcp import (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+class _Strict(ScenarioPart):
+    model_config = ConfigDict(validate_default=True)
 
 
 class NetworkConfig(_Strict):

@@ -10,17 +10,13 @@ from __future__ import annotations
 from typing import Literal
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Distribution, Exponential
-from sim.scenario import DurationDist, Rate, ScenarioBase
+from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart
 from models.queueing.network import Network, check_routing
 from models.queueing.stations import DISCIPLINES, Station
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 def _one_of(dist: Distribution | None, rate: float | None, name: str, default_rate: float | None) -> Distribution:
@@ -36,7 +32,7 @@ def _one_of(dist: Distribution | None, rate: float | None, name: str, default_ra
     return Exponential(1 / rate)
 
 
-class StationConfig(_Strict):
+class StationConfig(ScenarioPart):
     """One station: its servers, service-time distribution, discipline and capacity."""
 
     servers: int = Field(1, ge=1, description="identical servers")
@@ -96,12 +92,12 @@ class StationScenario(RunLength):
         return self.service.mean / self.arrival.mean / self.servers
 
 
-class Route(_Strict):
+class Route(ScenarioPart):
     source: str = Field(alias="from")
     to: str
     p: float = Field(ge=0, le=1, description="probability of taking this route after service at `from`")
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class NetworkScenario(RunLength):

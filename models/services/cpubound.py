@@ -49,12 +49,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Exponential
 from sim.params import param_value
-from sim.scenario import DurationDist, Rate, ScenarioBase, Size, SizeDist, calibrated
+from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.constants import SPAWN_PARAM, STACK_PARAM
 from models.runtime.go.gc import GCConfig
@@ -68,8 +68,8 @@ GO_PROCESS_PARAM = "go.process.rss_bytes"
 """Calibrated resident set of an idle Go process (``calibration/harness/go/procstart``)."""
 
 
-class JobConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+class JobConfig(ScenarioPart):
+    model_config = ConfigDict(validate_default=True)
 
     cpu: DurationDist = Field(description="CPU seconds per job")
     alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per job")
@@ -77,9 +77,7 @@ class JobConfig(BaseModel):
     output_bytes: Size = Field(0.0, ge=0, description="bytes of its result (copied back from a Node worker)")
 
 
-class GoSide(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
+class GoSide(ScenarioPart):
     gomaxprocs: int = Field(4, ge=1, description="GOMAXPROCS (= the cores of the Go machine)")
     goroutines: int = Field(1000, ge=1, description="goroutines alive at most; more jobs wait FIFO")
     gc: GCConfig = Field(default_factory=GCConfig)
@@ -95,9 +93,7 @@ class GoSide(BaseModel):
     )
 
 
-class NodeSide(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
+class NodeSide(ScenarioPart):
     workers: int = Field(10, ge=1, description="worker threads in the pool")
     cores: int = Field(4, ge=1, description="cores the loop and the workers share")
     gc: V8GCConfig = Field(default_factory=V8GCConfig)

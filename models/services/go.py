@@ -28,12 +28,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment
 from sim.dists import Constant
 from sim.params import param_value
-from sim.scenario import DurationDist, Rate, ScenarioBase, Size, SizeDist, calibrated
+from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
@@ -51,11 +51,11 @@ CPU ``<set>_s`` and allocation ``<set>_alloc_bytes`` (calibration/params, ``enco
 8 KiB object)."""
 
 
-class HandlerConfig(BaseModel):
+class HandlerConfig(ScenarioPart):
     """What one request costs: a calibrated codec, the handler's own CPU and allocation, an optional
     backend call and fan-out."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+    model_config = ConfigDict(validate_default=True)
 
     codec: Literal["go.json"] | None = Field(
         None, description="decode the request and encode the response with this calibrated codec"

@@ -43,11 +43,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from sim.core import Environment
 from sim.dists import Constant
-from sim.scenario import DurationDist, Rate, ScenarioBase, Size, SizeDist, calibrated
+from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
 from models.runtime.native import NativeRuntime
 from models.runtime.node.loop import UV_THREADPOOL_SIZE, NodeRuntime
 from models.runtime.node.workers import MESSAGE_PARAM, SharedCores, WorkerPool
@@ -58,10 +58,10 @@ from models.runtime.node.gc import V8GCConfig, V8Heap
 from models.runtime.node.startup import ReusePolicy, StartupConfig, V8Startup
 
 
-class ServiceHandler(BaseModel):
+class ServiceHandler(ScenarioPart):
     """What one request costs: CPU, allocation, an optional backend call, and message sizes."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+    model_config = ConfigDict(validate_default=True)
 
     cpu: DurationDist = Field(description="CPU seconds per request")
     alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per request")

@@ -64,11 +64,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import simpy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sim.core import Environment
 from sim.params import param_dist, param_linear
-from sim.scenario import DurationDist, Size, calibrated
+from sim.scenario import DurationDist, ScenarioPart, Size, calibrated
 from sim.timers import Timer
 
 BACKGROUND_UTILIZATION = 0.25
@@ -108,10 +108,8 @@ def calibrated_mark_rate() -> float:
     return 1.0 / slope
 
 
-class GCConfig(BaseModel):
+class GCConfig(ScenarioPart):
     """Settings of the collector; ``None`` for a pause or the mark rate means the calibrated default."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     enabled: bool = Field(True, description="false: no collector at all (GOGC=off and no memory limit)")
     gogc: float | None = Field(100, ge=0, description="GOGC; null means off (only the memory limit triggers)")

@@ -56,11 +56,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sim.core import Environment
 from sim.params import load_params, param_linear
-from sim.scenario import Size, calibrated
+from sim.scenario import ScenarioPart, Size, calibrated
 
 MIB = 2**20
 
@@ -90,10 +90,8 @@ def dynamic_growing_factor(gc_speed: float, mutator_speed: float, max_factor: fl
     return max(min(factor, max_factor), MIN_GROWING_FACTOR)
 
 
-class V8GCConfig(BaseModel):
+class V8GCConfig(ScenarioPart):
     """Settings of one isolate's collector; ``None`` for a pause line means the calibrated fit."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     enabled: bool = Field(True, description="false: allocation costs nothing (no collector modelled)")
     semi_space: Size = Field(SEMI_SPACE_BYTES, gt=0, description="--max-semi-space-size, bytes")

@@ -28,12 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sim.core import Environment
 from sim.dists import Distribution
 from sim.params import param_as_dist, param_value
-from sim.scenario import DurationDist, Size, calibrated
+from sim.scenario import DurationDist, ScenarioPart, Size, calibrated
 from models.runtime.protocol import Compute
 
 STAGE_PARAMS = {
@@ -51,10 +51,8 @@ MEMORY_PARAMS = {
 ReusePolicy = Literal["none", "isolate", "context"]
 
 
-class StartupConfig(BaseModel):
+class StartupConfig(ScenarioPart):
     """Start-up stages of V8 in Node; ``None`` means the calibrated default named in its description."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     process: DurationDist | None = Field(
         None, description=f"process start, s; default {STAGE_PARAMS['process']}",
