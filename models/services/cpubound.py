@@ -49,12 +49,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Exponential
 from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
+from models.runtime.go.constants import STACK_MIN_BYTES
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
@@ -83,7 +84,9 @@ class GoSide(BaseModel):
     goroutines: int = Field(1000, ge=1, description="goroutines alive at most; more jobs wait FIFO")
     gc: GCConfig = Field(default_factory=GCConfig)
     spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
-    stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
+    stack_bytes: Size | None = Field(
+        None, ge=STACK_MIN_BYTES, description="stack per goroutine; default go.goroutine.stack_bytes"
+    )
     process_bytes: Size | None = Field(
         None, ge=0, description="resident memory of the idle Go process; default go.process.rss_bytes"
     )
@@ -96,7 +99,7 @@ class NodeSide(BaseModel):
     cores: int = Field(4, ge=1, description="cores the loop and the workers share")
     gc: V8GCConfig = Field(default_factory=V8GCConfig)
     startup: StartupConfig = Field(default_factory=StartupConfig)
-    message_cost: tuple[float, float] | None = Field(
+    message_cost: tuple[NonNegativeFloat, NonNegativeFloat] | None = Field(
         None, description="(intercept s, slope s per byte) of one message; default from node.worker.message_s_vs_bytes"
     )
     warm_pool: bool = Field(False, description="true: the workers were started before time 0; false: they start at 0")

@@ -34,6 +34,7 @@ from sim.core import Environment
 from sim.dists import Constant
 from sim.params import param_value
 from sim.scenario import Dist, Rate, ScenarioBase, Size
+from models.runtime.go.constants import STACK_MIN_BYTES
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
@@ -95,7 +96,9 @@ class GoServiceScenario(ScenarioBase):
     handler: HandlerConfig
     gc: GCConfig = Field(default_factory=GCConfig)
     spawn: Dist | None = Field(None, description="CPU to create a goroutine; default go.goroutine.spawn_s")
-    stack_bytes: Size | None = Field(None, description="stack per goroutine; default go.goroutine.stack_bytes")
+    stack_bytes: Size | None = Field(
+        None, ge=STACK_MIN_BYTES, description="stack per goroutine; default go.goroutine.stack_bytes"
+    )
     wakeup_late: Dist | None = Field(
         None, description="how late a timed sleep (timers, sysmon) ends; default go.sched.wakeup_late_s"
     )
@@ -115,8 +118,10 @@ class GoServiceScenario(ScenarioBase):
 
     @property
     def offered_load(self) -> float:
-        """CPU demand per second over GOMAXPROCS, before the collector."""
-        return self.arrival_rate * self.handler.mean_cpu_s / self.gomaxprocs
+        """The handler's CPU demand per second over the cores the Ps can use (GOMAXPROCS, fewer with a CPU
+        quota or placed cores), before the collector and the machine's work stretch: a lower bound."""
+        cores = min(c for c in (self.gomaxprocs, self.quota_cores, self.machine.cores) if c is not None)
+        return self.arrival_rate * self.handler.mean_cpu_s / cores
 
 
 def build_runtime(env: Environment, config: GoServiceScenario) -> GoRuntime | FastGoRuntime:
