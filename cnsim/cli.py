@@ -6,7 +6,12 @@ validating; this module parses arguments and prints.
 
 Every command reports bad input as one line per problem, naming the field and
 the value, and exits with status 2; nothing is printed as a traceback (set
-CNSIM_DEBUG=1 to see one).
+CNSIM_DEBUG=1 to see one). A failure that is not the input's (a model that
+raises or stands still mid-run, a bug in cnsim) is an internal error: one line
+saying so, the traceback written to a file in the system's temporary folder
+(``cnsim-crash-*.txt``, with the command and the results of the replications
+that finished before it), a request to report it, and exit status 70
+(``EX_SOFTWARE`` of sysexits.h).
 """
 
 from __future__ import annotations
@@ -15,18 +20,27 @@ import argparse
 import json
 import math
 import os
+import platform
+import shlex
 import signal
 import sys
+import tempfile
 import threading
+import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+
 from cnsim.format import render_table, show_scenario
-from sim.scenario import ScenarioError, builtin_scenarios, load_scenario, model_kinds
+from sim.core import ModelError
+from sim.scenario import ScenarioBase, ScenarioError, builtin_scenarios, load_scenario, model_kinds
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+"""A bug, not bad input: ``EX_SOFTWARE`` of sysexits.h."""
 EXIT_INTERRUPTED = 130
 INTERRUPTED = {
     "run": "interrupted; nothing is kept (cnsim run prints its estimates only once every replication is done)",
@@ -70,7 +84,19 @@ def _scenario_from_args(args: argparse.Namespace):
         overrides.append(f"seed={args.seed}")
     if args.replications is not None:
         overrides.append(f"replications={args.replications}")
-    return load_scenario(args.scenario, overrides)
+    scenario = load_scenario(args.scenario, overrides)
+    warn_if_unstable(scenario)
+    return scenario
+
+
+def warn_if_unstable(scenario: ScenarioBase) -> None:
+    """One line on stderr when the scenario's offered load is 1 or more; the run goes ahead (a what-if)."""
+    rho = scenario.offered_load
+    if rho is not None and rho >= 1:
+        sys.stderr.write(
+            f"cnsim: warning: offered load ρ = {rho:.3g} ≥ 1 ({scenario.model}): the system is unstable; its "
+            "queues, latencies and their statistics grow with the run's length instead of settling\n"
+        )
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -398,18 +424,56 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream = out if out is not None else sys.stdout
     try:
         return args.handler(args, stream)
-    except (ScenarioError, ValueError, FileNotFoundError) as error:
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+    except (ScenarioError, ValueError, OSError) as error:  # bad input; a model's errors come as ModelError
         if os.environ.get("CNSIM_DEBUG"):
             raise
         for line in str(error).strip().splitlines() or ["invalid input"]:
             sys.stderr.write(f"cnsim: error: {line}\n")
         return EXIT_USAGE
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 0
     except KeyboardInterrupt:
         sys.stderr.write(f"cnsim: {INTERRUPTED.get(args.command, 'interrupted')}\n")
         return EXIT_INTERRUPTED
+    except Exception as error:  # not the input's fault: a model that failed mid-run, or a bug in cnsim
+        if os.environ.get("CNSIM_DEBUG"):
+            raise
+        return internal_error(error, sys.argv[1:] if argv is None else list(argv))
+
+
+def internal_error(error: Exception, argv: Sequence[str]) -> int:
+    """Report a bug: one line on stderr, the traceback in a crash file, :data:`EXIT_INTERNAL`."""
+    text = str(error).strip()
+    detail = text.splitlines()[0] if text else type(error).__name__
+    if not isinstance(error, ModelError):  # a ModelError's message names the original exception already
+        detail = f"{type(error).__name__}: {detail}"
+    try:
+        where = f"traceback in {write_crash_report(error, argv)}"
+    except OSError as failure:
+        where = f"no traceback file ({failure}); run again with CNSIM_DEBUG=1 to see the traceback"
+    sys.stderr.write(
+        f"cnsim: internal error (a bug in cnsim, not in your input): {detail}; {where}; "
+        "please report it to the cnsim maintainers with that file\n"
+    )
+    return EXIT_INTERNAL
+
+
+def write_crash_report(error: Exception, argv: Sequence[str]) -> Path:
+    """A new ``cnsim-crash-<time>-<unique>.txt`` in the system's temporary folder: the command, the
+    versions, the traceback, and the rows of any replication that finished before the failure."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    handle, name = tempfile.mkstemp(prefix=f"cnsim-crash-{stamp}-", suffix=".txt")
+    completed = error.completed if isinstance(error, ModelError) else []
+    with os.fdopen(handle, "w", encoding="utf-8") as report:
+        report.write(f"cnsim internal error, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n")
+        report.write(f"command: cnsim {shlex.join(argv)}\n")
+        report.write(f"python {platform.python_version()} on {platform.platform()}\n\n")
+        report.write("".join(traceback.format_exception(error)))
+        for result in completed:
+            report.write(f"\nreplication {result.replication} finished before the failure (key {result.key}):\n")
+            report.write(json.dumps({"sim_time_s": result.sim_time_s, "rows": result.rows}) + "\n")
+    return Path(name)
 
 
 if __name__ == "__main__":

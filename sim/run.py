@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from sim.core import Environment
-from sim.scenario import ScenarioBase, load_kind, resolved, scenario_key
+from sim.core import Environment, ModelError
+from sim.scenario import ScenarioBase, ScenarioError, load_kind, resolved, scenario_key
 
 DEFAULT_CONFIDENCE = 0.95
 
@@ -52,12 +52,25 @@ class RunResult:
 
 
 def run_replication(scenario: ScenarioBase, replication: int = 0) -> RunResult:
-    """Build the scenario's model on a fresh environment and run it to its end."""
+    """Build the scenario's model on a fresh environment and run it to its end.
+
+    Bad input found on the way is a :class:`~sim.scenario.ScenarioError`, raised as it is; anything
+    else the model raises is a bug in it, raised as a :class:`~sim.core.ModelError` naming the model,
+    the replication and the simulated time, caused by the original exception.
+    """
     kind = load_kind(scenario.model)
     env = Environment(seed=scenario.seed, replication=replication, scenario=scenario)
     started = time.perf_counter()
-    model = kind(env, scenario)
-    model.run()
+    try:
+        model = kind(env, scenario)
+        model.run()
+    except (ScenarioError, ModelError):
+        raise
+    except Exception as error:
+        raise ModelError(
+            f"model {scenario.model!r} failed in replication {replication} at {env.now:.9g} s of simulated "
+            f"time: {type(error).__name__}: {error}"
+        ) from error
     return RunResult(
         scenario=resolved(scenario),
         replication=replication,
@@ -166,9 +179,13 @@ def run_replications(
     count = scenario.replications if replications is None else replications
     if count < 1:
         raise ValueError(f"replications: must be >= 1 (got {count})")
-    results = []
+    results: list[RunResult] = []
     for index in range(count):
-        result = run_replication(scenario, index)
+        try:
+            result = run_replication(scenario, index)
+        except ModelError as error:
+            error.completed = list(results)
+            raise
         results.append(result)
         if on_done is not None:
             on_done(result)

@@ -97,7 +97,8 @@ MAX_ERROR_LINES = 20
 
 
 class ScenarioError(ValueError):
-    """A scenario that cannot be loaded or validated; the message is for the user as it is."""
+    """Bad input: a scenario that cannot be loaded or validated, or a value given on the command line.
+    The message is for the user as it is: one line per problem, naming the field and the value."""
 
 
 def first_lines(lines: list[str], total: int | None = None) -> str:
@@ -226,6 +227,14 @@ class ScenarioBase(ScenarioPart):
     warmup: float = Field(
         0.1, ge=0, lt=1, description="fraction of the run (its first requests) left out of the metrics"
     )
+
+    @property
+    def offered_load(self) -> float | None:
+        """rho of the busiest queue without a bound: work offered per second over the servers that do it
+        (arrival rate x mean service / servers); None where the model kind cannot tell before running or
+        has no such queue. At 1 or more that queue has no steady state: it grows for as long as the run
+        lasts, and so do the statistics of what waits in it. A model kind's schema overrides this."""
+        return None
 
 
 def model_kinds() -> dict[str, metadata.EntryPoint]:

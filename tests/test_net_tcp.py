@@ -188,3 +188,21 @@ def test_first_lost_segment_follows_the_truncated_geometric(env):
     for k in range(n):
         q = p * (1 - p) ** k / p_any
         assert abs(counts[k] - lost * q) < 5 * math.sqrt(lost * q * (1 - q))
+
+
+def test_a_retransmission_lost_again_and_again_backs_off_to_at_most_120_s(env):
+    """Lost, then its retransmission lost 12 times more: the timeouts double from 2 RTO up to
+    TCP_RTO_MAX = 120 s and stay there (the doubling alone would have waited 1720 s)."""
+    conn = open_connection(env, loss=0.1, script=[0.0, 0.5] + [0.05] * 12 + [0.5])
+    log = arrivals(env, {"a": conn.send(UP, 100)})
+    backoff = sum(min(2**k * RTO, 120.0) for k in range(1, 13))
+    assert log["a"] == pytest.approx(ONE_WAY + RTO + backoff)
+    assert conn.client.retransmits.value == 13
+
+
+def test_a_syn_lost_ten_times_backs_off_to_at_most_120_s(env):
+    route, client, server, _ = setup(env, loss=0.1)
+    dialer = Dialer(env, route, SETTINGS, client, server, Script([0.05] * 10 + [0.5, 0.5]))
+    env.run(dialer.dial())
+    assert env.now == pytest.approx(RTT + 1 + 2 + 4 + 8 + 16 + 32 + 64 + 120 + 120 + 120)
+    assert client.retransmits.value == 10

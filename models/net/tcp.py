@@ -6,10 +6,12 @@ A :class:`TcpConnection` joins a client and a server over a
 * **Dial.** The three-way handshake costs one round trip before the client may
   send (SYN out, SYN-ACK back; the ACK travels with the first data). A lost SYN or
   SYN-ACK is sent again after the initial retransmission timeout, 1 s, doubling
-  on every further loss (RFC 6298 §2.1 and §5.5; Linux ``TCP_TIMEOUT_INIT`` in
-  ``include/net/tcp.h``). TLS 1.3 (:meth:`TcpConnection.tls_handshake`) adds one
-  more round trip (ClientHello out; ServerHello to Finished back: RFC 8446 §2)
-  and CPU on both ends, which the caller gives: no default is assumed.
+  on every further loss up to ``TCP_RTO_MAX`` = 120 s (RFC 6298 §2.1 and §5.5;
+  Linux ``TCP_TIMEOUT_INIT`` and ``TCP_RTO_MAX`` in ``include/net/tcp.h``,
+  ``tcp_retransmit_timer`` in ``net/ipv4/tcp_timer.c``). TLS 1.3
+  (:meth:`TcpConnection.tls_handshake`) adds one more round trip (ClientHello
+  out; ServerHello to Finished back: RFC 8446 §2) and CPU on both ends, which
+  the caller gives: no default is assumed.
 * **In-order delivery and loss.** Each direction is one byte stream. A
   message is split into segments of at most ``mss_bytes``; each is lost with the
   route's loss probability. A lost segment is sent again by whichever comes
@@ -20,14 +22,18 @@ A :class:`TcpConnection` joins a client and a server over a
   in flight, else the *retransmission timeout* (RTO; the probe would come no
   sooner). A lost retransmission is resent when the RTO timer expires: one RTO
   later after a fast retransmit or probe, twice the last timeout after a
-  timeout (back-off, RFC 6298 §5.5). Because TCP delivers bytes in order, a
-  message is never delivered before the messages sent before it on the same
-  connection and direction: a hole holds back everything behind it on that
-  connection (head-of-line blocking), and nothing on other connections. So a
-  lone small request or response (one segment in flight) that loses its
-  segment waits a whole RTO, about 200 ms, however short the RTT. Not
-  modelled: RACK's reordering window, congestion-window reduction after a loss,
-  and losses of ACKs.
+  timeout (back-off, RFC 6298 §5.5), never more than ``TCP_RTO_MAX`` = 120 s
+  (without the cap, the doubling at a loss of 0.9 took a run's clock past
+  10^13 s, where a float no longer tells a retransmission from the arrival it
+  follows). Because TCP delivers bytes in order, a message is never delivered
+  before the messages sent before it on the same connection and direction: a
+  hole holds back everything behind it on that connection (head-of-line
+  blocking), and nothing on other connections. So a lone small request or
+  response (one segment in flight) that loses its segment waits a whole RTO,
+  about 200 ms, however short the RTT. Not modelled: RACK's reordering window,
+  congestion-window reduction after a loss, losses of ACKs, and giving up
+  (Linux's ``tcp_syn_retries`` and ``tcp_retries2``: here a connection retries
+  for as long as it takes).
 * **RTO.** Linux sets RTO = SRTT + RTTVAR with RTTVAR floored at ``TCP_RTO_MIN``
   = 200 ms (``include/net/tcp.h``; ``tcp_rtt_estimator`` and ``__tcp_set_rto`` in
   ``net/ipv4/tcp_input.c``); with a steady RTT that is ``mean RTT + 200 ms``.
@@ -53,6 +59,8 @@ LINUX_TIME_WAIT_S = 60.0
 """``TCP_TIMEWAIT_LEN`` (60 * HZ), Linux ``include/net/tcp.h``."""
 LINUX_RTO_MIN_S = 0.2
 """``TCP_RTO_MIN`` (HZ / 5), Linux ``include/net/tcp.h``."""
+LINUX_RTO_MAX_S = 120.0
+"""``TCP_RTO_MAX`` (120 * HZ), Linux ``include/net/tcp.h``: the back-off doubles a timeout up to this."""
 INITIAL_RTO_S = 1.0
 """Initial RTO before any RTT sample (SYN, SYN-ACK): RFC 6298 §2.1; Linux ``TCP_TIMEOUT_INIT``."""
 TCP_TIMEOUT_MIN_S = 0.002
@@ -75,6 +83,7 @@ class TcpSettings:
     rto_min_s: float = LINUX_RTO_MIN_S
     initial_rto_s: float = INITIAL_RTO_S
     time_wait_s: float = LINUX_TIME_WAIT_S
+    rto_max_s: float = LINUX_RTO_MAX_S
 
 
 class ConnStats:
@@ -264,9 +273,9 @@ class TcpConnection:
         message.state = _RESENDING
         stream.lost.remove(message)
         self.client.retransmits.inc()
-        extra, backoff = 0.0, (2.0 if by_timeout else 1.0)
+        extra, backoff, most = 0.0, (2.0 if by_timeout else 1.0), self.settings.rto_max_s
         while self._uniform() < self.loss[stream.direction]:
-            extra += backoff * self.rto
+            extra += min(backoff * self.rto, most)
             backoff *= 2
             self.client.retransmits.inc()
 
@@ -296,10 +305,10 @@ class TcpConnection:
     def _handshake_leg(self, direction: Direction) -> float:
         """Delay of a SYN or SYN-ACK: one way, plus the initial RTO, doubled per loss, for each loss."""
         delay = self.routes[direction].arrival(0) - self.env.now
-        rto = self.settings.initial_rto_s
+        rto, most = self.settings.initial_rto_s, self.settings.rto_max_s
         while self.loss[direction] > 0 and self._uniform() < self.loss[direction]:
             delay += rto
-            rto *= 2
+            rto = min(2 * rto, most)
             self.client.retransmits.inc()
         return delay
 

@@ -7,6 +7,7 @@ probabilities. Both run ``requests`` external arrivals to completion.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import networkx as nx
@@ -15,6 +16,7 @@ from pydantic import ConfigDict, Field, model_validator
 from sim.core import Environment, Model
 from sim.dists import Distribution, Exponential
 from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart
+from models.queueing.formulas import jackson_arrival_rates
 from models.queueing.network import Network, check_routing
 from models.queueing.stations import DISCIPLINES, Station
 
@@ -86,10 +88,15 @@ class StationScenario(RunLength):
         return self
 
     @property
-    def offered_load(self) -> float:
-        """rho = lambda E[S] / c."""
+    def offered_load(self) -> float | None:
+        """rho = lambda E[S] / c; None with a finite capacity (what does not fit is dropped: no queue grows)."""
         assert self.arrival is not None and self.service is not None
-        return self.service.mean / self.arrival.mean / self.servers
+        if self.capacity is not None:
+            return None
+        arrival_s, service_s = self.arrival.mean, self.service.mean
+        if arrival_s <= 0:  # every arrival at one instant
+            return math.inf if service_s > 0 else 0.0
+        return service_s / arrival_s / self.servers
 
 
 class Route(ScenarioPart):
@@ -128,6 +135,24 @@ class NetworkScenario(RunLength):
         for route in self.routes:
             graph.add_edge(route.source, route.to, p=route.p)
         return graph
+
+    @property
+    def offered_load(self) -> float | None:
+        """The largest rho = lambda_i E[S_i] / c_i of the stations without a capacity, lambda_i from the
+        traffic equations (:func:`~models.queueing.formulas.jackson_arrival_rates`); None if all have one."""
+        assert self.arrival is not None and isinstance(self.entry, dict)
+        unbounded = {name: station for name, station in self.stations.items() if station.capacity is None}
+        if not unbounded:
+            return None
+        if self.arrival.mean <= 0:  # every arrival at one instant
+            return math.inf
+        rate = 1 / self.arrival.mean
+        rates = jackson_arrival_rates(self.routing(), {name: rate * p for name, p in self.entry.items()})
+        loads = []
+        for name, station in unbounded.items():
+            assert station.service is not None  # StationConfig._resolve gives every station one
+            loads.append(rates[name] * station.service.mean / station.servers)
+        return max(loads)
 
 
 class StationModel(Model):

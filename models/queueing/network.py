@@ -29,7 +29,8 @@ EXIT = "<exit>"
 
 
 def check_routing(graph: nx.DiGraph, entry: Mapping[str, float]) -> None:
-    """Raise ``ValueError`` unless probabilities are valid and every station can reach the exit."""
+    """Raise ``ValueError`` unless probabilities are valid and every station can reach the exit by routes of
+    positive probability (one line naming every station that cannot)."""
     for name, probability in entry.items():
         if name not in graph:
             raise ValueError(f"entry.{name}: no such station (stations: {', '.join(graph.nodes)})")
@@ -37,16 +38,21 @@ def check_routing(graph: nx.DiGraph, entry: Mapping[str, float]) -> None:
             raise ValueError(f"entry.{name}: probability must be >= 0 (got {probability})")
     if abs(sum(entry.values()) - 1) > 1e-9:
         raise ValueError(f"entry: probabilities must sum to 1 (got {sum(entry.values())})")
-    with_exit = graph.copy()
+    with_exit = nx.DiGraph((tail, head) for tail, head, p in graph.edges(data="p") if p > 0)
+    with_exit.add_node(EXIT)
     for node in graph.nodes:
         out = sum(data["p"] for _, _, data in graph.out_edges(node, data=True))
         if out > 1 + 1e-9:
             raise ValueError(f"routes: probabilities out of {node!r} sum to {out:g}, more than 1")
         if out < 1 - 1e-9:
             with_exit.add_edge(node, EXIT, p=1 - out)
-    for node in graph.nodes:
-        if not nx.has_path(with_exit, node, EXIT):
-            raise ValueError(f"routes: a job at {node!r} can never leave the network")
+    leaving = nx.ancestors(with_exit, EXIT)
+    trapped = [node for node in graph.nodes if node not in leaving]
+    if trapped:
+        raise ValueError(
+            f"routes: a job at {', '.join(map(repr, trapped))} can never leave the network: "
+            "no route from there reaches a station whose routes sum to less than 1"
+        )
 
 
 class Network:

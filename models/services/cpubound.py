@@ -49,14 +49,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, NonNegativeFloat
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Exponential
 from sim.params import param_value
 from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
+from models.runtime.go.constants import SPAWN_PARAM, STACK_MIN_BYTES, STACK_PARAM
 from models.runtime.go.detailed.runtime import GoRuntime
-from models.runtime.go.constants import SPAWN_PARAM, STACK_PARAM
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
 from models.runtime.node.workers import MESSAGE_PARAM, SharedCores, WorkerPool
@@ -85,7 +85,7 @@ class GoSide(ScenarioPart):
         None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
         json_schema_extra=calibrated(SPAWN_PARAM))
     stack_bytes: Size | None = Field(
-        None, description=f"stack per goroutine; default {STACK_PARAM}",
+        None, ge=STACK_MIN_BYTES, description=f"stack per goroutine; default {STACK_PARAM}",
         json_schema_extra=calibrated(STACK_PARAM))
     process_bytes: Size | None = Field(
         None, ge=0, description=f"resident memory of the idle Go process; default {GO_PROCESS_PARAM}",
@@ -98,7 +98,7 @@ class NodeSide(ScenarioPart):
     cores: int = Field(4, ge=1, description="cores the loop and the workers share")
     gc: V8GCConfig = Field(default_factory=V8GCConfig)
     startup: StartupConfig = Field(default_factory=StartupConfig)
-    message_cost: tuple[float, float] | None = Field(
+    message_cost: tuple[NonNegativeFloat, NonNegativeFloat] | None = Field(
         None, description=f"(intercept s, slope s per byte) of one message; default from {MESSAGE_PARAM}",
         json_schema_extra=calibrated(MESSAGE_PARAM, derived="intercept/2"),
     )

@@ -34,11 +34,11 @@ from sim.core import Environment
 from sim.dists import Constant
 from sim.params import param_value
 from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
+from models.runtime.go.constants import SPAWN_PARAM, STACK_MIN_BYTES, STACK_PARAM, WAKEUP_LATE_PARAM
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
 from models.machine.cores import calibrated_cores
-from models.runtime.go.constants import SPAWN_PARAM, STACK_PARAM, WAKEUP_LATE_PARAM
 from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute
 from models.machine.config import MachineConfig, machine_field
@@ -100,7 +100,7 @@ class GoServiceScenario(ScenarioBase):
         None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
         json_schema_extra=calibrated(SPAWN_PARAM))
     stack_bytes: Size | None = Field(
-        None, description=f"stack per goroutine; default {STACK_PARAM}",
+        None, ge=STACK_MIN_BYTES, description=f"stack per goroutine; default {STACK_PARAM}",
         json_schema_extra=calibrated(STACK_PARAM))
     wakeup_late: DurationDist | None = Field(
         None, description=f"how late a timed sleep (timers, sysmon) ends; default {WAKEUP_LATE_PARAM}",
@@ -122,8 +122,10 @@ class GoServiceScenario(ScenarioBase):
 
     @property
     def offered_load(self) -> float:
-        """CPU demand per second over GOMAXPROCS, before the collector."""
-        return self.arrival_rate * self.handler.mean_cpu_s / self.gomaxprocs
+        """The handler's CPU demand per second over the cores the Ps can use (GOMAXPROCS, fewer with a CPU
+        quota or placed cores), before the collector and the machine's work stretch: a lower bound."""
+        cores = min(c for c in (self.gomaxprocs, self.quota_cores, self.machine.cores) if c is not None)
+        return self.arrival_rate * self.handler.mean_cpu_s / cores
 
 
 def build_runtime(env: Environment, config: GoServiceScenario) -> GoRuntime | FastGoRuntime:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, NonNegativeFloat, field_validator
 
 from sim.core import Environment
 from sim.dists import Constant
@@ -94,7 +94,7 @@ class NodeServiceScenario(PoissonServiceScenario):
     threadpool_size: int = Field(UV_THREADPOOL_SIZE, ge=1, description="UV_THREADPOOL_SIZE")
     gc: V8GCConfig = Field(default_factory=V8GCConfig)
     startup: StartupConfig = Field(default_factory=StartupConfig)
-    message_cost: tuple[float, float] | None = Field(
+    message_cost: tuple[NonNegativeFloat, NonNegativeFloat] | None = Field(
         None, description=f"(intercept s, slope s per byte) of one message; default from {MESSAGE_PARAM}",
         json_schema_extra=calibrated(MESSAGE_PARAM, derived="intercept/2"),
     )
@@ -102,12 +102,25 @@ class NodeServiceScenario(PoissonServiceScenario):
         "context", description="per request: context (all warm), isolate (a fresh context), none (a fresh isolate)"
     )
 
+    @property
+    def offered_load(self) -> float:
+        """The handler's CPU demand per second over the threads that run it (the loop alone, or the workers
+        on at most ``cores``), before start-up, messages, the collector and the work stretch: a lower bound."""
+        threads = self.workers or 1
+        return self.arrival_rate * self.handler.cpu.mean / min(threads, self.cores or threads)
+
 
 class NativeServiceScenario(PoissonServiceScenario):
     """A native service: a thread per core, no collector."""
 
     threads: int = Field(ge=1, description="worker threads (one per core)")
     copy_cost_per_byte_s: float = Field(0.0, ge=0, description="CPU seconds per byte of request and response copied")
+
+    @property
+    def offered_load(self) -> float:
+        """CPU demand per second (the handler's and the copies') over the threads, before the work stretch."""
+        copies_s = self.copy_cost_per_byte_s * (self.handler.request_bytes + self.handler.response_bytes)
+        return self.arrival_rate * (self.handler.cpu.mean + copies_s) / self.threads
 
 
 class NodeServiceModel(PoissonService):

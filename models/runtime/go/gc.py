@@ -17,13 +17,19 @@ Mechanism (Go 1.21+; sources below):
   dedicated, fractional and assist work, u_idle the idle workers'); clamped to
   [0.7, 0.95] of the way from the marked heap to the goal
   (``minTriggerRatioNum = 45`` and ``maxTriggerRatioNum = 61`` of
-  ``triggerRatioDen = 64``). All in ``runtime/mgcpacer.go``.
-* **A cycle.** When the live heap reaches the trigger: stop-the-world *sweep
-  termination*; concurrent *mark* of the scan work (heap reachable at the start
-  plus the stacks) by 25 % of the Ps as dedicated workers, fractional when 25 %
-  of GOMAXPROCS is not close to a whole number (``gcBackgroundUtilization``,
-  ``maxUtilError = 0.3`` in ``startCycle``), plus idle Ps as idle workers;
-  stop-the-world *mark termination*. Objects allocated during mark are
+  ``triggerRatioDen = 64``); at the goal when the goal is no more than the
+  marked heap. All in ``runtime/mgcpacer.go``. So at ``GOGC=0`` (goal = marked
+  heap, the heap minimum 4 MiB x 0 = 0) or with a memory limit below the live
+  heap, the first allocation after a cycle starts the next: the collector runs
+  back to back, each cycle its two pauses and its mark, and the goroutines run
+  between them.
+* **A cycle.** When an allocation takes the live heap to the trigger or past it
+  (``gcTrigger.test`` in ``mallocgc``; only an allocation starts a cycle):
+  stop-the-world *sweep termination*; concurrent *mark* of the scan work
+  (heap reachable at the start plus the stacks) by 25 % of the Ps as dedicated
+  workers, fractional when 25 % of GOMAXPROCS is not close to a whole number
+  (``gcBackgroundUtilization``, ``maxUtilError = 0.3`` in ``startCycle``), plus
+  idle Ps as idle workers; stop-the-world *mark termination*. Objects allocated during mark are
   allocated black, so they count as marked (``gcmarknewobject``).
 * **Assists.** A goroutine that allocates during mark owes
   ``bytes * assistWorkPerByte`` of scan work, ``assistWorkPerByte = remaining
@@ -320,9 +326,10 @@ class GoGC:
         if not self.enabled:
             return 0.0
         if self.phase == "idle":
-            if self.heap_live >= self.trigger and not self._starting:
-                # gcStart runs on the allocating goroutine; here one zero-delay event later,
-                # so that the scheduler is not re-entered in the middle of its accounting.
+            if nbytes > 0 and self.heap_live >= self.trigger and not self._starting:
+                # gcStart runs on the allocating goroutine (mallocgc's trigger test); here one
+                # zero-delay event later, so that the scheduler is not re-entered in the middle of
+                # its accounting. Only an allocation starts a cycle, never the end of the last one.
                 self._starting = True
                 self.env.timeout(0).callbacks.append(lambda _event: self._retrigger())
             return 0.0
@@ -485,9 +492,6 @@ class GoGC:
         self.live_gauge.set(self.heap_live)
         self.phase = "idle"
         self._set_gc_cpus()
-        if self.heap_live >= self.trigger and not self._starting:
-            self._starting = True
-            self.env.timeout(0).callbacks.append(lambda _event: self._retrigger())
 
     def _retrigger(self) -> None:
         self._starting = False
