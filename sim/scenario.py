@@ -92,6 +92,11 @@ within :data:`MAX_SCENARIO_BYTES` has fewer values than this unless aliases mult
 MAX_SCENARIO_DEPTH = 64
 """The deepest nesting of mappings and lists: a scenario nests about 6 deep; deeper input only risks
 Python's recursion limit in the parsers and in validation."""
+MAX_COUNT = 1_000_000
+"""The most simulated things of one kind a scenario may ask a model to build at once (Ps, threads, cores,
+workers, clients and their callers, servers): each is some hundreds of bytes to a few KiB of Python objects,
+so a million is about a GiB, the size of the largest runs planned (a million goroutines alive at once);
+more would exhaust the machine's memory before the first event."""
 MAX_ERROR_LINES = 20
 """Lines of a :class:`ScenarioError` shown; the rest are counted on one more line."""
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from sim.params import available, load_params
-from sim.scenario import ScenarioPart
+from sim.scenario import MAX_COUNT, ScenarioPart
 
 
 class MachineConfig(ScenarioPart):
@@ -26,7 +26,8 @@ class MachineConfig(ScenarioPart):
         "e.g. machine.go_wake_s_vs_idle"
     )
     cores: int | None = Field(
-        None, ge=1, description="cores the runtime's threads are placed on by Linux (go.service, detailed); "
+        None, ge=1, le=MAX_COUNT,
+        description="cores the runtime's threads are placed on by Linux (go.service, detailed); "
         "null: a free core per thread"
     )
     load_cpu: str | None = Field(

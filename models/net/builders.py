@@ -37,7 +37,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Uniform
-from sim.scenario import Duration, DurationDist, ScenarioBase, ScenarioPart, Size
+from sim.scenario import Duration, DurationDist, MAX_COUNT, ScenarioBase, ScenarioPart, Size
 from sim.topology import CallGraph, Cluster
 from models.net.http1 import (
     GO_IDLE_CONN_TIMEOUT_S,
@@ -117,7 +117,7 @@ class NodePoolConfig(_Strict):
 
 
 class Http2Config(_Strict):
-    connections: int = Field(1, ge=1, description="HTTP/2 connections per client (gRPC channel)")
+    connections: int = Field(1, ge=1, le=MAX_COUNT, description="HTTP/2 connections per client (gRPC channel)")
     max_concurrent_streams: int = Field(DEFAULT_MAX_CONCURRENT_STREAMS, ge=1)
     initial_window: Size = Field(RFC_INITIAL_WINDOW_BYTES, ge=1, description="stream window, bytes")
     connection_window: Size = Field(RFC_INITIAL_WINDOW_BYTES, ge=1, description="connection window, bytes")
@@ -136,7 +136,7 @@ class TlsConfig(_Strict):
 
 class BackendConfig(_Strict):
     service: DurationDist = Field(description="service time per request")
-    workers: int | None = Field(None, ge=1, description="requests served at once; null: unlimited")
+    workers: int | None = Field(None, ge=1, le=MAX_COUNT, description="requests served at once; null: unlimited")
 
 
 class FanInScenario(ScenarioBase):
@@ -147,8 +147,8 @@ class FanInScenario(ScenarioBase):
     go: GoPoolConfig = Field(default_factory=GoPoolConfig)
     node: NodePoolConfig = Field(default_factory=NodePoolConfig)
     http2: Http2Config = Field(default_factory=Http2Config)
-    clients: int = Field(1, ge=1, description="client instances, each with its own pool and link")
-    concurrency: int = Field(ge=1, description="callers per client, each in a closed loop")
+    clients: int = Field(1, ge=1, le=MAX_COUNT, description="client instances, each with its own pool and link")
+    concurrency: int = Field(ge=1, le=MAX_COUNT, description="callers per client, each in a closed loop")
     think: DurationDist = Field(description="a caller's pause between a response and its next request")
     requests: int = Field(ge=1, description="requests completed in all, warm-up included")
     request_size: Size
@@ -156,6 +156,13 @@ class FanInScenario(ScenarioBase):
     network: NetworkConfig
     tls: TlsConfig | None = None
     backend: BackendConfig
+
+    @model_validator(mode="after")
+    def _callers_bounded(self) -> FanInScenario:
+        callers = self.clients * self.concurrency
+        if callers > MAX_COUNT:
+            raise ValueError(f"clients × concurrency: at most {MAX_COUNT:,} callers in all (got {callers:,})")
+        return self
 
     @property
     def warmup_requests(self) -> int:

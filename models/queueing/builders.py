@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from sim.core import Environment, Model
 from sim.dists import Distribution, Exponential
-from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart
+from sim.scenario import DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart
 from models.queueing.formulas import jackson_arrival_rates
 from models.queueing.network import Network, check_routing
 from models.queueing.stations import DISCIPLINES, Station
@@ -37,7 +37,7 @@ def _one_of(dist: Distribution | None, rate: float | None, name: str, default_ra
 class StationConfig(ScenarioPart):
     """One station: its servers, service-time distribution, discipline and capacity."""
 
-    servers: int = Field(1, ge=1, description="identical servers")
+    servers: int = Field(1, ge=1, le=MAX_COUNT, description="identical servers")
     service: DurationDist | None = Field(None, description="service time distribution (seconds)")
     service_rate: Rate | None = Field(None, gt=0, description="shortcut: exponential service at this rate per second")
     discipline: Literal["fcfs", "ps"] = Field("fcfs", description="first come first served, or processor sharing")
@@ -71,7 +71,7 @@ class StationScenario(RunLength):
 
     arrival: DurationDist | None = Field(None, description="interarrival time distribution (seconds)")
     arrival_rate: Rate | None = Field(None, gt=0, description="shortcut: Poisson arrivals at this rate per second")
-    servers: int = Field(1, ge=1)
+    servers: int = Field(1, ge=1, le=MAX_COUNT)
     service: DurationDist | None = Field(None, description="service time distribution (seconds)")
     service_rate: Rate | None = Field(
         None, gt=0, description="shortcut: exponential service at this rate (default 1/s)")

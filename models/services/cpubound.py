@@ -54,7 +54,7 @@ from pydantic import ConfigDict, Field, NonNegativeFloat
 from sim.core import Environment, Model
 from sim.dists import Constant, Exponential
 from sim.params import param_value
-from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
+from sim.scenario import DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
 from models.runtime.go.constants import SPAWN_PARAM, STACK_MIN_BYTES, STACK_PARAM
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.gc import GCConfig
@@ -78,8 +78,8 @@ class JobConfig(ScenarioPart):
 
 
 class GoSide(ScenarioPart):
-    gomaxprocs: int = Field(4, ge=1, description="GOMAXPROCS (= the cores of the Go machine)")
-    goroutines: int = Field(1000, ge=1, description="goroutines alive at most; more jobs wait FIFO")
+    gomaxprocs: int = Field(4, ge=1, le=MAX_COUNT, description="GOMAXPROCS (= the cores of the Go machine)")
+    goroutines: int = Field(1000, ge=1, le=MAX_COUNT, description="goroutines alive at most; more jobs wait FIFO")
     gc: GCConfig = Field(default_factory=GCConfig)
     spawn: DurationDist | None = Field(
         None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
@@ -94,8 +94,8 @@ class GoSide(ScenarioPart):
 
 
 class NodeSide(ScenarioPart):
-    workers: int = Field(10, ge=1, description="worker threads in the pool")
-    cores: int = Field(4, ge=1, description="cores the loop and the workers share")
+    workers: int = Field(10, ge=1, le=MAX_COUNT, description="worker threads in the pool")
+    cores: int = Field(4, ge=1, le=MAX_COUNT, description="cores the loop and the workers share")
     gc: V8GCConfig = Field(default_factory=V8GCConfig)
     startup: StartupConfig = Field(default_factory=StartupConfig)
     message_cost: tuple[NonNegativeFloat, NonNegativeFloat] | None = Field(

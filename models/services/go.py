@@ -33,7 +33,7 @@ from pydantic import ConfigDict, Field, model_validator
 from sim.core import Environment
 from sim.dists import Constant
 from sim.params import param_value
-from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
+from sim.scenario import DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
 from models.runtime.go.constants import SPAWN_PARAM, STACK_MIN_BYTES, STACK_PARAM, WAKEUP_LATE_PARAM
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.detailed.runtime import GoRuntime
@@ -64,7 +64,8 @@ class HandlerConfig(ScenarioPart):
     alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per request besides the codec")
     backend: DurationDist | None = Field(
         None, description="duration of a downstream call made before the CPU work, seconds")
-    fanout: int = Field(0, ge=0, description="goroutines the handler fans out to (CPU and alloc split evenly)")
+    fanout: int = Field(
+        0, ge=0, le=MAX_COUNT, description="goroutines the handler fans out to (CPU and alloc split evenly)")
 
     def codec_costs(self) -> tuple[float, float]:
         """(CPU seconds, bytes allocated) of the codec per request; zeros without a codec."""
@@ -92,7 +93,7 @@ class GoServiceScenario(ScenarioBase):
         "detailed", description="every goroutine on the G/M/P scheduler, or GOMAXPROCS servers with its queues")
     arrival_rate: Rate = Field(gt=0, description="Poisson requests per second")
     requests: int = Field(20_000, ge=1, description="requests simulated, warm-up included")
-    gomaxprocs: int = Field(ge=1, description="GOMAXPROCS")
+    gomaxprocs: int = Field(ge=1, le=MAX_COUNT, description="GOMAXPROCS")
     quota_cores: float | None = Field(None, gt=0, description="container CPU quota in cores (CFS); null: none")
     handler: HandlerConfig
     gc: GCConfig = Field(default_factory=GCConfig)

@@ -47,7 +47,7 @@ from pydantic import ConfigDict, Field, NonNegativeFloat, field_validator
 
 from sim.core import Environment
 from sim.dists import Constant
-from sim.scenario import DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
+from sim.scenario import DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
 from models.runtime.native import NativeRuntime
 from models.runtime.node.loop import UV_THREADPOOL_SIZE, NodeRuntime
 from models.runtime.node.workers import MESSAGE_PARAM, SharedCores, WorkerPool
@@ -89,9 +89,10 @@ class PoissonServiceScenario(ScenarioBase):
 class NodeServiceScenario(PoissonServiceScenario):
     """A Node.js service: the loop, optional worker threads, cores, V8 heaps and start-up."""
 
-    workers: int = Field(0, ge=0, description="worker threads the loop posts the handler to; 0: run on the loop")
-    cores: int | None = Field(None, ge=1, description="cores the threads share; null: a core per thread")
-    threadpool_size: int = Field(UV_THREADPOOL_SIZE, ge=1, description="UV_THREADPOOL_SIZE")
+    workers: int = Field(
+        0, ge=0, le=MAX_COUNT, description="worker threads the loop posts the handler to; 0: run on the loop")
+    cores: int | None = Field(None, ge=1, le=MAX_COUNT, description="cores the threads share; null: a core per thread")
+    threadpool_size: int = Field(UV_THREADPOOL_SIZE, ge=1, le=MAX_COUNT, description="UV_THREADPOOL_SIZE")
     gc: V8GCConfig = Field(default_factory=V8GCConfig)
     startup: StartupConfig = Field(default_factory=StartupConfig)
     message_cost: tuple[NonNegativeFloat, NonNegativeFloat] | None = Field(
@@ -113,7 +114,7 @@ class NodeServiceScenario(PoissonServiceScenario):
 class NativeServiceScenario(PoissonServiceScenario):
     """A native service: a thread per core, no collector."""
 
-    threads: int = Field(ge=1, description="worker threads (one per core)")
+    threads: int = Field(ge=1, le=MAX_COUNT, description="worker threads (one per core)")
     copy_cost_per_byte_s: float = Field(0.0, ge=0, description="CPU seconds per byte of request and response copied")
 
     @property
