@@ -5,7 +5,8 @@ or a small one written here), replaces one field, anywhere in it, by a hostile
 value (a wrong type, a quantity of the wrong kind, a sign, a size, a nesting)
 or adds an unknown key, writes it to a file and runs ``cnsim run FILE``
 in-process. Every run is bounded: at most ``SIZE`` requests or jobs, one
-replication, ``WALL_S`` seconds of wall time.
+replication, ``WALL_S`` seconds of wall time, ``MEMORY_HEADROOM_BYTES`` more
+address space (Linux).
 
 What must hold, for every input: the command either runs (exit status 0) or
 refuses it with one clean line per problem, ``cnsim: error: FIELD...``
@@ -45,6 +46,9 @@ SIZE = 100
 """Requests (or jobs) per fuzzed run."""
 WALL_S = 30
 """The longest one fuzzed run may take before it counts as a hang."""
+MEMORY_HEADROOM_BYTES = 2 * 2**30
+"""The most address space one fuzzed run may add to this process before an allocation fails (which then
+shows as an internal error, a failure here)."""
 EXAMPLES = int(os.environ.get("CNSIM_FUZZ_EXAMPLES", "100"))
 SIZE_FIELDS = ("requests", "jobs", "replications")
 
@@ -157,6 +161,9 @@ def run_cli(path: Path) -> tuple[int | str, str]:
     """``cnsim run PATH --json`` in this process: (exit status, or 'hang' / 'traceback'; what it wrote to stderr)."""
     stderr = io.StringIO()
     previous = signal.signal(signal.SIGALRM, _alarm)
+    limits = resource.getrlimit(resource.RLIMIT_AS)
+    in_use = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (in_use + MEMORY_HEADROOM_BYTES, limits[1]))
     signal.alarm(WALL_S)
     try:
         with contextlib.redirect_stderr(stderr):
@@ -169,6 +176,7 @@ def run_cli(path: Path) -> tuple[int | str, str]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_AS, limits)
     return status, stderr.getvalue()
 
 
