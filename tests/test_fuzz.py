@@ -149,8 +149,9 @@ def bounded(data: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
     return out
 
 
-class Hang(Exception):
-    pass
+class Hang(BaseException):
+    """The run's wall-time bound: a BaseException, as KeyboardInterrupt is, so that the model's own error
+    handling (which reports an Exception mid-run as the model's failure) lets it through."""
 
 
 def _alarm(_signum: int, _frame: Any) -> None:
