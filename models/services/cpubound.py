@@ -55,7 +55,7 @@ from sim.core import Environment, Model
 from sim.dists import Constant, Exponential
 from sim.params import param_value
 from sim.scenario import DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
-from models.runtime.go.constants import SPAWN_PARAM, STACK_MIN_BYTES, STACK_PARAM
+from models.services.go import spawn_field, stack_bytes_field
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
@@ -81,12 +81,8 @@ class GoSide(ScenarioPart):
     gomaxprocs: int = Field(4, ge=1, le=MAX_COUNT, description="GOMAXPROCS (= the cores of the Go machine)")
     goroutines: int = Field(1000, ge=1, le=MAX_COUNT, description="goroutines alive at most; more jobs wait FIFO")
     gc: GCConfig = Field(default_factory=GCConfig)
-    spawn: DurationDist | None = Field(
-        None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
-        json_schema_extra=calibrated(SPAWN_PARAM))
-    stack_bytes: Size | None = Field(
-        None, ge=STACK_MIN_BYTES, description=f"stack per goroutine; default {STACK_PARAM}",
-        json_schema_extra=calibrated(STACK_PARAM))
+    spawn: DurationDist | None = spawn_field()
+    stack_bytes: Size | None = stack_bytes_field()
     process_bytes: Size | None = Field(
         None, ge=0, description=f"resident memory of the idle Go process; default {GO_PROCESS_PARAM}",
         json_schema_extra=calibrated(GO_PROCESS_PARAM),

@@ -45,6 +45,19 @@ from models.machine.config import MachineConfig, machine_field
 from models.services.base import PoissonService
 
 
+def spawn_field() -> Any:
+    """The ``spawn`` field of a Go runtime's settings: the CPU of a ``go`` statement (calibrated by default)."""
+    return Field(None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
+                 json_schema_extra=calibrated(SPAWN_PARAM))
+
+
+def stack_bytes_field() -> Any:
+    """The ``stack_bytes`` field of a Go runtime's settings: each live goroutine's stack (calibrated by default;
+    at least Go's smallest stack)."""
+    return Field(None, ge=STACK_MIN_BYTES, description=f"stack per goroutine; default {STACK_PARAM}",
+                 json_schema_extra=calibrated(STACK_PARAM))
+
+
 CODECS = {"go.json": ("go.json.unmarshal", "go.json.marshal")}
 """Calibrated codecs: a request is decoded (first set) and its response encoded (second), each with
 CPU ``<set>_s`` and allocation ``<set>_alloc_bytes`` (calibration/params, ``encoding/json`` on an
@@ -97,12 +110,8 @@ class GoServiceScenario(ScenarioBase):
     quota_cores: float | None = Field(None, gt=0, description="container CPU quota in cores (CFS); null: none")
     handler: HandlerConfig
     gc: GCConfig = Field(default_factory=GCConfig)
-    spawn: DurationDist | None = Field(
-        None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
-        json_schema_extra=calibrated(SPAWN_PARAM))
-    stack_bytes: Size | None = Field(
-        None, ge=STACK_MIN_BYTES, description=f"stack per goroutine; default {STACK_PARAM}",
-        json_schema_extra=calibrated(STACK_PARAM))
+    spawn: DurationDist | None = spawn_field()
+    stack_bytes: Size | None = stack_bytes_field()
     wakeup_late: DurationDist | None = Field(
         None, description=f"how late a timed sleep (timers, sysmon) ends; default {WAKEUP_LATE_PARAM}",
         json_schema_extra=calibrated(WAKEUP_LATE_PARAM),
