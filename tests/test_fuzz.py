@@ -164,20 +164,22 @@ def run_cli(path: Path) -> tuple[int | str, str]:
     previous = signal.signal(signal.SIGALRM, _alarm)
     limits = resource.getrlimit(resource.RLIMIT_AS)
     in_use = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
-    resource.setrlimit(resource.RLIMIT_AS, (in_use + MEMORY_HEADROOM_BYTES, limits[1]))
-    signal.alarm(WALL_S)
     try:
-        with contextlib.redirect_stderr(stderr):
-            status: int | str = main(["run", str(path), "--json"], out=io.StringIO())
+        resource.setrlimit(resource.RLIMIT_AS, (in_use + MEMORY_HEADROOM_BYTES, limits[1]))
+        signal.alarm(WALL_S)
+        try:
+            with contextlib.redirect_stderr(stderr):
+                status: int | str = main(["run", str(path), "--json"], out=io.StringIO())
+        finally:
+            signal.alarm(0)
     except Hang:
         status = "hang"
     except BaseException as error:  # any escape from main is what this test looks for
         status = "traceback"
         stderr.write(f"{type(error).__name__}: {error}")
     finally:
-        signal.alarm(0)
+        resource.setrlimit(resource.RLIMIT_AS, limits)  # before anything else allocates: pytest's report
         signal.signal(signal.SIGALRM, previous)
-        resource.setrlimit(resource.RLIMIT_AS, limits)
     return status, stderr.getvalue()
 
 
