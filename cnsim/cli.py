@@ -28,10 +28,10 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 
 from cnsim.format import render_table, show_scenario
@@ -280,23 +280,21 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     """`cnsim validate [run]`: the calibration.validation package does the work, this prints."""
     from tqdm import tqdm
 
+    if args.action == "run" and args.grid:
+        return _validate_grid(args, out)
     if args.action == "run":
         from calibration.validation.experiments import VALIDATION_ROOT, Settings, run_campaign, select_groups
 
         groups = select_groups(args.only)
         settings = Settings.quick() if args.quick else Settings()
-        with tqdm(total=4 * len(groups), desc="experiments", unit="exp", disable=None, file=sys.stderr) as bar:
-            try:
-                folders = run_campaign(Path(args.out) if args.out else VALIDATION_ROOT, groups, settings,
-                                       progress=lambda message: bar.set_postfix_str(message, refresh=True),
-                                       on_done=lambda _folder: bar.update())
-            except RuntimeError as error:  # a missing toolchain or node, a failed build, a run over its bound
-                for line in str(error).strip().splitlines():
-                    sys.stderr.write(f"cnsim: error: {line}\n")
-                return 1
+        folders, failed = _with_progress(4 * len(groups), "experiments", lambda say, bar: run_campaign(
+            Path(args.out) if args.out else VALIDATION_ROOT, groups, settings, progress=say,
+            on_done=lambda _folder: bar.update()))
+        if failed:
+            return failed
         out.write(f"{len(folders)} experiments written under {folders[0].parent if folders else args.out}\n")
         return 0
-    from calibration.validation.compare import compare, load_experiments, render, tally
+    from calibration.validation.compare import compare, load_experiments, ratio_checks, render, tally
     from calibration.validation.experiments import VALIDATION_ROOT
 
     if args.replications < 1:
@@ -307,10 +305,13 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     with tqdm(total=len(experiments) * args.replications, desc="simulating", unit="rep", disable=None,
               file=sys.stderr) as bar:
         comparisons = compare(experiments, args.requests, args.replications, on_done=lambda _r: bar.update())
+    ratios = ratio_checks(comparisons)
     if args.json:
         within, total, pending = tally(comparisons)
         document = {"experiments": [c.to_json() for c in comparisons],
-                    "within_target": within, "compared": total, "pending": pending}
+                    "within_target": within, "compared": total, "pending": pending,
+                    "ratios": [r.to_json() for r in ratios], "ratios_within": sum(r.within for r in ratios),
+                    "ratios_compared": len(ratios)}
         json.dump(_finite_or_null(document), out, indent=2, allow_nan=False)
         out.write("\n")
     else:
@@ -322,7 +323,55 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         paths = save_chart(comparison_chart(comparisons), args.chart)
         sys.stderr.write(f"cnsim: chart in {', '.join(map(str, paths))}\n")
     within, total, _pending = tally(comparisons)
-    return 0 if within == total else 1
+    return 0 if within == total and all(r.within for r in ratios) else 1
+
+
+def _with_progress(total: int, desc: str, run: Callable[[Callable[[str], None], Any], Any]) -> tuple[Any, int]:
+    """``run(progress, bar)`` under a progress bar (with its ETA) of ``total`` runs: (its result, 0), or
+    (None, 1) once a RuntimeError (a missing toolchain or node, a failed build, a run over its bound) is shown."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit="run", disable=None, file=sys.stderr) as bar:
+        try:
+            return run(lambda message: bar.set_postfix_str(message, refresh=True), bar), 0
+        except RuntimeError as error:
+            for line in str(error).strip().splitlines():
+                sys.stderr.write(f"cnsim: error: {line}\n")
+            return None, 1
+
+
+def _validate_grid(args: argparse.Namespace, out: TextIO) -> int:
+    """`cnsim validate run --grid`: the generalization grid, with progress, ETA and resume."""
+    from calibration.validation import grid
+
+    points = grid.select_points(grid.quick_points() if args.quick else grid.grid_points(), args.only_point)
+    fractions = (0.6,) if args.quick else grid.GRID_FRACTIONS
+    repetitions = args.repetitions if args.repetitions is not None else (1 if args.quick else grid.REPETITIONS)
+    if repetitions < 1:
+        raise ValueError(f"--repetitions: must be >= 1 (got {repetitions})")
+    root = Path(args.out) if args.out else grid.GRID_ROOT
+    settings = grid.quick_settings() if args.quick else grid.grid_settings()
+    total = repetitions * len(points) * len(fractions)
+
+    def done(bar: Any, folder: Path | None) -> None:
+        if folder is None:  # already measured (resume): not part of the remaining work
+            bar.total -= 1
+            bar.refresh()
+        else:
+            bar.update()
+
+    try:
+        with _terminate_as_interrupt():
+            written, failed = _with_progress(total, "grid runs", lambda say, bar: grid.run_grid(
+                root, points, settings, fractions, repetitions, progress=say, on_done=lambda f: done(bar, f)))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"cnsim: interrupted; every finished repetition is kept under {root} "
+                         "(run the same command again to resume)\n")
+        return EXIT_INTERRUPTED
+    if failed:
+        return failed
+    out.write(f"{len(written)} repetitions written under {root} ({total - len(written)} already there)\n")
+    return 0
 
 
 def _add_validate(commands) -> None:
@@ -331,13 +380,17 @@ def _add_validate(commands) -> None:
         description="Without ACTION: simulate each shipped experiment (calibration/validation/<name>/)\n"
         "from calibrated parameters only and print real vs simulated mean, p50, p99 and\n"
         "throughput with relative errors and whether each is within target (mean, p50,\n"
-        "throughput 10 %, p99 20 %); exit status 1 if any is not.\n\n"
+        "throughput 10 %, p99 20 %; repeated experiments: within the real range widened\n"
+        "by the target), the GC CPU fraction and cycles/s (reported, not judged), and for\n"
+        "experiments one setting apart at the same load the ratio of their mean and p99\n"
+        "(within 25 % of the real ratio); exit status 1 if any is not.\n\n"
         "run: re-measure the experiments on this machine (Go and Node.js servers under\n"
         "open-loop Poisson load, about 4 minutes; run it on a quiet machine) and write\n"
         "them to --out.",
         epilog="examples:\n  cnsim validate\n  cnsim validate --experiment go-p1-90pct --replications 5\n"
         "  cnsim validate --chart validation\n"
-        "  cnsim validate run --out /tmp/validation && cnsim validate --data /tmp/validation",
+        "  cnsim validate run --out /tmp/validation && cnsim validate --data /tmp/validation\n"
+        "  cnsim validate run --grid && cnsim validate --data calibration/validation/grid",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("--experiment", action="append", metavar="NAME",
@@ -345,7 +398,8 @@ def _add_validate(commands) -> None:
     validate.add_argument("--replications", "-r", type=int, default=3, help="simulated replications (default 3)")
     validate.add_argument("--requests", type=int, metavar="N",
                           help="simulated requests per replication, at most (default: as many as were measured)")
-    validate.add_argument("--data", metavar="DIR", help="experiments folder (default calibration/validation)")
+    validate.add_argument("--data", metavar="DIR", help="experiments folder (default calibration/validation; "
+                          "calibration/validation/grid: the generalization grid)")
     validate.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     validate.add_argument("--chart", metavar="PATH", help="also draw real against simulated latency over load "
                           "to PATH.html and PATH.png")
@@ -355,7 +409,14 @@ def _add_validate(commands) -> None:
                      help="run only this group (go-p1, go-p2, node); repeatable")
     run.add_argument("--out", metavar="DIR",
                      help="where to write the experiment folders (default calibration/validation)")
-    run.add_argument("--quick", action="store_true", help="1 s runs (checks the programs; not for validation)")
+    run.add_argument("--quick", action="store_true", help="1 s runs (checks the programs; not for validation); "
+                     "with --grid: 2 points, 1 repetition")
+    run.add_argument("--grid", action="store_true",
+                     help="the generalization grid (one-factor variations of a GC-heavy base, each point "
+                     "repeated in interleaved rounds; default --out calibration/validation/grid; resumes)")
+    run.add_argument("--repetitions", type=int, metavar="N", help="with --grid: rounds (default 3)")
+    run.add_argument("--only-point", action="append", metavar="SUBSTR",
+                     help="with --grid: only the points whose name contains SUBSTR; repeatable")
     validate.set_defaults(handler=cmd_validate, action=None)
 
 

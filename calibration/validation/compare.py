@@ -51,12 +51,28 @@ subtracted).
 
 Targets (:data:`TARGETS`): relative error of the mean and the median within
 10 %, of the 99th percentile within 20 %, of the throughput within 10 %.
+
+**Repeated experiments** (the generalization grid, :mod:`calibration.validation.grid`:
+``<point>/repN/``): each point is one :class:`Experiment` with the summaries of
+every repetition; it is simulated once, at the mean rate of its repetitions,
+and a statistic is within target when the simulated value lies in the real
+range widened by the target, ``[min × (1 - target), max × (1 + target)]`` over
+the repetitions (with one run: the relative error against it, as before).
+Beside them, **reported but not judged**: the GC CPU fraction and the GC
+cycles per second, real (``summary.json``'s ``gc_window``: the server's
+``/stats`` over the measured window) against simulated (:data:`GC_METRICS`).
+**Differences** (:func:`ratio_checks`): for pairs of experiments at the same
+load fraction whose settings differ in exactly one of
+:data:`~calibration.validation.grid.FACTORS`, the simulated ratio of the mean
+and of the p99 must be within :data:`RATIO_TARGET` of the real ratio (of the
+means over repetitions).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +86,7 @@ from sim.run import run_replications
 from sim.scenario import load_kind, load_scenario
 
 from calibration.validation.experiments import VALIDATION_ROOT
+from calibration.validation.grid import FACTORS
 from models.machine.cores import CORES_PARAMS
 from models.runtime.go.constants import SYSMON_CORES_PARAMS
 
@@ -91,6 +108,20 @@ MACHINE_STRETCH = "machine.work_stretch"
 MACHINE_WAKE = {"go": "machine.go_wake_s_vs_idle", "node": "machine.node_wake_s_vs_idle"}
 MACHINE_LOAD_CPU = "machine.load_cpu_vs_rate"
 """The calibrated machine each runtime's simulated experiments run on (see the module docstring)."""
+GC_STATISTICS = ("gc_cpu_fraction", "gc_cycles_per_s")
+"""Reported beside the latency statistics, real against simulated, not counted in the tally."""
+GC_METRICS: dict[str, dict[str, tuple[str, ...]]] = {
+    "go": {"cpu_s": ("go.gc.cpu_s",), "cycles": ("go.gc.cycles",)},
+    "node": {"pause_s": ("node.gc.scavenge_pause_s", "node.gc.markcompact_pause_s"),
+             "cycles": ("node.gc.scavenges", "node.gc.markcompacts")},
+}
+"""The model's metrics the simulated GC statistics come from. Go: the GC CPU fraction is the ``rate`` of
+``go.gc.cpu_s`` (CPU-seconds per second) over GOMAXPROCS, the cycles per second the ``rate`` of
+``go.gc.cycles``. Node.js: the cycles per second are the summed ``rate`` of the counters, the fraction the
+summed pause time per second (each histogram's ``mean`` times its counter's ``rate``) over the cores."""
+RATIO_TARGET = 0.25
+RATIO_STATISTICS = ("mean", "p99")
+"""One-factor differences: |simulated ratio / real ratio - 1| within this, for these statistics."""
 
 
 class Pending(Exception):
@@ -105,22 +136,41 @@ class Experiment:
     folder: Path
     config: dict[str, Any]
     summary: dict[str, Any]
+    repetitions: tuple[dict[str, Any], ...] = ()
+    """Every repetition's summary.json (a grid point, ``repN/``); empty for a single run (``summary``)."""
 
     @property
     def runtime(self) -> str:
         return str(self.config["runtime"])
 
-    def real(self, statistic: str) -> float:
+    @property
+    def summaries(self) -> tuple[dict[str, Any], ...]:
+        return self.repetitions or (self.summary,)
+
+    def real_values(self, statistic: str) -> list[float]:
+        """The statistic in each repetition (GC statistics: those whose ``gc_window`` was measured)."""
+        if statistic in GC_STATISTICS:
+            key = "gc_cpu_fraction" if statistic == "gc_cpu_fraction" else "cycles_per_s"
+            return [float(s["gc_window"][key]) for s in self.summaries if s.get("gc_window")]
         key = "throughput_rps" if statistic == "throughput" else f"{statistic}_s"
-        return float(self.summary[key])
+        return [float(s[key]) for s in self.summaries]
+
+    def real(self, statistic: str) -> float:
+        """The mean over repetitions (NaN if none has it)."""
+        values = self.real_values(statistic)
+        return float(np.mean(values)) if values else math.nan
 
 
 def load_experiments(root: Path = VALIDATION_ROOT, names: Sequence[str] | None = None) -> list[Experiment]:
-    """The experiments under ``root`` (each a folder with config.json and summary.json), ``names`` only if given."""
+    """The experiments under ``root``, ``names`` only if given: each a folder with config.json and
+    summary.json, or with repetitions ``repN/`` holding them (a grid point, see :func:`load_point`)."""
     found = {
         path.parent.name: path.parent for path in sorted(Path(root).glob("*/summary.json"))
         if (path.parent / "config.json").is_file()
     }
+    for path in sorted(Path(root).glob("*/rep*/summary.json")):
+        if re.fullmatch(r"rep\d+", path.parent.name) and (path.parent / "config.json").is_file():
+            found.setdefault(path.parent.parent.name, path.parent.parent)
     if names:
         unknown = [name for name in names if name not in found]
         if unknown:
@@ -134,8 +184,26 @@ def load_experiments(root: Path = VALIDATION_ROOT, names: Sequence[str] | None =
     return [
         Experiment(name, found[name], json.loads((found[name] / "config.json").read_text()),
                    json.loads((found[name] / "summary.json").read_text()))
+        if (found[name] / "summary.json").is_file() else load_point(found[name])
         for name in chosen
     ]
+
+
+def load_point(folder: Path) -> Experiment:
+    """A repeated experiment (``folder/repN/``): the first repetition's config.json with ``rate_rps`` the mean
+    rate of the repetitions (each in ``rate_rps_repetitions``) and ``foreign_cores`` the largest; a summary
+    whose ``n`` is the mean count measured; and every repetition's summary."""
+    reps = sorted((p for p in folder.glob("rep*") if re.fullmatch(r"rep\d+", p.name)
+                   and (p / "summary.json").is_file() and (p / "config.json").is_file()),
+                  key=lambda p: int(p.name[3:]))
+    configs = [json.loads((rep / "config.json").read_text()) for rep in reps]
+    summaries = tuple(json.loads((rep / "summary.json").read_text()) for rep in reps)
+    rates = [float(c["rate_rps"]) for c in configs]
+    foreign = [c["foreign_cores"] for c in configs if c.get("foreign_cores") is not None]
+    config = {**configs[0], "rate_rps": float(np.mean(rates)), "rate_rps_repetitions": rates,
+              "foreign_cores": max(foreign) if foreign else None, "repetitions": [rep.name for rep in reps]}
+    summary = {**summaries[0], "n": round(float(np.mean([s["n"] for s in summaries])))}
+    return Experiment(folder.name, folder, config, summary, summaries)
 
 
 def median_of(dist: Distribution) -> float:
@@ -250,9 +318,34 @@ class Simulated:
     requests: int
     replications: int
     scenario: dict[str, Any]
+    gc_cpu_fraction: float = math.nan
+    gc_cycles_per_s: float = math.nan
 
     def value(self, statistic: str) -> float:
+        if statistic in GC_STATISTICS:
+            return float(getattr(self, statistic))
         return self.throughput_rps if statistic == "throughput" else getattr(self, f"{statistic}_s")
+
+
+def _estimate(outcome: Any, metric: str, statistic: str) -> float:
+    """The mean over replications of a metric's statistic; 0 for a counter or histogram never touched."""
+    try:
+        value = float(outcome.get(metric, statistic).mean)
+    except KeyError:
+        return 0.0
+    return 0.0 if math.isnan(value) and statistic == "mean" else value
+
+
+def simulated_gc(outcome: Any, runtime: str, cores: int) -> tuple[float, float]:
+    """(GC CPU fraction, GC cycles per second) of a simulated run, from :data:`GC_METRICS`."""
+    metrics = GC_METRICS[runtime]
+    cycles = sum(_estimate(outcome, name, "rate") for name in metrics["cycles"])
+    if runtime == "go":
+        busy = sum(_estimate(outcome, name, "rate") for name in metrics["cpu_s"])
+    else:
+        busy = sum(_estimate(outcome, pause, "mean") * _estimate(outcome, count, "rate")
+                   for pause, count in zip(metrics["pause_s"], metrics["cycles"], strict=True))
+    return busy / cores, cycles
 
 
 def simulate(experiment: Experiment, requests: int | None = None, replications: int = DEFAULT_REPLICATIONS,
@@ -263,27 +356,69 @@ def simulate(experiment: Experiment, requests: int | None = None, replications: 
     data, fixed = scenario_for(experiment, count, replications)
     outcome = run_replications(load_scenario(data), on_done=on_done)
     latency = lambda statistic: outcome.get("requests.sojourn_s", statistic).mean + fixed  # noqa: E731
+    cores = int(data["gomaxprocs"] if experiment.runtime == "go" else data["cores"])
+    gc_fraction, gc_cycles = simulated_gc(outcome, experiment.runtime, cores)
     return Simulated(
         mean_s=latency("mean"), p50_s=latency("p50"), p99_s=latency("p99"),
         throughput_rps=outcome.get("requests.completed", "rate").mean,
         fixed_delay_s=fixed, requests=count, replications=replications, scenario=data,
+        gc_cpu_fraction=gc_fraction, gc_cycles_per_s=gc_cycles,
     )
 
 
 @dataclass
 class Row:
+    """One statistic, real against simulated. ``real`` is the mean over repetitions; with several, the
+    simulated value is within target inside the real range widened by the target (:attr:`low`, :attr:`high`);
+    with one, when its relative error is within the target (the same range). ``target`` None: reported only."""
+
     statistic: str
     real: float
     simulated: float
-    target: float
+    target: float | None
+    real_min: float = math.nan
+    real_max: float = math.nan
+    repetitions: int = 1
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.real_min):
+            self.real_min = self.real
+        if math.isnan(self.real_max):
+            self.real_max = self.real
+
+    @classmethod
+    def of(cls, experiment: Experiment, statistic: str, simulated: float, target: float | None) -> Row:
+        values = experiment.real_values(statistic)
+        if not values:
+            return cls(statistic, math.nan, simulated, target, repetitions=0)
+        return cls(statistic, float(np.mean(values)), simulated, target, min(values), max(values), len(values))
 
     @property
     def error(self) -> float:
-        return (self.simulated - self.real) / self.real
+        return (self.simulated - self.real) / self.real if self.real else math.nan
+
+    @property
+    def low(self) -> float:
+        return self.real_min * (1 - (self.target or 0.0))
+
+    @property
+    def high(self) -> float:
+        return self.real_max * (1 + (self.target or 0.0))
 
     @property
     def within(self) -> bool:
-        return abs(self.error) <= self.target
+        if self.target is None or math.isnan(self.real):
+            return False
+        if self.repetitions <= 1:
+            return abs(self.error) <= self.target
+        return self.low <= self.simulated <= self.high
+
+    def to_json(self) -> dict[str, Any]:
+        return {"real": self.real, "real_min": self.real_min, "real_max": self.real_max,
+                "repetitions": self.repetitions, "simulated": self.simulated, "error": self.error,
+                "target": self.target, "low": self.low, "high": self.high,
+                "within": self.within if self.target is not None else None,
+                "verdict": "reported" if self.target is None else ("within" if self.within else "miss")}
 
 
 @dataclass
@@ -294,22 +429,22 @@ class Comparison:
     rows: list[Row] = field(default_factory=list)
     simulated: Simulated | None = None
     pending: str | None = None
+    reported: list[Row] = field(default_factory=list)
+    """The GC statistics (:data:`GC_STATISTICS`), real against simulated, not judged."""
 
     def to_json(self) -> dict[str, Any]:
         config = self.experiment.config
         data: dict[str, Any] = {
             "experiment": self.experiment.name, "runtime": self.experiment.runtime, "cores": config.get("cores"),
             "rate_rps": config.get("rate_rps"), "rate_fraction": config.get("rate_fraction"),
-            "pending": self.pending,
+            "rate_rps_repetitions": config.get("rate_rps_repetitions"),
+            "repetitions": len(self.experiment.summaries), "pending": self.pending,
         }
         if self.simulated is not None:
             data["simulated"] = {"requests": self.simulated.requests, "replications": self.simulated.replications,
                                  "fixed_delay_s": self.simulated.fixed_delay_s, "scenario": self.simulated.scenario}
-        data["statistics"] = {
-            row.statistic: {"real": row.real, "simulated": row.simulated, "error": row.error,
-                            "target": row.target, "within": row.within}
-            for row in self.rows
-        }
+        data["statistics"] = {row.statistic: row.to_json() for row in self.rows}
+        data["reported"] = {row.statistic: row.to_json() for row in self.reported}
         return data
 
 
@@ -325,9 +460,75 @@ def compare(
         except Pending as why:
             comparisons.append(Comparison(experiment, pending=str(why)))
             continue
-        rows = [Row(s, experiment.real(s), simulated.value(s), TARGETS[s]) for s in STATISTICS]
-        comparisons.append(Comparison(experiment, rows, simulated))
+        rows = [Row.of(experiment, s, simulated.value(s), TARGETS[s]) for s in STATISTICS]
+        reported = [Row.of(experiment, s, simulated.value(s), None) for s in GC_STATISTICS]
+        comparisons.append(Comparison(experiment, rows, simulated, reported=reported))
     return comparisons
+
+
+def point_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What an experiment's server was told, by :data:`~calibration.validation.grid.FACTORS` (GOGC None for
+    Node.js), with its runtime: the settings one-factor pairs compare."""
+    settings = config["settings"]
+    node = config["runtime"] == "node"
+    return {"runtime": config["runtime"], "cores": int(config["cores"]),
+            **{f: (None if node else int(settings[f])) if f == "gogc" else settings[f]
+               for f in FACTORS if f != "cores"}}
+
+
+def one_factor_pairs(comparisons: Sequence[Comparison]) -> list[tuple[Comparison, Comparison, str]]:
+    """(a, b, factor) for every pair of compared (not pending) experiments of one runtime at the same load
+    fraction whose settings differ in exactly one factor; ``a`` has its lower value."""
+    ready = [c for c in comparisons if c.pending is None]
+    pairs = []
+    for i, first in enumerate(ready):
+        for second in ready[i + 1:]:
+            one, two = point_settings(first.experiment.config), point_settings(second.experiment.config)
+            same_load = math.isclose(float(first.experiment.config["rate_fraction"]),
+                                     float(second.experiment.config["rate_fraction"]), abs_tol=1e-9)
+            differ = [f for f in FACTORS if one[f] != two[f]]
+            if same_load and one["runtime"] == two["runtime"] and len(differ) == 1:
+                factor = differ[0]
+                pairs.append((first, second, factor) if one[factor] < two[factor] else (second, first, factor))
+    return pairs
+
+
+@dataclass
+class RatioRow:
+    """A one-factor difference: b's statistic over a's, real (means over repetitions) against simulated."""
+
+    a: str
+    b: str
+    factor: str
+    statistic: str
+    real_ratio: float
+    simulated_ratio: float
+    target: float = RATIO_TARGET
+
+    @property
+    def error(self) -> float:
+        return self.simulated_ratio / self.real_ratio - 1
+
+    @property
+    def within(self) -> bool:
+        return abs(self.error) <= self.target
+
+    def to_json(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "factor": self.factor, "statistic": self.statistic,
+                "real_ratio": self.real_ratio, "simulated_ratio": self.simulated_ratio, "error": self.error,
+                "target": self.target, "within": self.within}
+
+
+def ratio_checks(comparisons: Sequence[Comparison]) -> list[RatioRow]:
+    """For each one-factor pair (:func:`one_factor_pairs`), the ratio of :data:`RATIO_STATISTICS`."""
+    rows = []
+    for a, b, factor in one_factor_pairs(comparisons):
+        assert a.simulated is not None and b.simulated is not None
+        for statistic in RATIO_STATISTICS:
+            rows.append(RatioRow(a.experiment.name, b.experiment.name, factor, statistic,
+                                 b.experiment.real(statistic) / a.experiment.real(statistic),
+                                 b.simulated.value(statistic) / a.simulated.value(statistic)))
+    return rows
 
 
 def tally(comparisons: Sequence[Comparison]) -> tuple[int, int, int]:
@@ -337,9 +538,20 @@ def tally(comparisons: Sequence[Comparison]) -> tuple[int, int, int]:
 
 
 def _quantity(statistic: str, value: float) -> str:
-    if statistic == "throughput":
+    if math.isnan(value):
+        return "-"
+    if statistic == "throughput" or statistic == "gc_cycles_per_s":
         return f"{value:.1f}/s"
+    if statistic == "gc_cpu_fraction":
+        return f"{value * 100:.1f} %"
     return f"{value * 1e3:.3f} ms"
+
+
+def _real_cell(row: Row) -> str:
+    if row.repetitions <= 1 or row.real_min == row.real_max:
+        return _quantity(row.statistic, row.real)
+    return f"{_quantity(row.statistic, row.real)} [{_quantity(row.statistic, row.real_min)}, " \
+           f"{_quantity(row.statistic, row.real_max)}]"
 
 
 def render(comparisons: Sequence[Comparison]) -> str:
@@ -362,9 +574,23 @@ def render(comparisons: Sequence[Comparison]) -> str:
         lines.append(f"  {'statistic':<10} {'real':>12} {'simulated':>12} {'error':>8}  target")
         for row in comparison.rows:
             verdict = "ok" if row.within else "MISS"
-            lines.append(f"  {row.statistic:<10} {_quantity(row.statistic, row.real):>12} "
+            lines.append(f"  {row.statistic:<10} {_real_cell(row):>12} "
                          f"{_quantity(row.statistic, row.simulated):>12} {row.error * 100:>+7.1f}%  "
-                         f"±{row.target * 100:.0f} % {verdict}")
+                         f"±{(row.target or 0.0) * 100:.0f} % {verdict}")
+        for row in comparison.reported:
+            lines.append(f"  {row.statistic:<10} {_real_cell(row):>12} {_quantity(row.statistic, row.simulated):>12}"
+                         f"{'':>9}  reported")
+        lines.append("")
+    ratios = ratio_checks(comparisons)
+    if ratios:
+        lines.append(f"One-factor differences (same load; simulated ratio within {RATIO_TARGET * 100:.0f} % "
+                     "of the real ratio, b over a):")
+        for ratio in ratios:
+            lines.append(f"  {ratio.b} / {ratio.a} ({ratio.factor}) {ratio.statistic}: real "
+                         f"{ratio.real_ratio:.3f}, simulated {ratio.simulated_ratio:.3f}, "
+                         f"{ratio.error * 100:+.1f} % {'ok' if ratio.within else 'MISS'}")
+        lines.append(f"{sum(r.within for r in ratios)} of {len(ratios)} one-factor ratios within "
+                     f"{RATIO_TARGET * 100:.0f} % ({' and '.join(RATIO_STATISTICS)})")
         lines.append("")
     within, total, pending = tally(comparisons)
     tail = f"; {pending} experiment(s) pending" if pending else ""

@@ -55,6 +55,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, UTC
@@ -77,6 +78,13 @@ LOAD_CPUS = {1: "1", 2: "0,1"}
 LOAD_GOMAXPROCS = 2
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+STATS_TIMEOUT_S = 2.0
+"""How long a ``GET /stats`` of the server may take before it is recorded as missing."""
+GO_GC_CPU_CLASSES = {name: f"/cpu/classes/gc/{path}:cpu-seconds" for name, path in (
+    ("assist", "mark/assist"), ("dedicated", "mark/dedicated"), ("idle", "mark/idle"), ("pause", "pause"),
+    ("total", "total"))}
+"""The Go server's GC CPU by class (``runtime/metrics`` names, as ``valserver``'s ``/stats`` reports them)."""
+GO_GC_CYCLES = "/gc/cycles/total:gc-cycles"
 
 
 @dataclass(frozen=True)
@@ -284,12 +292,87 @@ def open_loop_args(url: str, rate: str, settings: Settings, out: Path, *extra: s
             "-grace-seconds", str(settings.grace_s), "-seed", str(settings.seed), *extra, "-out", str(out)]
 
 
+def fetch_stats(addr: str, timeout_s: float = STATS_TIMEOUT_S) -> dict[str, Any]:
+    """The server's ``GET /stats`` (GC counters and CPU, see ``valserver`` and ``valserver.js``)."""
+    with urllib.request.urlopen(f"http://{addr}/stats", timeout=timeout_s) as response:
+        return dict(json.loads(response.read()))
+
+
+class StatsSnapshots:
+    """``GET /stats`` of a server at given times (s) after now, each on a timer thread; :meth:`collect` gives,
+    per label, ``{"stats": ..., "error": None}`` or ``{"stats": None, "error": why}``."""
+
+    def __init__(self, addr: str, at_s: dict[str, float]) -> None:
+        self._taken: dict[str, dict[str, Any]] = {}
+        self._timers = [threading.Timer(delay, self._take, (addr, label)) for label, delay in at_s.items()]
+        self._labels = list(at_s)
+        for timer in self._timers:
+            timer.daemon = True
+            timer.start()
+
+    def _take(self, addr: str, label: str) -> None:
+        try:
+            self._taken[label] = {"stats": fetch_stats(addr), "error": None}
+        except Exception as error:
+            self._taken[label] = {"stats": None, "error": f"{type(error).__name__}: {error}"}
+
+    def collect(self) -> dict[str, dict[str, Any]]:
+        for timer in self._timers:
+            timer.cancel()  # one still waiting is not taken; one taking its snapshot finishes it
+            timer.join(STATS_TIMEOUT_S + 1)
+        return {label: self._taken.get(label, {"stats": None, "error": "not taken: the run ended first"})
+                for label in self._labels}
+
+
+def _diff(end: dict[str, Any], start: dict[str, Any], key: str) -> float | None:
+    if not isinstance(end.get(key), int | float) or not isinstance(start.get(key), int | float):
+        return None
+    return float(end[key]) - float(start[key])
+
+
+def gc_window(start: dict[str, Any] | None, end: dict[str, Any] | None, runtime: str,
+              cores: int) -> tuple[dict[str, Any] | None, str | None]:
+    """(what the server's GC did between two ``/stats`` snapshots, or None; why None).
+
+    Go: GC cycles, GC CPU seconds by class (``runtime/metrics``' estimates), and the GC CPU fraction: GC CPU
+    over the window's wall time times GOMAXPROCS (``cores``). Node.js: GC count and pause seconds, in all and
+    by kind, and the fraction: pause seconds over the wall time times ``cores`` (the main thread's GC time).
+    """
+    if start is None or end is None:
+        return None, "a /stats snapshot is missing"
+    wall = _diff(end, start, "wall_s")
+    if wall is None or wall <= 0:
+        return None, "the snapshots' wall_s do not give a positive window"
+    window: dict[str, Any] = {"wall_s": wall, "cores": cores}
+    if runtime == "go":
+        cycles = _diff(end, start, GO_GC_CYCLES)
+        cpu = {name: _diff(end, start, key) for name, key in GO_GC_CPU_CLASSES.items()}
+        if cycles is None or cpu["total"] is None:
+            return None, f"the snapshots lack {GO_GC_CYCLES} or {GO_GC_CPU_CLASSES['total']}"
+        window.update({"cycles": cycles, "gc_cpu_s": cpu, "gc_cpu_fraction": cpu["total"] / (wall * cores)})
+    else:
+        cycles, pause = _diff(end, start, "gc_count"), _diff(end, start, "gc_pause_s")
+        if cycles is None or pause is None:
+            return None, "the snapshots lack gc_count or gc_pause_s"
+        kinds = sorted(set(start.get("gc_by_kind", {})) | set(end.get("gc_by_kind", {})))
+        by_kind = {kind: {field: _diff(end.get("gc_by_kind", {}).get(kind, {}),
+                                       start.get("gc_by_kind", {}).get(kind, {}), field)
+                          for field in ("count", "pause_s")} for kind in kinds}
+        window.update({"cycles": cycles, "pause_s": pause, "by_kind": by_kind,
+                       "gc_cpu_fraction": pause / (wall * cores)})
+    window["cycles_per_s"] = window["cycles"] / wall
+    return window, None
+
+
 def run_experiment(
     group: Group, fraction: float, capacity: dict[str, Any], settings: Settings, binaries: dict[str, Path],
     cache: Path, out_root: Path, busy_before: float | None = None, earlier_attempts: Sequence[str] = (),
+    folder: Path | None = None, extra_config: dict[str, Any] | None = None,
 ) -> tuple[Path, float | None]:
-    """One experiment: a fresh server, the open-loop run, its three files under ``out_root/<name>``;
-    (the folder, the cores other processes used meanwhile)."""
+    """One experiment: a fresh server, the open-loop run, its three files under ``out_root/<name>`` (or
+    ``folder``); (the folder, the cores other processes used meanwhile). The server's ``/stats`` is read at
+    the end of the warm-up and when sending ends (``summary.json``'s ``gc_stats`` and ``gc_window``);
+    ``extra_config`` is added to ``config.json``."""
     name = group.experiment_name(fraction)
     rate = fraction * capacity["throughput_rps"]
     loadavg_before = _loadavg()
@@ -299,9 +382,14 @@ def run_experiment(
         csv_path = Path(scratch) / "latency.csv"
         try:
             args = open_loop_args(server.url, f"{rate:.3f}", settings, csv_path)
-            load_argv, load_env, load_summary = run_load(
-                binaries["valload"], group.cores, args, cache, 2 * (settings.duration_s + settings.grace_s) + 30
-            )
+            snapshots = StatsSnapshots(server.ready["addr"], {"warmup_end": settings.warmup_s,
+                                                              "sending_end": settings.duration_s})
+            try:
+                load_argv, load_env, load_summary = run_load(
+                    binaries["valload"], group.cores, args, cache, 2 * (settings.duration_s + settings.grace_s) + 30
+                )
+            finally:
+                gc_stats = snapshots.collect()
         finally:
             server_report = server.stop()
         frame = pd.read_csv(csv_path, dtype={"status": str})
@@ -309,6 +397,13 @@ def run_experiment(
     summary.update({"pool_waits": load_summary["pool_waits"], "new_conns": load_summary["new_conns"],
                     "timed_out": load_summary["timed_out"], "server_report": server_report,
                     "load_summary": load_summary})
+    window, missing = gc_window(gc_stats["warmup_end"]["stats"], gc_stats["sending_end"]["stats"], group.runtime,
+                                group.cores)
+    summary.update({
+        "gc_stats": {**gc_stats, "method": "GET /stats of the server (runtime/metrics for Go, perf_hooks 'gc' "
+                     "entries for Node.js) on timers started with the load generator, at warmup_s and duration_s"},
+        "gc_window": window, "gc_window_missing": missing,
+    })
     load_argv = [a if a != str(csv_path) else "latency.csv" for a in load_argv]
     config = {
         "name": name,
@@ -338,8 +433,9 @@ def run_experiment(
         "over the run's wall time: what other processes used while the experiment ran",
         "busy_cores_before": busy_before,
         "earlier_attempts": list(earlier_attempts),
+        **(extra_config or {}),
     }
-    folder = out_root / name
+    folder = folder or out_root / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

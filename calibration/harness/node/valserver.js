@@ -14,6 +14,12 @@
 // burn and reachable until the response is written; garbage afterwards.
 // Live heap: --live-heap-mib MiB of small objects linked by references.
 //
+// GC statistics (GET /stats): a JSON object with the GC count and total pause
+// (s) from a PerformanceObserver on 'gc' entries, in all and by kind (minor,
+// major, incremental, weakcb), process.cpuUsage() (s), v8.getHeapStatistics()'s
+// used and total heap (bytes) and "wall_s", seconds since the process started.
+// Two snapshots give the GC's share over the window between them.
+//
 // Standard output: one JSON line when ready ({"addr": ...}) and one when it
 // stops. It stops on SIGTERM/SIGINT or after --max-seconds. Keep-alive
 // connections are never timed out by the server (keepAliveTimeout 0), like Go's
@@ -22,6 +28,8 @@
 
 const http = require('node:http');
 const { parseArgs } = require('node:util');
+const { PerformanceObserver, constants: perfConstants, performance } = require('node:perf_hooks');
+const v8 = require('node:v8');
 
 const { values: args } = parseArgs({
   options: {
@@ -93,7 +101,42 @@ const slices = Math.max(chunks, 1);
 const perSlice = Math.floor(iterations / slices);
 let served = 0;
 
+const GC_KINDS = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+const gc = { count: 0, pause_s: 0, by_kind: {} };
+for (const kind of Object.values(GC_KINDS)) gc.by_kind[kind] = { count: 0, pause_s: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = GC_KINDS[entry.detail ? entry.detail.kind : entry.kind] || 'other';
+    if (!gc.by_kind[kind]) gc.by_kind[kind] = { count: 0, pause_s: 0 };
+    gc.count++;
+    gc.pause_s += entry.duration / 1000;
+    gc.by_kind[kind].count++;
+    gc.by_kind[kind].pause_s += entry.duration / 1000;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+function gcStats() {
+  const cpu = process.cpuUsage();
+  const heap = v8.getHeapStatistics();
+  return {
+    wall_s: performance.now() / 1000, gc_count: gc.count, gc_pause_s: gc.pause_s, gc_by_kind: gc.by_kind,
+    cpu_user_s: cpu.user / 1e6, cpu_system_s: cpu.system / 1e6,
+    used_heap_bytes: heap.used_heap_size, total_heap_bytes: heap.total_heap_size,
+  };
+}
+
 const server = http.createServer((req, res) => {
+  if (req.url === '/stats') {
+    const body = JSON.stringify(gcStats()) + '\n';
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+    return;
+  }
   let head = null;
   for (let i = 0; i < slices; i++) {
     if (i < chunks) {

@@ -47,6 +47,14 @@
 // Run with GOMAXPROCS 1 on one CPU (taskset) it shows what sysmon's rounds
 // cost a goroutine running on the CPU sysmon shares.
 //
+// GC statistics (GET /stats): a JSON object of the runtime/metrics samples
+// named in statsMetrics (GC cycles, the GC's CPU by class and the process's,
+// the live heap and its goal, the bytes and objects allocated, the bytes
+// scanned), each under its metric name, a name the runtime does not know
+// left out; "wall_s" (seconds since the process started) and "gomaxprocs".
+// The /cpu/classes/ values are the runtime's estimates, updated at each GC.
+// Two snapshots give the GC's share over the window between them.
+//
 // Standard output: one JSON line when ready ({"addr": ..., "burn_iterations":
 // ...}) and one when it stops ({"requests": ..., "num_gc": ...}). It stops on
 // SIGTERM/SIGINT or after -max-seconds. Standard library only.
@@ -63,6 +71,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/metrics"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -85,6 +94,54 @@ type chunk struct {
 }
 
 var burnSink atomic.Uint64
+
+var processStart = time.Now()
+
+// statsMetrics are the runtime/metrics samples GET /stats reports.
+var statsMetrics = []string{
+	"/gc/cycles/total:gc-cycles",
+	"/cpu/classes/gc/mark/assist:cpu-seconds",
+	"/cpu/classes/gc/mark/dedicated:cpu-seconds",
+	"/cpu/classes/gc/mark/idle:cpu-seconds",
+	"/cpu/classes/gc/pause:cpu-seconds",
+	"/cpu/classes/gc/total:cpu-seconds",
+	"/cpu/classes/total:cpu-seconds",
+	"/cpu/classes/user:cpu-seconds",
+	"/cpu/classes/idle:cpu-seconds",
+	"/gc/heap/live:bytes",
+	"/gc/heap/goal:bytes",
+	"/gc/heap/allocs:bytes",
+	"/gc/heap/allocs:objects",
+	"/gc/scan/heap:bytes",
+	"/gc/scan/stack:bytes",
+	"/gc/scan/globals:bytes",
+}
+
+// gcStats reads statsMetrics (a name this runtime does not know is left out), the wall time since the
+// process started and GOMAXPROCS.
+func gcStats() map[string]any {
+	known := map[string]bool{}
+	for _, d := range metrics.All() {
+		known[d.Name] = true
+	}
+	samples := make([]metrics.Sample, 0, len(statsMetrics))
+	for _, name := range statsMetrics {
+		if known[name] {
+			samples = append(samples, metrics.Sample{Name: name})
+		}
+	}
+	metrics.Read(samples)
+	out := map[string]any{"wall_s": time.Since(processStart).Seconds(), "gomaxprocs": runtime.GOMAXPROCS(0)}
+	for _, s := range samples {
+		switch s.Value.Kind() {
+		case metrics.KindUint64:
+			out[s.Name] = s.Value.Uint64()
+		case metrics.KindFloat64:
+			out[s.Name] = s.Value.Float64()
+		}
+	}
+	return out
+}
 
 // burn runs n iterations of a multiply-add recurrence the compiler cannot drop.
 func burn(n int) {
@@ -352,6 +409,11 @@ func main() {
 		w.Write([]byte("ok\n"))
 		runtime.KeepAlive(head)
 		served.Add(1)
+	})
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := json.Marshal(gcStats())
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(body, '\n'))
 	})
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
