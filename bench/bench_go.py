@@ -14,7 +14,7 @@ Two measurements, reported as a table (and as JSON with ``--json``):
    peak resident memory of this Python process (``ru_maxrss``) before and after
    that run (it runs first, so the difference is its own).
 
-The pauses, the mark rate, goroutine creation and stacks come from calibration
+The pauses, the mark costs, goroutine creation and stacks come from calibration
 (``calibration/params/go.*.json``); on a checkout without them the benchmark
 passes the values of ``FALLBACK`` (each with its source there), which change the
 speed little. The JSON records which was used.
@@ -47,14 +47,14 @@ from sim.scenario import load_scenario
 from models.runtime.go.constants import SPAWN_PARAM, STACK_PARAM, WAKEUP_LATE_PARAM
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
-from models.runtime.go.gc import MARK_RATE_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig
+from models.runtime.go.gc import MARK_COST_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig
 from models.runtime.protocol import Compute, Wait
 
 FALLBACK = {
     # GC pauses "usually under 100 microseconds and often as low as 10 microseconds" (Go 1.8 release notes)
     "gc.stw_sweep_termination": "30us",
     "gc.stw_mark_termination": "50us",
-    "gc.mark_rate": 1e9,  # bytes per CPU-second: an assumption, used only without go.gc.mark_cpu_vs_heap
+    "gc.mark_rate": 1e9,  # bytes per CPU-second: an assumption, used only without go.gc.mark_cpu_vs_objects
     # ~1-4 µs at 10k-100k goroutines, measured on Go 1.19 before the calibration harness; the harness
     # measures 0.55 µs on Go 1.27 (go.goroutine.spawn_s, 2026-12-04)
     "spawn": "2us",
@@ -66,7 +66,7 @@ FALLBACK = {
 NAMES = {
     "gc.stw_sweep_termination": STW_SWEEP_PARAM,
     "gc.stw_mark_termination": STW_MARK_PARAM,
-    "gc.mark_rate": MARK_RATE_PARAM,
+    "gc.mark_rate": MARK_COST_PARAM,
     "spawn": SPAWN_PARAM,
     "stack_bytes": STACK_PARAM,
     "wakeup_late": WAKEUP_LATE_PARAM,

@@ -26,6 +26,8 @@ DATA_ROOT = PACKAGE_DIR / "data"
 
 HARNESS_OF = {
     "gc_pauses.csv": "gc",
+    "go_alloc.csv": "alloc",
+    "go_gc_work.csv": "gc_work",
     "goroutines.csv": "goroutines",
     "channel_handoff.csv": "channels",
     "sched_wakeup.csv": "sched",

@@ -27,6 +27,8 @@ import pandas as pd
 from calibration import gctrace
 from calibration.dataset import PARAMS_DIR, Dataset, clock_fit, seed_of
 from calibration.distfit import fit_constant, fit_distribution, fit_linear
+from calibration.fitalloc import fit_alloc, fit_mark_cpu, fit_object_bytes
+from calibration.fitalloc import observations as alloc_observations
 from calibration.fitmachine import (
     fit_machine_load_cpu, fit_machine_placement, fit_machine_slices, fit_machine_sysmon, fit_machine_wake,
     fit_machine_work,
@@ -63,6 +65,8 @@ def _mark_cpu_s(steady: pd.DataFrame) -> np.ndarray:
 
 def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind parameter set ``name``: column ``y``, with ``x`` for a line and ``group`` where useful."""
+    if name.startswith("go.alloc.") or name == "go.gc.mark_cpu_vs_objects":
+        return alloc_observations(name, data)
     if name.startswith("go.gc."):
         steady = _steady_gc(data)
         group = (steady["heap_target_bytes"] // 2**20).astype(str) + " MiB, GOGC " + steady["gogc"].astype(str)
@@ -329,6 +333,9 @@ def fit_go_process(data: Dataset) -> list[dict[str, Any]]:
 FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("gc_pauses.csv", fit_gc_stw),
     ("gc_pauses.csv", fit_gc_mark_cpu),
+    ("go_alloc.csv", fit_alloc),
+    ("go_gc_work.csv", fit_mark_cpu),
+    ("json_codec.csv", fit_object_bytes),
     ("goroutines.csv", fit_goroutines),
     ("channel_handoff.csv", fit_channels),
     ("sched_wakeup.csv", fit_sched),

@@ -38,8 +38,9 @@ from calibration import harness
 from calibration.campaign import GC_HEAPS_MIB_QUICK, Recorder, Settings
 from calibration.measure_go import (GC_GOGC, GO_PROCESS_REPS_QUICK, HTTP_CPU_CASES, HTTP_CPU_REQUESTS_QUICK,
                                     HTTP_LATENCY_SAMPLES_QUICK, HTTP_ROUNDS_QUICK, SCHED_BUSY, SCHED_PROCS,
-                                    measure_channels, measure_gc, measure_go_process, measure_goroutines,
-                                    measure_http, measure_json, measure_sched)
+                                    measure_alloc, measure_channels, measure_gc, measure_gc_work,
+                                    measure_go_process, measure_goroutines, measure_http, measure_json,
+                                    measure_sched)
 from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_PLACEMENT_RATES,
                                          MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
                                          SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon)
@@ -71,6 +72,8 @@ def host_name(name: str | None = None) -> str:
 #: Harnesses by name, in the order they run, with the programs each needs.
 HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[str, list[dict[str, Any]]]]]] = {
     "gc": (("gcpause",), measure_gc),
+    "alloc": (("allocgc",), measure_alloc),
+    "gc_work": (("allocgc",), measure_gc_work),
     "goroutines": (("goroutines",), measure_goroutines),
     "channels": (("chanlat",), measure_channels),
     "sched": (("schedlat",), measure_sched),

@@ -11,6 +11,9 @@ bounded in time. Files (columns are the CSV headers):
   phase (``build`` while the live heap is being made, ``steady`` for cycles
   wholly inside the paced allocation, ``done`` for none but a straggler);
 * ``gc_runs.csv``: one row per GC run (achieved allocation rate, cycles);
+* ``go_alloc.csv``: the mutator's CPU per object by object size and kind, and
+  ``go_gc_work.csv``: the collector's CPU by class per steady window, by live
+  heap, heap shape, GOGC and GOMAXPROCS, both from ``allocgc`` (``runtime/metrics``);
 * ``goroutines.csv``, ``channel_handoff.csv``, ``sched_wakeup.csv``, ``json_codec.csv``;
 * ``http_latency.csv`` (one row per request) and ``http_server_cpu.csv`` (the
   server process's CPU time per case and round), from ``httplat``;
@@ -32,6 +35,23 @@ GC_RATE_BOUNDS_MBPS = (64.0, 1536.0)
 #: Heaps this large cycle slowly (GB per cycle): their steady phase is longer, to see a few cycles.
 GC_LARGE_HEAP_MIB = 1024
 GC_LARGE_HEAP_STEADY_FACTOR = 2
+#: allocgc -mode alloc: object sizes (bytes; 32 KiB is the largest small size class, maxSmallSize), kinds,
+#: bytes per size and kind (at least ALLOC_OBJECTS objects) and repetitions; full and quick.
+ALLOC_SIZES = (16, 64, 256, 1024, 4096, 16384, 32768, 65536, 262144, 1048576)
+ALLOC_SIZES_QUICK = (64, 1024, 65536)
+ALLOC_KINDS = ("noscan", "scan", "chunk")
+ALLOC_BYTES, ALLOC_BYTES_QUICK = 64 * 2**20, 4 * 2**20
+ALLOC_OBJECTS, ALLOC_OBJECTS_QUICK = 2000, 200
+ALLOC_REPS, ALLOC_REPS_QUICK = 3, 1
+#: allocgc -mode mark: each run's (shape, live heap MiB, chunk bytes, GOGC, GOMAXPROCS, MB/s allocated).
+GC_WORK_RUNS = tuple(
+    [(shape, heap, 1024, 100, procs, 300.0) for shape in ("nodes", "chunks") for heap in (16, 64, 256, 512)
+     for procs in (1, 2)]
+    + [("nodes", 256, 1024, gogc, procs, 300.0) for gogc in (50, 400) for procs in (1, 2)]
+    + [("nodes", 256, 1024, 100, 1, 100.0), ("chunks", 256, 16384, 100, 1, 300.0)]
+)
+GC_WORK_RUNS_QUICK = (("nodes", 16, 1024, 100, 1, 100.0), ("chunks", 16, 1024, 100, 2, 100.0))
+GC_WORK_SECONDS, GC_WORK_SECONDS_QUICK = 5.0, 1.0
 SCHED_PROCS = (1, 2)
 SCHED_BUSY = (0, 1, 2, 4, 16, 64)
 #: httplat: timed requests per case and rounds (latency), requests per case and round and rounds (CPU).
@@ -68,6 +88,29 @@ def measure_gc(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
             for row in gctrace.parse_stream(result.stderr):
                 pauses.append({**base, **row, "phase": gctrace.phase_of(row["cycle"], first, last)})
     return {"gc_pauses.csv": pauses, "gc_runs.csv": runs}
+
+
+def measure_alloc(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The mutator's CPU per object (allocgc -mode alloc) at GOMAXPROCS 1, GOGC 100, beside a 4 MiB live heap."""
+    sizes, nbytes, objects, reps = ((ALLOC_SIZES_QUICK, ALLOC_BYTES_QUICK, ALLOC_OBJECTS_QUICK, ALLOC_REPS_QUICK)
+                                    if s.quick else (ALLOC_SIZES, ALLOC_BYTES, ALLOC_OBJECTS, ALLOC_REPS))
+    args = ["-mode", "alloc", "-sizes", ",".join(map(str, sizes)), "-kinds", ",".join(ALLOC_KINDS),
+            "-bytes", str(nbytes), "-objects", str(objects), "-reps", str(reps), "-live-mib", "4",
+            "-max-seconds", "240"]
+    result = rec.run("alloc", "allocgc", args, {"GOMAXPROCS": "1", "GOGC": "100"}, timeout=300)
+    return {"go_alloc.csv": _csv_rows(result.stdout)}
+
+
+def measure_gc_work(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The collector's CPU by class over a steady window of whole cycles (allocgc -mode mark), per run."""
+    rows: list[dict[str, Any]] = []
+    runs, seconds = (GC_WORK_RUNS_QUICK, GC_WORK_SECONDS_QUICK) if s.quick else (GC_WORK_RUNS, GC_WORK_SECONDS)
+    for shape, heap_mib, chunk, gogc, procs, mbps in runs:
+        args = ["-mode", "mark", "-shape", shape, "-live-mib", str(heap_mib), "-chunk", str(chunk),
+                "-alloc-mbps", f"{mbps:g}", "-seconds", str(seconds), "-max-seconds", "90"]
+        result = rec.run("gc_work", "allocgc", args, {"GOMAXPROCS": str(procs), "GOGC": str(gogc)}, timeout=120)
+        rows += _csv_rows(result.stdout)
+    return {"go_gc_work.csv": rows}
 
 
 def measure_goroutines(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:

@@ -46,6 +46,11 @@ def describe_parameters(entry: dict[str, Any]) -> str:
         medians = [b["median_s"] for b in entry["fit"]["bins"] if "median_s" in b]
         return (f"{len(entry['edges'])} ranges of {entry['x']}, median {_num(min(medians))} to "
                 f"{_num(max(medians))} {entry['unit']}")
+    if kind == "table":
+        ys = [y for _x, y in entry["points"]]
+        return (f"{len(ys)} points of {entry['x']}, {_num(min(ys))} to {_num(max(ys))} {entry['unit']}")
+    if kind == "multilinear":
+        return "y=" + " + ".join(f"{_num(c)}·{x}" for x, c in entry["coefficients"].items())
     spec = entry["distribution"]
     if spec["dist"] == "empirical":
         return (f"empirical({len(spec['values'])} quantiles, median {_num(entry['fit']['median'])}, "
@@ -70,6 +75,13 @@ def describe_fit(entry: dict[str, Any]) -> str:
     if entry["kind"] == "linear":
         return (f"n={n}, R²={gof['r_squared']:.3f}, slope p={gof['slope_p_value']:.2g}, "
                 f"Spearman ρ={gof['spearman_rho']:.2f}")
+    if entry["kind"] == "table":
+        return f"n={n}, largest range between repetitions {100 * gof['largest_relative_range']:.0f} % of the median"
+    if entry["kind"] == "multilinear":
+        return (f"n={n}, median |relative error| {100 * gof['median_absolute_relative_error']:.0f} %, "
+                f"largest {100 * gof['largest_relative_error']:.0f} %")
+    if "relative_half_width" not in gof:
+        return f"n={n}, per row {_num(gof['row_min'])} to {_num(gof['row_max'])} {entry['unit']}"
     line = f"n={n}, ±{100 * gof['relative_half_width']:.1f} % (95 %)"
     return f"{line}, cv={gof['cv']:.3f}" if "cv" in gof else line
 
@@ -145,11 +157,34 @@ def _binned_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
     return (points + steps).properties(title=f"{entry['name']}: {describe_parameters(entry)}", width=520, height=300)
 
 
+def _table_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
+    points = alt.Chart(obs).mark_circle(size=30, opacity=0.6).encode(
+        x=alt.X("x:Q", scale=alt.Scale(type="log"), title=entry["x"]),
+        y=alt.Y("y:Q", scale=alt.Scale(type="log"), title=f"{entry['y']} ({entry['unit']})"),
+        color=alt.Color("group:N", title=""))
+    table = pd.DataFrame(entry["points"], columns=["x", "y"])
+    line = alt.Chart(table).mark_line(color="black").encode(x="x:Q", y="y:Q")
+    return (points + line).properties(title=f"{entry['name']}: {describe_parameters(entry)}", width=520, height=300)
+
+
+def _multilinear_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
+    predicted = entry["intercept"] + sum(obs[x] * c for x, c in entry["coefficients"].items())
+    obs = obs.assign(predicted=predicted)
+    points = alt.Chart(obs).mark_circle(size=40).encode(
+        x=alt.X("y:Q", scale=alt.Scale(type="log"), title=f"measured {entry['y']} ({entry['unit']})"),
+        y=alt.Y("predicted:Q", scale=alt.Scale(type="log"), title="fitted"),
+        color=alt.Color("group:N", title="") if "group" in obs else alt.value("steelblue"))
+    span = [float(min(obs["y"].min(), predicted.min())), float(max(obs["y"].max(), predicted.max()))]
+    diagonal = alt.Chart(pd.DataFrame({"a": span, "b": span})).mark_line(color="black").encode(x="a:Q", y="b:Q")
+    return (points + diagonal).properties(title=f"{entry['name']}: {describe_parameters(entry)}",
+                                          width=520, height=300)
+
+
 def chart(entry: dict[str, Any], data: Dataset) -> alt.Chart:
     """The chart of one parameter set over the observations it was fitted to."""
     obs = observations(entry["name"], data)
     build = {"distribution": _distribution_chart, "linear": _linear_chart, "constant": _constant_chart,
-             "binned": _binned_chart}
+             "binned": _binned_chart, "table": _table_chart, "multilinear": _multilinear_chart}
     return build[entry["kind"]](entry, obs)
 
 

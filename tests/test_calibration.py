@@ -14,7 +14,8 @@ from calibration import gctrace, v8trace
 from calibration.dataset import DATA_ROOT, Dataset
 from calibration.distfit import fit_constant, fit_distribution, fit_linear, log_sigma_floor, step_resolution
 from calibration.fit import _http_server_cpu_per_request, fit_all, observations
-from sim.params import available, load_params, param_as_dist, param_binned, param_dist, param_linear, param_value
+from sim.params import (available, load_params, param_as_dist, param_binned, param_dist, param_linear,
+                        param_multilinear, param_table, param_value)
 
 # A line printed by Go 1.27 (this toolchain), one forced, one of the Go 1.19 format (no stacks/globals),
 # and one with the goroutine-leak note and whole milliseconds.
@@ -302,10 +303,18 @@ def test_shipped_params_are_complete_and_load(name):
         intercept, slope = param_linear(name)
         assert math.isfinite(intercept) and math.isfinite(slope)
         assert 0 <= params["goodness_of_fit"]["r_squared"] <= 1
-    else:
+    elif params["kind"] == "table":
+        table = param_table(name)
+        assert len(table.xs) >= 3 and all(y > 0 for y in table.ys)
+    elif params["kind"] == "multilinear":
+        intercept, coefficients = param_multilinear(name)
+        assert math.isfinite(intercept) and all(math.isfinite(c) and c >= 0 for c in coefficients.values())
+    elif "ci95" in params["goodness_of_fit"]:
         value = param_value(name)
         low, high = params["goodness_of_fit"]["ci95"]
         assert low <= value <= high
+    else:  # a ratio of sums over rows: between the rows' own ratios
+        assert params["goodness_of_fit"]["row_min"] <= param_value(name) <= params["goodness_of_fit"]["row_max"]
 
 
 @pytest.mark.parametrize("name", SHIPPED + SHIPPED_NODE)
@@ -321,8 +330,21 @@ def test_fitted_values_describe_their_observations(name):
         assert abs(param_dist(name).mean - y.mean()) < 5 * y.std(ddof=1) / math.sqrt(y.size)
     if params["kind"] == "constant" and "moves" in params["fit"]:
         assert param_value(name) == pytest.approx(y.sum() / params["fit"]["moves"], rel=1e-12)
+    elif params["kind"] == "constant" and "by_operation" in params["fit"]:  # bytes over allocations, summed
+        assert y.min() <= param_value(name) <= y.max()
     elif params["kind"] == "constant":
         assert param_value(name) == pytest.approx(y.mean(), rel=1e-12)
+    elif params["kind"] == "table":  # the median of the repetitions at each x
+        obs = observations(name, data)
+        medians = obs.groupby("x")["y"].median()
+        assert param_table(name).xs == tuple(float(x) for x in medians.index)
+        assert param_table(name).ys == pytest.approx(tuple(medians), rel=1e-12)
+    elif params["kind"] == "multilinear":  # its stated error is the error of its own predictions
+        obs = observations(name, data)
+        intercept, coefficients = param_multilinear(name)
+        predicted = intercept + sum(obs[x].to_numpy(float) * c for x, c in coefficients.items())
+        error = np.median(np.abs(predicted / y - 1))
+        assert error == pytest.approx(params["goodness_of_fit"]["median_absolute_relative_error"], rel=1e-9)
 
 
 # --- V8 --trace-gc-nvp (Node.js) --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel
 
 from cnsim.format import DERIVED, calibrated_note, format_estimate, render_table, show_scenario
-from models.runtime.go.gc import MARK_RATE_PARAM, calibrated_mark_rate
+from models.runtime.go.gc import MARK_COST_PARAM, calibrated_mark_costs
 from models.runtime.node.gc import MARK_CPU_PARAM, V8GCConfig
 from models.runtime.node.workers import MESSAGE_PARAM, one_way_message_cost
 from sim.params import available, param_value
@@ -114,7 +114,8 @@ def test_show_writes_quantities_with_units_and_calibrated_defaults_with_their_se
 
 
 def test_derived_calibrated_values_are_those_the_models_use() -> None:
-    assert DERIVED["1/slope"][1](MARK_RATE_PARAM) == calibrated_mark_rate()
+    assert (DERIVED["coefficients.objects"][1](MARK_COST_PARAM),
+            DERIVED["coefficients.pointers"][1](MARK_COST_PARAM)) == calibrated_mark_costs()
     assert DERIVED["1/slope"][1](MARK_CPU_PARAM) == V8GCConfig().resolved().mark_speed
     assert DERIVED["intercept/2"][1](MESSAGE_PARAM) == list(one_way_message_cost())
 

@@ -15,7 +15,7 @@ from sim.scenario import load_scenario
 from models.gc_formulas import guide_cost_model
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.gc import (
-    HEAP_MINIMUM_BYTES, MARK_RATE_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig, GoGC, mark_workers,
+    HEAP_MINIMUM_BYTES, MARK_COST_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig, GoGC, mark_workers,
 )
 from models.runtime.protocol import Compute
 
@@ -111,19 +111,21 @@ def test_stw_stops_every_p(env):
 
 
 def test_defaults_come_from_calibration():
-    """Left out, the pauses are the fitted distributions and the mark rate the inverse slope of
-    mark CPU against live heap."""
-    from sim.params import param_dist, param_linear
+    """Left out, the pauses are the fitted distributions and the mark costs the coefficients of the plane
+    of mark CPU against the live heap's objects and pointers; no byte rate."""
+    from sim.params import param_dist, param_multilinear
 
-    assert (STW_SWEEP_PARAM, STW_MARK_PARAM, MARK_RATE_PARAM) == (
+    assert (STW_SWEEP_PARAM, STW_MARK_PARAM, MARK_COST_PARAM) == (
         "go.gc.stw_sweep_termination",
         "go.gc.stw_mark_termination",
-        "go.gc.mark_cpu_vs_heap",
+        "go.gc.mark_cpu_vs_objects",
     )
     config = GCConfig().resolved()
     assert config.stw_sweep_termination == param_dist(STW_SWEEP_PARAM)
     assert config.stw_mark_termination == param_dist(STW_MARK_PARAM)
-    assert config.mark_rate == pytest.approx(1 / param_linear(MARK_RATE_PARAM)[1])
+    _intercept, coefficients = param_multilinear(MARK_COST_PARAM)
+    assert (config.mark_object_s, config.mark_pointer_s) == (coefficients["objects"], coefficients["pointers"])
+    assert config.mark_rate is None
     # The pauses are microseconds, not milliseconds: "usually under 100 microseconds and often as low
     # as 10 microseconds" since Go 1.8 (Go 1.8 release notes, go.dev/doc/go1.8#gc); the calibrated
     # sweep termination averaged ~140 us on the 2-core calibration VM (2026-12-04).

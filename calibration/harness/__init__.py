@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Every harness program, each a folder of ``go/``.
-PROGRAMS = ("gcpause", "goroutines", "chanlat", "schedlat", "jsoncodec", "valserver", "valload", "httplat", "procstart")
+PROGRAMS = ("gcpause", "allocgc", "goroutines", "chanlat", "schedlat", "jsoncodec", "valserver", "valload", "httplat",
+            "procstart")
 
 BUILD_TIMEOUT_S = 600.0
 

@@ -12,8 +12,11 @@ Nothing comes from the experiment's latencies; every other number comes from
   ``net/http`` spends per request on a reused HTTP/1.1 connection outside the
   handler (read and parse the request, write the response, the connection
   goroutine's netpoll wake-up), measured by a separate harness (``httplat``);
-  its allocation is the configured bytes; the collector's pauses and mark rate
-  are the calibrated defaults of :mod:`models.runtime.go.gc`.
+  its allocation is the configured bytes in buffers of ``alloc_chunk_bytes``
+  (the valserver's request objects: a header with a pointer and a byte
+  payload), whose allocation CPU is calibrated (:mod:`models.runtime.go.alloc`);
+  the live heap is the valserver's graph of 64-byte nodes; the collector's
+  pauses and mark costs are the calibrated defaults of :mod:`models.runtime.go.gc`.
 * **Node.js** (model kind ``node.service``, :mod:`models.services.node`):
   the handler runs on the event loop, on one core, with CPU = the burn plus
   ``node.http.server_cpu_s`` (the ``http`` module's own CPU per request) and the
@@ -44,8 +47,7 @@ Nothing comes from the experiment's latencies; every other number comes from
   round trip costs besides the server's CPU (the client's CPU, the loopback,
   the wake-ups). Adding a constant moves the mean and every quantile by it.
 
-Not modelled, so expected to show as error: the CPU of the allocation itself
-(``mallocgc`` and zeroing, a few µs per 64 KiB), the load generator's dispatch
+Not modelled, so expected to show as error: the load generator's dispatch
 lateness on its own core (measured and kept in each ``summary.json``, not
 subtracted).
 
@@ -104,6 +106,9 @@ ROUND_TRIP_PARAM = "go.http.h1_reused_s"
 ROUND_TRIP_SERVER_CPU_PARAM = "go.http.server_cpu_s"
 """The client side's fixed delay: the median round trip to a Go server less that server's CPU."""
 MODEL_KINDS = {"go": "go.service", "node": "node.service"}
+VALSERVER_HEAP = {"live_object": 64, "live_pointers": 3}
+"""The Go valserver's live heap: 64-byte nodes of two pointers each, indexed by a slice (``buildHeap``); its
+request objects are ``alloc_chunk_bytes`` buffers: a header with a pointer and a byte payload."""
 MACHINE_STRETCH = "machine.work_stretch"
 MACHINE_WAKE = {"go": "machine.go_wake_s_vs_idle", "node": "machine.node_wake_s_vs_idle"}
 MACHINE_LOAD_CPU = "machine.load_cpu_vs_rate"
@@ -299,7 +304,8 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
     live_heap = float(settings["live_heap_mib"]) * 2**20
     if runtime == "go":
         scenario = {**base, "gomaxprocs": int(experiment.config["gomaxprocs"]), "handler": handler,
-                    "gc": {"gogc": float(settings["gogc"]), "live_heap": live_heap}}
+                    "gc": {"gogc": float(settings["gogc"]), "live_heap": live_heap, **VALSERVER_HEAP,
+                           "alloc_object": float(settings["alloc_chunk_bytes"]), "alloc_kind": "buffers"}}
     else:
         scenario = {**base, "cores": int(experiment.config["cores"]), "handler": handler,
                     "gc": {"live_heap": live_heap}}

@@ -5,7 +5,9 @@ goroutine woken by the request's bytes) that runs the handler: the calibrated
 cost of its codec (``handler.codec``: ``go.json`` decodes the request and
 encodes the response with ``encoding/json``, CPU and bytes from
 ``calibration/params/go.json.*``) plus ``handler.cpu`` seconds of CPU
-allocating ``handler.alloc`` bytes, optionally after a
+allocating ``handler.alloc`` bytes (and the CPU of allocating them, by object size
+and kind, :mod:`models.runtime.go.alloc`, unless ``handler.alloc_cpu`` is false),
+optionally after a
 ``handler.backend`` call (a :class:`~models.runtime.protocol.Wait` that holds no
 CPU), and optionally fanning out to ``handler.fanout`` goroutines that share the CPU
 and allocation and are joined with a WaitGroup (detailed fidelity only). The
@@ -18,7 +20,7 @@ first measured request arrives). Metrics: ``requests.sojourn_s`` (histogram of
 latency), ``requests.completed``, and the runtime's (``go.*``, ``go.gc.*``).
 
 Nothing here has a default of its own for the runtime: the handler's CPU and
-allocation are the scenario's to give; the collector's pauses and mark rate,
+allocation are the scenario's to give; the collector's pauses and mark costs, the CPU of allocating,
 the goroutine creation cost and the lateness of timed sleeps come from
 calibration (see :mod:`models.runtime.go.gc`, :mod:`models.runtime.go.detailed.runtime` and
 :mod:`models.runtime.go.detailed.sysmon`) unless given.
@@ -75,6 +77,10 @@ class HandlerConfig(ScenarioPart):
     )
     cpu: DurationDist = Field(Constant(0.0), description="CPU seconds per request besides the codec")
     alloc: SizeDist = Field(Constant(0.0), description="bytes allocated per request besides the codec")
+    alloc_cpu: bool = Field(
+        True, description="add the calibrated CPU of allocating handler.alloc (mallocgc: size classes, zeroing, "
+        "sweeping; objects as gc.alloc_object and gc.alloc_kind) to the handler's CPU; false when handler.cpu "
+        "already includes it")
     backend: DurationDist | None = Field(
         None, description="duration of a downstream call made before the CPU work, seconds")
     fanout: int = Field(
@@ -135,7 +141,11 @@ class GoServiceScenario(ScenarioBase):
         """The handler's CPU demand per second over the cores the Ps can use (GOMAXPROCS, fewer with a CPU
         quota or placed cores), before the collector and the machine's work stretch: a lower bound."""
         cores = min(c for c in (self.gomaxprocs, self.quota_cores, self.machine.cores) if c is not None)
-        return self.arrival_rate * self.handler.mean_cpu_s / cores
+        return self.arrival_rate * (self.handler.mean_cpu_s + self.alloc_cpu_s(self.handler.alloc.mean)) / cores
+
+    def alloc_cpu_s(self, nbytes: float) -> float:
+        """CPU of allocating ``nbytes`` of the handler's objects (0 when ``handler.alloc_cpu`` is false)."""
+        return self.gc.allocation_shape().cpu_s(nbytes) if self.handler.alloc_cpu and nbytes > 0 else 0.0
 
 
 def build_runtime(env: Environment, config: GoServiceScenario) -> GoRuntime | FastGoRuntime:
@@ -159,6 +169,7 @@ class GoServiceModel(PoissonService):
         if config.machine.load_cpu is not None and isinstance(self.runtime, GoRuntime):
             self.load_cores = self.runtime.cores  # the load generator shares the cores the Ps' threads are on
         self.codec_cpu_s, self.codec_alloc_bytes = config.handler.codec_costs()
+        self.alloc_shape = config.gc.allocation_shape() if config.handler.alloc_cpu else None
         if isinstance(self.runtime, FastGoRuntime):
             self._index = 0
             self._next_arrival = env.now
@@ -168,8 +179,11 @@ class GoServiceModel(PoissonService):
 
     def steps(self) -> list[Any]:
         handler = self.config.handler
+        own_alloc = self.draw_alloc()
         cpu = self.draw_cpu() + self.codec_cpu_s
-        alloc = self.draw_alloc() + self.codec_alloc_bytes
+        if self.alloc_shape is not None and own_alloc > 0:
+            cpu += self.alloc_shape.cpu_s(own_alloc)
+        alloc = own_alloc + self.codec_alloc_bytes
         if handler.fanout:
             share = Compute(cpu / handler.fanout, alloc / handler.fanout)
             body: list[Any] = fan_out([[share] for _ in range(handler.fanout)])

@@ -39,26 +39,47 @@ Mechanism (Go 1.21+; sources below):
   ``runtime/mgcmark.go``). The time it spends is returned to the scheduler,
   which charges it to the goroutine.
 
+* **Mark work.** Marking greys objects and scans their pointer words, so its
+  CPU is counted by objects and pointers, not bytes: the long-lived heap is
+  ``live_heap / live_object`` objects of ``live_pointers`` pointer words each,
+  what requests keep reachable is counted with their allocation's shape
+  (:mod:`models.runtime.go.alloc`), stacks as pointer words; each object costs
+  ``mark_object_s`` and each pointer word ``mark_pointer_s`` of CPU. The scan
+  work of the pacer and of assists is that CPU (``mark_rate`` 1: a CPU-second
+  of marking does a second of work); ``gcOverAssistWork`` and the other
+  thresholds the runtime counts in bytes are converted at the cycle's work per
+  byte. With ``mark_rate`` given, work is counted in bytes at that rate, as
+  before.
+
 The collector does not know about Ps or goroutines: a *host* (the detailed
 runtime's :class:`~models.runtime.go.detailed.gcwork.GCWorkers` or the fast
 :class:`~models.runtime.go.fast.runtime.FastGoRuntime`) stops the world, runs the
 workers and reports how many CPUs mark (:meth:`GoGC.set_mark_cpus`). Both
 fidelities keep the heap with :class:`Heap`, which owns the collector and
-does the allocation bookkeeping. Sweeping is not modelled (its cost
-is small and proportional to allocation); neither is the GC CPU limiter (50 %
-cap under a memory limit) nor the 2-minute forced cycle.
+does the allocation bookkeeping. Sweeping is paid by allocation
+(``deductSweepCredit``): its CPU is in the calibrated allocation cost the
+service adds to each request (:mod:`models.runtime.go.alloc`), not here.
+Neither the GC CPU limiter (50 % cap under a memory limit) nor the 2-minute
+forced cycle is modelled.
 
 Defaults from calibration (``sim.params``), loaded only when a field is left
 ``None``: ``go.gc.stw_sweep_termination`` and ``go.gc.stw_mark_termination``
 (fitted distributions of the two pauses, seconds, measured at GOMAXPROCS 2),
-and the mark rate, bytes scanned per CPU-second, the inverse slope of
-``go.gc.mark_cpu_vs_heap`` (mark CPU against live heap, a least-squares line).
+and the mark costs per object and per pointer word, the coefficients of
+``go.gc.mark_cpu_vs_objects`` (a plane of one cycle's mark CPU, from
+``runtime/metrics``, against the live heap's objects and pointers, over heaps
+of two shapes, 16-512 MiB, GOGC 50-400, GOMAXPROCS 1 and 2). The live heap's
+shape defaults to the calibration harnesses' graph (64-byte objects, three
+pointer words each).
 
 Metrics under the component name ``NAME`` (``go.gc`` by default):
 ``NAME.cycles`` (counter: count and cycles/s), ``NAME.cpu_s`` (counter of GC
 CPU-seconds: marking, assists and pauses times GOMAXPROCS; its rate divided by
-GOMAXPROCS is the GC CPU fraction), ``NAME.cpu_fraction`` (time-weighted share
-of the Ps doing GC work), ``NAME.assist_cpu_s`` (counter),
+GOMAXPROCS is the GC CPU fraction), split by class as ``runtime/metrics``
+splits ``/cpu/classes/gc``: ``NAME.assist_cpu_s``, ``NAME.worker_cpu_s``
+(dedicated and fractional workers), ``NAME.idle_cpu_s`` (idle workers) and
+``NAME.pause_cpu_s`` (the pauses times GOMAXPROCS); ``NAME.cpu_fraction``
+(time-weighted share of the Ps doing GC work),
 ``NAME.stw_sweep_termination_s`` and ``NAME.stw_mark_termination_s``
 (histograms), ``NAME.heap_goal_bytes`` and ``NAME.heap_live_bytes`` (gauges).
 """
@@ -73,9 +94,11 @@ import simpy
 from pydantic import Field
 
 from sim.core import Environment
-from sim.params import param_dist, param_linear
+from sim.params import param_dist, param_multilinear
 from sim.scenario import DurationDist, ScenarioPart, Size, calibrated
 from sim.timers import Timer
+
+from models.runtime.go.alloc import WORD_BYTES, AllocationShape, AllocKind, default_object_bytes
 
 BACKGROUND_UTILIZATION = 0.25
 """``gcBackgroundUtilization``: the share of GOMAXPROCS the dedicated mark workers take (mgcpacer.go)."""
@@ -97,21 +120,30 @@ MEMORY_LIMIT_MIN_HEADROOM_BYTES = 2**20
 
 STW_SWEEP_PARAM = "go.gc.stw_sweep_termination"
 STW_MARK_PARAM = "go.gc.stw_mark_termination"
-MARK_RATE_PARAM = "go.gc.mark_cpu_vs_heap"
+MARK_COST_PARAM = "go.gc.mark_cpu_vs_objects"
+LIVE_OBJECT_BYTES = 64
+LIVE_POINTERS_PER_OBJECT = 3
+"""The default live heap's shape: the calibration harnesses' graph (``allocgc``, ``gcpause``, ``valserver``),
+64-byte nodes holding two pointers, each also referenced from an index slice (a third pointer word)."""
 
 
-def calibrated_mark_rate() -> float:
-    """Bytes marked per CPU-second: the inverse of the slope of ``go.gc.mark_cpu_vs_heap``.
+def calibrated_mark_costs() -> tuple[float, float]:
+    """(CPU-seconds per object marked, per pointer word scanned) from ``go.gc.mark_cpu_vs_objects``.
 
-    That parameter set is a least-squares line of one cycle's mark CPU (assists,
-    background and idle workers) against the live heap; its intercept is not
-    significant (a fraction of a millisecond, within its standard error), so the
-    per-cycle fixed cost is left to the two pauses.
+    That parameter set is a least-squares plane of one cycle's mark CPU (the
+    ``runtime/metrics`` classes assist, dedicated and idle) against the objects
+    and pointer words of the live heap, over heaps of different shapes (the
+    node graph: many small objects, three pointer words each; buffers: a
+    header and a pointer-free payload), sizes, GOGC and GOMAXPROCS 1 and 2
+    (``allocgc -mode mark``). Marking costs by object and pointer, not by byte:
+    256 MiB of 64-byte nodes took about ten times the CPU of 256 MiB of
+    1 KiB buffers.
     """
-    _intercept, slope = param_linear(MARK_RATE_PARAM)
-    if slope <= 0:
-        raise ValueError(f"{MARK_RATE_PARAM}: slope must be > 0 (got {slope})")
-    return 1.0 / slope
+    _intercept, coefficients = param_multilinear(MARK_COST_PARAM)
+    per_object, per_pointer = coefficients["objects"], coefficients["pointers"]
+    if per_object < 0 or per_pointer < 0 or per_object + per_pointer <= 0:
+        raise ValueError(f"{MARK_COST_PARAM}: costs must be >= 0 and not both 0 (got {coefficients})")
+    return per_object, per_pointer
 
 
 class GCConfig(ScenarioPart):
@@ -125,10 +157,27 @@ class GCConfig(ScenarioPart):
         None, description=f"pause, seconds; default {STW_SWEEP_PARAM}", json_schema_extra=calibrated(STW_SWEEP_PARAM))
     stw_mark_termination: DurationDist | None = Field(
         None, description=f"pause, seconds; default {STW_MARK_PARAM}", json_schema_extra=calibrated(STW_MARK_PARAM))
+    live_object: Size = Field(
+        LIVE_OBJECT_BYTES, gt=0, description="mean size of the long-lived heap's objects, bytes (default: the "
+        "calibration harnesses' graph of 64-byte nodes)")
+    live_pointers: float = Field(
+        LIVE_POINTERS_PER_OBJECT, ge=0, description="pointer words per long-lived object (default 3: a node's "
+        "two and its slot in an index)")
+    alloc_object: Size | None = Field(
+        None, gt=0, description="mean size of the objects requests allocate, bytes; default "
+        "go.alloc.object_bytes (encoding/json's mean object)", json_schema_extra=calibrated("go.alloc.object_bytes"))
+    alloc_kind: AllocKind = Field(
+        "pointers", description="what requests allocate: pointers (objects of pointer words), bytes "
+        "(pointer-free), buffers (a 32-byte header with a pointer and a byte payload: two objects)")
+    mark_object_s: float | None = Field(
+        None, ge=0, description=f"mark CPU-seconds per object; default from {MARK_COST_PARAM}",
+        json_schema_extra=calibrated(MARK_COST_PARAM, derived="coefficients.objects"))
+    mark_pointer_s: float | None = Field(
+        None, ge=0, description=f"mark CPU-seconds per pointer word; default from {MARK_COST_PARAM}",
+        json_schema_extra=calibrated(MARK_COST_PARAM, derived="coefficients.pointers"))
     mark_rate: float | None = Field(
-        None, gt=0, description=f"bytes scanned per CPU-second of marking; default 1 / slope of {MARK_RATE_PARAM}",
-        json_schema_extra=calibrated(MARK_RATE_PARAM, derived="1/slope"),
-    )
+        None, gt=0, description="bytes marked per CPU-second, whatever the heap's shape; null (default): mark "
+        "CPU by objects and pointers (mark_object_s, mark_pointer_s)")
 
     def resolved(self) -> GCConfig:
         """A copy with the calibrated defaults filled in (raises KeyError naming a missing parameter set)."""
@@ -139,9 +188,15 @@ class GCConfig(ScenarioPart):
             updates["stw_sweep_termination"] = param_dist(STW_SWEEP_PARAM)
         if self.stw_mark_termination is None:
             updates["stw_mark_termination"] = param_dist(STW_MARK_PARAM)
-        if self.mark_rate is None:
-            updates["mark_rate"] = calibrated_mark_rate()
+        if self.mark_rate is None and (self.mark_object_s is None or self.mark_pointer_s is None):
+            per_object, per_pointer = calibrated_mark_costs()
+            updates["mark_object_s"] = per_object if self.mark_object_s is None else self.mark_object_s
+            updates["mark_pointer_s"] = per_pointer if self.mark_pointer_s is None else self.mark_pointer_s
         return self.model_copy(update=updates)
+
+    def allocation_shape(self) -> AllocationShape:
+        """The requests' objects (``alloc_object``, ``alloc_kind``) at their calibrated allocation CPU."""
+        return AllocationShape.calibrated(self.alloc_object, self.alloc_kind)
 
 
 def mark_workers(procs: int) -> tuple[int, float]:
@@ -171,8 +226,8 @@ class Allocating:
     allocation bookkeeping keeps on it: the CPU left of the step in progress and the bytes it has yet to
     allocate, the heap it keeps reachable, its assist credit and the assist CPU it owes."""
 
-    __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "assist_credit", "assist_due",
-                 "done", "born")
+    __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "heap_work", "assist_credit",
+                 "assist_due", "done", "born")
 
     def __init__(self, steps: Sequence[Any], done: simpy.Event | None, born: float) -> None:
         self.steps = steps
@@ -180,6 +235,7 @@ class Allocating:
         self.remaining: float | None = None
         self.alloc_left = 0.0
         self.heap_bytes = 0.0
+        self.heap_work = 0.0
         self.assist_credit = 0.0
         self.assist_due = 0.0
         self.done = done
@@ -196,20 +252,27 @@ class Heap:
     scheduler that owns the heap sets ``gc.host`` (:class:`GCHost`).
     """
 
-    __slots__ = ("gc", "reachable")
+    __slots__ = ("gc", "reachable", "reachable_work", "_work_per_byte")
 
     def __init__(self, env: Environment, config: GCConfig | None, procs: int, name: str) -> None:
         self.gc: GoGC | None = None
         self.reachable = 0.0
         """Bytes the live requests keep reachable (what the collector marks besides the long-lived heap)."""
+        self.reachable_work = 0.0
+        """The collector's scan work of those bytes (:attr:`GoGC.alloc_work_per_byte` each)."""
+        self._work_per_byte = 0.0
         if config is not None and config.enabled:
             gc = GoGC(env, config, procs, name=f"{name}.gc")
             if gc.enabled:
                 self.gc = gc
+                self._work_per_byte = gc.alloc_work_per_byte
 
     def allocate(self, task: Allocating, nbytes: float) -> None:
         task.heap_bytes += nbytes
         self.reachable += nbytes
+        work = nbytes * self._work_per_byte
+        task.heap_work += work
+        self.reachable_work += work
         if self.gc is not None:
             task.assist_due += self.gc.allocate(task, nbytes)
 
@@ -228,6 +291,7 @@ class Heap:
     def free(self, task: Allocating) -> None:
         """``task`` has ended: what it kept reachable no longer is."""
         self.reachable -= task.heap_bytes
+        self.reachable_work -= task.heap_work
 
 
 class GCHost(Protocol):
@@ -245,6 +309,8 @@ class GCHost(Protocol):
 
     def reachable_bytes(self) -> float: ...
 
+    def reachable_work(self) -> float: ...
+
 
 class GoGC:
     """The collector of one Go process (see the module docstring)."""
@@ -258,12 +324,26 @@ class GoGC:
         self.enabled = config.enabled and (config.gogc is not None or config.memory_limit is not None)
         self.host: GCHost | None = None
         self.phase = "idle"  # idle | sweep_termination | mark | mark_termination
+        self.mark_rate = 1.0
+        """Scan work done per CPU-second: 1 when work is counted in CPU-seconds of marking (by objects and
+        pointers), ``config.mark_rate`` when it is counted in bytes."""
+        self.alloc_work_per_byte = self._root_work_per_byte = 1.0
+        self._live_work = config.live_heap
         if self.enabled:
             assert config.stw_sweep_termination is not None and config.stw_mark_termination is not None
-            assert config.mark_rate is not None  # resolved() fills the three
             self._draw_sweep_stw = config.stw_sweep_termination.sampler(env.rng(f"{name}.stw_sweep_termination"))
             self._draw_mark_stw = config.stw_mark_termination.sampler(env.rng(f"{name}.stw_mark_termination"))
-            self.mark_rate = float(config.mark_rate)
+            if config.mark_rate is not None:
+                self.mark_rate = float(config.mark_rate)
+            else:
+                assert config.mark_object_s is not None and config.mark_pointer_s is not None  # resolved()
+                per_object, per_pointer = config.mark_object_s, config.mark_pointer_s
+                self._live_work = config.live_heap / config.live_object * (
+                    per_object + config.live_pointers * per_pointer)
+                size = default_object_bytes() if config.alloc_object is None else float(config.alloc_object)
+                shape = AllocationShape(size, config.alloc_kind, 0.0)
+                self.alloc_work_per_byte = shape.objects(1.0) * per_object + shape.pointers(1.0) * per_pointer
+                self._root_work_per_byte = per_pointer / WORD_BYTES
         self.dedicated, self.fractional = mark_workers(procs)
         self.heap_live = config.live_heap
         self.heap_marked = config.live_heap
@@ -281,12 +361,17 @@ class GoGC:
         self._timer = Timer(env, self._maybe_done)
         self._mark_start = 0.0
         self._heap_at_mark = 0.0
+        self._reachable_at_mark = 0.0
+        self._work_per_byte = 1.0
         self._mark_gc_cpu = 0.0
         self.assist_work_per_byte = 0.0
         metrics = env.metrics
         self.cycles = metrics.counter(f"{name}.cycles")
         self.cpu_s = metrics.counter(f"{name}.cpu_s")
         self.assist_cpu_s = metrics.counter(f"{name}.assist_cpu_s")
+        self.worker_cpu_s = metrics.counter(f"{name}.worker_cpu_s")
+        self.idle_cpu_s = metrics.counter(f"{name}.idle_cpu_s")
+        self.pause_cpu_s = metrics.counter(f"{name}.pause_cpu_s")
         self.cpu_fraction = metrics.gauge(f"{name}.cpu_fraction")
         self.stw_sweep_s = metrics.histogram(f"{name}.stw_sweep_termination_s")
         self.stw_mark_s = metrics.histogram(f"{name}.stw_mark_termination_s")
@@ -295,6 +380,11 @@ class GoGC:
         self._gc_cpus = 0.0  # CPUs doing GC work now (for cpu_fraction)
         self._assisting = 0
         self._starting = False
+
+    @property
+    def bytes_per_cpu_s(self) -> float:
+        """Heap bytes the mark in progress (or the last) covers per CPU-second, for checks counted in bytes."""
+        return self.mark_rate / self._work_per_byte
 
     # ----------------------------------------------------------------- pacing
     def _goal_and_trigger(self, roots: float) -> tuple[float, float]:
@@ -349,7 +439,7 @@ class GoGC:
         if debt <= 0 or self._remaining <= 0:
             owner.assist_credit = max(owner.assist_credit, 0.0)
             return 0.0
-        work = min(max(debt, OVER_ASSIST_BYTES), self._remaining)
+        work = min(max(debt, OVER_ASSIST_BYTES * self._work_per_byte), self._remaining)
         owner.assist_credit += work / ratio
         self._remaining -= work
         cpu = work / self.mark_rate
@@ -363,7 +453,7 @@ class GoGC:
         distance = self.goal - self.heap_live
         if distance <= 0:
             distance = max(self.goal * 0.1, 1.0)  # the hard goal: 1.1 x goal (mgcpacer.go revise)
-        self.assist_work_per_byte = max(self._remaining, 1000.0) / distance
+        self.assist_work_per_byte = max(self._remaining, 1000.0 * self._work_per_byte) / distance
 
     # ------------------------------------------------------------------ cycle
     def start_cycle(self) -> None:
@@ -379,13 +469,16 @@ class GoGC:
 
     def _stw_cpu(self, pause: float) -> None:
         self.cpu_s.inc(pause * self.procs)
+        self.pause_cpu_s.inc(pause * self.procs)
 
     def _begin_mark(self) -> None:
         assert self.host is not None
         self.phase = "mark"
         self._mark_start = self._updated = self.env.now
         roots = self.host.roots_bytes()
-        self._scan_work = self.config.live_heap + self.host.reachable_bytes() + roots
+        self._reachable_at_mark = self.config.live_heap + self.host.reachable_bytes()
+        self._scan_work = self._live_work + self.host.reachable_work() + roots * self._root_work_per_byte
+        self._work_per_byte = self._scan_work / max(self._reachable_at_mark + roots, 1.0)
         self._remaining = self._scan_work
         self._heap_at_mark = self.heap_live
         self._bg_credit = 0.0
@@ -429,6 +522,8 @@ class GoGC:
             self._bg_credit += work
             idle = self._idle_cpus * (now - self._updated)
             self.cpu_s.inc(cpu)
+            self.worker_cpu_s.inc(cpu - idle)
+            self.idle_cpu_s.inc(idle)
             self._mark_gc_cpu += cpu - idle
             self._mark_idle_cpu += idle
         self._updated = now
@@ -483,8 +578,7 @@ class GoGC:
     def _end_cycle(self, allocated_during_mark: float) -> None:
         assert self.host is not None
         roots = self.host.roots_bytes()
-        reachable = self._scan_work - roots
-        self.heap_marked = reachable + allocated_during_mark
+        self.heap_marked = self._reachable_at_mark + allocated_during_mark
         self.heap_live = self.heap_marked + (self.heap_live - self._heap_at_mark - allocated_during_mark)
         self.last_scan_work = self._scan_work
         self.goal, self.trigger = self._goal_and_trigger(roots)

@@ -139,7 +139,7 @@ class MarkPhase:
         self.dedicated_left = 0
         self.fractional = 0.0
 
-    def worker(self, frac_time: float, now: float, mark_rate: float) -> tuple[CpuKind, float] | None:
+    def worker(self, frac_time: float, now: float, bytes_per_cpu_s: float) -> tuple[CpuKind, float] | None:
         """What a P that schedules now runs for the collector, having run ``frac_time`` of fractional
         marking since the mark started: (DEDICATED, 0) while dedicated workers are missing (one fewer is
         then missing), (FRACTIONAL, burst seconds) while its share is at most the goal, or None."""
@@ -153,4 +153,4 @@ class MarkPhase:
         if delta > 0 and frac_time / delta > goal:
             return None
         burst = (FRACTIONAL_OVERSHOOT * goal * delta - frac_time) / (1 - FRACTIONAL_OVERSHOOT * goal)
-        return FRACTIONAL, max(burst, DRAIN_CHECK_BYTES / mark_rate)
+        return FRACTIONAL, max(burst, DRAIN_CHECK_BYTES / bytes_per_cpu_s)

@@ -19,12 +19,9 @@ import (
 	"os"
 	"runtime"
 	"time"
-)
 
-type node struct {
-	left, right *node
-	payload     [48]byte
-}
+	"cnsim/harness/internal/nodegraph"
+)
 
 type garbage struct {
 	next    *garbage
@@ -32,23 +29,6 @@ type garbage struct {
 }
 
 var sink *garbage
-
-func buildHeap(bytes int64, deadline time.Time) ([]*node, bool) {
-	count := bytes / 64
-	nodes := make([]*node, 0, count)
-	for i := int64(0); i < count; i++ {
-		n := &node{}
-		if i > 0 {
-			n.left = nodes[i-1]
-			n.right = nodes[(i*7919)%i]
-		}
-		nodes = append(nodes, n)
-		if i%65536 == 0 && time.Now().After(deadline) {
-			return nodes, false
-		}
-	}
-	return nodes, true
-}
 
 func main() {
 	heapMiB := flag.Int64("heap-mib", 64, "live heap to hold, MiB")
@@ -59,7 +39,7 @@ func main() {
 
 	start := time.Now()
 	deadline := start.Add(time.Duration(*maxSeconds * float64(time.Second)))
-	live, ok := buildHeap(*heapMiB<<20, deadline)
+	live, ok := nodegraph.Build(*heapMiB<<20, deadline)
 	if !ok {
 		fmt.Fprintln(os.Stderr, "cnsim: error heap build exceeded -max-seconds")
 		os.Exit(3)

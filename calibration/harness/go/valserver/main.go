@@ -78,15 +78,12 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"cnsim/harness/internal/nodegraph"
 )
 
 const clockThreadCPUTime = 3 // CLOCK_THREAD_CPUTIME_ID, linux/time.h
-const sysGetcpu = 309          // getcpu(2) on linux/amd64; the syscall package has no name for it
-
-type node struct {
-	left, right *node
-	payload     [48]byte
-}
+const sysGetcpu = 309        // getcpu(2) on linux/amd64; the syscall package has no name for it
 
 type chunk struct {
 	next *chunk
@@ -170,11 +167,11 @@ func currentCPU() int {
 
 // handlerTrace is one request's line of the -trace file.
 type handlerTrace struct {
-	query                   string
-	startUnixNs             int64
-	wall, cpu, moved        time.Duration
-	cpuStart, cpuEnd        int
-	others                  int64
+	query            string
+	startUnixNs      int64
+	wall, cpu, moved time.Duration
+	cpuStart, cpuEnd int
+	others           int64
 }
 
 func writeTrace(path string, traces []handlerTrace) error {
@@ -288,7 +285,7 @@ func sysmonRounds(samples int, idle, spin time.Duration) {
 	alarms := make(chan os.Signal, 1)
 	signal.Notify(alarms, syscall.SIGALRM)
 	period := syscall.Timeval{Sec: int64(idle / time.Second), Usec: int64(idle % time.Second / time.Microsecond)}
-	timer := [2]syscall.Timeval{period, period} // itimerval: interval, first expiry
+	timer := [2]syscall.Timeval{period, period}                                   // itimerval: interval, first expiry
 	syscall.Syscall(syscall.SYS_SETITIMER, 0, uintptr(unsafe.Pointer(&timer)), 0) // ITIMER_REAL
 	type off struct{ at, off time.Duration }
 	found := make([]off, 0, 4096)
@@ -313,17 +310,8 @@ func sysmonRounds(samples int, idle, spin time.Duration) {
 	signal.Stop(alarms)
 }
 
-func buildHeap(bytes int64) []*node {
-	count := bytes / 64
-	nodes := make([]*node, 0, count)
-	for i := int64(0); i < count; i++ {
-		n := &node{}
-		if i > 0 {
-			n.left = nodes[i-1]
-			n.right = nodes[(i*7919)%i]
-		}
-		nodes = append(nodes, n)
-	}
+func buildHeap(bytes int64) []*nodegraph.Node {
+	nodes, _ := nodegraph.Build(bytes, time.Time{})
 	return nodes
 }
 

@@ -47,7 +47,7 @@ class GCWorkers:
         fractional burst; False if neither."""
         sched = self.sched
         assert self.gc is not None
-        work = sched.mark.worker(p.frac_time, self.env.now, self.gc.mark_rate)
+        work = sched.mark.worker(p.frac_time, self.env.now, self.gc.bytes_per_cpu_s)
         if work is None:
             return False
         kind, burst = work
@@ -73,6 +73,9 @@ class GCWorkers:
 
     def reachable_bytes(self) -> float:
         return self.sched.heap.reachable
+
+    def reachable_work(self) -> float:
+        return self.sched.heap.reachable_work
 
     def stop_the_world(self, duration_s: float, then: Callable[[], None]) -> None:
         """Stop every P for ``duration_s`` (running goroutines go to the global queue), then ``then()``."""

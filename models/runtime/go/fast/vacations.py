@@ -53,7 +53,7 @@ class Vacations:
         """``findRunnableGCWorker`` (:meth:`~models.runtime.go.policy.MarkPhase.worker`): a dedicated worker,
         a fractional burst, or nothing."""
         assert self.gc is not None
-        work = self.mark.worker(server.frac_time, self.env.now, self.gc.mark_rate)
+        work = self.mark.worker(server.frac_time, self.env.now, self.gc.bytes_per_cpu_s)
         if work is None:
             return False
         kind, burst = work
