@@ -10,7 +10,11 @@ by a fit over a data set in ``calibration/data/<host>/``. Its keys:
   :func:`sim.dists.parse_dist`), ``linear`` (keys ``x``, ``y``, ``intercept``,
   ``slope``: y = intercept + slope x), ``constant`` (key ``value``) or
   ``binned`` (keys ``x``, ``edges`` and ``distributions``: a distribution for
-  each range of x, ``edges[i] <= x < edges[i + 1]``, the last range open);
+  each range of x, ``edges[i] <= x < edges[i + 1]``, the last range open),
+  ``table`` (keys ``x``, ``y`` and ``points``: measured ``[x, y]`` pairs by
+  increasing x, read between points by linear interpolation, see :class:`Table`)
+  or ``multilinear`` (keys ``y``, ``intercept`` and ``coefficients``, a number
+  for each variable: y = intercept + sum of coefficient times variable);
 * ``fit``: method and candidates compared (for example AIC per family), and
   ``goodness_of_fit``: the test and its result.
 
@@ -112,6 +116,46 @@ def param_linear(name: str) -> tuple[float, float]:
 def param_value(name: str) -> float:
     """The measured constant of parameter set ``name``."""
     return float(_of_kind(name, "constant")["value"])
+
+
+def param_multilinear(name: str) -> tuple[float, dict[str, float]]:
+    """(intercept, coefficient by variable) of the fitted plane of parameter set ``name`` (kind ``multilinear``)."""
+    params = _of_kind(name, "multilinear")
+    return float(params["intercept"]), {str(k): float(v) for k, v in params["coefficients"].items()}
+
+
+@dataclass(frozen=True)
+class Table:
+    """Measured points ``(xs[i], ys[i])`` of y against x, by increasing x.
+
+    :meth:`at` interpolates linearly between neighbouring points; below the
+    first point it is ``ys[0]``, beyond the last it grows in proportion to x
+    (``ys[-1] * x / xs[-1]``: a cost per unit of x that no longer changes).
+    """
+
+    x: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+    def at(self, x: float) -> float:
+        xs, ys = self.xs, self.ys
+        if x <= xs[0]:
+            return ys[0]
+        if x >= xs[-1]:
+            return ys[-1] * x / xs[-1]
+        i = bisect.bisect_right(xs, x)
+        x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+        return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def param_table(name: str) -> Table:
+    """The measured points of parameter set ``name`` (kind ``table``)."""
+    params = _of_kind(name, "table")
+    points = [(float(x), float(y)) for x, y in params["points"]]
+    xs = tuple(x for x, _ in points)
+    if not points or list(xs) != sorted(set(xs)) or xs[0] <= 0:
+        raise ValueError(f"parameter set {name!r}: points must have positive, strictly increasing x")
+    return Table(str(params["x"]), xs, tuple(y for _, y in points))
 
 
 @dataclass(frozen=True)
