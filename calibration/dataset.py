@@ -39,6 +39,7 @@ HARNESS_OF = {
     "node_isolate.csv": "node_isolate",
     "node_worker.csv": "node_worker",
     "node_gc_pauses.csv": "node_gc",
+    "node_alloc.csv": "node_alloc",
     "node_http_cpu.csv": "node_http",
     "machine_work.csv": "machine",
     "machine_wake.csv": "machine",

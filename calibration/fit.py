@@ -34,6 +34,7 @@ from calibration.fitmachine import (
     fit_machine_work,
     machine_observations,
 )
+from calibration.fitnode import fit_node_alloc
 from calibration.fitnode import (
     fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
 )
@@ -347,6 +348,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("node_isolate.csv", fit_node_isolate),
     ("node_worker.csv", fit_node_worker),
     ("node_gc_pauses.csv", fit_node_gc),
+    ("node_alloc.csv", fit_node_alloc),
     ("node_http_cpu.csv", fit_node_http),
     ("machine_work.csv", fit_machine_work),
     ("machine_wake.csv", fit_machine_wake),

@@ -21,6 +21,11 @@ from calibration.distfit import fit_constant, fit_distribution, fit_linear
 NODE_GC_KINDS = {"scavenge": "scavenge", "markcompact": "mark-compact"}
 
 
+#: The ``node.alloc`` tables and the column of ``node_alloc.csv`` each takes the median of, by object size.
+NODE_ALLOC_COLUMNS = {"node.alloc.cpu_s_vs_size": "mutator_cpu_per_object_s",
+                      "node.alloc.heap_bytes_vs_size": "heap_bytes_per_object"}
+
+
 def _steady_v8(data: Dataset, kind: str) -> pd.DataFrame:
     frame = data.frame("node_gc_pauses.csv")
     return frame[(frame["phase"] == "steady") & (frame["kind"] == kind)]
@@ -28,6 +33,13 @@ def _steady_v8(data: Dataset, kind: str) -> pd.DataFrame:
 
 def node_observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind Node.js parameter set ``name`` (see :func:`calibration.fit.observations`)."""
+    if name in NODE_ALLOC_COLUMNS:
+        frame = data.frame("node_alloc.csv")
+        if name == "node.alloc.heap_bytes_vs_size":  # measured once per size, repeated on each of its rows
+            frame = frame.drop_duplicates("size_bytes")
+        return pd.DataFrame({"x": frame["size_bytes"].to_numpy(float),
+                             "y": frame[NODE_ALLOC_COLUMNS[name]].to_numpy(float),
+                             "group": "repetition " + frame["rep"].astype(str).to_numpy()})
     if name == "node.http.server_cpu_s":
         frame = data.frame("node_http_cpu.csv")
         return pd.DataFrame({"y": (frame["server_cpu_s"] / frame["requests"]).to_numpy(),
@@ -202,4 +214,48 @@ def fit_node_gc(data: Dataset) -> list[dict[str, Any]]:
                               "threads) as a line in the heap's object bytes after it; the slope is marking CPU "
                               "seconds per live byte", "s", "node_gc_pauses.csv", "linear"),
                 "x": "heap_after_bytes", "y": "incremental_s + background_mark_s", **line})
+    return out
+
+
+def fit_node_alloc(data: Dataset) -> list[dict[str, Any]]:
+    """``node.alloc.cpu_s_vs_size`` and ``node.alloc.heap_bytes_vs_size`` (kind ``table``): at each object size,
+    the median over repetitions of the mutator CPU per object and of the heap bytes per object."""
+    frame = data.frame("node_alloc.csv")
+    sources = sorted(set(frame["cpu_source"].astype(str)))
+    described = {
+        "node.alloc.cpu_s_vs_size": (
+            "CPU seconds the allocating thread spends per object of a given size, the shape the validation "
+            "server allocates for --alloc-chunk SIZE (new Array(SIZE/8 - 2).fill(i) and a {next, data} link), "
+            "short-lived: the thread's CPU over a round less the collector's pauses (PerformanceObserver 'gc' "
+            "entries); between sizes by linear interpolation, beyond the largest in proportion to size",
+            "s", "cpu_s_per_object"),
+        "node.alloc.heap_bytes_vs_size": (
+            "V8 heap bytes one such object takes (the array, its backing store of 8-byte elements and the link): "
+            "used_heap_size growth over retaining many after gc(), per object; between sizes by linear "
+            "interpolation", "bytes", "heap_bytes_per_object"),
+    }
+    out = []
+    for name, (description, unit, y) in described.items():
+        points = node_observations(name, data)
+        by_size = points.groupby("x")["y"]
+        medians = by_size.median()
+        spread = (by_size.max() - by_size.min()) / medians
+        fit: dict[str, Any] = {"method": "median over repetitions at each size", "n": int(len(points)),
+                               "repetitions": int(by_size.size().min())}
+        if name == "node.alloc.heap_bytes_vs_size":
+            fit["method"] = "one measurement per size (retaining many objects after gc())"
+        if name == "node.alloc.cpu_s_vs_size":
+            fit["mutator_cpu"] = {"thread": "the main thread's CPU (/proc/thread-self/schedstat) less the GC pauses",
+                                  "process": "process.cpuUsage() less the GC pauses"}
+            fit["cpu_source"] = sources
+            fit["scavenges_per_round_by_size"] = {
+                str(int(k)): float(v) for k, v in frame.groupby("size_bytes")["scavenges"].median().items()}
+        out.append({
+            **data.header(name, description, unit, "node_alloc.csv", "table"),
+            "x": "size_bytes", "y": y,
+            "points": [[float(size), float(value)] for size, value in medians.items()],
+            "fit": fit,
+            "goodness_of_fit": {"relative_range_by_size": {str(int(k)): float(v) for k, v in spread.items()},
+                                "largest_relative_range": float(spread.max())},
+        })
     return out

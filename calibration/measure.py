@@ -46,7 +46,7 @@ from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QU
                                          SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon)
 from calibration.measure_node import (NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK,
                                       NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE, NodeSettings,
-                                      measure_node_gc, measure_node_http, measure_node_isolate,
+                                      measure_node_alloc, measure_node_gc, measure_node_http, measure_node_isolate,
                                       measure_node_process, measure_node_worker)
 
 __all__ = [
@@ -84,6 +84,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "node_isolate": ((), measure_node_isolate),
     "node_worker": ((), measure_node_worker),
     "node_gc": ((), measure_node_gc),
+    "node_alloc": ((), measure_node_alloc),
     "node_http": ((), measure_node_http),
     "machine": (("valserver", "valload"), measure_machine),
     "sysmon": (("valserver",), measure_sysmon),

@@ -7,8 +7,9 @@ header comment); their counts and durations, full or quick, are a
 ``--trace-gc-nvp``, see :mod:`calibration.v8trace`, with the run's live set,
 allocation rate, survival fractions and phase) with ``node_gc_runs.csv`` (one
 row per run); and ``node_http_cpu.csv``: server CPU per round of sequential
-requests to Node's ``http`` module, from ``httpcpu.js``. meta.json adds the
-Node version (``node_version``).
+requests to Node's ``http`` module, from ``httpcpu.js``; and ``node_alloc.csv``:
+the mutator CPU per object allocated, by object size, from ``alloc.js``.
+meta.json adds the Node version (``node_version``).
 """
 
 from __future__ import annotations
@@ -135,3 +136,20 @@ def measure_node_http(rec: Recorder, s: Settings) -> dict[str, list[dict[str, An
                                                       "--max-seconds", "60"], timeout=90)
     return {"node_http_cpu.csv": _csv_rows(result.stdout)}
 
+
+
+#: Object sizes of ``alloc.js`` (bytes; the validation server's ``--alloc-chunk`` shapes, 64 B to 64 KiB),
+#: bytes allocated per round (full, quick) and rounds per size.
+NODE_ALLOC_SIZES = (64, 256, 1024, 4096, 16384, 65536)
+NODE_ALLOC_ROUND_BYTES, NODE_ALLOC_ROUND_BYTES_QUICK = 256 * 2**20, 32 * 2**20
+NODE_ALLOC_REPS = 3
+
+
+def measure_node_alloc(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """Mutator CPU per object allocated, by object size, the collector's pauses taken out (alloc.js)."""
+    round_bytes = NODE_ALLOC_ROUND_BYTES_QUICK if s.quick else NODE_ALLOC_ROUND_BYTES
+    result = rec.run_node("node_alloc", "alloc.js", ["--sizes", ",".join(map(str, NODE_ALLOC_SIZES)), "--bytes",
+                                                     str(round_bytes), "--reps", str(NODE_ALLOC_REPS),
+                                                     "--max-seconds", "60"], timeout=90,
+                          node_flags=("--expose-gc",))
+    return {"node_alloc.csv": _csv_rows(result.stdout)}

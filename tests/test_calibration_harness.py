@@ -204,7 +204,7 @@ def test_node_is_installed():
 
 
 def test_source_hash_covers_node_scripts():
-    for script in ("process.js", "isolate.js", "worker.js", "gc.js", "httpcpu.js"):
+    for script in ("process.js", "isolate.js", "worker.js", "gc.js", "httpcpu.js", "alloc.js"):
         assert (harness.node_source_dir() / script).is_file()
     assert len({harness.source_hash(), harness.source_hash(("go",)), harness.source_hash(("node",))}) == 3
 
@@ -309,3 +309,35 @@ def test_cli_fit_and_report_on_quick_data(quick_data, tmp_path, capsys):
         stem = name.removesuffix(".json")
         assert (out_report / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (out_report / f"{stem}.html").is_file()
+
+
+@pytest.fixture(scope="module")
+def node_alloc_data(tmp_path_factory):
+    """node_alloc alone, --quick (about 3 s): a folder of its own, apart from quick_data's full run."""
+    return measure(tmp_path_factory.mktemp("node_alloc"), host="alloc", quick=True, only=["node_alloc"])
+
+
+def test_quick_node_alloc_rows(node_alloc_data):
+    from calibration.fitnode import fit_node_alloc
+    from calibration.measure_node import NODE_ALLOC_REPS, NODE_ALLOC_ROUND_BYTES_QUICK, NODE_ALLOC_SIZES
+
+    frame = pd.read_csv(node_alloc_data / "node_alloc.csv")
+    assert list(frame["size_bytes"]) == [size for size in NODE_ALLOC_SIZES for _ in range(NODE_ALLOC_REPS)]
+    assert list(frame["rep"]) == list(range(NODE_ALLOC_REPS)) * len(NODE_ALLOC_SIZES)
+    assert (frame["elements"] == (frame["size_bytes"] // 8 - 2).clip(lower=1)).all()  # valserver.js's arrays
+    assert (frame["bytes"] - NODE_ALLOC_ROUND_BYTES_QUICK).abs().max() <= frame["size_bytes"].max()
+    assert (frame["heap_bytes_per_object"] > frame["size_bytes"]).all()  # headers and the link on top
+    assert (frame["gc_pause_s"] >= 0).all() and (frame["scavenges"] >= 1).all()
+    assert (frame["scavenges"] <= frame["gc_count"]).all()
+    assert (frame["mutator_cpu_s"] > 0).all() and (frame["mutator_cpu_s"] < frame["cpu_s"]).all()
+    per_object = frame["mutator_cpu_s"] / frame["objects"]
+    assert (per_object / frame["mutator_cpu_per_object_s"] - 1).abs().max() < 1e-5
+    assert set(frame["cpu_source"]) == {"thread"}  # Linux: the main thread's own CPU
+    medians = frame.groupby("size_bytes")["mutator_cpu_per_object_s"].median()
+    assert medians.iloc[-1] > 10 * medians.iloc[0]  # 64 KiB of elements cost more than 64 bytes
+    meta = json.loads((node_alloc_data / "meta.json").read_text())
+    (command,) = meta["harnesses"]["node_alloc"]["commands"]
+    assert command["argv"][:3] == ["node", "--expose-gc", "node/alloc.js"]
+    names = {entry["name"]: entry for entry in fit_node_alloc(Dataset(node_alloc_data))}
+    assert [x for x, _ in names["node.alloc.cpu_s_vs_size"]["points"]] == list(map(float, NODE_ALLOC_SIZES))
+    assert names["node.alloc.cpu_s_vs_size"]["measured"]["quick"] is True

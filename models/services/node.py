@@ -3,7 +3,16 @@
 ``node.service`` runs on :class:`~models.runtime.node.loop.NodeRuntime`. Each
 request's handler costs ``handler.cpu`` seconds of CPU allocating
 ``handler.alloc`` bytes, optionally after a ``handler.backend`` call (a
-:class:`~models.runtime.protocol.Wait`). With ``workers: 0`` the handler runs on
+:class:`~models.runtime.protocol.Wait`). The allocation is ``handler.alloc /
+handler.alloc_object`` objects of ``handler.alloc_object`` bytes each, of the
+shape the validation server allocates (an array of 8-byte elements and a
+link; :mod:`models.runtime.node.alloc`): allocating them costs the thread that
+runs the handler (the loop or a worker) their calibrated CPU
+(``node.alloc.cpu_s_vs_size``; left out with ``handler.alloc_cpu: false``,
+when ``handler.cpu`` already includes it), and the heap receives their
+calibrated size in V8's heap, headers included
+(``node.alloc.heap_bytes_vs_size``; ``handler.alloc`` bytes as given with
+``handler.alloc_heap: false``). With ``workers: 0`` the handler runs on
 the event loop (one callback, run to completion: M/G/1 when CPU-bound); with
 ``workers: N`` the loop posts it to a pool of N ``worker_threads``
 (:class:`~models.runtime.node.workers.WorkerPool`: M/G/N when the copies are
@@ -49,6 +58,7 @@ from sim.core import Environment
 from sim.dists import Constant
 from sim.scenario import DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
 from models.runtime.native import NativeRuntime
+from models.runtime.node.alloc import VALSERVER_CHUNK_BYTES, AllocationShape
 from models.runtime.node.loop import UV_THREADPOOL_SIZE, NodeRuntime
 from models.runtime.node.workers import MESSAGE_PARAM, SharedCores, WorkerPool
 from models.runtime.protocol import Compute, Wait
@@ -71,6 +81,26 @@ class ServiceHandler(ScenarioPart):
     response_bytes: Size = Field(0.0, ge=0, description="size of the reply passed back (copied)")
 
 
+class NodeHandler(ServiceHandler):
+    """A Node.js handler: its allocation cut into objects, and what allocating them costs."""
+
+    alloc_object: Size = Field(
+        VALSERVER_CHUNK_BYTES, gt=0, description="bytes per object allocated (the validation server's "
+        "--alloc-chunk shape: an array of 8-byte elements and a link); default valserver.js's --alloc-chunk")
+    alloc_cpu: bool = Field(
+        True, description="add the calibrated CPU of allocating handler.alloc in handler.alloc_object objects "
+        "(node.alloc.cpu_s_vs_size) to the handler's CPU; false when handler.cpu already includes it")
+    alloc_heap: bool = Field(
+        True, description="the heap receives the objects' calibrated V8 size, headers included "
+        "(node.alloc.heap_bytes_vs_size); false: handler.alloc bytes as given")
+
+    def allocation_shape(self) -> AllocationShape | None:
+        """The calibrated shape of the allocation, or None when neither its CPU nor its heap size is used."""
+        if not (self.alloc_cpu or self.alloc_heap):
+            return None
+        return AllocationShape.calibrated(self.alloc_object, cpu=self.alloc_cpu, heap=self.alloc_heap)
+
+
 class PoissonServiceScenario(ScenarioBase):
     arrival_rate: Rate = Field(gt=0, description="Poisson requests per second")
     requests: int = Field(20_000, ge=1, description="requests simulated, warm-up included")
@@ -89,6 +119,8 @@ class PoissonServiceScenario(ScenarioBase):
 class NodeServiceScenario(PoissonServiceScenario):
     """A Node.js service: the loop, optional worker threads, cores, V8 heaps and start-up."""
 
+    handler: NodeHandler
+
     workers: int = Field(
         0, ge=0, le=MAX_COUNT, description="worker threads the loop posts the handler to; 0: run on the loop")
     cores: int | None = Field(None, ge=1, le=MAX_COUNT, description="cores the threads share; null: a core per thread")
@@ -105,10 +137,14 @@ class NodeServiceScenario(PoissonServiceScenario):
 
     @property
     def offered_load(self) -> float:
-        """The handler's CPU demand per second over the threads that run it (the loop alone, or the workers
-        on at most ``cores``), before start-up, messages, the collector and the work stretch: a lower bound."""
+        """The handler's CPU demand per second (its own and, with ``handler.alloc_cpu``, its allocation's) over
+        the threads that run it (the loop alone, or the workers on at most ``cores``), before start-up,
+        messages, the collector and the work stretch: a lower bound."""
         threads = self.workers or 1
-        return self.arrival_rate * self.handler.cpu.mean / min(threads, self.cores or threads)
+        alloc_s = 0.0
+        if self.handler.alloc_cpu and self.handler.alloc.mean > 0:
+            alloc_s = AllocationShape.calibrated(self.handler.alloc_object, heap=False).cpu_s(self.handler.alloc.mean)
+        return self.arrival_rate * (self.handler.cpu.mean + alloc_s) / min(threads, self.cores or threads)
 
 
 class NativeServiceScenario(PoissonServiceScenario):
@@ -140,6 +176,8 @@ class NodeServiceModel(PoissonService):
             if config.workers else None
         )
         self.startup = V8Startup(env, config.startup)
+        handler = config.handler
+        self.alloc_shape = handler.allocation_shape() if handler.alloc.mean > 0 else None
         self.process_bytes = config.startup.memory("process")
         self.memory_bytes = env.metrics.gauge("node.memory_in_use_bytes")
         self.request_finished()
@@ -147,6 +185,9 @@ class NodeServiceModel(PoissonService):
 
     def steps(self) -> list[Any]:
         cpu, alloc = self.draw_cpu(), self.draw_alloc()
+        if self.alloc_shape is not None and alloc > 0:
+            cpu += self.alloc_shape.cpu_s(alloc)
+            alloc = self.alloc_shape.heap_bytes(alloc)
         setup = self.startup.invocation_steps(self.config.reuse)
         pool = self.pool
         if pool is None:

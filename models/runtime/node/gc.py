@@ -93,7 +93,8 @@ def dynamic_growing_factor(gc_speed: float, mutator_speed: float, max_factor: fl
 class V8GCConfig(ScenarioPart):
     """Settings of one isolate's collector; ``None`` for a pause line means the calibrated fit."""
 
-    enabled: bool = Field(True, description="false: allocation costs nothing (no collector modelled)")
+    enabled: bool = Field(True, description="false: no collector modelled (allocation causes no pauses; its own "
+                          "CPU is the handler's, handler.alloc_cpu)")
     semi_space: Size = Field(SEMI_SPACE_BYTES, gt=0, description="--max-semi-space-size, bytes")
     live_heap: Size = Field(0.0, ge=0, description="long-lived data in the old generation of each isolate, bytes")
     scavenge_pause: tuple[float, float] | None = Field(
