@@ -19,8 +19,10 @@ Nothing comes from the experiment's latencies; every other number comes from
   pauses and mark costs are the calibrated defaults of :mod:`models.runtime.go.gc`.
 * **Node.js** (model kind ``node.service``, :mod:`models.services.node`):
   the handler runs on the event loop, on one core, with CPU = the burn plus
-  ``node.http.server_cpu_s`` (the ``http`` module's own CPU per request) and the
-  configured allocation on a V8 heap holding the live heap. Without that
+  ``node.http.server_cpu_s`` (the ``http`` module's own CPU per request) plus
+  the calibrated CPU of allocating the configured bytes in arrays of
+  ``alloc_chunk_bytes`` (``node.alloc.cpu_s_vs_size``), on a V8 heap holding
+  the live heap. Without that
   parameter set (or the model kind) the experiment is reported as pending, with
   the name of what is missing.
 * **The machine**, the same for both (``machine`` of the scenario,
@@ -307,7 +309,8 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
                     "gc": {"gogc": float(settings["gogc"]), "live_heap": live_heap, **VALSERVER_HEAP,
                            "alloc_object": float(settings["alloc_chunk_bytes"]), "alloc_kind": "buffers"}}
     else:
-        scenario = {**base, "cores": int(experiment.config["cores"]), "handler": handler,
+        scenario = {**base, "cores": int(experiment.config["cores"]),
+                    "handler": {**handler, "alloc_object": float(settings["alloc_chunk_bytes"])},
                     "gc": {"live_heap": live_heap}}
     return scenario, fixed
 
