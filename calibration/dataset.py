@@ -42,6 +42,7 @@ HARNESS_OF = {
     "node_alloc.csv": "node_alloc",
     "node_http_cpu.csv": "node_http",
     "machine_work.csv": "machine",
+    "machine_work_cpu.csv": "work_stretch",
     "machine_wake.csv": "machine",
     "machine_slices.csv": "machine",
     "machine_placement.csv": "machine",

@@ -32,6 +32,7 @@ from calibration.fitalloc import observations as alloc_observations
 from calibration.fitmachine import (
     fit_machine_load_cpu, fit_machine_placement, fit_machine_slices, fit_machine_sysmon, fit_machine_wake,
     fit_machine_work,
+    fit_machine_work_cpu,
     machine_observations,
 )
 from calibration.fitnode import fit_node_alloc
@@ -351,6 +352,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("node_alloc.csv", fit_node_alloc),
     ("node_http_cpu.csv", fit_node_http),
     ("machine_work.csv", fit_machine_work),
+    ("machine_work_cpu.csv", fit_machine_work_cpu),
     ("machine_wake.csv", fit_machine_wake),
     ("machine_slices.csv", fit_machine_slices),
     ("machine_placement.csv", fit_machine_placement),

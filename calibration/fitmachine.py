@@ -32,6 +32,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,6 +61,10 @@ def machine_observations(name: str, data: Dataset) -> pd.DataFrame:
     if name == "machine.work_stretch":
         frame = data.frame("machine_work.csv")
         return pd.DataFrame({"x": frame["idle_s"].to_numpy(), "y": (frame["wall_s"] / frame["burn_s"]).to_numpy()})
+    if name == "machine.work_stretch_vs_cpu":
+        frame = data.frame("machine_work_cpu.csv")
+        return pd.DataFrame({"x": frame["burn_s"].to_numpy(), "y": (frame["wall_s"] / frame["burn_s"]).to_numpy(),
+                             "group": (frame["burn_s"] * 1e3).round(2).astype(str).to_numpy() + " ms"})
     if name.endswith("_wake_s_vs_idle"):
         runtime = name.removeprefix("machine.").removesuffix("_wake_s_vs_idle")
         frame = _wake_frame(data, runtime)
@@ -121,6 +127,40 @@ def fit_machine_work(data: Dataset) -> list[dict[str, Any]]:
     return [{**data.header(name, "Wall time of fixed CPU work (the validation server's burn loop, calibrated "
                            "against the thread CPU clock to take 1 ms) over that 1 ms: what a CPU demand costs "
                            "in wall time on this machine", "1", "machine_work.csv", "distribution"), **result}]
+
+
+STRETCH_QUANTILES = 200
+"""Evenly spaced quantiles kept of each burn length's stretch."""
+
+
+def fit_machine_work_cpu(data: Dataset) -> list[dict[str, Any]]:
+    """``machine.work_stretch_vs_cpu``: the stretch (wall over burn) of each burn length, binned by CPU; the
+    edges are the geometric midpoints between the burns measured, so that a request's CPU draws the stretch of
+    the burn nearest it in ratio."""
+    name = "machine.work_stretch_vs_cpu"
+    points = machine_observations(name, data)
+    burns = sorted(points["x"].unique())
+    edges = [0.0] + [math.sqrt(a * b) for a, b in zip(burns, burns[1:], strict=False)]
+    distributions, bins = [], []
+    for burn in burns:
+        y = points.loc[points["x"] == burn, "y"].to_numpy()
+        fitted = fit_empirical(y, STRETCH_QUANTILES)
+        distributions.append(fitted["distribution"])
+        bins.append({"burn_s": float(burn), "n": int(y.size), "mean": float(y.mean()),
+                     "median": fitted["fit"]["median"], "p99": fitted["fit"]["p99"],
+                     "ks_statistic": fitted["goodness_of_fit"]["statistic"]})
+    return [{
+        **data.header(name, "Wall time of fixed CPU work (the validation server's burn loop, calibrated against the "
+                      "thread CPU clock) over its CPU time, by the work's length (0.3, 1 and 3 ms): what a CPU "
+                      "demand of that size costs in wall time on this machine", "1", "machine_work_cpu.csv",
+                      "binned"),
+        "x": "cpu_s", "edges": edges, "distributions": distributions,
+        "fit": {"method": f"per burn length, {STRETCH_QUANTILES} evenly spaced quantiles of the stretch (an "
+                          "empirical distribution); edges at the geometric midpoints between burns",
+                "n": int(len(points)), "bins": bins},
+        "goodness_of_fit": {"test": "Kolmogorov-Smirnov distance between each burn's stretch and its quantiles",
+                            "statistic": max(b["ks_statistic"] for b in bins)},
+    }]
 
 
 def fit_machine_wake(data: Dataset) -> list[dict[str, Any]]:

@@ -43,7 +43,8 @@ from calibration.measure_go import (GC_GOGC, GO_PROCESS_REPS_QUICK, HTTP_CPU_CAS
                                     measure_sched)
 from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_PLACEMENT_RATES,
                                          MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
-                                         SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon)
+                                         SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon,
+                                         measure_work_stretch)
 from calibration.measure_node import (NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK,
                                       NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE, NodeSettings,
                                       measure_node_alloc, measure_node_gc, measure_node_http, measure_node_isolate,
@@ -87,6 +88,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "node_alloc": ((), measure_node_alloc),
     "node_http": ((), measure_node_http),
     "machine": (("valserver", "valload"), measure_machine),
+    "work_stretch": (("valserver",), measure_work_stretch),
     "sysmon": (("valserver",), measure_sysmon),
 }
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 MACHINE_BURN_S = 1e-3
 MACHINE_JITTER_LOOPS, MACHINE_JITTER_LOOPS_QUICK = 4000, 200
 MACHINE_JITTER_MAX_GAP_MS = 100
+#: work_stretch: burns over the range of request CPU the validation covers (s), loops of each (full, quick).
+STRETCH_BURNS_S = (3e-4, 1e-3, 3e-3)
+STRETCH_LOOPS, STRETCH_LOOPS_QUICK = 3000, 100
 #: machine: open-loop rates (requests/s) of an empty request, so that the server's idle gaps before a
 #: request span 0.1 ms to seconds, each for this many seconds (full, quick); CPU burnt per empty request.
 MACHINE_WAKE_RATES = (3, 10, 30, 100, 300, 1000)
@@ -61,17 +64,27 @@ def _load_cpu_row(part: str, rate: float, summary: dict[str, Any]) -> dict[str, 
             "wall_s": summary["wall_s"]}
 
 
-def _work_jitter(rec: Recorder, s: Settings) -> list[dict[str, Any]]:
-    """``valserver -jitter-samples``: the validation server's 1 ms burn loop after random idle gaps (wall and
-    thread CPU time), pinned as the experiments pin a one-core server."""
+def _work_jitter(rec: Recorder, s: Settings, burn_s: float = MACHINE_BURN_S, loops: int | None = None,
+                 harness_name: str = "machine") -> list[dict[str, Any]]:
+    """``valserver -jitter-samples``: the validation server's burn loop of ``burn_s`` (1 ms) after random idle
+    gaps (wall and thread CPU time), pinned as the experiments pin a one-core server."""
     from calibration.validation import experiments
 
-    loops = MACHINE_JITTER_LOOPS_QUICK if s.quick else MACHINE_JITTER_LOOPS
+    if loops is None:
+        loops = MACHINE_JITTER_LOOPS_QUICK if s.quick else MACHINE_JITTER_LOOPS
     pin = experiments.taskset_prefix(experiments.SERVER_CPUS[1])
-    args = ["-cpu", f"{MACHINE_BURN_S * 1e6:.0f}us", "-alloc", "0", "-live-heap-mib", "0", "-jitter-samples",
+    args = ["-cpu", f"{burn_s * 1e6:.0f}us", "-alloc", "0", "-live-heap-mib", "0", "-jitter-samples",
             str(loops), "-jitter-max-gap", f"{MACHINE_JITTER_MAX_GAP_MS}ms", "-max-seconds", "120"]
-    result = rec.run("machine", "valserver", args, {"GOMAXPROCS": "1"}, timeout=180, prefix=pin)
-    return [{**row, "burn_s": MACHINE_BURN_S} for row in _csv_rows(result.stdout)]
+    result = rec.run(harness_name, "valserver", args, {"GOMAXPROCS": "1"}, timeout=180, prefix=pin)
+    return [{**row, "burn_s": burn_s} for row in _csv_rows(result.stdout)]
+
+
+def measure_work_stretch(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """The burn loop's stretch at each of :data:`STRETCH_BURNS_S`, in turn: whether the wall time over the CPU
+    time of fixed work depends on how long the work is (the validation covers 0.3 to 3 ms per request)."""
+    loops = STRETCH_LOOPS_QUICK if s.quick else STRETCH_LOOPS
+    rows = [row for burn in STRETCH_BURNS_S for row in _work_jitter(rec, s, burn, loops, "work_stretch")]
+    return {"machine_work_cpu.csv": rows}
 
 
 def _wake_ups(rec: Recorder, s: Settings, load_cpu: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -43,7 +43,8 @@ def describe_parameters(entry: dict[str, Any]) -> str:
     if kind == "linear":
         return f"y={_num(entry['intercept'])} + {_num(entry['slope'])}·{entry['x']}"
     if kind == "binned":
-        medians = [b["median_s"] for b in entry["fit"]["bins"] if "median_s" in b]
+        medians = [b.get("median_s", b.get("median")) for b in entry["fit"]["bins"]
+                   if "median_s" in b or "median" in b]
         return (f"{len(entry['edges'])} ranges of {entry['x']}, median {_num(min(medians))} to "
                 f"{_num(max(medians))} {entry['unit']}")
     if kind == "table":
@@ -151,7 +152,8 @@ def _binned_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
     upper = [*entry["edges"][1:], float(obs["x"].max())]
     rows = [{"from": max(low, float(obs["x"].min())), "to": high, "statistic": statistic, "value": b[key]}
             for low, high, b in zip(entry["edges"], upper, entry["fit"]["bins"])
-            for statistic, key in (("median", "median_s"), ("p99", "p99_s")) if key in b]
+            for statistic, keys in (("median", ("median_s", "median")), ("p99", ("p99_s", "p99")))
+            for key in keys if key in b]
     steps = alt.Chart(pd.DataFrame(rows)).mark_rule(strokeWidth=3).encode(
         x="from:Q", x2="to:Q", y="value:Q", color=alt.Color("statistic:N", title="fitted range"))
     return (points + steps).properties(title=f"{entry['name']}: {describe_parameters(entry)}", width=520, height=300)

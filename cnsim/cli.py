@@ -302,10 +302,13 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         raise ValueError(f"--replications: must be >= 1 (got {args.replications})")
     if args.requests is not None and args.requests < 100:
         raise ValueError(f"--requests: must be >= 100 (got {args.requests})")
+    if not 1 <= args.jobs <= (os.cpu_count() or 1) * 4:
+        raise ValueError(f"--jobs: must be between 1 and {(os.cpu_count() or 1) * 4} (got {args.jobs})")
     experiments = load_experiments(Path(args.data) if args.data else VALIDATION_ROOT, args.experiment)
     with tqdm(total=len(experiments) * args.replications, desc="simulating", unit="rep", disable=None,
               file=sys.stderr) as bar:
-        comparisons = compare(experiments, args.requests, args.replications, on_done=lambda _r: bar.update())
+        comparisons = compare(experiments, args.requests, args.replications, on_done=lambda _r: bar.update(),
+                              jobs=args.jobs)
     ratios = ratio_checks(comparisons)
     if args.json:
         within, total, pending = tally(comparisons)
@@ -397,6 +400,9 @@ def _add_validate(commands) -> None:
     validate.add_argument("--experiment", action="append", metavar="NAME",
                           help="compare only this experiment (a folder name); repeatable")
     validate.add_argument("--replications", "-r", type=int, default=3, help="simulated replications (default 3)")
+    validate.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                          help="worker processes simulating the experiments (default 1; the grid's 51 points "
+                          "take a while: use one per core)")
     validate.add_argument("--requests", type=int, metavar="N",
                           help="simulated requests per replication, at most (default: as many as were measured)")
     validate.add_argument("--data", metavar="DIR", help="experiments folder (default calibration/validation; "

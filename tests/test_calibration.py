@@ -400,6 +400,7 @@ def test_v8_rounding_matches_printf():
 
 
 NODE_EXPECTED = {
+    "node.alloc.cpu_s_vs_size": "table", "node.alloc.heap_bytes_vs_size": "table",
     "node.process.start_s": "distribution", "node.process.rss_bytes": "constant",
     "node.isolate.context_create_s": "distribution", "node.isolate.context_bytes": "constant",
     "node.isolate.script_run_s": "distribution", "node.isolate.module_load_s": "distribution",

@@ -82,10 +82,21 @@ def test_stretch_multiplies_the_handler_cpu():
     assert abs(draws.mean() - 1 * MS * stretch.mean) < 5 * 1 * MS * math.sqrt(stretch.variance / draws.size)
 
 
+@pytest.mark.parametrize("cpu_ms, stretch", [(0.3, 1.5), (1.0, 1.5), (3.0, 3.0)])
+def test_a_stretch_binned_by_cpu_draws_from_the_range_of_the_request_cpu(monkeypatch, cpu_ms, stretch):
+    """Stretches of 1.5 below 2 ms of CPU and 3 above (a binned set, as machine.work_stretch_vs_cpu): a request
+    of 0.3 or 1 ms takes 1.5 times its CPU, one of 3 ms three times."""
+    monkeypatch.setattr(effects, "param_binned", lambda name: Binned(
+        "cpu_s", (0.0, 2 * MS), (Constant(1.5), Constant(3.0))))
+    env = Environment(seed=1)
+    model = NativeServiceModel(env, native(machine={"stretch": WAKE}, handler={"cpu": cpu_ms * MS}))
+    assert model.draw_cpu() == pytest.approx(cpu_ms * MS * stretch)
+
+
 @pytest.mark.parametrize("field, name, message", [
     ("wake", "machine.nope", "no calibrated parameter set 'machine.nope'"),
     ("wake", STRETCH, "wake needs a binned"),
-    ("stretch", WAKE, "stretch needs a distribution or constant"),
+    ("stretch", "machine.load_cpu_vs_rate", "stretch needs a distribution or constant or binned"),
 ])
 def test_machine_parameter_sets_are_checked(field, name, message):
     with pytest.raises(ValidationError, match=message) as error:

@@ -69,6 +69,15 @@ def test_gc_rows_are_reported_not_judged():
     assert math.isnan(missing.real) and missing.repetitions == 0
 
 
+def test_the_assist_fraction_is_the_assists_cpu_over_the_windows_cores():
+    """Real: the assist class of /cpu/classes/gc over wall time x GOMAXPROCS, per repetition that has it."""
+    window = {"gc_cpu_fraction": 0.3, "cycles_per_s": 2.0, "wall_s": 10.0, "cores": 2,
+              "gc_cpu_s": {"assist": 1.0, "total": 6.0}}
+    no_assist = {**window, "gc_cpu_s": {"assist": None, "total": 6.0}}
+    experiment = _experiment("a", _config(), _summary(1.0, gc=window), _summary(1.0, gc=no_assist))
+    assert experiment.real_values("gc_assist_fraction") == [pytest.approx(1.0 / 20.0)]
+
+
 def _comparison(name: str, config: dict, real_mean: float, sim_mean: float) -> Comparison:
     experiment = _experiment(name, config, _summary(real_mean, 4 * real_mean))
     return Comparison(experiment, [], _simulated(sim_mean, 5 * sim_mean))

@@ -27,8 +27,9 @@ Nothing comes from the experiment's latencies; every other number comes from
   the name of what is missing.
 * **The machine**, the same for both (``machine`` of the scenario,
   :class:`models.machine.config.MachineConfig`): the handler's CPU is
-  stretched by ``machine.work_stretch`` (wall time over CPU time of the
-  server's own burn loop on this machine), and a request that finds the
+  stretched by ``machine.work_stretch_vs_cpu`` (wall time over CPU time of the
+  server's own burn loop on this machine, for burns of 0.3, 1 and 3 ms; where
+  that set is missing, ``machine.work_stretch`` of the 1 ms burn), and a request that finds the
   server idle first waits a draw of ``machine.<runtime>_wake_s_vs_idle`` at
   the time the server had been idle (the extra round trip of an empty request
   to that runtime's server after such an idle time). Both come from the
@@ -86,8 +87,10 @@ import numpy as np
 
 from sim.dists import Constant, Distribution, LogNormal
 from sim.params import available, param_dist, param_value
-from sim.run import run_replications
-from sim.scenario import load_kind, load_scenario
+from sim.core import ModelError
+from sim.run import Replications, RunResult, run_replications
+from sim.scenario import ScenarioBase, load_kind, load_scenario, resolved, scenario_key
+from sim.sweep_executors import choose_executor
 
 from calibration.validation.experiments import VALIDATION_ROOT
 from calibration.validation.grid import FACTORS
@@ -112,20 +115,24 @@ VALSERVER_HEAP = {"live_object": 64, "live_pointers": 3}
 """The Go valserver's live heap: 64-byte nodes of two pointers each, indexed by a slice (``buildHeap``); its
 request objects are ``alloc_chunk_bytes`` buffers: a header with a pointer and a byte payload."""
 MACHINE_STRETCH = "machine.work_stretch"
+MACHINE_STRETCH_BY_CPU = "machine.work_stretch_vs_cpu"
+"""The work stretch: by the request's CPU (0.3, 1 and 3 ms burns) where calibrated, else of the 1 ms burn."""
 MACHINE_WAKE = {"go": "machine.go_wake_s_vs_idle", "node": "machine.node_wake_s_vs_idle"}
 MACHINE_LOAD_CPU = "machine.load_cpu_vs_rate"
 """The calibrated machine each runtime's simulated experiments run on (see the module docstring)."""
-GC_STATISTICS = ("gc_cpu_fraction", "gc_cycles_per_s")
+GC_STATISTICS = ("gc_cpu_fraction", "gc_assist_fraction", "gc_cycles_per_s")
 """Reported beside the latency statistics, real against simulated, not counted in the tally."""
 GC_METRICS: dict[str, dict[str, tuple[str, ...]]] = {
-    "go": {"cpu_s": ("go.gc.cpu_s",), "cycles": ("go.gc.cycles",)},
+    "go": {"cpu_s": ("go.gc.cpu_s",), "cycles": ("go.gc.cycles",), "assist_s": ("go.gc.assist_cpu_s",)},
     "node": {"pause_s": ("node.gc.scavenge_pause_s", "node.gc.markcompact_pause_s"),
              "cycles": ("node.gc.scavenges", "node.gc.markcompacts")},
 }
 """The model's metrics the simulated GC statistics come from. Go: the GC CPU fraction is the ``rate`` of
 ``go.gc.cpu_s`` (CPU-seconds per second) over GOMAXPROCS, the cycles per second the ``rate`` of
-``go.gc.cycles``. Node.js: the cycles per second are the summed ``rate`` of the counters, the fraction the
-summed pause time per second (each histogram's ``mean`` times its counter's ``rate``) over the cores."""
+``go.gc.cycles``, the assist fraction the ``rate`` of ``go.gc.assist_cpu_s`` over GOMAXPROCS (the mark
+assists: CPU the allocating goroutines spend marking). Node.js (no assists: NaN): the cycles per second
+are the summed ``rate`` of the counters, the fraction the summed pause time per second (each histogram's
+``mean`` times its counter's ``rate``) over the cores."""
 RATIO_TARGET = 0.25
 RATIO_STATISTICS = ("mean", "p99")
 """One-factor differences: |simulated ratio / real ratio - 1| within this, for these statistics."""
@@ -157,8 +164,12 @@ class Experiment:
     def real_values(self, statistic: str) -> list[float]:
         """The statistic in each repetition (GC statistics: those whose ``gc_window`` was measured)."""
         if statistic in GC_STATISTICS:
+            windows = [s["gc_window"] for s in self.summaries if s.get("gc_window")]
+            if statistic == "gc_assist_fraction":
+                return [float(w["gc_cpu_s"]["assist"]) / (w["wall_s"] * w["cores"]) for w in windows
+                        if isinstance(w.get("gc_cpu_s"), dict) and w["gc_cpu_s"].get("assist") is not None]
             key = "gc_cpu_fraction" if statistic == "gc_cpu_fraction" else "cycles_per_s"
-            return [float(s["gc_window"][key]) for s in self.summaries if s.get("gc_window")]
+            return [float(w[key]) for w in windows]
         key = "throughput_rps" if statistic == "throughput" else f"{statistic}_s"
         return [float(s[key]) for s in self.summaries]
 
@@ -282,7 +293,8 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
         raise Pending(f"model kind {kind!r} is not available: {error}") from None
     settings = experiment.config["settings"]
     server_cpu, fixed = http_costs(runtime)
-    machine: dict[str, Any] = {"stretch": MACHINE_STRETCH, "wake": MACHINE_WAKE[runtime]}
+    stretch = MACHINE_STRETCH_BY_CPU if MACHINE_STRETCH_BY_CPU in available() else MACHINE_STRETCH
+    machine: dict[str, Any] = {"stretch": stretch, "wake": MACHINE_WAKE[runtime]}
     _require_params(*machine.values())
     cores = server_cores(experiment.config)
     if runtime == "go" and cores is not None:
@@ -329,6 +341,7 @@ class Simulated:
     scenario: dict[str, Any]
     gc_cpu_fraction: float = math.nan
     gc_cycles_per_s: float = math.nan
+    gc_assist_fraction: float = math.nan
 
     def value(self, statistic: str) -> float:
         if statistic in GC_STATISTICS:
@@ -345,33 +358,48 @@ def _estimate(outcome: Any, metric: str, statistic: str) -> float:
     return 0.0 if math.isnan(value) and statistic == "mean" else value
 
 
-def simulated_gc(outcome: Any, runtime: str, cores: int) -> tuple[float, float]:
-    """(GC CPU fraction, GC cycles per second) of a simulated run, from :data:`GC_METRICS`."""
+def simulated_gc(outcome: Any, runtime: str, cores: int) -> tuple[float, float, float]:
+    """(GC CPU fraction, GC cycles per second, assist fraction or NaN) of a simulated run (:data:`GC_METRICS`)."""
     metrics = GC_METRICS[runtime]
     cycles = sum(_estimate(outcome, name, "rate") for name in metrics["cycles"])
+    assist = math.nan
     if runtime == "go":
         busy = sum(_estimate(outcome, name, "rate") for name in metrics["cpu_s"])
+        assist = sum(_estimate(outcome, name, "rate") for name in metrics["assist_s"]) / cores
     else:
         busy = sum(_estimate(outcome, pause, "mean") * _estimate(outcome, count, "rate")
                    for pause, count in zip(metrics["pause_s"], metrics["cycles"], strict=True))
-    return busy / cores, cycles
+    return busy / cores, cycles, assist
+
+
+def plan(experiment: Experiment, requests: int | None, replications: int) -> tuple[dict[str, Any], float, int]:
+    """(scenario data, fixed delay, requests simulated) of an experiment: as many measured requests as it had
+    (or ``requests``); Pending if something is missing."""
+    matched = math.ceil(int(experiment.summary["n"]) / (1 - WARMUP_FRACTION))
+    count = min(matched, requests) if requests else matched
+    data, fixed = scenario_for(experiment, count, replications)
+    return data, fixed, count
 
 
 def simulate(experiment: Experiment, requests: int | None = None, replications: int = DEFAULT_REPLICATIONS,
              on_done: Callable[[Any], None] | None = None) -> Simulated:
     """Run the experiment's scenario: as many measured requests as the experiment had (or ``requests``)."""
-    matched = math.ceil(int(experiment.summary["n"]) / (1 - WARMUP_FRACTION))
-    count = min(matched, requests) if requests else matched
-    data, fixed = scenario_for(experiment, count, replications)
-    outcome = run_replications(load_scenario(data), on_done=on_done)
+    data, fixed, count = plan(experiment, requests, replications)
+    return simulated(experiment, data, fixed, count, run_replications(load_scenario(data), on_done=on_done))
+
+
+def simulated(experiment: Experiment, data: dict[str, Any], fixed: float, count: int,
+              outcome: Replications) -> Simulated:
+    """The statistics of a run of ``experiment``'s scenario ``data`` (:func:`plan`)."""
+    replications = len(outcome.results)
     latency = lambda statistic: outcome.get("requests.sojourn_s", statistic).mean + fixed  # noqa: E731
     cores = int(data["gomaxprocs"] if experiment.runtime == "go" else data["cores"])
-    gc_fraction, gc_cycles = simulated_gc(outcome, experiment.runtime, cores)
+    gc_fraction, gc_cycles, gc_assist = simulated_gc(outcome, experiment.runtime, cores)
     return Simulated(
         mean_s=latency("mean"), p50_s=latency("p50"), p99_s=latency("p99"),
         throughput_rps=outcome.get("requests.completed", "rate").mean,
         fixed_delay_s=fixed, requests=count, replications=replications, scenario=data,
-        gc_cpu_fraction=gc_fraction, gc_cycles_per_s=gc_cycles,
+        gc_cpu_fraction=gc_fraction, gc_cycles_per_s=gc_cycles, gc_assist_fraction=gc_assist,
     )
 
 
@@ -459,19 +487,50 @@ class Comparison:
 
 def compare(
     experiments: Iterable[Experiment], requests: int | None = None, replications: int = DEFAULT_REPLICATIONS,
-    on_done: Callable[[Any], None] | None = None,
+    on_done: Callable[[Any], None] | None = None, jobs: int = 1,
 ) -> list[Comparison]:
-    """Simulate each experiment and compare mean, p50, p99 and throughput with the measurement."""
-    comparisons = []
-    for experiment in experiments:
+    """Simulate each experiment and compare mean, p50, p99 and throughput with the measurement; the
+    replications of every experiment run in ``jobs`` worker processes (the sweep's pool,
+    :mod:`sim.sweep_executors`), ``on_done`` called as each ends."""
+    experiments = list(experiments)
+    plans: list[tuple[dict[str, Any], float, int, ScenarioBase] | str] = []
+    payloads: list[dict[str, Any]] = []
+    owner: list[int] = []
+    for index, experiment in enumerate(experiments):
         try:
-            simulated = simulate(experiment, requests, replications, on_done)
+            data, fixed, count = plan(experiment, requests, replications)
         except Pending as why:
-            comparisons.append(Comparison(experiment, pending=str(why)))
+            plans.append(str(why))
             continue
-        rows = [Row.of(experiment, s, simulated.value(s), TARGETS[s]) for s in STATISTICS]
-        reported = [Row.of(experiment, s, simulated.value(s), None) for s in GC_STATISTICS]
-        comparisons.append(Comparison(experiment, rows, simulated, reported=reported))
+        scenario = load_scenario(data)
+        plans.append((data, fixed, count, scenario))
+        for replication in range(replications):
+            payloads.append({"scenario": resolved(scenario), "replication": replication,
+                             "key": scenario_key(scenario, replication)})
+            owner.append(index)
+    results: dict[int, list[RunResult]] = {index: [] for index in range(len(experiments))}
+    for position, outcome in choose_executor("processes", max(1, jobs))(payloads, max(1, jobs)):
+        if "error" in outcome:
+            error = outcome["error"]
+            raise ModelError(f"{experiments[owner[position]].name}: {error['type']}: {error['message']}")
+        payload = payloads[position]
+        results[owner[position]].append(RunResult(
+            scenario=payload["scenario"], replication=payload["replication"], key=payload["key"],
+            rows=[tuple(row) for row in outcome["rows"]], wall_s=outcome["wall_s"],
+            sim_time_s=outcome["sim_time_s"]))
+        if on_done is not None:
+            on_done(results[owner[position]][-1])
+    comparisons = []
+    for index, (experiment, planned) in enumerate(zip(experiments, plans, strict=True)):
+        if isinstance(planned, str):
+            comparisons.append(Comparison(experiment, pending=planned))
+            continue
+        data, fixed, count, scenario = planned
+        runs = sorted(results[index], key=lambda run: run.replication)
+        sim = simulated(experiment, data, fixed, count, Replications(scenario, runs))
+        rows = [Row.of(experiment, s, sim.value(s), TARGETS[s]) for s in STATISTICS]
+        reported = [Row.of(experiment, s, sim.value(s), None) for s in GC_STATISTICS]
+        comparisons.append(Comparison(experiment, rows, sim, reported=reported))
     return comparisons
 
 
@@ -551,7 +610,7 @@ def _quantity(statistic: str, value: float) -> str:
         return "-"
     if statistic == "throughput" or statistic == "gc_cycles_per_s":
         return f"{value:.1f}/s"
-    if statistic == "gc_cpu_fraction":
+    if statistic in ("gc_cpu_fraction", "gc_assist_fraction"):
         return f"{value * 100:.1f} %"
     return f"{value * 1e3:.3f} ms"
 

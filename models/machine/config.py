@@ -19,7 +19,8 @@ class MachineConfig(ScenarioPart):
     the load generator's CPU, and the cores its threads are placed on (see the module docstring)."""
 
     stretch: str | None = Field(
-        None, description="parameter set (a distribution) multiplying each request's CPU, e.g. machine.work_stretch"
+        None, description="parameter set (a distribution, or distributions binned by the request's CPU) "
+        "multiplying each request's CPU, e.g. machine.work_stretch or machine.work_stretch_vs_cpu"
     )
     wake: str | None = Field(
         None, description="parameter set (binned by idle time) of the delay of a request to an idle service, "
@@ -50,7 +51,8 @@ class MachineConfig(ScenarioPart):
             raise ValueError(f"no calibrated parameter set {name!r} (machine.* sets: "
                              f"{', '.join(n for n in available() if n.startswith('machine.')) or 'none'})")
         kind = load_params(name).get("kind")
-        wanted = {"wake": ("binned",), "load_cpu": ("linear",)}.get(info.field_name, ("distribution", "constant"))
+        wanted = {"wake": ("binned",), "load_cpu": ("linear",)}.get(
+            info.field_name, ("distribution", "constant", "binned"))
         if kind not in wanted:
             raise ValueError(f"parameter set {name!r} is a {kind!r}, {info.field_name} needs a {' or '.join(wanted)}")
         return name
