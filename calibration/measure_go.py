@@ -50,7 +50,8 @@ GC_WORK_RUNS = tuple(
     + [("nodes", 256, 1024, gogc, procs, 300.0) for gogc in (50, 400) for procs in (1, 2)]
     + [("nodes", 256, 1024, 100, 1, 100.0), ("chunks", 256, 16384, 100, 1, 300.0)]
 )
-GC_WORK_RUNS_QUICK = (("nodes", 16, 1024, 100, 1, 100.0), ("chunks", 16, 1024, 100, 2, 100.0))
+GC_WORK_RUNS_QUICK = (("nodes", 16, 1024, 100, 1, 100.0), ("nodes", 16, 1024, 100, 2, 100.0),
+                      ("chunks", 16, 1024, 100, 2, 100.0))
 GC_WORK_SECONDS, GC_WORK_SECONDS_QUICK = 5.0, 1.0
 SCHED_PROCS = (1, 2)
 SCHED_BUSY = (0, 1, 2, 4, 16, 64)

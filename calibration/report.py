@@ -131,7 +131,8 @@ def _linear_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
 
 def _constant_chart(entry: dict[str, Any], obs: pd.DataFrame) -> alt.Chart:
     obs = obs.reset_index(names="rep")
-    low, high = entry["goodness_of_fit"]["ci95"]
+    # The mean's 95 % interval where the fit has one (a ratio of sums, go.alloc.object_bytes, has none).
+    low, high = entry["goodness_of_fit"].get("ci95", (entry["value"], entry["value"]))
     colour = alt.Color("group:N", title="") if "group" in obs else alt.value("steelblue")
     points = alt.Chart(obs).mark_circle(size=40).encode(
         x=alt.X("rep:Q", title="repetition"), y=alt.Y("y:Q", title=f"{entry['name']} ({entry['unit']})"),

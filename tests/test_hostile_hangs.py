@@ -116,8 +116,10 @@ def test_a_stable_or_bounded_station_does_not_warn(capsys: pytest.CaptureFixture
     [
         ("tandem", ["arrival_rate=200/s"], 2.0),  # web and app at 200 x 20 ms / 2 and 200 x 40 ms / 4
         ("tandem", ["arrival_rate=200/s", "stations.web.capacity=9", "stations.app.capacity=9"], 200 * 0.7 * 0.008),
-        ("go-http-service", ["quota_cores=0.5", "handler.codec=null", "handler.cpu=100us"], 5000 * 1e-4 / 0.5),
-        ("go-http-service", ["machine.cores=1", "handler.codec=null", "handler.cpu=100us"], 5000 * 1e-4 / 1),
+        ("go-http-service", ["quota_cores=0.5", "handler.codec=null", "handler.cpu=100us", "handler.alloc_cpu=false"],
+         5000 * 1e-4 / 0.5),
+        ("go-http-service", ["machine.cores=1", "handler.codec=null", "handler.cpu=100us", "handler.alloc_cpu=false"],
+         5000 * 1e-4 / 1),
     ],
 )
 def test_offered_load_of_networks_and_go_services(source: str, overrides: list[str], rho: float) -> None:

@@ -362,7 +362,7 @@ class GoGC:
         self._mark_start = 0.0
         self._heap_at_mark = 0.0
         self._reachable_at_mark = 0.0
-        self._work_per_byte = 1.0
+        self._work_per_byte = self.alloc_work_per_byte
         self._mark_gc_cpu = 0.0
         self.assist_work_per_byte = 0.0
         metrics = env.metrics
@@ -383,8 +383,9 @@ class GoGC:
 
     @property
     def bytes_per_cpu_s(self) -> float:
-        """Heap bytes the mark in progress (or the last) covers per CPU-second, for checks counted in bytes."""
-        return self.mark_rate / self._work_per_byte
+        """Heap bytes the mark in progress (or the last) covers per CPU-second, for checks counted in bytes
+        (infinite for a mark with nothing to scan)."""
+        return self.mark_rate / self._work_per_byte if self._work_per_byte > 0 else math.inf
 
     # ----------------------------------------------------------------- pacing
     def _goal_and_trigger(self, roots: float) -> tuple[float, float]:
@@ -478,7 +479,9 @@ class GoGC:
         roots = self.host.roots_bytes()
         self._reachable_at_mark = self.config.live_heap + self.host.reachable_bytes()
         self._scan_work = self._live_work + self.host.reachable_work() + roots * self._root_work_per_byte
-        self._work_per_byte = self._scan_work / max(self._reachable_at_mark + roots, 1.0)
+        scan_bytes = self._reachable_at_mark + roots
+        if scan_bytes > 0 and self._scan_work > 0:
+            self._work_per_byte = self._scan_work / scan_bytes
         self._remaining = self._scan_work
         self._heap_at_mark = self.heap_live
         self._bg_credit = 0.0
