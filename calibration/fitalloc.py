@@ -29,14 +29,11 @@ import numpy as np
 import pandas as pd
 
 from calibration.dataset import Dataset
+from models.runtime.go.alloc import AllocationShape
+from models.runtime.go.gc import LIVE_OBJECT_BYTES, LIVE_POINTERS_PER_OBJECT
 
 ALLOC_KINDS = {"scan": "pointers", "noscan": "bytes", "chunk": "buffers"}
 """The harness's object kinds (``allocgc -kinds``) by the model's name for them."""
-NODE_BYTES = 64
-NODE_POINTERS = 2
-CHUNK_POINTERS = 2
-"""The harness's heap shapes: a node holds two pointers (and has a slot in the index slice); a chunk's header
-holds two (its ``next`` and its payload's)."""
 
 
 def mutator_cpu_s(frame: pd.DataFrame) -> np.ndarray:
@@ -116,13 +113,15 @@ def fit_object_bytes(data: Dataset) -> list[dict[str, Any]]:
 
 
 def heap_shape(shape: str, live_bytes: float, chunk_bytes: float) -> tuple[float, float]:
-    """(objects, pointer words) of the harness's live heap of ``shape`` (``allocgc -shape``)."""
+    """(objects, pointer words) of the harness's live heap of ``shape`` (``allocgc -shape``), counted as the
+    model counts them: ``nodes`` is the collector's default live heap (the node graph; its index slice is one
+    object more), ``chunks`` are ``buffers`` (:class:`~models.runtime.go.alloc.AllocationShape`)."""
     if shape == "nodes":
-        nodes = live_bytes / NODE_BYTES
-        return nodes + 1, nodes * (NODE_POINTERS + 1)  # the index slice: one object, a pointer per node
+        nodes = live_bytes / LIVE_OBJECT_BYTES
+        return nodes + 1, nodes * LIVE_POINTERS_PER_OBJECT
     if shape == "chunks":
-        units = live_bytes / chunk_bytes
-        return 2 * units, CHUNK_POINTERS * units
+        buffers = AllocationShape(chunk_bytes, "buffers", 0.0)
+        return buffers.objects(live_bytes), buffers.pointers(live_bytes)
     raise ValueError(f"go_gc_work.csv: unknown heap shape {shape!r}")
 
 

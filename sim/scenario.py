@@ -176,6 +176,13 @@ def calibrated(name: str, derived: str = "", unless: str = "") -> JsonDict:
     return extra
 
 
+def calibrated_field(description: str, name: str, **constraints: Any) -> Any:
+    """A field whose default null means parameter set ``name``: its description ends "; default NAME" and its
+    schema names the set (:func:`calibrated`); ``constraints`` are pydantic's (``ge=...``)."""
+    return Field(None, description=f"{description}; default {name}", json_schema_extra=calibrated(name),
+                 **constraints)
+
+
 def _leaf_types(annotation: Any) -> set[Any]:
     """The types a field's annotation is built from: ``int | None`` -> {int, NoneType}, ``tuple[float, float]``
     -> {float}, a Literal -> the types of its values."""

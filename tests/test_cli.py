@@ -95,3 +95,15 @@ def test_interrupting_run_says_nothing_is_kept(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr("sim.sweep.run_sweep", interrupted)
     assert run_cli(["sweep", "mmc", "--grid", "servers=1,2", "--out", "unused"])[0] == 130
     assert "finished runs are kept and a rerun resumes from them" in capsys.readouterr().err
+
+
+def test_calibrate_measure_help_names_every_harness() -> None:
+    """The --only help is written out (the parser does not import the harnesses); it must name each of them."""
+    from calibration.measure import HARNESSES
+    from cnsim.cli import build_parser
+
+    actions = build_parser()._subparsers._group_actions[0].choices["calibrate"]  # type: ignore[union-attr]
+    measure = actions._subparsers._group_actions[0].choices["measure"]
+    (only,) = [action for action in measure._actions if "--only" in action.option_strings]
+    named = {name.strip(" ()") for name in only.help.split("(", 1)[1].split(")")[0].split(",")}
+    assert named == set(HARNESSES)

@@ -88,7 +88,7 @@ import numpy as np
 from sim.dists import Constant, Distribution, LogNormal
 from sim.params import available, param_dist, param_value
 from sim.core import ModelError
-from sim.run import Replications, RunResult, run_replications
+from sim.run import Replications, RunResult
 from sim.scenario import ScenarioBase, load_kind, load_scenario, resolved, scenario_key
 from sim.sweep_executors import choose_executor
 
@@ -96,6 +96,7 @@ from calibration.validation.experiments import VALIDATION_ROOT
 from calibration.validation.grid import FACTORS
 from models.machine.cores import CORES_PARAMS
 from models.runtime.go.constants import SYSMON_CORES_PARAMS
+from models.runtime.go.gc import LIVE_OBJECT_BYTES, LIVE_POINTERS_PER_OBJECT
 
 TARGETS = {"mean": 0.10, "p50": 0.10, "p99": 0.20, "throughput": 0.10}
 """Largest relative error |simulated - real| / real counted as within target, per statistic."""
@@ -111,9 +112,9 @@ ROUND_TRIP_PARAM = "go.http.h1_reused_s"
 ROUND_TRIP_SERVER_CPU_PARAM = "go.http.server_cpu_s"
 """The client side's fixed delay: the median round trip to a Go server less that server's CPU."""
 MODEL_KINDS = {"go": "go.service", "node": "node.service"}
-VALSERVER_HEAP = {"live_object": 64, "live_pointers": 3}
-"""The Go valserver's live heap: 64-byte nodes of two pointers each, indexed by a slice (``buildHeap``); its
-request objects are ``alloc_chunk_bytes`` buffers: a header with a pointer and a byte payload."""
+VALSERVER_HEAP = {"live_object": LIVE_OBJECT_BYTES, "live_pointers": LIVE_POINTERS_PER_OBJECT}
+"""The Go valserver's live heap: the harnesses' node graph (``internal/nodegraph``), the collector's default
+shape; its request objects are ``alloc_chunk_bytes`` buffers: a header with a pointer and a byte payload."""
 MACHINE_STRETCH = "machine.work_stretch"
 MACHINE_STRETCH_BY_CPU = "machine.work_stretch_vs_cpu"
 """The work stretch: by the request's CPU (0.3, 1 and 3 ms burns) where calibrated, else of the 1 ms burn."""
@@ -379,13 +380,6 @@ def plan(experiment: Experiment, requests: int | None, replications: int) -> tup
     count = min(matched, requests) if requests else matched
     data, fixed = scenario_for(experiment, count, replications)
     return data, fixed, count
-
-
-def simulate(experiment: Experiment, requests: int | None = None, replications: int = DEFAULT_REPLICATIONS,
-             on_done: Callable[[Any], None] | None = None) -> Simulated:
-    """Run the experiment's scenario: as many measured requests as the experiment had (or ``requests``)."""
-    data, fixed, count = plan(experiment, requests, replications)
-    return simulated(experiment, data, fixed, count, run_replications(load_scenario(data), on_done=on_done))
 
 
 def simulated(experiment: Experiment, data: dict[str, Any], fixed: float, count: int,

@@ -35,7 +35,8 @@ from pydantic import ConfigDict, Field, model_validator
 from sim.core import Environment
 from sim.dists import Constant
 from sim.params import param_value
-from sim.scenario import DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart, Size, SizeDist, calibrated
+from sim.scenario import (DurationDist, MAX_COUNT, Rate, ScenarioBase, ScenarioPart, Size, SizeDist,
+                          calibrated_field)
 from models.runtime.go.constants import SPAWN_PARAM, STACK_MIN_BYTES, STACK_PARAM, WAKEUP_LATE_PARAM
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.detailed.runtime import GoRuntime
@@ -49,15 +50,13 @@ from models.services.base import PoissonService
 
 def spawn_field() -> Any:
     """The ``spawn`` field of a Go runtime's settings: the CPU of a ``go`` statement (calibrated by default)."""
-    return Field(None, description=f"CPU to create a goroutine; default {SPAWN_PARAM}",
-                 json_schema_extra=calibrated(SPAWN_PARAM))
+    return calibrated_field("CPU to create a goroutine", SPAWN_PARAM)
 
 
 def stack_bytes_field() -> Any:
     """The ``stack_bytes`` field of a Go runtime's settings: each live goroutine's stack (calibrated by default;
     at least Go's smallest stack)."""
-    return Field(None, ge=STACK_MIN_BYTES, description=f"stack per goroutine; default {STACK_PARAM}",
-                 json_schema_extra=calibrated(STACK_PARAM))
+    return calibrated_field("stack per goroutine", STACK_PARAM, ge=STACK_MIN_BYTES)
 
 
 CODECS = {"go.json": ("go.json.unmarshal", "go.json.marshal")}
@@ -118,10 +117,8 @@ class GoServiceScenario(ScenarioBase):
     gc: GCConfig = Field(default_factory=GCConfig)
     spawn: DurationDist | None = spawn_field()
     stack_bytes: Size | None = stack_bytes_field()
-    wakeup_late: DurationDist | None = Field(
-        None, description=f"how late a timed sleep (timers, sysmon) ends; default {WAKEUP_LATE_PARAM}",
-        json_schema_extra=calibrated(WAKEUP_LATE_PARAM),
-    )
+    wakeup_late: DurationDist | None = calibrated_field("how late a timed sleep (timers, sysmon) ends",
+                                                        WAKEUP_LATE_PARAM)
     machine: MachineConfig = machine_field()
 
     @model_validator(mode="after")

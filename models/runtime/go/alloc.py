@@ -40,7 +40,7 @@ all of a ``pointers`` object, none of a ``bytes`` one, the header's two of a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from sim.params import param_table, param_value
@@ -82,9 +82,8 @@ class AllocationShape:
     def calibrated(cls, object_bytes: float | None = None, kind: AllocKind = "pointers") -> AllocationShape:
         """Objects of ``object_bytes`` (default ``go.alloc.object_bytes``) and ``kind``, at their calibrated cost."""
         size = default_object_bytes() if object_bytes is None else float(object_bytes)
-        if kind not in ALLOC_COST_PARAMS:
-            raise ValueError(f"allocation kind must be one of {', '.join(ALLOC_COST_PARAMS)} (got {kind!r})")
-        return cls(size, kind, param_table(ALLOC_COST_PARAMS[kind]).at(size))
+        shape = cls(size, kind, 0.0)  # checks the size and the kind
+        return replace(shape, unit_cpu_s=param_table(ALLOC_COST_PARAMS[kind]).at(size))
 
     def units(self, nbytes: float) -> float:
         """How many objects (``buffers``: header and payload pairs) ``nbytes`` make."""

@@ -95,7 +95,7 @@ from pydantic import Field
 
 from sim.core import Environment
 from sim.params import param_dist, param_multilinear
-from sim.scenario import DurationDist, ScenarioPart, Size, calibrated
+from sim.scenario import DurationDist, ScenarioPart, Size, calibrated, calibrated_field
 from sim.timers import Timer
 
 from models.runtime.go.alloc import WORD_BYTES, AllocationShape, AllocKind, default_object_bytes
@@ -153,10 +153,8 @@ class GCConfig(ScenarioPart):
     gogc: float | None = Field(100, ge=0, description="GOGC; null means off (only the memory limit triggers)")
     memory_limit: Size | None = Field(None, description="GOMEMLIMIT in bytes; null means none")
     live_heap: Size = Field(0.0, description="long-lived reachable heap of the service, bytes")
-    stw_sweep_termination: DurationDist | None = Field(
-        None, description=f"pause, seconds; default {STW_SWEEP_PARAM}", json_schema_extra=calibrated(STW_SWEEP_PARAM))
-    stw_mark_termination: DurationDist | None = Field(
-        None, description=f"pause, seconds; default {STW_MARK_PARAM}", json_schema_extra=calibrated(STW_MARK_PARAM))
+    stw_sweep_termination: DurationDist | None = calibrated_field("pause, seconds", STW_SWEEP_PARAM)
+    stw_mark_termination: DurationDist | None = calibrated_field("pause, seconds", STW_MARK_PARAM)
     live_object: Size = Field(
         LIVE_OBJECT_BYTES, gt=0, description="mean size of the long-lived heap's objects, bytes (default: the "
         "calibration harnesses' graph of 64-byte nodes)")

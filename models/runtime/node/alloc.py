@@ -30,7 +30,7 @@ validation server's default ``--alloc-chunk``, 1024 bytes
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sim.params import param_table
 
@@ -57,11 +57,9 @@ class AllocationShape:
     def calibrated(cls, object_bytes: float, cpu: bool = True, heap: bool = True) -> AllocationShape:
         """Objects of ``object_bytes`` at their calibrated CPU (0 unless ``cpu``) and heap size (the bytes
         asked for unless ``heap``); a KeyError names a parameter set that is not shipped."""
-        size = float(object_bytes)
-        if not (math.isfinite(size) and size > 0):
-            raise ValueError(f"handler.alloc_object: must be a positive number of bytes (got {object_bytes!r})")
-        return cls(size, param_table(CPU_PARAM).at(size) if cpu else 0.0,
-                   param_table(HEAP_PARAM).at(size) if heap else size)
+        shape = cls(float(object_bytes), 0.0, float(object_bytes))  # checks the size
+        return replace(shape, unit_cpu_s=param_table(CPU_PARAM).at(shape.object_bytes) if cpu else 0.0,
+                       unit_heap_bytes=param_table(HEAP_PARAM).at(shape.object_bytes) if heap else shape.object_bytes)
 
     def objects(self, nbytes: float) -> float:
         """How many objects ``nbytes`` of payload make."""

@@ -28,12 +28,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from pydantic import Field
-
 from sim.core import Environment
 from sim.dists import Distribution
 from sim.params import param_as_dist, param_value
-from sim.scenario import DurationDist, ScenarioPart, Size, calibrated
+from sim.scenario import DurationDist, ScenarioPart, Size, calibrated_field
 from models.runtime.protocol import Compute
 
 STAGE_PARAMS = {
@@ -54,30 +52,14 @@ ReusePolicy = Literal["none", "isolate", "context"]
 class StartupConfig(ScenarioPart):
     """Start-up stages of V8 in Node; ``None`` means the calibrated default named in its description."""
 
-    process: DurationDist | None = Field(
-        None, description=f"process start, s; default {STAGE_PARAMS['process']}",
-        json_schema_extra=calibrated(STAGE_PARAMS["process"]))
-    isolate: DurationDist | None = Field(
-        None, description=f"new isolate and thread, s; default {STAGE_PARAMS['isolate']}",
-        json_schema_extra=calibrated(STAGE_PARAMS["isolate"]))
-    context: DurationDist | None = Field(
-        None, description=f"new context, s; default {STAGE_PARAMS['context']}",
-        json_schema_extra=calibrated(STAGE_PARAMS["context"]))
-    script: DurationDist | None = Field(
-        None, description=f"run the script in a context, s; default {STAGE_PARAMS['script']}",
-        json_schema_extra=calibrated(STAGE_PARAMS["script"]))
-    modules: DurationDist | None = Field(
-        None, description=f"load the modules, s; default {STAGE_PARAMS['modules']}",
-        json_schema_extra=calibrated(STAGE_PARAMS["modules"]))
-    process_bytes: Size | None = Field(
-        None, description=f"bytes of a process; default {MEMORY_PARAMS['process']}",
-        json_schema_extra=calibrated(MEMORY_PARAMS["process"]))
-    isolate_bytes: Size | None = Field(
-        None, description=f"bytes per isolate; default {MEMORY_PARAMS['isolate']}",
-        json_schema_extra=calibrated(MEMORY_PARAMS["isolate"]))
-    context_bytes: Size | None = Field(
-        None, description=f"bytes per context; default {MEMORY_PARAMS['context']}",
-        json_schema_extra=calibrated(MEMORY_PARAMS["context"]))
+    process: DurationDist | None = calibrated_field("process start, s", STAGE_PARAMS["process"])
+    isolate: DurationDist | None = calibrated_field("new isolate and thread, s", STAGE_PARAMS["isolate"])
+    context: DurationDist | None = calibrated_field("new context, s", STAGE_PARAMS["context"])
+    script: DurationDist | None = calibrated_field("run the script in a context, s", STAGE_PARAMS["script"])
+    modules: DurationDist | None = calibrated_field("load the modules, s", STAGE_PARAMS["modules"])
+    process_bytes: Size | None = calibrated_field("bytes of a process", MEMORY_PARAMS["process"])
+    isolate_bytes: Size | None = calibrated_field("bytes per isolate", MEMORY_PARAMS["isolate"])
+    context_bytes: Size | None = calibrated_field("bytes per context", MEMORY_PARAMS["context"])
 
     def stage(self, name: str) -> Distribution:
         """The distribution of stage ``name`` (given, or calibrated: KeyError names a missing set)."""
