@@ -157,7 +157,8 @@ def fit_mark_cpu(data: Dataset) -> list[dict[str, Any]]:
                       "CPU seconds of one GC cycle's concurrent mark (runtime/metrics: assist + dedicated, which "
                       "includes the fractional worker, + idle) as a plane through the origin in the live heap's "
                       "objects and pointer words (allocgc -mode mark: node graphs and buffers of 16-512 MiB, "
-                      "GOGC 50-400, GOMAXPROCS 1 and 2)", "s", "go_gc_work.csv", "multilinear"),
+                      "GOGC 50-400, GOMAXPROCS 1 and 2, a mutator idle or busy 30-80 % of the time)", "s",
+                      "go_gc_work.csv", "multilinear"),
         "y": "mark_cpu_s_per_cycle", "intercept": 0.0,
         "coefficients": {"objects": float(coefficients[0]), "pointers": float(coefficients[1])},
         "fit": {"method": "least squares through the origin of the relative error (each run weighted by 1 / its "

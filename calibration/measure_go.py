@@ -13,7 +13,8 @@ bounded in time. Files (columns are the CSV headers):
 * ``gc_runs.csv``: one row per GC run (achieved allocation rate, cycles);
 * ``go_alloc.csv``: the mutator's CPU per object by object size and kind, and
   ``go_gc_work.csv``: the collector's CPU by class per steady window, by live
-  heap, heap shape, GOGC and GOMAXPROCS, both from ``allocgc`` (``runtime/metrics``);
+  heap, heap shape, GOGC, GOMAXPROCS and the mutator's busy share, both from
+  ``allocgc`` (``runtime/metrics``);
 * ``goroutines.csv``, ``channel_handoff.csv``, ``sched_wakeup.csv``, ``json_codec.csv``;
 * ``http_latency.csv`` (one row per request) and ``http_server_cpu.csv`` (the
   server process's CPU time per case and round), from ``httplat``;
@@ -43,15 +44,18 @@ ALLOC_KINDS = ("noscan", "scan", "chunk")
 ALLOC_BYTES, ALLOC_BYTES_QUICK = 64 * 2**20, 4 * 2**20
 ALLOC_OBJECTS, ALLOC_OBJECTS_QUICK = 2000, 200
 ALLOC_REPS, ALLOC_REPS_QUICK = 3, 1
-#: allocgc -mode mark: each run's (shape, live heap MiB, chunk bytes, GOGC, GOMAXPROCS, MB/s allocated).
+#: allocgc -mode mark: each run's (shape, live heap MiB, chunk bytes, GOGC, GOMAXPROCS, MB/s allocated, busy: the
+#: share of wall time the mutator computes between its allocations).
 GC_WORK_RUNS = tuple(
-    [(shape, heap, 1024, 100, procs, 300.0) for shape in ("nodes", "chunks") for heap in (16, 64, 256, 512)
+    [(shape, heap, 1024, 100, procs, 300.0, 0.0) for shape in ("nodes", "chunks") for heap in (16, 64, 256, 512)
      for procs in (1, 2)]
-    + [("nodes", 256, 1024, gogc, procs, 300.0) for gogc in (50, 400) for procs in (1, 2)]
-    + [("nodes", 256, 1024, 100, 1, 100.0), ("chunks", 256, 16384, 100, 1, 300.0)]
+    + [("nodes", 256, 1024, gogc, procs, 300.0, 0.0) for gogc in (50, 400) for procs in (1, 2)]
+    + [("nodes", 256, 1024, 100, 1, 100.0, 0.0), ("chunks", 256, 16384, 100, 1, 300.0, 0.0)]
+    + [("nodes", 256, 1024, 100, 1, 300.0, busy) for busy in (0.3, 0.6, 0.8)]
+    + [("nodes", 64, 1024, 100, 2, 300.0, 0.6)]
 )
-GC_WORK_RUNS_QUICK = (("nodes", 16, 1024, 100, 1, 100.0), ("nodes", 16, 1024, 100, 2, 100.0),
-                      ("chunks", 16, 1024, 100, 2, 100.0))
+GC_WORK_RUNS_QUICK = (("nodes", 16, 1024, 100, 1, 100.0, 0.0), ("nodes", 16, 1024, 100, 2, 100.0, 0.5),
+                      ("chunks", 16, 1024, 100, 2, 100.0, 0.0))
 GC_WORK_SECONDS, GC_WORK_SECONDS_QUICK = 5.0, 1.0
 SCHED_PROCS = (1, 2)
 SCHED_BUSY = (0, 1, 2, 4, 16, 64)
@@ -106,9 +110,9 @@ def measure_gc_work(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]
     """The collector's CPU by class over a steady window of whole cycles (allocgc -mode mark), per run."""
     rows: list[dict[str, Any]] = []
     runs, seconds = (GC_WORK_RUNS_QUICK, GC_WORK_SECONDS_QUICK) if s.quick else (GC_WORK_RUNS, GC_WORK_SECONDS)
-    for shape, heap_mib, chunk, gogc, procs, mbps in runs:
+    for shape, heap_mib, chunk, gogc, procs, mbps, busy in runs:
         args = ["-mode", "mark", "-shape", shape, "-live-mib", str(heap_mib), "-chunk", str(chunk),
-                "-alloc-mbps", f"{mbps:g}", "-seconds", str(seconds), "-max-seconds", "90"]
+                "-alloc-mbps", f"{mbps:g}", "-busy", f"{busy:g}", "-seconds", str(seconds), "-max-seconds", "90"]
         result = rec.run("gc_work", "allocgc", args, {"GOMAXPROCS": str(procs), "GOGC": str(gogc)}, timeout=120)
         rows += _csv_rows(result.stdout)
     return {"go_gc_work.csv": rows}

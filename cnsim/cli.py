@@ -315,6 +315,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         document = {"experiments": [c.to_json() for c in comparisons],
                     "within_target": within, "compared": total, "pending": pending,
                     "ratios": [r.to_json() for r in ratios], "ratios_within": sum(r.within for r in ratios),
+                    "ratios_within_of_means": sum(r.within_of_means for r in ratios),
                     "ratios_compared": len(ratios)}
         json.dump(_finite_or_null(document), out, indent=2, allow_nan=False)
         out.write("\n")
@@ -387,7 +388,8 @@ def _add_validate(commands) -> None:
         "throughput 10 %, p99 20 %; repeated experiments: within the real range widened\n"
         "by the target), the GC CPU fraction and cycles/s (reported, not judged), and for\n"
         "experiments one setting apart at the same load the ratio of their mean and p99\n"
-        "(within 25 % of the real ratio); exit status 1 if any is not.\n\n"
+        "(within 25 % of the real ratio; repeated experiments: of its range over the\n"
+        "repetitions); exit status 1 if any is not.\n\n"
         "run: re-measure the experiments on this machine (Go and Node.js servers under\n"
         "open-loop Poisson load, about 4 minutes; run it on a quiet machine) and write\n"
         "them to --out.",

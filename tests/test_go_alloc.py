@@ -92,13 +92,14 @@ def test_mark_cpu_of_a_cycle_is_objects_and_pointers_times_their_costs():
     cheap = GoGC(Environment(), GCConfig.model_validate({
         **STW, "live_heap": 64 * MIB, "live_object": 512, "live_pointers": 1, "mark_object_s": 20e-9,
         "mark_pointer_s": 5e-9}), 1)
-    assert cheap._live_work < go.gc._live_work / 5
+    assert cheap.live_mark_cpu_s < go.gc.live_mark_cpu_s / 5
 
 
 def test_a_byte_rate_still_counts_bytes():
     env = Environment()
     gc = GoGC(env, GCConfig.model_validate({**STW, "live_heap": 64 * MIB, "mark_rate": 1e9}), 1)
-    assert gc.mark_rate == 1e9 and gc._live_work == 64 * MIB and gc.alloc_work_per_byte == 1.0
+    assert gc.live_scan_bytes == 64 * MIB and gc.live_mark_cpu_s == pytest.approx(64 * MIB / 1e9)
+    assert gc.alloc_work_per_byte == pytest.approx(1e-9) and gc.alloc_credit_per_byte == 1.0
 
 
 def test_a_service_run_reports_gc_cpu_by_class():

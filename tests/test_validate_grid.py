@@ -101,15 +101,21 @@ def test_one_factor_pairs_are_found_only_one_setting_apart_at_the_same_load():
 
 def test_ratio_check_compares_real_and_simulated_ratios():
     base = _comparison("base", _config(), 2.0, 1.0)
-    heap = Comparison(_experiment("h16", _config(live_heap_mib=16), _summary(1.0, 4.0), _summary(1.4, 8.0)),
-                      [], _simulated(0.5, 2.0))
+    h16 = _experiment("h16", _config(live_heap_mib=16), _summary(1.0, 4.0), _summary(1.4, 8.0))
+    heap = Comparison(h16, [], _simulated(0.5, 2.1))
     rows = {row.statistic: row for row in ratio_checks([base, heap])}
     assert rows["mean"].a == "h16" and rows["mean"].b == "base"  # a has the lower heap
     assert rows["mean"].real_ratio == pytest.approx(2.0 / 1.2)  # means over repetitions
     assert rows["mean"].simulated_ratio == pytest.approx(2.0)
-    assert rows["mean"].error == pytest.approx(0.2) and rows["mean"].within
-    assert rows["p99"].real_ratio == pytest.approx(8.0 / 6.0) and rows["p99"].simulated_ratio == pytest.approx(2.5)
-    assert not rows["p99"].within
+    assert rows["mean"].error == pytest.approx(0.2) and rows["mean"].within and rows["mean"].within_of_means
+    # the real ratio's range over repetitions: base 2.0 over h16's 1.4 to base 2.0 over 1.0
+    assert (rows["mean"].real_low, rows["mean"].real_high) == (pytest.approx(2.0 / 1.4), pytest.approx(2.0))
+    assert rows["p99"].real_ratio == pytest.approx(8.0 / 6.0) and rows["p99"].simulated_ratio == pytest.approx(5 / 2.1)
+    assert (rows["p99"].real_low, rows["p99"].real_high) == (pytest.approx(1.0), pytest.approx(2.0))
+    # 2.38 is 79 % above the ratio of the means, inside the spread's 2.0 widened by 25 %
+    assert rows["p99"].within and not rows["p99"].within_of_means
+    (_, p99) = ratio_checks([base, Comparison(h16, [], _simulated(0.5, 1.9))])
+    assert p99.simulated_ratio > 2.0 * 1.25 and not p99.within
 
 
 GO_START = {"wall_s": 10.0, "/gc/cycles/total:gc-cycles": 5, "/cpu/classes/gc/total:cpu-seconds": 1.0,

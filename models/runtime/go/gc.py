@@ -39,16 +39,19 @@ Mechanism (Go 1.21+; sources below):
   ``runtime/mgcmark.go``). The time it spends is returned to the scheduler,
   which charges it to the goroutine.
 
-* **Mark work.** Marking greys objects and scans their pointer words, so its
-  CPU is counted by objects and pointers, not bytes: the long-lived heap is
+* **Mark work.** The pacer, the assists and the background credit count
+  scan work in bytes, as the runtime does (``scanobject``'s scan size: an
+  object's bytes up to its last pointer word; stacks' used bytes), and
+  ``gcOverAssistWork`` and the other thresholds are those bytes. Its CPU is
+  counted by objects greyed and pointer words scanned: the long-lived heap is
   ``live_heap / live_object`` objects of ``live_pointers`` pointer words each,
   what requests keep reachable is counted with their allocation's shape
   (:mod:`models.runtime.go.alloc`), stacks as pointer words; each object costs
-  ``mark_object_s`` and each pointer word ``mark_pointer_s`` of CPU. The scan
-  work of the pacer and of assists is that CPU (``mark_rate`` 1: a CPU-second
-  of marking does a second of work); ``gcOverAssistWork`` and the other
-  thresholds the runtime counts in bytes are converted at the cycle's work per
-  byte. With ``mark_rate`` given, work is counted in bytes at that rate, as
+  ``mark_object_s`` and each pointer word ``mark_pointer_s`` of CPU. A byte of
+  scan work then costs different CPU in different parts of the heap, met in
+  order (roots first, then the long-lived heap as ``live_layout`` lays it
+  out): :mod:`models.runtime.go.markwork`. With ``mark_rate`` given, every
+  heap byte is a byte of scan work costing ``1 / mark_rate`` CPU-seconds, as
   before.
 
 The collector does not know about Ps or goroutines: a *host* (the detailed
@@ -99,6 +102,7 @@ from sim.scenario import DurationDist, ScenarioPart, Size, calibrated, calibrate
 from sim.timers import Timer
 
 from models.runtime.go.alloc import WORD_BYTES, AllocationShape, AllocKind, default_object_bytes
+from models.runtime.go.markwork import LiveLayout, MarkProfile, live_segments
 
 BACKGROUND_UTILIZATION = 0.25
 """``gcBackgroundUtilization``: the share of GOMAXPROCS the dedicated mark workers take (mgcpacer.go)."""
@@ -114,6 +118,8 @@ CONS_MARK_HISTORY = 4
 """``len(lastConsMark)``: consMark is the maximum of the last 4 cycles' ratios (mgcpacer.go, Go 1.21)."""
 OVER_ASSIST_BYTES = 64 * 2**10
 """``gcOverAssistWork``: an assist scans at least 64 KiB of work (mgcmark.go)."""
+MIN_SCAN_WORK_REMAINING = 1000.0
+"""``revise``: the assist ratio counts at least 1000 bytes of scan work left (mgcpacer.go)."""
 MEMORY_LIMIT_HEADROOM_PERCENT = 3
 MEMORY_LIMIT_MIN_HEADROOM_BYTES = 2**20
 """``memoryLimitHeapGoalHeadroomPercent`` and ``memoryLimitMinHeapGoalHeadroom`` (mgcpacer.go)."""
@@ -161,6 +167,11 @@ class GCConfig(ScenarioPart):
     live_pointers: float = Field(
         LIVE_POINTERS_PER_OBJECT, ge=0, description="pointer words per long-lived object (default 3: a node's "
         "two and its slot in an index)")
+    live_layout: LiveLayout = Field(
+        "graph", description="how the collector reaches the long-lived objects: graph (from each other: each "
+        "carries its own greying) or indexed (through a pointer array, an index or cache, scanned first: its "
+        "slots, one of each object's live_pointers, carry the greying of every object, so the first scan work "
+        "of a mark is the dearest)")
     alloc_object: Size | None = Field(
         None, gt=0, description="mean size of the objects requests allocate, bytes; default "
         "go.alloc.object_bytes (encoding/json's mean object)", json_schema_extra=calibrated("go.alloc.object_bytes"))
@@ -224,8 +235,8 @@ class Allocating:
     allocation bookkeeping keeps on it: the CPU left of the step in progress and the bytes it has yet to
     allocate, the heap it keeps reachable, its assist credit and the assist CPU it owes."""
 
-    __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "heap_work", "assist_credit",
-                 "assist_due", "done", "born")
+    __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "assist_credit", "assist_due", "done",
+                 "born")
 
     def __init__(self, steps: Sequence[Any], done: simpy.Event | None, born: float) -> None:
         self.steps = steps
@@ -233,7 +244,6 @@ class Allocating:
         self.remaining: float | None = None
         self.alloc_left = 0.0
         self.heap_bytes = 0.0
-        self.heap_work = 0.0
         self.assist_credit = 0.0
         self.assist_due = 0.0
         self.done = done
@@ -250,27 +260,20 @@ class Heap:
     scheduler that owns the heap sets ``gc.host`` (:class:`GCHost`).
     """
 
-    __slots__ = ("gc", "reachable", "reachable_work", "_work_per_byte")
+    __slots__ = ("gc", "reachable")
 
     def __init__(self, env: Environment, config: GCConfig | None, procs: int, name: str) -> None:
         self.gc: GoGC | None = None
         self.reachable = 0.0
         """Bytes the live requests keep reachable (what the collector marks besides the long-lived heap)."""
-        self.reachable_work = 0.0
-        """The collector's scan work of those bytes (:attr:`GoGC.alloc_work_per_byte` each)."""
-        self._work_per_byte = 0.0
         if config is not None and config.enabled:
             gc = GoGC(env, config, procs, name=f"{name}.gc")
             if gc.enabled:
                 self.gc = gc
-                self._work_per_byte = gc.alloc_work_per_byte
 
     def allocate(self, task: Allocating, nbytes: float) -> None:
         task.heap_bytes += nbytes
         self.reachable += nbytes
-        work = nbytes * self._work_per_byte
-        task.heap_work += work
-        self.reachable_work += work
         if self.gc is not None:
             task.assist_due += self.gc.allocate(task, nbytes)
 
@@ -289,7 +292,6 @@ class Heap:
     def free(self, task: Allocating) -> None:
         """``task`` has ended: what it kept reachable no longer is."""
         self.reachable -= task.heap_bytes
-        self.reachable_work -= task.heap_work
 
 
 class GCHost(Protocol):
@@ -307,8 +309,6 @@ class GCHost(Protocol):
 
     def reachable_bytes(self) -> float: ...
 
-    def reachable_work(self) -> float: ...
-
 
 class GoGC:
     """The collector of one Go process (see the module docstring)."""
@@ -322,26 +322,30 @@ class GoGC:
         self.enabled = config.enabled and (config.gogc is not None or config.memory_limit is not None)
         self.host: GCHost | None = None
         self.phase = "idle"  # idle | sweep_termination | mark | mark_termination
-        self.mark_rate = 1.0
-        """Scan work done per CPU-second: 1 when work is counted in CPU-seconds of marking (by objects and
-        pointers), ``config.mark_rate`` when it is counted in bytes."""
-        self.alloc_work_per_byte = self._root_work_per_byte = 1.0
-        self._live_work = config.live_heap
+        self.alloc_work_per_byte = 1.0
+        """Mark CPU-seconds per byte of what requests keep reachable (per heap byte with ``mark_rate``)."""
+        self.alloc_credit_per_byte = self._root_cpu_per_byte = 1.0
+        self._live_segments: list[tuple[float, float]] = [(config.live_heap, config.live_heap)]
         if self.enabled:
             assert config.stw_sweep_termination is not None and config.stw_mark_termination is not None
             self._draw_sweep_stw = config.stw_sweep_termination.sampler(env.rng(f"{name}.stw_sweep_termination"))
             self._draw_mark_stw = config.stw_mark_termination.sampler(env.rng(f"{name}.stw_mark_termination"))
             if config.mark_rate is not None:
-                self.mark_rate = float(config.mark_rate)
+                # Work counted in heap bytes, each costing 1 / mark_rate CPU-seconds.
+                rate = float(config.mark_rate)
+                self.alloc_work_per_byte = self._root_cpu_per_byte = 1.0 / rate
+                self._live_segments = [(config.live_heap, config.live_heap / rate)]
             else:
                 assert config.mark_object_s is not None and config.mark_pointer_s is not None  # resolved()
                 per_object, per_pointer = config.mark_object_s, config.mark_pointer_s
-                self._live_work = config.live_heap / config.live_object * (
-                    per_object + config.live_pointers * per_pointer)
+                self._live_segments = live_segments(
+                    config.live_heap / config.live_object, config.live_pointers, config.live_layout,
+                    per_object, per_pointer, WORD_BYTES)
                 size = default_object_bytes() if config.alloc_object is None else float(config.alloc_object)
                 shape = AllocationShape(size, config.alloc_kind, 0.0)
                 self.alloc_work_per_byte = shape.objects(1.0) * per_object + shape.pointers(1.0) * per_pointer
-                self._root_work_per_byte = per_pointer / WORD_BYTES
+                self.alloc_credit_per_byte = shape.pointers(1.0) * WORD_BYTES
+                self._root_cpu_per_byte = per_pointer / WORD_BYTES
         self.dedicated, self.fractional = mark_workers(procs)
         self.heap_live = config.live_heap
         self.heap_marked = config.live_heap
@@ -360,7 +364,7 @@ class GoGC:
         self._mark_start = 0.0
         self._heap_at_mark = 0.0
         self._reachable_at_mark = 0.0
-        self._work_per_byte = self.alloc_work_per_byte
+        self._profile = MarkProfile([])
         self._mark_gc_cpu = 0.0
         self.assist_work_per_byte = 0.0
         metrics = env.metrics
@@ -380,10 +384,24 @@ class GoGC:
         self._starting = False
 
     @property
+    def live_scan_bytes(self) -> float:
+        """Scan work (bytes) of the long-lived heap in one mark."""
+        return sum(credit for credit, _ in self._live_segments)
+
+    @property
+    def live_mark_cpu_s(self) -> float:
+        """Mark CPU-seconds of the long-lived heap in one mark."""
+        return sum(cpu for _, cpu in self._live_segments)
+
+    @property
     def bytes_per_cpu_s(self) -> float:
-        """Heap bytes the mark in progress (or the last) covers per CPU-second, for checks counted in bytes
-        (infinite for a mark with nothing to scan)."""
-        return self.mark_rate / self._work_per_byte if self._work_per_byte > 0 else math.inf
+        """Bytes of scan work a CPU-second does where the mark in progress (or the last) stands, for checks
+        the runtime counts in scan work (infinite where marking costs nothing)."""
+        return self._profile.credit_per_cpu_s(self._scan_work - self._remaining)
+
+    def _cpu_for(self, work: float) -> float:
+        """CPU-seconds of the next ``work`` bytes of this mark's scan work."""
+        return self._profile.cpu(self._scan_work - self._remaining, work)
 
     # ----------------------------------------------------------------- pacing
     def _goal_and_trigger(self, roots: float) -> tuple[float, float]:
@@ -438,10 +456,10 @@ class GoGC:
         if debt <= 0 or self._remaining <= 0:
             owner.assist_credit = max(owner.assist_credit, 0.0)
             return 0.0
-        work = min(max(debt, OVER_ASSIST_BYTES * self._work_per_byte), self._remaining)
+        work = min(max(debt, OVER_ASSIST_BYTES), self._remaining)
         owner.assist_credit += work / ratio
+        cpu = self._cpu_for(work)
         self._remaining -= work
-        cpu = work / self.mark_rate
         self.assist_cpu_s.inc(cpu)
         self.cpu_s.inc(cpu)
         self._mark_gc_cpu += cpu
@@ -452,7 +470,7 @@ class GoGC:
         distance = self.goal - self.heap_live
         if distance <= 0:
             distance = max(self.goal * 0.1, 1.0)  # the hard goal: 1.1 x goal (mgcpacer.go revise)
-        self.assist_work_per_byte = max(self._remaining, 1000.0 * self._work_per_byte) / distance
+        self.assist_work_per_byte = max(self._remaining, MIN_SCAN_WORK_REMAINING) / distance
 
     # ------------------------------------------------------------------ cycle
     def start_cycle(self) -> None:
@@ -475,12 +493,16 @@ class GoGC:
         self.phase = "mark"
         self._mark_start = self._updated = self.env.now
         roots = self.host.roots_bytes()
-        self._reachable_at_mark = self.config.live_heap + self.host.reachable_bytes()
-        self._scan_work = self._live_work + self.host.reachable_work() + roots * self._root_work_per_byte
-        scan_bytes = self._reachable_at_mark + roots
-        if scan_bytes > 0 and self._scan_work > 0:
-            self._work_per_byte = self._scan_work / scan_bytes
-        self._remaining = self._scan_work
+        # The hosts keep a running sum of what requests hold; rounding may leave it a hair below zero.
+        reachable = max(self.host.reachable_bytes(), 0.0)
+        self._reachable_at_mark = self.config.live_heap + reachable
+        # Roots first (stacks, and what requests keep reachable from them), then the long-lived heap.
+        self._profile = MarkProfile([
+            (roots + reachable * self.alloc_credit_per_byte,
+             roots * self._root_cpu_per_byte + reachable * self.alloc_work_per_byte),
+            *self._live_segments,
+        ])
+        self._scan_work = self._remaining = self._profile.total_credit
         self._heap_at_mark = self.heap_live
         self._bg_credit = 0.0
         self._mark_gc_cpu = 0.0
@@ -518,7 +540,7 @@ class GoGC:
         now = self.env.now
         if self._mark_cpus > 0 and now > self._updated:
             cpu = self._mark_cpus * (now - self._updated)
-            work = min(cpu * self.mark_rate, self._remaining)
+            work = min(self._profile.credit(self._scan_work - self._remaining, cpu), self._remaining)
             self._remaining -= work
             self._bg_credit += work
             idle = self._idle_cpus * (now - self._updated)
@@ -536,7 +558,7 @@ class GoGC:
         if self._remaining <= 0:
             delay = 0.0
         elif self._mark_cpus > 0:
-            delay = self._remaining / (self._mark_cpus * self.mark_rate)
+            delay = self._cpu_for(self._remaining) / self._mark_cpus
         else:
             return
         self._timer.set_no_later(delay)
@@ -545,8 +567,7 @@ class GoGC:
         if self.phase != "mark":
             return
         self._advance()
-        rate = self._mark_cpus * self.mark_rate
-        left_s = self._remaining / rate if rate > 0 else math.inf
+        left_s = self._cpu_for(self._remaining) / self._mark_cpus if self._mark_cpus > 0 else math.inf
         # A remainder shorter than the clock can resolve (now + left_s == now) would re-arm the
         # timer at the same instant forever: the mark is done.
         if self._remaining > 1e-9 * max(self._scan_work, 1.0) and self.env.now + left_s > self.env.now:

@@ -25,7 +25,10 @@
 // server's live heap; "chunks": the validation server's request objects of -chunk
 // bytes, a pointer header and a byte payload, linked in a list), then
 // allocates garbage chunks of -chunk bytes paced to -alloc-mbps for -seconds
-// and prints one row for that steady window: cycles, the GC CPU by class
+// (with -busy, a burn loop takes that share of the wall time between the
+// allocations, as a request handler's computing does: a busy mutator, whose
+// allocations meet the mark assists because the P is seldom idle) and prints
+// one row for that steady window: cycles, the GC CPU by class
 // (/cpu/classes/gc/mark/assist, dedicated — which includes the fractional
 // worker —, idle, pause), the user CPU, the scannable heap, stacks and
 // globals of the last cycle (/gc/scan/*), live heap and goal, the bytes and
@@ -169,6 +172,17 @@ func allocate(kind string, size, count int) {
 	}
 }
 
+var burnSink uint64
+
+// burn runs n iterations of a multiply-add recurrence the compiler cannot drop.
+func burn(n int) {
+	x := uint64(n) | 1
+	for i := 0; i < n; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	burnSink += x
+}
+
 func ints(list string) []int {
 	var out []int
 	for _, f := range strings.Split(list, ",") {
@@ -194,11 +208,16 @@ func main() {
 	chunkBytes := flag.Int("chunk", 1024, "mark: bytes per chunk (live chunks and garbage), >= 64")
 	allocMBps := flag.Float64("alloc-mbps", 200, "mark: garbage allocation rate, MB/s (10^6 bytes)")
 	seconds := flag.Float64("seconds", 5, "mark: steady window, s")
+	busy := flag.Float64("busy", 0, "mark: share of wall time the mutator computes, between its allocations, 0-0.95")
 	maxSeconds := flag.Float64("max-seconds", 60, "bound on the whole run, s")
 	flag.Parse()
 	deadline := time.Now().Add(time.Duration(*maxSeconds * float64(time.Second)))
 	if *chunkBytes < 64 {
 		fmt.Fprintln(os.Stderr, "cnsim: error -chunk must be >= 64")
+		os.Exit(2)
+	}
+	if *busy < 0 || *busy > 0.95 {
+		fmt.Fprintln(os.Stderr, "cnsim: error -busy must be between 0 and 0.95")
 		os.Exit(2)
 	}
 	procs := runtime.GOMAXPROCS(0)
@@ -283,8 +302,18 @@ func main() {
 				}
 			}
 			var head *chunk
+			batchStart := time.Now()
 			for i := 0; i < batch; i++ {
 				head = &chunk{next: head, data: make([]byte, payload)}
+				if *busy > 0 {
+					// Compute (a burn loop, memory-light, as the validation server's handler does) until
+					// this allocation's share of the batch's busy time has passed: a busy mutator whose
+					// allocations are spread over its computing, as a request handler's are.
+					until := batchStart.Add(time.Duration(*busy * float64(interval) * float64(i+1) / batch))
+					for time.Now().Before(until) {
+						burn(2000)
+					}
+				}
 			}
 			ringChunks[0] = head
 			next = next.Add(interval)
@@ -293,9 +322,9 @@ func main() {
 			}
 		}
 		wall := windowEnd.Sub(windowStart).Seconds()
-		fmt.Printf("shape,live_target_bytes,chunk_bytes,alloc_rate_target_bytes_per_s,gomaxprocs,gogc,wall_s,"+
+		fmt.Printf("shape,live_target_bytes,chunk_bytes,alloc_rate_target_bytes_per_s,busy,gomaxprocs,gogc,wall_s,"+
 			"process_cpu_s,%s\n", strings.Join(columns, ","))
-		fmt.Printf("%s,%d,%d,%.0f,%d,%s,%.6f,%.6f,%s\n", *shape, *liveMiB<<20, *chunkBytes, *allocMBps*1e6, procs,
+		fmt.Printf("%s,%d,%d,%.0f,%g,%d,%s,%.6f,%.6f,%s\n", *shape, *liveMiB<<20, *chunkBytes, *allocMBps*1e6, *busy, procs,
 			os.Getenv("GOGC"), wall, cpuEnd-cpuStart, strings.Join(window(before, after), ","))
 		runtime.KeepAlive(liveNodes)
 		runtime.KeepAlive(liveChunks)

@@ -74,9 +74,6 @@ class GCWorkers:
     def reachable_bytes(self) -> float:
         return self.sched.heap.reachable
 
-    def reachable_work(self) -> float:
-        return self.sched.heap.reachable_work
-
     def stop_the_world(self, duration_s: float, then: Callable[[], None]) -> None:
         """Stop every P for ``duration_s`` (running goroutines go to the global queue), then ``then()``."""
         sched = self.sched

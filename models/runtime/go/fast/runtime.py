@@ -156,9 +156,6 @@ class FastGoRuntime(Vacations):
     def reachable_bytes(self) -> float:
         return self.heap.reachable
 
-    def reachable_work(self) -> float:
-        return self.heap.reachable_work
-
     # ------------------------------------------------------------ calendar
     def _next_time(self) -> float:
         calendar, arrival = self._calendar, self._arrival
