@@ -41,9 +41,11 @@ GC_LARGE_HEAP_STEADY_FACTOR = 2
 ALLOC_SIZES = (16, 64, 256, 1024, 4096, 16384, 32768, 65536, 262144, 1048576)
 ALLOC_SIZES_QUICK = (64, 1024, 65536)
 ALLOC_KINDS = ("noscan", "scan", "chunk")
-ALLOC_BYTES, ALLOC_BYTES_QUICK = 64 * 2**20, 4 * 2**20
-ALLOC_OBJECTS, ALLOC_OBJECTS_QUICK = 2000, 200
-ALLOC_REPS, ALLOC_REPS_QUICK = 3, 1
+#: allocgc -mode alloc: bytes and objects per window, at least (512 MiB: windows of 0.1-1 s; with 64 MiB the
+#: large sizes' windows were 6-60 ms and their repetitions spread up to 4x), and repetitions.
+ALLOC_BYTES, ALLOC_BYTES_QUICK = 512 * 2**20, 4 * 2**20
+ALLOC_OBJECTS, ALLOC_OBJECTS_QUICK = 16000, 200
+ALLOC_REPS, ALLOC_REPS_QUICK = 5, 1
 #: allocgc -mode mark: each run's (shape, live heap MiB, chunk bytes, GOGC, GOMAXPROCS, MB/s allocated, busy: the
 #: share of wall time the mutator computes between its allocations).
 GC_WORK_RUNS = tuple(
