@@ -255,19 +255,23 @@ BASES: dict[str, str | dict[str, object]] = {
     "go.service": "go-http-service",
     "cpubound.compare": "cpu-bound-goroutines-vs-workers",
     "net.fanin": "http1-pool-vs-http2",
+    "arch": "three-tier",
     "node.service": {"model": "node.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}},
     "native.service": {"model": "native.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}, "threads": 2},
 }
 
 
-DICT_KEYS = {"stations": "db"}
-"""A key of each mapping of parts in the base scenarios (tandem's stations)."""
+DICT_KEYS = {"stations": "db", "services": "cart"}
+"""A key of each mapping of parts in the base scenarios (tandem's stations, three-tier's services)."""
 
 
 def distribution_fields(schema: type[BaseModel], prefix: str = "") -> list[str]:
-    """Dotted paths of every distribution field of ``schema`` and of the parts it nests."""
+    """Dotted paths of every distribution field of ``schema`` and of the parts it nests, but for parts in
+    lists (a handler's steps), which ``--set`` cannot reach (tests/test_arch.py checks those)."""
     paths = []
     for name, field in schema.model_fields.items():
+        if get_origin(field.annotation) is list:
+            continue
         types = {field.annotation, *get_args(field.annotation)}
         types |= {get_args(part)[0] for part in types if get_origin(part) is Annotated}
         if Distribution in types:

@@ -1,0 +1,40 @@
+"""Where a request's time went, along its critical path.
+
+A request's end-to-end latency is the time of the path that ended last: its
+steps one after the other, and of calls made in parallel only the one that
+returned last. A :class:`Spent` adds up that path's time by kind, so that the
+kinds sum to the latency exactly: ``network`` (the hops between client and
+pod, there and back), ``queue`` (waiting for a pod's concurrency slot or a
+node's core), ``cpu`` (holding a core).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+KINDS = ("network", "queue", "cpu")
+
+
+class Spent:
+    """Seconds of each kind on one path (see the module docstring)."""
+
+    __slots__ = KINDS
+
+    def __init__(self, network: float = 0.0, queue: float = 0.0, cpu: float = 0.0) -> None:
+        self.network = network
+        self.queue = queue
+        self.cpu = cpu
+
+    @property
+    def total(self) -> float:
+        return self.network + self.queue + self.cpu
+
+    def add(self, other: Spent) -> None:
+        self.network += other.network
+        self.queue += other.queue
+        self.cpu += other.cpu
+
+    @staticmethod
+    def slowest(branches: Iterable[tuple[float, Spent]]) -> Spent:
+        """The breakdown of the branch that ended last, of (end time, breakdown) pairs (an empty one: 0)."""
+        return max(branches, key=lambda branch: branch[0], default=(0.0, Spent()))[1]
