@@ -3,11 +3,16 @@ deterministic stories, the per-request breakdown, and bad input named by its fie
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from poisson_load import check_formula
 
 from models.arch.balancers import LeastRequest, Random, RingHash, RoundRobin
+from models.arch.breakdown import KINDS
+from models.arch.config import CallConfig, ServiceConfig
+from models.arch.resilience import Upstream
 from models.queueing import formulas
 from sim.run import run_replication, run_replications
 from sim.scenario import ScenarioError, load_scenario
@@ -56,7 +61,7 @@ def test_the_breakdown_sums_to_the_end_to_end_latency():
     }, nodes={"count": 3, "cores": 2}, network={"latency": {"dist": "exp", "mean": "0.2ms"}, "local": "20us",
                                                 "bandwidth": "100MB"})
     run = run_replication(load_scenario(data))
-    parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in ("network", "queue", "cpu"))
+    parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
     assert parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
     assert run.value("breakdown.queue_s", "mean") > 0 and run.value("breakdown.network_s", "mean") > 0
     assert run.value("service.c.requests", "count") == pytest.approx(run.value("service.a.requests", "count") / 2,
@@ -124,7 +129,9 @@ def test_ring_hash_is_consistent():
 
 def test_the_same_seed_gives_the_same_run():
     data = scenario({"a": {"replicas": 2, "balancer": "random", "handler": [cpu("1ms")]}}, requests=500)
-    assert run_replication(load_scenario(data)).rows == run_replication(load_scenario(data)).rows
+    first, again = (run_replication(load_scenario(data)).rows for _ in range(2))
+    assert [row[:2] for row in first] == [row[:2] for row in again]
+    assert np.array_equal([row[2] for row in first], [row[2] for row in again], equal_nan=True)
 
 
 @pytest.mark.parametrize("services, fields, message", [
@@ -154,3 +161,99 @@ def test_every_pod_shares_its_nodes_cores():
                      "b": {"handler": [{"cpu": "0.5ms"}]}}, requests=4000)
     run = run_replication(load_scenario(data))
     assert run.value("node.node0.busy_cores", "mean") == pytest.approx(0.75, rel=0.06)
+
+
+# --- resilience: retries, timeouts, circuit breaking, outlier detection, faults (Envoy's semantics) ---
+
+def _upstream(replicas: int = 3, **service) -> Upstream:
+    config = ServiceConfig.model_validate({"replicas": replicas, "handler": [{"cpu": "1ms"}], **service})
+    return Upstream(RoundRobin(replicas), config, np.random.default_rng(9))
+
+
+def test_back_off_is_fully_jittered_exponential_and_capped():
+    upstream = _upstream()
+    call = CallConfig.model_validate({"service": "b", "retries": {"attempts": 5, "base_interval": "10ms"}})
+    for retry, bound in ((1, 0.010), (2, 0.030), (3, 0.070)):
+        draws = [upstream.backoff(retry, call) for _ in range(2000)]
+        assert min(draws) >= 0 and 0.9 * bound < max(draws) < bound
+    assert max(upstream.backoff(6, call) for _ in range(2000)) <= 0.100  # 10 x base: Envoy's default cap
+
+
+def test_retries_are_limited_by_the_budget_or_by_max_retries():
+    plain = _upstream()
+    plain.retrying = 2
+    assert plain.may_retry()
+    plain.retrying = 3
+    assert not plain.may_retry()  # Envoy's default max_retries: 3
+    budget = _upstream(retry_budget={})
+    budget.active, budget.retrying = 100, 19
+    assert budget.may_retry()  # 20 % of 100 in flight
+    budget.retrying = 20
+    assert not budget.may_retry()
+    budget.active, budget.retrying = 1, 2
+    assert budget.may_retry()  # min_retry_concurrency 3
+
+
+def test_consecutive_failures_eject_a_pod_for_longer_each_time():
+    upstream = _upstream(outlier={"consecutive_5xx": 2, "base_ejection_time": "1s"})
+    assert not upstream.outcome(0, False, 0.0) and upstream.outcome(0, False, 0.0)
+    assert [upstream.pick(0, 0.5) for _ in range(4)] == [1, 2, 1, 2]  # round robin passes over pod 0
+    assert upstream.pick(0, 1.0) == 0  # back after 1 s
+    upstream.outcome(0, False, 2.0)
+    assert upstream.outcome(0, False, 2.0)  # ejected again: 2 s this time
+    assert upstream.ejected(3.9) == 1 and upstream.ejected(4.0) == 0
+    # at most max(1, 10 % of 3) = 1 pod ejected at once
+    upstream.outcome(1, False, 2.0)
+    assert not upstream.outcome(1, False, 2.0) and upstream.ejected(2.0) == 1
+    upstream.outcome(2, True, 2.0)
+
+
+def _resilience(b: dict, call: dict, requests: int = 2000, rate: float = 50) -> object:
+    data = scenario({"a": {"handler": [{"call": {"service": "b", **call}}]}, "b": {"replicas": 2, **b}},
+                    requests=requests, warmup=0, workload={"rate": rate, "entry": "a"},
+                    nodes={"count": 2, "cores": 4}, network={"latency": "0.1ms"})
+    return run_replication(load_scenario(data))
+
+
+def test_retries_turn_an_error_rate_into_its_power():
+    """Half the answers are errors: with two retries a call fails 0.5^3 of the time and makes 1.75
+    attempts on average (within five binomial deviations over 2000 requests)."""
+    b = {"handler": [{"cpu": "1ms"}], "faults": {"error_rate": 0.5}}
+    n = 2000
+    bare = _resilience(b, {}, n)
+    assert abs(bare.value("requests.errors", "count") / n - 0.5) < 5 * math.sqrt(0.25 / n)
+    run = _resilience(b, {"retries": {"attempts": 2}}, n)
+    assert abs(run.value("requests.errors", "count") / n - 0.125) < 5 * math.sqrt(0.125 * 0.875 / n)
+    amplification = run.value("calls.b.attempts", "count") / run.value("calls.b.calls", "count")
+    assert abs(amplification - 1.75) < 0.1
+    parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    assert parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
+    assert run.value("breakdown.retry_s", "mean") > 0
+
+
+def test_per_try_and_overall_timeouts():
+    """b always takes 50 ms: 10 ms per try, two retries, every attempt times out; with a 25 ms timeout on
+    the whole call it fails at 25 ms, whatever retries remain."""
+    b = {"handler": [{"cpu": "1ms"}], "faults": {"delay": "50ms"}}
+    run = _resilience(b, {"retries": {"attempts": 2, "per_try_timeout": "10ms"}}, 200, 5)
+    assert run.value("requests.errors", "count") == 200
+    assert run.value("calls.b.timeouts", "count") == 600 and run.value("calls.b.attempts", "count") == 600
+    assert 0.030 + 0.0002 <= run.value("requests.failed_s", "min") < run.value("requests.failed_s", "max") < 0.132
+    run = _resilience(b, {"timeout": "25ms", "retries": {"attempts": 5, "per_try_timeout": "10ms"}}, 200, 5)
+    assert run.value("requests.failed_s", "max") == pytest.approx(0.025 + 0.0002, abs=1e-9)
+
+
+def test_a_circuit_breaker_fails_what_overflows():
+    """One request in flight allowed to b, which takes 20 ms: of requests 5 ms apart most overflow."""
+    b = {"handler": [{"cpu": "20ms"}], "max_requests": 1}
+    run = _resilience(b, {}, 400, 200)
+    overflows = run.value("calls.b.overflows", "count")
+    assert overflows == run.value("requests.errors", "count") and 0.5 * 400 < overflows < 400
+
+
+def test_least_request_sends_less_to_a_slow_replica_than_round_robin():
+    b = {"handler": [{"cpu": "1ms"}], "faults": {"delay": "30ms", "slow_replicas": 1}}
+    even = _resilience({**b, "balancer": "round_robin"}, {}, 2000, 100)
+    assert even.value("pod.b-0.requests", "count") == even.value("pod.b-1.requests", "count")
+    least = _resilience({**b, "balancer": "least_request"}, {}, 2000, 100)
+    assert least.value("pod.b-0.requests", "count") < 0.4 * 2000

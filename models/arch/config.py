@@ -16,8 +16,18 @@ from __future__ import annotations
 import networkx as nx
 from pydantic import Field, model_validator
 
-from sim.scenario import MAX_COUNT, DurationDist, Rate, ScenarioBase, ScenarioPart, Size
+from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size
 from models.arch.balancers import BalancerKind
+
+
+class RetryConfig(ScenarioPart):
+    """A call's retries (Envoy's route ``retry_policy``; Istio's VirtualService ``retries``): on an error
+    response or a per-try timeout, after a jittered exponential back-off (:mod:`models.arch.resilience`)."""
+
+    attempts: int = Field(1, ge=0, le=100, description="retries after the first attempt (num_retries)")
+    per_try_timeout: Duration | None = Field(None, gt=0, description="each attempt's timeout; null: none")
+    base_interval: Duration = Field(0.025, gt=0, description="back-off base (Envoy's default 25 ms)")
+    max_interval: Duration | None = Field(None, gt=0, description="back-off cap; null: 10 x base_interval")
 
 
 class CallConfig(ScenarioPart):
@@ -27,6 +37,8 @@ class CallConfig(ScenarioPart):
     probability: float = Field(1.0, ge=0, le=1, description="chance that a request makes this call")
     request: Size = Field(0.0, ge=0, description="request bytes sent to the callee")
     response: Size = Field(0.0, ge=0, description="response bytes sent back")
+    timeout: Duration | None = Field(None, gt=0, description="the whole call's timeout, retries included; null: none")
+    retries: RetryConfig | None = Field(None, description="retries of this call; null: none")
 
 
 class StepConfig(ScenarioPart):
@@ -47,8 +59,44 @@ class StepConfig(ScenarioPart):
         return [self.call] if self.call is not None else list(self.parallel or [])
 
 
+class OutlierConfig(ScenarioPart):
+    """Outlier detection by consecutive failures (Envoy's ``outlier_detection``; its defaults)."""
+
+    consecutive_5xx: int = Field(5, ge=1, le=MAX_COUNT, description="failures in a row that eject a pod")
+    base_ejection_time: Duration = Field(30.0, gt=0, description="ejection time, times the pod's ejections")
+    max_ejection_percent: float = Field(10.0, ge=0, le=100, description="most pods ejected at once, % (at least one)")
+
+
+class RetryBudgetConfig(ScenarioPart):
+    """Envoy's ``retry_budget``: retries in flight capped by a share of the requests in flight."""
+
+    budget_percent: float = Field(20.0, ge=0, le=100, description="retries in flight per request in flight, %")
+    min_retry_concurrency: int = Field(3, ge=0, le=MAX_COUNT, description="retries in flight always allowed")
+
+
+class FaultConfig(ScenarioPart):
+    """Faults injected at a service's pods."""
+
+    error_rate: float = Field(0.0, ge=0, le=1, description="chance that a pod answers a request with an error")
+    delay: DurationDist | None = Field(None, description="latency added to each request at the faulty pods")
+    slow_replicas: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="the first this many pods are the faulty ones; null: all")
+    start: Duration = Field(0.0, ge=0, description="simulated time the faults begin, seconds")
+    end: Duration | None = Field(None, gt=0, description="simulated time they end; null: never")
+
+    @model_validator(mode="after")
+    def _window(self) -> FaultConfig:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end:g} s) must be after start ({self.start:g} s)")
+        return self
+
+    def active(self, now: float) -> bool:
+        return self.start <= now and (self.end is None or now < self.end)
+
+
 class ServiceConfig(ScenarioPart):
-    """A service: its replicas (pods), how clients balance between them, what a request does there."""
+    """A service: its replicas (pods), how clients balance between them, what a request does there, and
+    what its clients apply to it (Istio's DestinationRule: circuit breaking, retry budget, outliers)."""
 
     replicas: int = Field(1, ge=1, le=MAX_COUNT, description="pods of the service, placed on the nodes in turn")
     balancer: BalancerKind = Field("round_robin", description="how a client picks one of the replicas")
@@ -56,6 +104,14 @@ class ServiceConfig(ScenarioPart):
         None, ge=1, le=MAX_COUNT, description="requests a pod handles at once (a thread pool); more wait; "
         "null: unlimited")
     handler: list[StepConfig] = Field(min_length=1, description="what a request does at a pod, step by step")
+    max_requests: int = Field(
+        1024, ge=1, le=MAX_COUNT, description="a client's requests in flight to the service; more fail at once "
+        "(Envoy's circuit breaker, default 1024)")
+    max_retries: int = Field(
+        3, ge=0, le=MAX_COUNT, description="a client's retries in flight without a retry budget (Envoy's default 3)")
+    retry_budget: RetryBudgetConfig | None = Field(None, description="cap retries by a share of the load instead")
+    outlier: OutlierConfig | None = Field(None, description="eject pods that fail in a row; null: never")
+    faults: FaultConfig | None = Field(None, description="injected errors and latency; null: none")
 
 
 class NodesConfig(ScenarioPart):

@@ -2,26 +2,36 @@
 
 Mechanism. Requests arrive at the edge as a Poisson stream, each with a key
 drawn uniformly from ``workload.keys``. A client (the edge, or the pod making a
-call) picks one of the callee's pods with its own balancer for that service
-(:mod:`models.arch.balancers`), sends the request over the network (one-way
-``network.latency`` between nodes or from the edge, ``network.local`` between
-pods of one node, plus its bytes over ``network.bandwidth``), and the pod
-handles it: it waits for one of the pod's ``concurrency`` slots (held until
-the response leaves), then runs the handler's steps in order. A CPU step waits
-for a core of the pod's node (FCFS, shared by every pod placed there) and
-holds it for its draw; a call is made with its probability and waited for;
-parallel calls are all made at once and waited for. The response goes back
-over the network the same way. Pods are placed on the nodes in turn (pod ``i``
-of the ``k``-th pod overall on node ``k mod count``).
+call) keeps one :class:`~models.arch.resilience.Upstream` per service it calls:
+its balancer (:mod:`models.arch.balancers`), circuit breaker, retry limits and
+outlier detection. A call's attempt goes to the pod the balancer picks, over
+the network (one-way ``network.latency`` between nodes or from the edge,
+``network.local`` between pods of one node, plus its bytes over
+``network.bandwidth``); the pod waits for one of its ``concurrency`` slots
+(held until the response leaves), adds an injected delay if it is faulty, and
+runs the handler's steps in order. A CPU step waits for a core of the pod's
+node (FCFS, shared by every pod placed there) and holds it for its draw; a call
+is made with its probability and waited for; parallel calls are all made at
+once and waited for. A failed call fails the handler at once (the rest of its
+steps are not run), and a pod answers with an error with its fault's
+``error_rate``. A failed attempt (an error, or no answer within the per-try
+timeout; the pod goes on with an abandoned attempt) is retried after a
+back-off while retries and the call's timeout allow. Pods are placed on the
+nodes in turn (the ``k``-th pod overall on node ``k mod count``).
 
-Metrics: ``requests.sojourn_s`` (end-to-end latency at the edge),
-``requests.completed``; ``service.<name>.latency_s`` (from a request reaching a
-pod to its response leaving it) and ``service.<name>.requests``;
-``pod.<service>-<i>.requests``; along each request's critical path
-(:mod:`models.arch.breakdown`) ``breakdown.network_s``, ``breakdown.queue_s``
-and ``breakdown.cpu_s`` (histograms; for every request they sum to its
-latency); ``node.<name>.busy_cores`` (time-weighted). The first ``warmup``
-fraction of the requests is not measured.
+Metrics: ``requests.sojourn_s`` (end-to-end latency of successful requests),
+``requests.completed``, ``requests.errors`` and ``requests.failed_s`` (the
+latency of failed ones); ``service.<name>.latency_s`` (from a request reaching
+a pod to its response leaving it), ``service.<name>.requests`` and
+``service.<name>.errors`` (error responses); ``calls.<name>.calls``,
+``.attempts``, ``.retries``, ``.timeouts``, ``.overflows`` and
+``.ejections`` (what clients did calling the service: attempts over calls is
+the retry amplification); ``pod.<service>-<i>.requests``; along each
+successful request's critical path (:mod:`models.arch.breakdown`)
+``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.delay_s`` and
+``.retry_s`` (histograms; for every request they sum to its latency);
+``node.<name>.busy_cores`` (time-weighted). The first ``warmup`` fraction of
+the requests is not measured.
 """
 
 from __future__ import annotations
@@ -34,11 +44,16 @@ import simpy
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Distribution, Exponential, Uniform
-from models.arch.balancers import Balancer, make_balancer
-from models.arch.breakdown import Spent
+from sim.stats import Counter
+from models.arch.balancers import make_balancer
+from models.arch.breakdown import KINDS, Spent
 from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig
+from models.arch.resilience import Upstream
 
 EDGE = "edge"
+CALL_COUNTS = ("calls", "attempts", "retries", "timeouts", "overflows", "ejections")
+Outcome = tuple[bool, Spent]
+"""(succeeded, where its time went) of a call, an attempt or a handling."""
 
 
 class Node:
@@ -61,8 +76,14 @@ class Pod:
         self.node = node
         self.slots = simpy.Resource(env, capacity=config.concurrency) if config.concurrency else None
         self.requests = env.metrics.counter(f"pod.{self.name}.requests")
-        self.balancers: dict[str, Balancer] = {}
-        """One per service this pod calls (set once every pod exists: :meth:`ArchModel.balancers_for`)."""
+        faults = config.faults
+        faulty = faults is not None and (faults.slow_replicas is None or index < faults.slow_replicas)
+        self.delay = (faults.delay.sampler(env.rng(f"faults.{self.name}.delay"))
+                      if faulty and faults is not None and faults.delay is not None else None)
+        self.error_rate = faults.error_rate if faults is not None else 0.0
+        self.faults = faults
+        self.upstreams: dict[str, Upstream] = {}
+        """One per service this pod calls (set once every pod exists: :meth:`ArchModel.upstreams_for`)."""
 
 
 class ArchModel(Model):
@@ -82,8 +103,8 @@ class ArchModel(Model):
                 placed += 1
         for service, pods in self.pods.items():
             for pod in pods:
-                pod.balancers = self.balancers_for(pod.name, config.services[service])
-        self._steps: dict[str, list[Callable[[Pod, int], Generator[Any, Any, Spent]]]] = {
+                pod.upstreams = self.upstreams_for(pod.name, config.services[service])
+        self._steps: dict[str, list[Callable[[Pod, int], Generator[Any, Any, Outcome]]]] = {
             name: [self._step(step_config, f"cpu.{name}.{index}") for index, step_config in enumerate(service.handler)]
             for name, service in config.services.items()}
         network = config.network
@@ -91,29 +112,38 @@ class ArchModel(Model):
         self._local = (network.local or Constant(0.0)).sampler(env.rng("network.local"))
         self._bandwidth = network.bandwidth or math.inf
         self._coin = Uniform(0.0, 1.0).sampler(env.rng("calls.probability"))
-        self._edge = self.balancers_for(EDGE, None)
+        self._edge = self.upstreams_for(EDGE, None)
+        self._edge_call = CallConfig(service=config.workload.entry)
         metrics = env.metrics
         self.sojourn_s = metrics.histogram("requests.sojourn_s")
+        self.failed_s = metrics.histogram("requests.failed_s")
         self.completed = metrics.counter("requests.completed")
-        self.spent = {kind: metrics.histogram(f"breakdown.{kind}_s") for kind in ("network", "queue", "cpu")}
+        self.errors = metrics.counter("requests.errors")
+        self.spent = {kind: metrics.histogram(f"breakdown.{kind}_s") for kind in KINDS}
         self.latency = {name: metrics.histogram(f"service.{name}.latency_s") for name in config.services}
         self.served = {name: metrics.counter(f"service.{name}.requests") for name in config.services}
+        self.answered_errors = {name: metrics.counter(f"service.{name}.errors") for name in config.services}
+        self.calls = {name: {what: metrics.counter(f"calls.{name}.{what}") for what in CALL_COUNTS}
+                      for name in config.services}
         self._finished = 0
         self._all_done = env.event()
         self.done = self._all_done
         env.process(self._arrivals(Exponential(1 / config.workload.rate)))
 
     # ------------------------------------------------------------------ building
-    def balancers_for(self, client: str, config: ServiceConfig | None) -> dict[str, Balancer]:
-        """The balancers of ``client`` (a pod, or the edge when ``config`` is None), one per service it calls."""
+    def upstreams_for(self, client: str, config: ServiceConfig | None) -> dict[str, Upstream]:
+        """What ``client`` (a pod, or the edge when ``config`` is None) keeps per service it calls."""
         called = ({call.service for step in config.handler for call in step.calls()} if config is not None
                   else {self.config.workload.entry})
-        return {service: make_balancer(self.config.services[service].balancer,
-                                       [pod.name for pod in self.pods[service]],
-                                       self.env.rng(f"lb.{client}.{service}"))
-                for service in sorted(called)}
+        upstreams = {}
+        for service in sorted(called):
+            target = self.config.services[service]
+            balancer = make_balancer(target.balancer, [pod.name for pod in self.pods[service]],
+                                     self.env.rng(f"lb.{client}.{service}"))
+            upstreams[service] = Upstream(balancer, target, self.env.rng(f"retry.{client}.{service}"))
+        return upstreams
 
-    def _step(self, step: StepConfig, stream: str) -> Callable[[Pod, int], Generator[Any, Any, Spent]]:
+    def _step(self, step: StepConfig, stream: str) -> Callable[[Pod, int], Generator[Any, Any, Outcome]]:
         """A step as a function of (pod, request key) to the generator that runs it; ``stream``: its draws."""
         if step.cpu is not None:
             draw = step.cpu.sampler(self.env.rng(stream))
@@ -141,12 +171,16 @@ class ArchModel(Model):
         env = self.env
         born = env.now
         entry = self.config.workload.entry
-        spent = yield from self._call(None, self._edge[entry], entry, 0.0, 0.0, key)
+        ok, spent = yield from self._call(None, self._edge[entry], self._edge_call, key)
         if counted:
-            self.sojourn_s.record(env.now - born)
-            self.completed.inc()
-            for kind, histogram in self.spent.items():
-                histogram.record(getattr(spent, kind))
+            if ok:
+                self.sojourn_s.record(env.now - born)
+                self.completed.inc()
+                for kind, histogram in self.spent.items():
+                    histogram.record(getattr(spent, kind))
+            else:
+                self.failed_s.record(env.now - born)
+                self.errors.inc()
         self._finished += 1
         if self._finished == self.config.requests:
             self._all_done.succeed()
@@ -155,23 +189,84 @@ class ArchModel(Model):
         delay = self._local() if source is target else self._remote()
         return delay + size / self._bandwidth
 
-    def _call(self, caller: Pod | None, balancer: Balancer, service: str, request: float, response: float,
-              key: int) -> Generator[Any, Any, Spent]:
-        """One call from ``caller`` (None: the edge): there, the pod's handling, back."""
+    def _call(self, caller: Pod | None, upstream: Upstream, call: CallConfig,
+              key: int) -> Generator[Any, Any, Outcome]:
+        """One call from ``caller`` (None: the edge) with its retries and timeouts (see the module docstring)."""
         env = self.env
-        replica = balancer.pick(key)
-        pod = self.pods[service][replica]
-        source = caller.node if caller is not None else None
-        there = self._hop(source, pod.node, request)
-        yield env.timeout(there)
-        spent = yield from self._handle(pod, key)
-        back = self._hop(source, pod.node, response)
-        yield env.timeout(back)
-        balancer.done(replica)
-        spent.network += there + back
-        return spent
+        counts = self.calls[call.service]
+        counts["calls"].inc()
+        started = env.now
+        deadline = started + call.timeout if call.timeout is not None else math.inf
+        retries = call.retries
+        per_try = retries.per_try_timeout if retries is not None and retries.per_try_timeout is not None else math.inf
+        tries = 1 + (retries.attempts if retries is not None else 0)
+        for attempt in range(tries):
+            if attempt:
+                if not upstream.may_retry():
+                    break
+                backoff = upstream.backoff(attempt, call)
+                if env.now + backoff >= deadline:
+                    break
+                counts["retries"].inc()
+                upstream.retrying += 1
+                yield env.timeout(backoff)
+            began = env.now
+            ok, spent = yield from self._attempt(caller, upstream, call, key, min(per_try, deadline - began), counts)
+            if attempt:
+                upstream.retrying -= 1
+            if ok:
+                spent.retry += began - started
+                return True, spent
+            if env.now >= deadline:
+                break
+        return False, Spent(retry=env.now - started)
 
-    def _handle(self, pod: Pod, key: int) -> Generator[Any, Any, Spent]:
+    def _attempt(self, caller: Pod | None, upstream: Upstream, call: CallConfig, key: int, limit: float,
+                 counts: dict[str, Counter]) -> Generator[Any, Any, Outcome]:
+        """One attempt, waited for at most ``limit`` seconds (an abandoned attempt goes on without its client)."""
+        env = self.env
+        counts["attempts"].inc()
+        if upstream.overflowing():
+            counts["overflows"].inc()
+            return False, Spent()
+        replica = upstream.pick(key, env.now)
+        abandoned = [False]
+        attempt = env.process(self._exchange(caller, upstream, replica, call, key, abandoned))
+        if math.isfinite(limit):
+            yield attempt | env.timeout(limit)
+        else:
+            yield attempt
+        if not attempt.triggered:
+            # The client resets the stream: it no longer counts the attempt; the pod goes on with it.
+            abandoned[0] = True
+            upstream.finished(replica)
+            counts["timeouts"].inc()
+            if upstream.outcome(replica, False, env.now):
+                counts["ejections"].inc()
+            return False, Spent()
+        ok, spent = cast(Outcome, attempt.value)
+        if upstream.outcome(replica, ok, env.now):
+            counts["ejections"].inc()
+        return ok, spent
+
+    def _exchange(self, caller: Pod | None, upstream: Upstream, replica: int, call: CallConfig, key: int,
+                  abandoned: list[bool]) -> Generator[Any, Any, Outcome]:
+        """The request's trip to the pod, its handling there and the response's trip back (``abandoned[0]``:
+        its client gave up on it)."""
+        env = self.env
+        pod = self.pods[call.service][replica]
+        source = caller.node if caller is not None else None
+        there = self._hop(source, pod.node, call.request)
+        yield env.timeout(there)
+        ok, spent = yield from self._handle(pod, key)
+        back = self._hop(source, pod.node, call.response)
+        yield env.timeout(back)
+        if not abandoned[0]:
+            upstream.finished(replica)
+        spent.network += there + back
+        return ok, spent
+
+    def _handle(self, pod: Pod, key: int) -> Generator[Any, Any, Outcome]:
         env = self.env
         arrived = env.now
         pod.requests.inc()
@@ -182,14 +277,27 @@ class ArchModel(Model):
             slot = slots.request()
             yield slot
             spent.queue += env.now - arrived
+        faulting = pod.faults is not None and pod.faults.active(env.now)
+        if pod.delay is not None and faulting:
+            delay = pod.delay()
+            yield env.timeout(delay)
+            spent.delay += delay
+        ok = True
         for step in self._steps[pod.service]:
-            spent.add((yield from step(pod, key)))
+            ok, step_spent = yield from step(pod, key)
+            spent.add(step_spent)
+            if not ok:
+                break
+        if ok and faulting and pod.error_rate > 0 and self._coin() < pod.error_rate:
+            ok = False
+        if not ok:
+            self.answered_errors[pod.service].inc()
         if slots is not None and slot is not None:
             slots.release(slot)
         self.latency[pod.service].record(env.now - arrived)
-        return spent
+        return ok, spent
 
-    def _cpu(self, pod: Pod, seconds: float) -> Generator[Any, Any, Spent]:
+    def _cpu(self, pod: Pod, seconds: float) -> Generator[Any, Any, Outcome]:
         env, node = self.env, pod.node
         asked = env.now
         with node.cores.request() as core:
@@ -198,20 +306,21 @@ class ArchModel(Model):
             node.busy.set(node.cores.count)
             yield env.timeout(seconds)
         node.busy.set(node.cores.count)
-        return Spent(queue=waited, cpu=seconds)
+        return True, Spent(queue=waited, cpu=seconds)
 
-    def _maybe_call(self, pod: Pod, call: CallConfig, key: int) -> Generator[Any, Any, Spent]:
+    def _maybe_call(self, pod: Pod, call: CallConfig, key: int) -> Generator[Any, Any, Outcome]:
         if call.probability < 1 and self._coin() >= call.probability:
-            return Spent()
-        return (yield from self._call(pod, pod.balancers[call.service], call.service, call.request, call.response,
-                                      key))
+            return True, Spent()
+        return (yield from self._call(pod, pod.upstreams[call.service], call, key))
 
-    def _parallel(self, pod: Pod, calls: list[CallConfig], key: int) -> Generator[Any, Any, Spent]:
+    def _parallel(self, pod: Pod, calls: list[CallConfig], key: int) -> Generator[Any, Any, Outcome]:
         env = self.env
         branches = [env.process(self._timed(self._maybe_call(pod, call, key))) for call in calls]
         yield env.all_of(branches)
-        return Spent.slowest(cast(tuple[float, Spent], branch.value) for branch in branches)
+        ended = [cast(tuple[float, Outcome], branch.value) for branch in branches]
+        ok = all(outcome[0] for _, outcome in ended)
+        return ok, Spent.slowest((end, outcome[1]) for end, outcome in ended)
 
-    def _timed(self, path: Generator[Any, Any, Spent]) -> Generator[Any, Any, tuple[float, Spent]]:
-        spent = yield from path
-        return self.env.now, spent
+    def _timed(self, path: Generator[Any, Any, Outcome]) -> Generator[Any, Any, tuple[float, Outcome]]:
+        outcome = yield from path
+        return self.env.now, outcome

@@ -1,0 +1,102 @@
+"""A client's view of one upstream service: balancing, circuit breaking, retry limits, outlier ejection.
+
+Semantics and defaults are Envoy's (the cluster's ``circuit_breakers``,
+``outlier_detection`` and the route's ``retry_policy``; Istio's DestinationRule
+and VirtualService set the same fields):
+
+* **Circuit breaking** (``max_requests``, default 1024): a client with that
+  many requests in flight to the service fails the next at once (overflow).
+* **Retry limits**: with a retry budget, retries in flight may not exceed
+  ``max(min_retry_concurrency, budget_percent % of the requests in flight)``
+  (defaults 3 and 20 %); without one, ``max_retries`` (default 3).
+* **Back-off** between attempts: fully jittered exponential, the ``n``-th
+  retry waits a uniform draw in ``[0, (2^n - 1) base_interval)`` capped at
+  ``max_interval`` (default 25 ms and ten times it;
+  ``JitteredExponentialBackOffStrategy``).
+* **Outlier detection**: ``consecutive_5xx`` failures in a row from one pod
+  (error responses and per-try timeouts) eject it for ``base_ejection_time``
+  times the number of times it has been ejected, while at most
+  ``max_ejection_percent`` of the pods are ejected but always at least one
+  (defaults 5, 30 s, 10 %). The balancer does not pick an ejected pod unless
+  every pod is ejected.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from models.arch.balancers import Balancer
+from models.arch.config import CallConfig, ServiceConfig
+
+
+class Upstream:
+    """What one client (a pod or the edge) keeps about one service it calls."""
+
+    def __init__(self, balancer: Balancer, config: ServiceConfig, rng: np.random.Generator) -> None:
+        self.balancer = balancer
+        self.config = config
+        self.replicas = config.replicas
+        self._rng = rng
+        self.active = 0
+        """Attempts in flight from this client to the service."""
+        self.retrying = 0
+        """Retries in flight (from the start of their back-off to their end)."""
+        self._consecutive = [0] * self.replicas
+        self._ejections = [0] * self.replicas
+        self._ejected_until = [-math.inf] * self.replicas
+
+    # --------------------------------------------------------------- circuit breaking
+    def overflowing(self) -> bool:
+        return self.active >= self.config.max_requests
+
+    def may_retry(self) -> bool:
+        budget = self.config.retry_budget
+        if budget is None:
+            return self.retrying < self.config.max_retries
+        limit = max(budget.min_retry_concurrency, budget.budget_percent / 100 * self.active)
+        return self.retrying < limit
+
+    def backoff(self, retry: int, call: CallConfig) -> float:
+        """Seconds to wait before the ``retry``-th retry (1, 2, ...) of ``call``."""
+        assert call.retries is not None
+        base = call.retries.base_interval
+        ceiling = call.retries.max_interval if call.retries.max_interval is not None else 10 * base
+        return min(float(self._rng.uniform(0.0, (2**retry - 1) * base)), ceiling)
+
+    # --------------------------------------------------------------- picking and outliers
+    def pick(self, key: int, now: float) -> int:
+        """A pod by the balancer, passing over ejected ones (all ejected: the balancer's own pick)."""
+        choice = self.balancer.pick(key)
+        for _ in range(self.replicas):
+            if self._ejected_until[choice] <= now:
+                break
+            self.balancer.done(choice)
+            choice = self.balancer.pick(key)
+        self.active += 1
+        return choice
+
+    def finished(self, replica: int) -> None:
+        self.active -= 1
+        self.balancer.done(replica)
+
+    def ejected(self, now: float) -> int:
+        return sum(until > now for until in self._ejected_until)
+
+    def outcome(self, replica: int, ok: bool, now: float) -> bool:
+        """Count an attempt's outcome at ``replica``; True if this failure ejects it."""
+        outlier = self.config.outlier
+        if ok:
+            self._consecutive[replica] = 0
+            return False
+        self._consecutive[replica] += 1
+        if outlier is None or self._consecutive[replica] < outlier.consecutive_5xx:
+            return False
+        self._consecutive[replica] = 0
+        allowed = max(1, math.floor(outlier.max_ejection_percent / 100 * self.replicas))
+        if self._ejected_until[replica] > now or self.ejected(now) >= allowed:
+            return False
+        self._ejections[replica] += 1
+        self._ejected_until[replica] = now + outlier.base_ejection_time * self._ejections[replica]
+        return True
