@@ -11,8 +11,10 @@ from poisson_load import check_formula
 
 from models.arch.balancers import LeastRequest, Random, RingHash, RoundRobin
 from models.arch.breakdown import KINDS
-from models.arch.config import CallConfig, ServiceConfig
+from models.arch.config import CallConfig, ServiceConfig, WorkloadConfig
 from models.arch.resilience import Upstream
+from models.arch.workloads import arrival_times
+from sim.core import Environment
 from models.queueing import formulas
 from sim.run import run_replication, run_replications
 from sim.scenario import ScenarioError, load_scenario
@@ -148,6 +150,10 @@ def test_the_same_seed_gives_the_same_run():
     ({"a": {"balancer": "fastest", "handler": [{"cpu": "1ms"}]}}, {}, "services.a.balancer"),
     ({"a": {"handler": [{"cpu": "2/s"}]}}, {}, "services.a.handler.0.cpu: expected a duration, not a rate"),
     ({"a": {"handler": [{"call": {"service": "a", "request": "2ms"}}]}}, {}, "services.a.handler.0.call.request"),
+    ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"delay": "2/s"}}}, {},
+     "services.a.faults.delay: expected a duration, not a rate"),
+    ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
+     "services.a.faults: end (2 s) must be after start (5 s)"),
 ])
 def test_bad_architectures_are_named(services, fields, message):
     with pytest.raises(ScenarioError) as error:
@@ -257,3 +263,70 @@ def test_least_request_sends_less_to_a_slow_replica_than_round_robin():
     assert even.value("pod.b-0.requests", "count") == even.value("pod.b-1.requests", "count")
     least = _resilience({**b, "balancer": "least_request"}, {}, 2000, 100)
     assert least.value("pod.b-0.requests", "count") < 0.4 * 2000
+
+
+# --- workloads ---
+
+def test_closed_loop_users_obey_the_interactive_response_time_law():
+    """N users thinking Z between requests: throughput X and response time R satisfy X (R + Z) = N (Little's
+    law over the users), here within 3 % of N on a long run."""
+    data = scenario({"a": {"handler": [cpu("2ms")]}}, requests=20_000, workload={
+        "entry": "a", "users": {"count": 5, "think": {"dist": "exp", "mean": "10ms"}}})
+    run = run_replication(load_scenario(data))
+    throughput, response = run.value("requests.completed", "rate"), run.value("requests.sojourn_s", "mean")
+    assert throughput * (response + 0.010) == pytest.approx(5, rel=0.03)
+    assert response > 0.003  # 2 ms of CPU and 1 ms of round trip, and some queueing behind other users
+
+
+def test_a_replay_sends_requests_at_the_given_times():
+    """Three arrivals at 0, 0.5 ms and 20 ms on one core with 1 ms of CPU: the second waits 0.5 ms."""
+    data = scenario({"a": {"handler": [{"cpu": "1ms"}]}}, requests=3, warmup=0, workload={
+        "entry": "a", "replay": {"dist": "empirical", "values": [0.02, 0.0, 0.0005]}})
+    run = run_replication(load_scenario(data))
+    assert run.value("requests.sojourn_s", "min") == pytest.approx(0.002)
+    assert run.value("requests.sojourn_s", "max") == pytest.approx(0.0025)
+    assert run.value("breakdown.queue_s", "max") == pytest.approx(0.0005)
+    with pytest.raises(ScenarioError, match="requests: 4 is more than the 3 arrival times"):
+        load_scenario({**data, "requests": 4})
+
+
+def test_bursts_and_a_daily_curve_keep_their_mean_rates():
+    """On/off bursts (exp 0.2 s at 400/s, exp 0.8 s at 50/s) average (0.2 x 400 + 0.8 x 50) / 1 = 120/s; a
+    daily curve averages its rate over a period and puts 1.93x as many arrivals in the half around its peak
+    as in the other ((1/2 + a/pi) / (1/2 - a/pi), a = 0.5)."""
+    bursty = WorkloadConfig.model_validate({"entry": "a", "rate": 50, "burst": {
+        "rate": 400, "on": {"dist": "exp", "mean": "0.2s"}, "off": {"dist": "exp", "mean": "0.8s"}}})
+    rates = []
+    for seed in range(30):
+        arrivals = 0
+        for t in arrival_times(Environment(seed=seed), bursty):
+            if t >= 200:
+                break
+            arrivals += 1
+        rates.append(arrivals / 200)
+    check_formula(rates, 120.0, 0.04, "MMPP mean rate", 30)
+    daily = WorkloadConfig.model_validate({"entry": "a", "rate": 100, "diurnal": {"period": "100s", "peak": "50s"}})
+    arrivals = []
+    for t in arrival_times(Environment(seed=1), daily):
+        if t >= 1000:
+            break
+        arrivals.append(t)
+    phase = np.asarray(arrivals) % 100
+    near_peak = np.count_nonzero((phase >= 25) & (phase < 75))
+    assert len(arrivals) / 1000 == pytest.approx(100, rel=0.02)
+    assert near_peak / (len(arrivals) - near_peak) == pytest.approx((0.5 + 0.5 / math.pi) / (0.5 - 0.5 / math.pi),
+                                                                    rel=0.05)
+
+
+@pytest.mark.parametrize("workload, message", [
+    ({"entry": "a"}, "needs rate"),
+    ({"entry": "a", "rate": 5, "users": {"count": 2, "think": "1s"}}, "one of them (got users, rate)"),
+    ({"entry": "a", "replay": {"dist": "exp", "mean": "1s"}}, "replay: give the arrival times"),
+    ({"entry": "a", "rate": 5, "burst": {"rate": 9, "on": "2/s", "off": "1s"}},
+     "workload.burst.on: expected a duration, not a rate"),
+    ({"entry": "a", "users": {"count": 2, "think": "2/s"}}, "workload.users.think: expected a duration, not a rate"),
+])
+def test_bad_workloads_are_named(workload, message):
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(scenario({"a": {"handler": [{"cpu": "1ms"}]}}, workload=workload))
+    assert message in str(error.value) and "workload" in str(error.value)

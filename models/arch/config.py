@@ -16,6 +16,7 @@ from __future__ import annotations
 import networkx as nx
 from pydantic import Field, model_validator
 
+from sim.dists import Empirical
 from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size
 from models.arch.balancers import BalancerKind
 
@@ -130,14 +131,58 @@ class NetworkConfig(ScenarioPart):
         None, gt=0, description="bytes per second of a hop (no contention between messages); null: no limit")
 
 
-class WorkloadConfig(ScenarioPart):
-    """Open-loop Poisson requests at the edge, each into one service."""
+class BurstConfig(ScenarioPart):
+    """On/off bursts: during ``on`` periods requests arrive at ``rate`` instead of the workload's rate;
+    with exponential ``on`` and ``off`` the arrivals are a two-state Markov-modulated Poisson process."""
 
-    rate: Rate = Field(gt=0, description="requests per second")
+    rate: Rate = Field(gt=0, description="requests per second during a burst")
+    on: DurationDist = Field(description="length of a burst, seconds")
+    off: DurationDist = Field(description="time between bursts, seconds")
+
+
+class DiurnalConfig(ScenarioPart):
+    """A daily curve: the rate is ``rate x (1 + amplitude x cos(2 pi (t - peak) / period))``."""
+
+    period: Duration = Field(86_400.0, gt=0, description="length of the cycle (a day)")
+    amplitude: float = Field(0.5, ge=0, le=1, description="swing around the mean rate, as a share of it")
+    peak: Duration = Field(0.0, ge=0, description="time of the highest rate within the period")
+
+
+class UsersConfig(ScenarioPart):
+    """Closed-loop users: each sends a request, waits for its answer, thinks, and sends the next."""
+
+    count: int = Field(ge=1, le=MAX_COUNT, description="users")
+    think: DurationDist = Field(description="think time between an answer and the user's next request")
+
+
+class WorkloadConfig(ScenarioPart):
+    """Requests at the edge into one service: Poisson at ``rate`` (optionally in ``burst``s or along a
+    ``diurnal`` curve), the timestamps of a ``replay``, or closed-loop ``users``."""
+
+    rate: Rate | None = Field(None, gt=0, description="mean requests per second of an open workload")
     entry: str = Field(description="the service every request enters")
     keys: int = Field(
         1_000_000, ge=1, le=2**62, description="distinct request keys (users, sessions), drawn uniformly; a "
         "ring_hash balancer sends one key to one replica")
+    burst: BurstConfig | None = Field(None, description="on/off bursts at a higher rate; null: none")
+    diurnal: DiurnalConfig | None = Field(None, description="a daily rate curve; null: constant")
+    replay: DurationDist | None = Field(
+        None, description="arrival times, seconds from the start: the values of an empirical distribution "
+        "(a CSV column), in order")
+    users: UsersConfig | None = Field(None, description="closed-loop users instead of an open workload")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WorkloadConfig:
+        closed = [name for name in ("replay", "users") if getattr(self, name) is not None]
+        open_loop = [name for name in ("rate", "burst", "diurnal") if getattr(self, name) is not None]
+        if len(closed) > 1 or (closed and open_loop):
+            raise ValueError(f"give rate (with burst or diurnal), replay or users, one of them (got "
+                             f"{', '.join(closed + open_loop)})")
+        if not closed and self.rate is None:
+            raise ValueError("needs rate (Poisson requests per second), replay or users")
+        if self.replay is not None and not isinstance(self.replay, Empirical):
+            raise ValueError("replay: give the arrival times as {dist: empirical, file: ..., column: ...} or values")
+        return self
 
 
 class ArchScenario(ScenarioBase):
@@ -151,6 +196,10 @@ class ArchScenario(ScenarioBase):
 
     @model_validator(mode="after")
     def _graph(self) -> ArchScenario:
+        replay = self.workload.replay
+        if isinstance(replay, Empirical) and replay.values.size < self.requests:
+            raise ValueError(f"requests: {self.requests} is more than the {replay.values.size} arrival times of "
+                             "workload.replay")
         names = ", ".join(self.services)
         if self.workload.entry not in self.services:
             raise ValueError(f"workload.entry: no service {self.workload.entry!r} (services: {names})")

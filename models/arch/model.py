@@ -1,7 +1,8 @@
 """Model kind ``arch``: requests through a graph of services whose pods share their nodes' cores.
 
-Mechanism. Requests arrive at the edge as a Poisson stream, each with a key
-drawn uniformly from ``workload.keys``. A client (the edge, or the pod making a
+Mechanism. Requests arrive at the edge (:mod:`models.arch.workloads`: Poisson,
+in bursts, along a daily curve, replayed, or from closed-loop users), each
+with a key drawn uniformly from ``workload.keys``. A client (the edge, or the pod making a
 call) keeps one :class:`~models.arch.resilience.Upstream` per service it calls:
 its balancer (:mod:`models.arch.balancers`), circuit breaker, retry limits and
 outlier detection. A call's attempt goes to the pod the balancer picks, over
@@ -43,12 +44,13 @@ from typing import Any, cast
 import simpy
 
 from sim.core import Environment, Model
-from sim.dists import Constant, Distribution, Exponential, Uniform
+from sim.dists import Constant, Distribution, Uniform
 from sim.stats import Counter
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
 from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig
 from models.arch.resilience import Upstream
+from models.arch.workloads import arrival_times
 
 EDGE = "edge"
 CALL_COUNTS = ("calls", "attempts", "retries", "timeouts", "overflows", "ejections")
@@ -128,7 +130,11 @@ class ArchModel(Model):
         self._finished = 0
         self._all_done = env.event()
         self.done = self._all_done
-        env.process(self._arrivals(Exponential(1 / config.workload.rate)))
+        self._issued_count = 0
+        self._warmup = int(config.warmup * config.requests)
+        self._keys = env.rng("workload.keys")
+        users = config.workload.users
+        env.process(self._users(users.think, users.count) if users is not None else self._arrivals())
 
     # ------------------------------------------------------------------ building
     def upstreams_for(self, client: str, config: ServiceConfig | None) -> dict[str, Upstream]:
@@ -155,17 +161,37 @@ class ArchModel(Model):
         return lambda pod, key: self._parallel(pod, calls, key)
 
     # ------------------------------------------------------------------ requests
-    def _arrivals(self, interarrival: Distribution):
-        env, config = self.env, self.config
-        draw = interarrival.sampler(env.rng("workload.arrivals"))
-        key_rng = env.rng("workload.keys")
-        warmup = int(config.warmup * config.requests)
-        for index in range(config.requests):
-            if index:
+    def _arrivals(self):
+        """An open workload: a request at each arrival time (:mod:`models.arch.workloads`)."""
+        env = self.env
+        times = arrival_times(env, self.config.workload)
+        for _index in range(self.config.requests):
+            at = next(times)
+            if at > env.now:
+                yield env.timeout(at - env.now)
+            env.process(self._issued())
+
+    def _users(self, think: Distribution, count: int):
+        """Closed-loop users: each sends a request, waits for its answer, thinks, and so on."""
+        env = self.env
+        draw = think.sampler(env.rng("workload.think"))
+
+        def user():
+            while self._issued_count < self.config.requests:
+                yield from self._issued()
                 yield env.timeout(draw())
-            if index == warmup:
-                env.metrics.reset()
-            env.process(self._request(int(key_rng.integers(config.workload.keys)), index >= warmup))
+
+        for _ in range(count):
+            env.process(user())
+        yield env.timeout(0)
+
+    def _issued(self):
+        """The next request at the edge (the first measured one resets every metric)."""
+        index = self._issued_count
+        self._issued_count += 1
+        if index == self._warmup:
+            self.env.metrics.reset()
+        yield from self._request(int(self._keys.integers(self.config.workload.keys)), index >= self._warmup)
 
     def _request(self, key: int, counted: bool):
         env = self.env
