@@ -150,6 +150,11 @@ def test_the_same_seed_gives_the_same_run():
     ({"a": {"balancer": "fastest", "handler": [{"cpu": "1ms"}]}}, {}, "services.a.balancer"),
     ({"a": {"handler": [{"cpu": "2/s"}]}}, {}, "services.a.handler.0.cpu: expected a duration, not a rate"),
     ({"a": {"handler": [{"call": {"service": "a", "request": "2ms"}}]}}, {}, "services.a.handler.0.call.request"),
+    ({"a": {"handler": [{"cpu": "1ms", "alloc": "1KiB"}]}}, {},
+     "services.a.handler.0.alloc: allocation needs a runtime"),
+    ({"a": {"handler": [{"call": {"service": "b"}, "alloc": "1KiB"}]}, "b": {"handler": [{"cpu": "1ms"}]}}, {},
+     "alloc belongs to a cpu step"),
+    ({"a": {"runtime": {"kind": "java"}, "handler": [{"cpu": "1ms"}]}}, {}, "services.a.runtime.kind"),
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"delay": "2/s"}}}, {},
      "services.a.faults.delay: expected a duration, not a rate"),
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
@@ -330,3 +335,41 @@ def test_bad_workloads_are_named(workload, message):
     with pytest.raises(ScenarioError) as error:
         load_scenario(scenario({"a": {"handler": [{"cpu": "1ms"}]}}, workload=workload))
     assert message in str(error.value) and "workload" in str(error.value)
+
+
+# --- services on the runtime models ---
+
+def test_a_go_pod_without_a_collector_is_an_mm1_queue_too():
+    """One Go pod at GOMAXPROCS 1, collector off: exponential CPU steps make M/M/1 (the mean sojourn does
+    not depend on the order the runtime serves them in)."""
+    data = scenario({"a": {"runtime": {"kind": "go", "gc": {"enabled": False}}, "handler": [cpu("1ms")]}})
+    theory = 2 * 0.5e-3 + formulas.mmc_mean_sojourn(500, 1000, 1)
+    check_formula(means(data, "requests.sojourn_s", 13), theory, 0.04, "Go pod M/M/1", REPLICATIONS)
+
+
+def test_allocation_on_a_go_pod_brings_its_collector_into_the_latency():
+    """The same pod allocating 1 MiB per request beside a 64 MiB live heap: the pod's collector runs, its
+    requests take longer, and the runtime's share of the breakdown carries it."""
+    def run(alloc: bool):
+        step = {**cpu("1ms"), **({"alloc": "1MiB"} if alloc else {})}
+        data = scenario({"a": {"runtime": {"kind": "go", "gc": {"live_heap": "64MiB"}}, "handler": [step]}},
+                        requests=6000, workload={"rate": 400, "entry": "a"})
+        return run_replication(load_scenario(data))
+    plain, allocating = run(False), run(True)
+    assert allocating.value("pod.a-0.go.gc.cycles", "count") > 10
+    assert allocating.value("requests.sojourn_s", "p99") > 1.5 * plain.value("requests.sojourn_s", "p99")
+    parts = sum(allocating.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    assert parts == pytest.approx(allocating.value("requests.sojourn_s", "mean"), rel=1e-9)
+    assert allocating.value("breakdown.runtime_s", "mean") > allocating.value("breakdown.network_s", "mean")
+
+
+def test_a_node_pod_calls_another_service_from_its_event_loop():
+    data = scenario({"a": {"runtime": {"kind": "node"}, "handler": [cpu("0.5ms"), {"call": {"service": "b"}},
+                                                                    cpu("0.2ms")]},
+                     "b": {"runtime": {"kind": "go"}, "handler": [cpu("1ms")]}},
+                    requests=3000, workload={"rate": 300, "entry": "a"}, nodes={"count": 2, "cores": 2})
+    run = run_replication(load_scenario(data))
+    assert run.value("requests.completed", "count") == 2700
+    parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    assert parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
+    assert run.value("requests.sojourn_s", "mean") > 0.5e-3 + 0.2e-3 + 1e-3 + 4 * 0.5e-3

@@ -5,16 +5,18 @@ steps one after the other, and of calls made in parallel only the one that
 returned last. A :class:`Spent` adds up that path's time by kind, so that the
 kinds sum to the latency exactly: ``network`` (the hops between client and
 pod, there and back), ``queue`` (waiting for a pod's concurrency slot or a
-node's core), ``cpu`` (holding a core), ``delay`` (latency injected as a
-fault), ``retry`` (attempts that failed, and the back-offs after them, of
-calls that then succeeded).
+node's core), ``cpu`` (holding a core), ``runtime`` (a pod on a runtime
+model: its steps' time there, CPU with the runtime's queueing, collector and
+scheduling, but for its calls), ``delay`` (latency injected as a fault),
+``retry`` (attempts that failed, and the back-offs after them, of calls that
+then succeeded).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-KINDS = ("network", "queue", "cpu", "delay", "retry")
+KINDS = ("network", "queue", "cpu", "runtime", "delay", "retry")
 
 
 class Spent:
@@ -22,22 +24,24 @@ class Spent:
 
     __slots__ = KINDS
 
-    def __init__(self, network: float = 0.0, queue: float = 0.0, cpu: float = 0.0, delay: float = 0.0,
-                 retry: float = 0.0) -> None:
+    def __init__(self, network: float = 0.0, queue: float = 0.0, cpu: float = 0.0, runtime: float = 0.0,
+                 delay: float = 0.0, retry: float = 0.0) -> None:
         self.network = network
         self.queue = queue
         self.cpu = cpu
+        self.runtime = runtime
         self.delay = delay
         self.retry = retry
 
     @property
     def total(self) -> float:
-        return self.network + self.queue + self.cpu + self.delay + self.retry
+        return self.network + self.queue + self.cpu + self.runtime + self.delay + self.retry
 
     def add(self, other: Spent) -> None:
         self.network += other.network
         self.queue += other.queue
         self.cpu += other.cpu
+        self.runtime += other.runtime
         self.delay += other.delay
         self.retry += other.retry
 

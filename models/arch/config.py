@@ -13,12 +13,15 @@ called service must exist, and the workload's entry must be a service.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import networkx as nx
 from pydantic import Field, model_validator
 
 from sim.dists import Empirical
-from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size
+from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist
 from models.arch.balancers import BalancerKind
+from models.runtime.go.gc import GCConfig
 
 
 class RetryConfig(ScenarioPart):
@@ -46,6 +49,8 @@ class StepConfig(ScenarioPart):
     """One step of a handler: exactly one of ``cpu``, ``call``, ``parallel``."""
 
     cpu: DurationDist | None = Field(None, description="CPU work on a core of the pod's node, seconds")
+    alloc: SizeDist | None = Field(
+        None, description="bytes a cpu step allocates (pods on a runtime with a collector only)")
     call: CallConfig | None = Field(None, description="a call to another service, waited for")
     parallel: list[CallConfig] | None = Field(None, min_length=1, description="calls made at once, all waited for")
 
@@ -54,6 +59,8 @@ class StepConfig(ScenarioPart):
         given = [name for name in ("cpu", "call", "parallel") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"a step is exactly one of cpu, call, parallel (got {', '.join(given) or 'none'})")
+        if self.alloc is not None and self.cpu is None:
+            raise ValueError("alloc belongs to a cpu step")
         return self
 
     def calls(self) -> list[CallConfig]:
@@ -95,6 +102,15 @@ class FaultConfig(ScenarioPart):
         return self.start <= now and (self.end is None or now < self.end)
 
 
+class RuntimeConfig(ScenarioPart):
+    """The runtime a service's pods run on: Go (the fast fidelity, :mod:`models.runtime.go.fast`) or
+    Node.js (:mod:`models.runtime.node`), each pod with its own processors, not its node's cores."""
+
+    kind: Literal["go", "node"] = Field(description="go or node")
+    gomaxprocs: int = Field(1, ge=1, le=MAX_COUNT, description="Go: GOMAXPROCS of each pod")
+    gc: GCConfig | None = Field(None, description="Go: the collector (null: its defaults, GOGC 100)")
+
+
 class ServiceConfig(ScenarioPart):
     """A service: its replicas (pods), how clients balance between them, what a request does there, and
     what its clients apply to it (Istio's DestinationRule: circuit breaking, retry budget, outliers)."""
@@ -105,6 +121,8 @@ class ServiceConfig(ScenarioPart):
         None, ge=1, le=MAX_COUNT, description="requests a pod handles at once (a thread pool); more wait; "
         "null: unlimited")
     handler: list[StepConfig] = Field(min_length=1, description="what a request does at a pod, step by step")
+    runtime: RuntimeConfig | None = Field(
+        None, description="run the handler on a Go or Node.js runtime model; null: CPU steps on the node's cores")
     max_requests: int = Field(
         1024, ge=1, le=MAX_COUNT, description="a client's requests in flight to the service; more fail at once "
         "(Envoy's circuit breaker, default 1024)")
@@ -201,6 +219,12 @@ class ArchScenario(ScenarioBase):
             raise ValueError(f"requests: {self.requests} is more than the {replay.values.size} arrival times of "
                              "workload.replay")
         names = ", ".join(self.services)
+        for name, service in self.services.items():
+            if service.runtime is None or service.runtime.kind == "node":
+                for index, step in enumerate(service.handler):
+                    if step.alloc is not None:
+                        raise ValueError(f"services.{name}.handler.{index}.alloc: allocation needs a runtime with a "
+                                         f"collector (services.{name}.runtime.kind: go)")
         if self.workload.entry not in self.services:
             raise ValueError(f"workload.entry: no service {self.workload.entry!r} (services: {names})")
         graph = self.call_graph()

@@ -11,7 +11,11 @@ the network (one-way ``network.latency`` between nodes or from the edge,
 ``network.bandwidth``); the pod waits for one of its ``concurrency`` slots
 (held until the response leaves), adds an injected delay if it is faulty, and
 runs the handler's steps in order. A CPU step waits for a core of the pod's
-node (FCFS, shared by every pod placed there) and holds it for its draw; a call
+node (FCFS, shared by every pod placed there) and holds it for its draw; on a
+service with a ``runtime``, each pod runs the steps on its own runtime model
+instead (Go's fast fidelity or Node.js: CPU steps as ``Compute`` with their
+allocation, calls as ``Wait``), so the runtime's scheduling and collector
+reach the latency; a call
 is made with its probability and waited for; parallel calls are all made at
 once and waited for. A failed call fails the handler at once (the rest of its
 steps are not run), and a pod answers with an error with its fault's
@@ -51,11 +55,17 @@ from models.arch.breakdown import KINDS, Spent
 from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig
 from models.arch.resilience import Upstream
 from models.arch.workloads import arrival_times
+from models.runtime.go.fast.runtime import FastGoRuntime
+from models.runtime.go.gc import GCConfig
+from models.runtime.node.loop import NodeRuntime
+from models.runtime.protocol import Compute, Runtime, Step, Wait
 
 EDGE = "edge"
 CALL_COUNTS = ("calls", "attempts", "retries", "timeouts", "overflows", "ejections")
 Outcome = tuple[bool, Spent]
 """(succeeded, where its time went) of a call, an attempt or a handling."""
+RuntimeStep = Callable[["Pod", int, list[tuple[float, Outcome]]], Step]
+"""A handler step for a pod on a runtime model, made per request (pod, key, the request's call list)."""
 
 
 class Node:
@@ -84,6 +94,13 @@ class Pod:
                       if faulty and faults is not None and faults.delay is not None else None)
         self.error_rate = faults.error_rate if faults is not None else 0.0
         self.faults = faults
+        runtime = config.runtime
+        self.runtime: Runtime | None = None
+        if runtime is not None and runtime.kind == "go":
+            self.runtime = FastGoRuntime(env, runtime.gomaxprocs, gc=runtime.gc or GCConfig(),
+                                         name=f"pod.{self.name}.go")
+        elif runtime is not None:
+            self.runtime = NodeRuntime(env, name=f"pod.{self.name}.node")
         self.upstreams: dict[str, Upstream] = {}
         """One per service this pod calls (set once every pod exists: :meth:`ArchModel.upstreams_for`)."""
 
@@ -108,7 +125,11 @@ class ArchModel(Model):
                 pod.upstreams = self.upstreams_for(pod.name, config.services[service])
         self._steps: dict[str, list[Callable[[Pod, int], Generator[Any, Any, Outcome]]]] = {
             name: [self._step(step_config, f"cpu.{name}.{index}") for index, step_config in enumerate(service.handler)]
-            for name, service in config.services.items()}
+            for name, service in config.services.items() if service.runtime is None}
+        self._runtime_steps: dict[str, list[RuntimeStep]] = {
+            name: [self._runtime_step(step_config, f"cpu.{name}.{index}")
+                   for index, step_config in enumerate(service.handler)]
+            for name, service in config.services.items() if service.runtime is not None}
         network = config.network
         self._remote = network.latency.sampler(env.rng("network.latency"))
         self._local = (network.local or Constant(0.0)).sampler(env.rng("network.local"))
@@ -159,6 +180,28 @@ class ArchModel(Model):
             (call,) = calls
             return lambda pod, key: self._maybe_call(pod, call, key)
         return lambda pod, key: self._parallel(pod, calls, key)
+
+    def _runtime_step(self, step: StepConfig, stream: str) -> RuntimeStep:
+        """A step for a pod on a runtime model: a :class:`Compute` for CPU, a :class:`Wait` on its calls (their
+        (start, end, outcome) appended to the request's list)."""
+        env = self.env
+        if step.cpu is not None:
+            draw_cpu = step.cpu.sampler(env.rng(stream))
+            draw_alloc = step.alloc.sampler(env.rng(f"{stream}.alloc")) if step.alloc is not None else None
+            return lambda pod, key, calls: Compute(draw_cpu(), draw_alloc() if draw_alloc is not None else 0.0)
+        configs = step.calls()
+        if step.call is not None:
+            (call,) = configs
+            return lambda pod, key, calls: Wait(lambda: env.process(self._recorded(
+                self._maybe_call(pod, call, key), calls)))
+        return lambda pod, key, calls: Wait(lambda: env.process(self._recorded(
+            self._parallel(pod, configs, key), calls)))
+
+    def _recorded(self, path: Generator[Any, Any, Outcome],
+                  calls: list[tuple[float, Outcome]]) -> Generator[Any, Any, None]:
+        started = self.env.now
+        outcome = yield from path
+        calls.append((self.env.now - started, outcome))
 
     # ------------------------------------------------------------------ requests
     def _arrivals(self):
@@ -309,11 +352,21 @@ class ArchModel(Model):
             yield env.timeout(delay)
             spent.delay += delay
         ok = True
-        for step in self._steps[pod.service]:
-            ok, step_spent = yield from step(pod, key)
-            spent.add(step_spent)
-            if not ok:
-                break
+        if pod.runtime is not None:
+            # The runtime runs every step; a failed call fails the response but not the steps after it.
+            calls: list[tuple[float, Outcome]] = []
+            began = env.now
+            yield pod.runtime.execute([make(pod, key, calls) for make in self._runtime_steps[pod.service]])
+            for _elapsed, (call_ok, call_spent) in calls:
+                ok = ok and call_ok
+                spent.add(call_spent)
+            spent.runtime += env.now - began - sum(elapsed for elapsed, _ in calls)
+        else:
+            for step in self._steps[pod.service]:
+                ok, step_spent = yield from step(pod, key)
+                spent.add(step_spent)
+                if not ok:
+                    break
         if ok and faulting and pod.error_rate > 0 and self._coin() < pod.error_rate:
             ok = False
         if not ok:
