@@ -16,7 +16,7 @@ from models.arch.resilience import Upstream
 from models.arch.workloads import arrival_times
 from sim.core import Environment
 from models.queueing import formulas
-from sim.run import run_replication, run_replications
+from sim.run import RunResult, run_replication, run_replications
 from sim.scenario import ScenarioError, load_scenario
 
 REPLICATIONS = 30
@@ -219,7 +219,7 @@ def test_consecutive_failures_eject_a_pod_for_longer_each_time():
     upstream.outcome(2, True, 2.0)
 
 
-def _resilience(b: dict, call: dict, requests: int = 2000, rate: float = 50) -> object:
+def _resilience(b: dict, call: dict, requests: int = 2000, rate: float = 50) -> RunResult:
     data = scenario({"a": {"handler": [{"call": {"service": "b", **call}}]}, "b": {"replicas": 2, **b}},
                     requests=requests, warmup=0, workload={"rate": rate, "entry": "a"},
                     nodes={"count": 2, "cores": 4}, network={"latency": "0.1ms"})
@@ -260,6 +260,13 @@ def test_a_circuit_breaker_fails_what_overflows():
     run = _resilience(b, {}, 400, 200)
     overflows = run.value("calls.b.overflows", "count")
     assert overflows == run.value("requests.errors", "count") and 0.5 * 400 < overflows < 400
+
+
+def test_faults_are_limited_to_the_slow_replicas():
+    """Errors, like the delay, only at the first slow_replicas pods: round robin over two pods, the first
+    always failing, fails every other request."""
+    run = _resilience({"handler": [{"cpu": "1ms"}], "faults": {"error_rate": 1.0, "slow_replicas": 1}}, {}, 200)
+    assert run.value("requests.errors", "count") == 100 and run.value("service.b.errors", "count") == 100
 
 
 def test_least_request_sends_less_to_a_slow_replica_than_round_robin():

@@ -429,6 +429,12 @@ def simulated(experiment: Experiment, data: dict[str, Any], fixed: float, count:
     )
 
 
+def within_spread(value: float, real_min: float, real_max: float, target: float) -> bool:
+    """``value`` inside the real range over repetitions widened by ``target``: the rule of the levels and of
+    the one-factor ratios alike."""
+    return real_min * (1 - target) <= value <= real_max * (1 + target)
+
+
 @dataclass
 class Row:
     """One statistic, real against simulated. ``real`` is the mean over repetitions; with several, the
@@ -474,7 +480,7 @@ class Row:
             return False
         if self.repetitions <= 1:
             return abs(self.error) <= self.target
-        return self.low <= self.simulated <= self.high
+        return within_spread(self.simulated, self.real_min, self.real_max, self.target)
 
     def to_json(self) -> dict[str, Any]:
         return {"real": self.real, "real_min": self.real_min, "real_max": self.real_max,
@@ -611,7 +617,7 @@ class RatioRow:
     @property
     def within(self) -> bool:
         """Inside the real range of the ratio widened by the target (the rule the levels follow)."""
-        return self.real_low * (1 - self.target) <= self.simulated_ratio <= self.real_high * (1 + self.target)
+        return within_spread(self.simulated_ratio, self.real_low, self.real_high, self.target)
 
     @property
     def within_of_means(self) -> bool:

@@ -33,10 +33,6 @@ class Spent:
         self.delay = delay
         self.retry = retry
 
-    @property
-    def total(self) -> float:
-        return self.network + self.queue + self.cpu + self.runtime + self.delay + self.retry
-
     def add(self, other: Spent) -> None:
         self.network += other.network
         self.queue += other.queue

@@ -88,7 +88,8 @@ class FaultConfig(ScenarioPart):
     error_rate: float = Field(0.0, ge=0, le=1, description="chance that a pod answers a request with an error")
     delay: DurationDist | None = Field(None, description="latency added to each request at the faulty pods")
     slow_replicas: int | None = Field(
-        None, ge=1, le=MAX_COUNT, description="the first this many pods are the faulty ones; null: all")
+        None, ge=1, le=MAX_COUNT, description="the first this many pods are the faulty ones (both the errors "
+        "and the delay); null: all")
     start: Duration = Field(0.0, ge=0, description="simulated time the faults begin, seconds")
     end: Duration | None = Field(None, gt=0, description="simulated time they end; null: never")
 

@@ -89,11 +89,12 @@ class Pod:
         self.slots = simpy.Resource(env, capacity=config.concurrency) if config.concurrency else None
         self.requests = env.metrics.counter(f"pod.{self.name}.requests")
         faults = config.faults
-        faulty = faults is not None and (faults.slow_replicas is None or index < faults.slow_replicas)
-        self.delay = (faults.delay.sampler(env.rng(f"faults.{self.name}.delay"))
-                      if faulty and faults is not None and faults.delay is not None else None)
-        self.error_rate = faults.error_rate if faults is not None else 0.0
+        if faults is not None and faults.slow_replicas is not None and index >= faults.slow_replicas:
+            faults = None  # not one of the faulty pods
         self.faults = faults
+        """The service's injected faults if this pod is one of the faulty ones, else None."""
+        self.delay = (faults.delay.sampler(env.rng(f"faults.{self.name}.delay"))
+                      if faults is not None and faults.delay is not None else None)
         runtime = config.runtime
         self.runtime: Runtime | None = None
         if runtime is not None and runtime.kind == "go":
@@ -183,7 +184,7 @@ class ArchModel(Model):
 
     def _runtime_step(self, step: StepConfig, stream: str) -> RuntimeStep:
         """A step for a pod on a runtime model: a :class:`Compute` for CPU, a :class:`Wait` on its calls (their
-        (start, end, outcome) appended to the request's list)."""
+        (elapsed seconds, outcome) appended to the request's list)."""
         env = self.env
         if step.cpu is not None:
             draw_cpu = step.cpu.sampler(env.rng(stream))
@@ -346,8 +347,8 @@ class ArchModel(Model):
             slot = slots.request()
             yield slot
             spent.queue += env.now - arrived
-        faulting = pod.faults is not None and pod.faults.active(env.now)
-        if pod.delay is not None and faulting:
+        faults = pod.faults if pod.faults is not None and pod.faults.active(env.now) else None
+        if pod.delay is not None and faults is not None:
             delay = pod.delay()
             yield env.timeout(delay)
             spent.delay += delay
@@ -367,7 +368,7 @@ class ArchModel(Model):
                 spent.add(step_spent)
                 if not ok:
                     break
-        if ok and faulting and pod.error_rate > 0 and self._coin() < pod.error_rate:
+        if ok and faults is not None and faults.error_rate > 0 and self._coin() < faults.error_rate:
             ok = False
         if not ok:
             self.answered_errors[pod.service].inc()

@@ -325,7 +325,8 @@ class GoGC:
         self.alloc_work_per_byte = 1.0
         """Mark CPU-seconds per byte of what requests keep reachable (per heap byte with ``mark_rate``)."""
         self.alloc_credit_per_byte = self._root_cpu_per_byte = 1.0
-        self._live_segments: list[tuple[float, float]] = [(config.live_heap, config.live_heap)]
+        self._live_segments: list[tuple[float, float]] = []
+        """(scan bytes, mark CPU-seconds) of the long-lived heap in mark order (set when the collector is on)."""
         if self.enabled:
             assert config.stw_sweep_termination is not None and config.stw_mark_termination is not None
             self._draw_sweep_stw = config.stw_sweep_termination.sampler(env.rng(f"{name}.stw_sweep_termination"))
