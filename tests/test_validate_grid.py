@@ -18,7 +18,8 @@ from calibration.validation import grid
 from calibration.validation.compare import (
     Comparison, Experiment, Row, Simulated, load_experiments, one_factor_pairs, ratio_checks,
 )
-from calibration.validation.experiments import StatsSnapshots, gc_window
+from calibration.validation.experiments import StatsSnapshots, gc_window, process_window
+from calibration.validation.machine import process_counters, touch_costs
 from cnsim.cli import main
 
 
@@ -165,11 +166,36 @@ def test_stats_snapshots_record_what_they_could_not_take():
         result = taken.collect()
     finally:
         server.shutdown()
-    assert result["now"] == {"stats": {"wall_s": 1.5}, "error": None}
+    assert result["now"] == {"stats": {"wall_s": 1.5}, "error": None, "process": None}
     assert result["later"]["stats"] is None and "not taken" in result["later"]["error"]
     failed = StatsSnapshots("127.0.0.1:9", {"now": 0.0})  # discard port: refused
     threading.Event().wait(0.5)
     assert failed.collect()["now"]["error"]
+
+
+def test_snapshots_read_the_server_process_counters_and_their_window():
+    import os
+
+    own = StatsSnapshots("127.0.0.1:9", {"now": 0.0}, os.getpid())
+    threading.Event().wait(0.3)
+    process = own.collect()["now"]["process"]
+    assert set(process) == {"minor_faults", "user_s", "system_s"} and all(v >= 0 for v in process.values())
+    before = process_counters(os.getpid())
+    block = bytearray(64 * 2**20)  # zeroed by the kernel as it is first touched: faults
+    block[::4096] = b"\1" * len(block[::4096])
+    after = process_counters(os.getpid())
+    assert after["minor_faults"] - before["minor_faults"] >= 64 * 2**20 / 4096 / 2
+    assert process_counters(2**31) is None  # no such process
+    window = process_window(before, after, 2.0)
+    assert window["minor_faults_per_s"] == pytest.approx((after["minor_faults"] - before["minor_faults"]) / 2)
+    assert window["system_cores"] == pytest.approx(window["system_s"] / 2)
+    assert process_window(None, after, 2.0) is None
+
+
+def test_the_touch_probe_reports_each_gib_it_touched():
+    report = touch_costs(3 * 2**20 + 100)
+    assert report["bytes"] == 3 * 2**20 and len(report["by_gib"]) == 1
+    assert report["by_gib"][0]["bytes"] == 3 * 2**20 and report["by_gib"][0]["system_us_per_page"] >= 0
 
 
 def _write_rep(folder: Path, rate: float, mean: float) -> None:
@@ -262,6 +288,7 @@ def test_a_quick_grid_run_writes_well_formed_output(tmp_path):
         assert summary["gc_window_missing"] is None and summary["gc_window"]["wall_s"] > 0
         assert summary["gc_window"]["cycles"] >= 0 and 0 <= summary["gc_window"]["gc_cpu_fraction"] <= 1
         assert "new_conns" in summary and json.loads((folder / "config.json").read_text())["grid"]["attempt"] == 1
+        assert summary["server_process_window"]["minor_faults"] >= 0
     out = io.StringIO()
     assert main(["validate", "run", "--grid", "--quick", "--out", str(tmp_path)], out) == 0
     assert out.getvalue().startswith("0 repetitions written")

@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from calibration import harness
-from calibration.validation.machine import ForeignLoad, wait_until_quiet
+from calibration.validation.machine import GIB, ForeignLoad, process_counters, touch_costs, wait_until_quiet
 
 VALIDATION_ROOT = Path(__file__).resolve().parent
 NODE_SERVER = Path(harness.__file__).resolve().parent / "node" / "valserver.js"
@@ -110,12 +110,15 @@ class Settings:
     max_foreign_cores: float = 0.05
     """A run during which other processes used more than this many cores on average is run again."""
     attempts: int = 3
+    touch_probe_gib: float = 4.0
+    """Memory touched and released before the campaign to record what first touches cost on this machine
+    (:func:`~calibration.validation.machine.touch_costs`), GiB; at most half of what is available."""
 
     @classmethod
     def quick(cls) -> Settings:
         """A smoke-size campaign: 1 s runs (for tests of the programs, not for validation)."""
         return cls(duration_s=1.0, warmup_s=0.2, grace_s=2.0, capacity_s=0.5, conns=16, quiet_wait_s=0.0,
-                   max_foreign_cores=float("inf"), attempts=1)
+                   max_foreign_cores=float("inf"), attempts=1, touch_probe_gib=0.0)
 
 
 @dataclass(frozen=True)
@@ -299,11 +302,14 @@ def fetch_stats(addr: str, timeout_s: float = STATS_TIMEOUT_S) -> dict[str, Any]
 
 
 class StatsSnapshots:
-    """``GET /stats`` of a server at given times (s) after now, each on a timer thread; :meth:`collect` gives,
-    per label, ``{"stats": ..., "error": None}`` or ``{"stats": None, "error": why}``."""
+    """``GET /stats`` of a server at given times (s) after now, each on a timer thread, with the server
+    process's CPU and page faults (:func:`~calibration.validation.machine.process_counters`) when ``pid`` is
+    given; :meth:`collect` gives, per label, ``{"stats": ..., "error": None, "process": ...}`` or
+    ``{"stats": None, "error": why, ...}``."""
 
-    def __init__(self, addr: str, at_s: dict[str, float]) -> None:
+    def __init__(self, addr: str, at_s: dict[str, float], pid: int | None = None) -> None:
         self._taken: dict[str, dict[str, Any]] = {}
+        self._pid = pid
         self._timers = [threading.Timer(delay, self._take, (addr, label)) for label, delay in at_s.items()]
         self._labels = list(at_s)
         for timer in self._timers:
@@ -311,10 +317,11 @@ class StatsSnapshots:
             timer.start()
 
     def _take(self, addr: str, label: str) -> None:
+        process = process_counters(self._pid) if self._pid is not None else None
         try:
-            self._taken[label] = {"stats": fetch_stats(addr), "error": None}
+            self._taken[label] = {"stats": fetch_stats(addr), "error": None, "process": process}
         except Exception as error:
-            self._taken[label] = {"stats": None, "error": f"{type(error).__name__}: {error}"}
+            self._taken[label] = {"stats": None, "error": f"{type(error).__name__}: {error}", "process": process}
 
     def collect(self) -> dict[str, dict[str, Any]]:
         for timer in self._timers:
@@ -364,6 +371,18 @@ def gc_window(start: dict[str, Any] | None, end: dict[str, Any] | None, runtime:
     return window, None
 
 
+def process_window(start: dict[str, Any] | None, end: dict[str, Any] | None,
+                   wall_s: float) -> dict[str, float] | None:
+    """The server process's user and system CPU and minor page faults between two snapshots, and the
+    cores they took over ``wall_s``; None when a snapshot lacks them."""
+    if not start or not end:
+        return None
+    window = {key: end[key] - start[key] for key in ("user_s", "system_s", "minor_faults")}
+    window.update({"wall_s": wall_s, "system_cores": window["system_s"] / wall_s,
+                   "minor_faults_per_s": window["minor_faults"] / wall_s})
+    return window
+
+
 def run_experiment(
     group: Group, fraction: float, capacity: dict[str, Any], settings: Settings, binaries: dict[str, Path],
     cache: Path, out_root: Path, busy_before: float | None = None, earlier_attempts: Sequence[str] = (),
@@ -383,7 +402,8 @@ def run_experiment(
         try:
             args = open_loop_args(server.url, f"{rate:.3f}", settings, csv_path)
             snapshots = StatsSnapshots(server.ready["addr"], {"warmup_end": settings.warmup_s,
-                                                              "sending_end": settings.duration_s})
+                                                              "sending_end": settings.duration_s},
+                                       server.process.pid)
             try:
                 load_argv, load_env, load_summary = run_load(
                     binaries["valload"], group.cores, args, cache, 2 * (settings.duration_s + settings.grace_s) + 30
@@ -403,6 +423,9 @@ def run_experiment(
         "gc_stats": {**gc_stats, "method": "GET /stats of the server (runtime/metrics for Go, perf_hooks 'gc' "
                      "entries for Node.js) on timers started with the load generator, at warmup_s and duration_s"},
         "gc_window": window, "gc_window_missing": missing,
+        "server_process_window": process_window(gc_stats["warmup_end"].get("process"),
+                                                gc_stats["sending_end"].get("process"),
+                                                settings.duration_s - settings.warmup_s),
     })
     load_argv = [a if a != str(csv_path) else "latency.csv" for a in load_argv]
     config = {
@@ -495,6 +518,7 @@ def run_campaign(
     cache = harness.cache_dir()
     say("building valserver and valload")
     binaries = harness.build(["valserver", "valload"], cache)
+    touched = {"memory_touch": memory_touch(settings, say)}
     folders = []
     for group in groups:
         capacity = _attempts(
@@ -502,10 +526,24 @@ def run_campaign(
             lambda _busy, _earlier: _capacity_problem(
                 measure_capacity(group, settings, binaries, cache), settings))  # noqa: B023 - called in this iteration
         for fraction in fractions:
-            folders.append(_run_with_attempts(group, fraction, capacity, settings, binaries, cache, out_root, say))
+            folders.append(_run_with_attempts(group, fraction, capacity, settings, binaries, cache, out_root, say,
+                                              touched))
             if on_done is not None:
                 on_done(folders[-1])
     return folders
+
+
+def memory_touch(settings: Settings, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """What touching ``settings.touch_probe_gib`` of fresh memory costs now (see
+    :mod:`calibration.validation.machine`); the report, or None when the settings ask for none."""
+    if settings.touch_probe_gib <= 0:
+        return None
+    report = touch_costs(int(settings.touch_probe_gib * GIB), say)
+    costs = [entry["system_us_per_page"] for entry in report["by_gib"]]
+    if costs:
+        say(f"touched {report['bytes'] / GIB:.1f} GiB of memory: {max(costs):.1f} us a page at most, "
+            f"{min(costs):.1f} at least")
+    return report
 
 
 def rerun_experiment(name: str, out_root: Path = VALIDATION_ROOT, settings: Settings | None = None,
@@ -517,18 +555,21 @@ def rerun_experiment(name: str, out_root: Path = VALIDATION_ROOT, settings: Sett
         raise ValueError(f"experiment {name!r}: no group of that name (known: {', '.join(g.name for g in GROUPS)})")
     cache = harness.cache_dir()
     binaries = harness.build(["valserver", "valload"], cache)
-    return _run_with_attempts(group, float(config["rate_fraction"]), config["capacity"], settings or Settings(),
-                              binaries, cache, out_root, progress or (lambda message: None))
+    settings = settings or Settings()
+    say = progress or (lambda message: None)
+    return _run_with_attempts(group, float(config["rate_fraction"]), config["capacity"], settings,
+                              binaries, cache, out_root, say, {"memory_touch": memory_touch(settings, say)})
 
 
 def _run_with_attempts(group: Group, fraction: float, capacity: dict[str, Any], settings: Settings,
-                       binaries: dict[str, Path], cache: Path, out_root: Path, say: Callable[[str], None]) -> Path:
+                       binaries: dict[str, Path], cache: Path, out_root: Path, say: Callable[[str], None],
+                       extra_config: dict[str, Any] | None = None) -> Path:
     rate = fraction * capacity["throughput_rps"]
     label = f"{group.experiment_name(fraction)}: {rate:.0f} req/s for {settings.duration_s:g} s"
 
     def run(busy: float | None, earlier: list[str]) -> tuple[Path, str | None]:
         folder, foreign = run_experiment(group, fraction, capacity, settings, binaries, cache, out_root, busy,
-                                         earlier)
+                                         earlier, extra_config=extra_config)
         summary = json.loads((folder / "summary.json").read_text())
         if foreign is not None and foreign > settings.max_foreign_cores:
             return folder, f"other processes used {foreign:.2f} cores meanwhile"

@@ -50,7 +50,7 @@ from typing import Any
 
 from calibration import harness
 from calibration.validation.experiments import (
-    VALIDATION_ROOT, Group, Settings, _attempts, _capacity_problem, measure_capacity, run_experiment,
+    VALIDATION_ROOT, Group, Settings, _attempts, _capacity_problem, measure_capacity, memory_touch, run_experiment,
 )
 from calibration.validation.machine import wait_until_quiet
 
@@ -170,10 +170,11 @@ def run_grid(
     definition = {"points": [{"name": p.name, **asdict(p)} for p in points], "fractions": list(fractions),
                   "repetitions": repetitions, "settings": asdict(base),
                   "capacity": "measured afresh for each configuration in each round"}
-    (out_root / "grid.json").write_text(json.dumps(definition, indent=2, sort_keys=True) + "\n")
     cache = harness.cache_dir()
     say("building valserver and valload")
     binaries = harness.build(["valserver", "valload"], cache)
+    definition["memory_touch"] = memory_touch(base, say)
+    (out_root / "grid.json").write_text(json.dumps(definition, indent=2, sort_keys=True) + "\n")
     written: list[Path] = []
     for repetition in range(1, repetitions + 1):
         for point in points:
