@@ -48,6 +48,7 @@ HARNESS_OF = {
     "machine_placement.csv": "machine",
     "machine_load_cpu.csv": "machine",
     "machine_sysmon.csv": "sysmon",
+    "proxy_sidecar.csv": "proxy",
 }
 """Which harness (``cnsim calibrate measure --only NAME``) writes each CSV."""
 
@@ -106,7 +107,9 @@ class Dataset:
             "quick": run.get("quick"),
             "harness_source_sha256": run.get("harness_source_sha256", self.meta.get("harness_source_sha256")),
             "loadavg_1min_max": max(loads) if loads else None,
-            "commands": [{key: c[key] for key in ("argv", "env", "server_argv", "server_env") if key in c}
+            "commands": [{key: c[key] for key in ("argv", "env", "server_argv", "server_env", "proxy_argv",
+                                                  "proxy_env")
+                          if key in c}
                          for c in commands],
         }
 

@@ -10,7 +10,8 @@ none forced), pooled over heap sizes and GOGC: whether pauses depend on the
 heap is what the ``*_vs_heap`` lines show. gctrace rounds times (see
 :mod:`calibration.gctrace`); fits use the midpoint of each printed value's
 interval, and the bootstrap rounds its replicates the same way. The Node.js
-fits are in :mod:`calibration.fitnode`; the data folder and what fits share, in
+fits are in :mod:`calibration.fitnode`, the proxies' in
+:mod:`calibration.fitproxy`; the data folder and what fits share, in
 :mod:`calibration.dataset`.
 """
 
@@ -36,6 +37,8 @@ from calibration.fitmachine import (
     machine_observations,
 )
 from calibration.fitnode import fit_node_alloc
+from calibration.fitproxy import fit_proxy
+from calibration.fitproxy import observations as proxy_observations
 from calibration.fitnode import (
     fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
 )
@@ -121,6 +124,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         return node_observations(name, data)
     if name.startswith("machine."):
         return machine_observations(name, data)
+    if name.startswith("proxy."):
+        return proxy_observations(name, data)
     raise KeyError(f"no observations known for parameter set {name!r}")
 
 
@@ -358,6 +363,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("machine_placement.csv", fit_machine_placement),
     ("machine_load_cpu.csv", fit_machine_load_cpu),
     ("machine_sysmon.csv", fit_machine_sysmon),
+    ("proxy_sidecar.csv", fit_proxy),
 ]
 
 

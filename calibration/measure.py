@@ -15,7 +15,9 @@ docstring naming the files its harnesses write:
 * :mod:`calibration.measure_go`: the Go programs (``calibration/harness/go/*/main.go``);
 * :mod:`calibration.measure_node`: the Node.js scripts (``calibration/harness/node/*.js``);
 * :mod:`calibration.measure_machine`: the machine and sysmon harnesses, on the
-  validation server and load generator.
+  validation server and load generator;
+* :mod:`calibration.measure_proxy`: real proxies (Envoy, a Go reverse proxy)
+  as sidecars before the validation server.
 
 The names other modules use (:data:`DATA_ROOT`, :func:`measure`, the settings
 and constants the harness tests check) are importable from here.
@@ -45,6 +47,7 @@ from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QU
                                          MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
                                          SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon,
                                          measure_work_stretch)
+from calibration.measure_proxy import measure_proxy
 from calibration.measure_node import (NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK,
                                       NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE, NodeSettings,
                                       measure_node_alloc, measure_node_gc, measure_node_http, measure_node_isolate,
@@ -90,6 +93,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "machine": (("valserver", "valload"), measure_machine),
     "work_stretch": (("valserver",), measure_work_stretch),
     "sysmon": (("valserver",), measure_sysmon),
+    "proxy": (("valserver", "valload", "goproxy"), measure_proxy),
 }
 
 

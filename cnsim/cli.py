@@ -248,7 +248,8 @@ def cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
 def _add_calibrate(commands) -> None:
     calibrate = commands.add_parser(
         "calibrate", help="measure Go, Node.js and this machine here, fit parameter sets, report the fits",
-        description="measure: build and run the Go, Node.js, machine and sysmon harnesses (calibration/harness/) and "
+        description="measure: build and run the Go, Node.js, machine, sysmon and proxy harnesses "
+        "(calibration/harness/; the proxies: a real Envoy and a Go reverse proxy as sidecars) and "
         "write raw CSV and "
         "meta.json to calibration/data/<host>/. fit: fit every parameter set the data support into "
         "calibration/params/*.json. report: print a table of the parameter sets and chart each fit over its data.",
@@ -262,7 +263,7 @@ def _add_calibrate(commands) -> None:
     measure.add_argument("--only", action="append", metavar="NAME",
                          help="run only this harness (gc, alloc, gc_work, goroutines, channels, sched, json, http, "
                          "go_process, node_process, node_isolate, node_worker, node_gc, node_http, node_alloc, "
-                         "machine, work_stretch, sysmon); repeatable")
+                         "machine, work_stretch, sysmon, proxy); repeatable")
     measure.add_argument("--host", help="name of the data folder (default: this machine's hostname)")
     measure.add_argument("--out", metavar="DIR", help="parent of the host folder (default calibration/data)")
     fit = actions.add_parser("fit", help="fit parameter sets from a data folder")

@@ -12,7 +12,8 @@ by a fit over a data set in ``calibration/data/<host>/``. Its keys:
   ``binned`` (keys ``x``, ``edges`` and ``distributions``: a distribution for
   each range of x, ``edges[i] <= x < edges[i + 1]``, the last range open),
   ``table`` (keys ``x``, ``y`` and ``points``: measured ``[x, y]`` pairs by
-  increasing x, read between points by linear interpolation, see :class:`Table`)
+  increasing x, read between points by linear interpolation, and optionally
+  ``beyond``, ``proportional`` or ``flat``, past the last: see :class:`Table`)
   or ``multilinear`` (keys ``y``, ``intercept`` and ``coefficients``, a number
   for each variable: y = intercept + sum of coefficient times variable);
 * ``fit``: method and candidates compared (for example AIC per family), and
@@ -129,20 +130,24 @@ class Table:
     """Measured points ``(xs[i], ys[i])`` of y against x, by increasing x.
 
     :meth:`at` interpolates linearly between neighbouring points; below the
-    first point it is ``ys[0]``, beyond the last it grows in proportion to x
-    (``ys[-1] * x / xs[-1]``: a cost per unit of x that no longer changes).
+    first point it is ``ys[0]``; beyond the last, with ``beyond`` =
+    ``"proportional"`` (the default: a cost by size) it grows in proportion to
+    x (``ys[-1] * x / xs[-1]``: a cost per unit of x that no longer changes),
+    with ``"flat"`` it stays ``ys[-1]``. A parameter set names its policy in
+    ``beyond``.
     """
 
     x: str
     xs: tuple[float, ...]
     ys: tuple[float, ...]
+    beyond: str = "proportional"
 
     def at(self, x: float) -> float:
         xs, ys = self.xs, self.ys
         if x <= xs[0]:
             return ys[0]
         if x >= xs[-1]:
-            return ys[-1] * x / xs[-1]
+            return ys[-1] * x / xs[-1] if self.beyond == "proportional" else ys[-1]
         i = bisect.bisect_right(xs, x)
         x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
         return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
@@ -155,7 +160,10 @@ def param_table(name: str) -> Table:
     xs = tuple(x for x, _ in points)
     if not points or list(xs) != sorted(set(xs)) or xs[0] <= 0:
         raise ValueError(f"parameter set {name!r}: points must have positive, strictly increasing x")
-    return Table(str(params["x"]), xs, tuple(y for _, y in points))
+    beyond = str(params.get("beyond", "proportional"))
+    if beyond not in ("proportional", "flat"):
+        raise ValueError(f"parameter set {name!r}: beyond must be proportional or flat (got {beyond!r})")
+    return Table(str(params["x"]), xs, tuple(y for _, y in points), beyond)
 
 
 @dataclass(frozen=True)

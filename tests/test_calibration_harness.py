@@ -157,6 +157,19 @@ def test_quick_machine_sysmon_rows(quick_data):
     assert (sysmon["off_s"] > 3e-6).all() and sysmon["at_s"].between(0, SYSMON_SPIN_MS * 1e-3).all()
 
 
+def test_quick_proxy_rows(quick_data):
+    """Each path ran once at the quick rate: the proxies' own CPU was read, the Go proxy counted every request
+    it forwarded and what it allocated, and going through a proxy took longer than going straight."""
+    runs = pd.read_csv(quick_data / "proxy_sidecar.csv").set_index("path")
+    assert set(runs.index) == {"direct", "envoy", "goproxy"} and (runs["n"] > 0).all()
+    assert runs.loc["direct", "proxy_cpu_s"] != runs.loc["direct", "proxy_cpu_s"]  # NaN: no proxy
+    assert runs.loc["envoy", "proxy_cpu_s"] > 0 and runs.loc["goproxy", "proxy_cpu_s"] > 0
+    assert runs.loc["goproxy", "proxy_requests"] == runs.loc["goproxy", "sent"]
+    assert runs.loc["goproxy", "proxy_alloc_bytes"] > 1000 * runs.loc["goproxy", "proxy_requests"]
+    assert runs.loc["envoy", "proxy_version"].startswith("envoy 1.")
+    assert min(runs.loc["envoy", "p50_s"], runs.loc["goproxy", "p50_s"]) > runs.loc["direct", "p50_s"]
+
+
 def test_quick_http_rows(quick_data):
     """Every case has its samples, on the protocol and kind of connection it names; CPU rows add up."""
     latency = pd.read_csv(quick_data / "http_latency.csv", keep_default_na=False)

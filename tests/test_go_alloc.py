@@ -23,6 +23,8 @@ def test_table_interpolates_between_points_and_grows_in_proportion_beyond():
     assert table.at(40) == pytest.approx(15.0)  # halfway between 16 and 64
     assert table.at(1024) == 100.0
     assert table.at(4096) == pytest.approx(400.0)  # beyond: per-unit cost of the last point
+    flat = Table("requests_per_s", (250.0, 2000.0), (3e-4, 1e-4), "flat")
+    assert flat.at(100) == 3e-4 and flat.at(1125) == pytest.approx(2e-4) and flat.at(8000) == 1e-4
 
 
 @pytest.mark.parametrize("kind", sorted(ALLOC_COST_PARAMS))

@@ -48,7 +48,7 @@
 // cost a goroutine running on the CPU sysmon shares.
 //
 // GC statistics (GET /stats): a JSON object of the runtime/metrics samples
-// named in statsMetrics (GC cycles, the GC's CPU by class and the process's,
+// named in rtstats.GC (GC cycles, the GC's CPU by class and the process's,
 // the live heap and its goal, the bytes and objects allocated, the bytes
 // scanned), each under its metric name, a name the runtime does not know
 // left out; "wall_s" (seconds since the process started) and "gomaxprocs".
@@ -66,12 +66,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/metrics"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -80,6 +78,8 @@ import (
 	"unsafe"
 
 	"cnsim/harness/internal/nodegraph"
+	"cnsim/harness/internal/rtstats"
+	"cnsim/harness/internal/serve"
 )
 
 const clockThreadCPUTime = 3 // CLOCK_THREAD_CPUTIME_ID, linux/time.h
@@ -91,54 +91,6 @@ type chunk struct {
 }
 
 var burnSink atomic.Uint64
-
-var processStart = time.Now()
-
-// statsMetrics are the runtime/metrics samples GET /stats reports.
-var statsMetrics = []string{
-	"/gc/cycles/total:gc-cycles",
-	"/cpu/classes/gc/mark/assist:cpu-seconds",
-	"/cpu/classes/gc/mark/dedicated:cpu-seconds",
-	"/cpu/classes/gc/mark/idle:cpu-seconds",
-	"/cpu/classes/gc/pause:cpu-seconds",
-	"/cpu/classes/gc/total:cpu-seconds",
-	"/cpu/classes/total:cpu-seconds",
-	"/cpu/classes/user:cpu-seconds",
-	"/cpu/classes/idle:cpu-seconds",
-	"/gc/heap/live:bytes",
-	"/gc/heap/goal:bytes",
-	"/gc/heap/allocs:bytes",
-	"/gc/heap/allocs:objects",
-	"/gc/scan/heap:bytes",
-	"/gc/scan/stack:bytes",
-	"/gc/scan/globals:bytes",
-}
-
-// gcStats reads statsMetrics (a name this runtime does not know is left out), the wall time since the
-// process started and GOMAXPROCS.
-func gcStats() map[string]any {
-	known := map[string]bool{}
-	for _, d := range metrics.All() {
-		known[d.Name] = true
-	}
-	samples := make([]metrics.Sample, 0, len(statsMetrics))
-	for _, name := range statsMetrics {
-		if known[name] {
-			samples = append(samples, metrics.Sample{Name: name})
-		}
-	}
-	metrics.Read(samples)
-	out := map[string]any{"wall_s": time.Since(processStart).Seconds(), "gomaxprocs": runtime.GOMAXPROCS(0)}
-	for _, s := range samples {
-		switch s.Value.Kind() {
-		case metrics.KindUint64:
-			out[s.Name] = s.Value.Uint64()
-		case metrics.KindFloat64:
-			out[s.Name] = s.Value.Float64()
-		}
-	}
-	return out
-}
 
 // burn runs n iterations of a multiply-add recurrence the compiler cannot drop.
 func burn(n int) {
@@ -398,16 +350,8 @@ func main() {
 		runtime.KeepAlive(head)
 		served.Add(1)
 	})
-	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
-		body, _ := json.Marshal(gcStats())
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(append(body, '\n'))
-	})
-	listener, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "cnsim: error listen:", err)
-		os.Exit(3)
-	}
+	mux.HandleFunc("/stats", rtstats.Handler(nil))
+	listener := serve.Listen(*addr)
 	ready, _ := json.Marshal(map[string]any{
 		"addr": listener.Addr().String(), "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
 		"cpu_s": cpu.Seconds(), "alloc_bytes": *alloc, "alloc_chunk_bytes": *allocChunk,
@@ -416,16 +360,7 @@ func main() {
 	})
 	fmt.Println(string(ready))
 
-	server := &http.Server{Handler: mux}
-	go server.Serve(listener)
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case <-stop:
-	case <-time.After(time.Duration(*maxSeconds * float64(time.Second))):
-		fmt.Fprintln(os.Stderr, "cnsim: valserver stopped at -max-seconds")
-	}
-	listener.Close()
+	serve.Until(listener, mux, *maxSeconds, "valserver")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	done, _ := json.Marshal(map[string]any{

