@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from sim.dists import SAME_UNIT_PARAMETERS
-from sim.params import param_multilinear, load_params, param_dist, param_linear, param_value
+from sim.params import param_multilinear, load_params, param_dist, param_linear, param_table, param_value
 from sim.scenario import CALIBRATED, ScenarioBase, field_unit, resolved
 from sim.stats import HEADLINE_STATISTICS
 from sim.units import BYTES, DURATION_UNITS, PER_SECOND, SECONDS, SIZE_UNITS, split_unit, write_quantity
@@ -147,6 +147,10 @@ def _half_intercept(name: str) -> list[float]:
     return [intercept / 2, slope]
 
 
+def _table_values(name: str) -> list[float]:
+    return list(param_table(name).ys)
+
+
 def _coefficient(variable: str) -> Callable[[str], float]:
     return lambda name: param_multilinear(name)[1][variable]
 
@@ -157,6 +161,7 @@ DERIVED: dict[str, tuple[str, Callable[[str], Any]]] = {
     "intercept/2": ("{name} with half its intercept", _half_intercept),
     "coefficients.objects": ("the coefficient of objects in {name}", _coefficient("objects")),
     "coefficients.pointers": ("the coefficient of pointers in {name}", _coefficient("pointers")),
+    "table": ("{name}, read at its x (these at its measured points)", _table_values),
 }
 """How a field's calibrated value follows from its parameter set (``derived`` of
 :func:`sim.scenario.calibrated`): how it reads, and the value from the set's name."""

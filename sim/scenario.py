@@ -165,8 +165,10 @@ def calibrated(name: str, derived: str = "", unless: str = "") -> JsonDict:
     ``cnsim scenarios --show`` can show the value; the model still resolves the null itself.
 
     ``derived``: how the field's value follows from the set when it is not the set's own value, one of
-    ``"1/slope"`` (a linear set's inverse slope) and ``"intercept/2"`` (a linear set's line with half
-    its intercept). ``unless``: a sibling field which, when given, is what the null stands for instead.
+    ``"1/slope"`` (a linear set's inverse slope), ``"intercept/2"`` (a linear set's line with half
+    its intercept), ``"coefficients.objects"`` and ``"coefficients.pointers"`` (a multilinear set's
+    coefficient) and ``"table"`` (a table read at a value the model knows only as it runs).
+    ``unless``: a sibling field which, when given, is what the null stands for instead.
     """
     extra: JsonDict = {CALIBRATED: name}
     if derived:

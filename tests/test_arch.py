@@ -159,6 +159,11 @@ def test_the_same_seed_gives_the_same_run():
      "services.a.faults.delay: expected a duration, not a rate"),
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
      "services.a.faults: end (2 s) must be after start (5 s)"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient"}}, "mesh.dataplane"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "sidecar", "proxy": {"workers": 0}}},
+     "mesh.proxy.workers"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "sidecar", "proxy": {"request_cpu": "5/s"}}},
+     "mesh.proxy.request_cpu: expected a duration, not a rate"),
 ])
 def test_bad_architectures_are_named(services, fields, message):
     with pytest.raises(ScenarioError) as error:
@@ -380,3 +385,74 @@ def test_a_node_pod_calls_another_service_from_its_event_loop():
     parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
     assert parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
     assert run.value("requests.sojourn_s", "mean") > 0.5e-3 + 0.2e-3 + 1e-3 + 4 * 0.5e-3
+
+
+def test_sidecars_add_their_cpu_on_each_way_of_each_hop():
+    """Constant times, cores enough never to queue: edge -> a -> b with a sidecar per pod. The request enters
+    a through a's sidecar, calls b out through a's and in through b's: three proxy passes each way, half a
+    request's proxy CPU each, so 3 x 0.4 ms on the critical path; the breakdown still sums to the latency."""
+    services = {"a": {"handler": [{"cpu": "1ms"}, {"call": {"service": "b"}}]}, "b": {"handler": [{"cpu": "2ms"}]}}
+    base = scenario(services, requests=40, workload={"rate": 1, "entry": "a"}, nodes={"count": 1, "cores": 8},
+                    network={"latency": "0.5ms", "local": "0.1ms"})
+    plain = run_replication(load_scenario(base))
+    meshed = run_replication(load_scenario({**base, "mesh": {"dataplane": "sidecar",
+                                                             "proxy": {"request_cpu": "0.4ms"}}}))
+    assert plain.value("requests.sojourn_s", "mean") == pytest.approx(2 * 0.5e-3 + 2 * 0.1e-3 + 3e-3)
+    assert meshed.value("requests.sojourn_s", "mean") == pytest.approx(plain.value("requests.sojourn_s", "mean")
+                                                                       + 3 * 0.4e-3)
+    assert meshed.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.4e-3)
+    parts = sum(meshed.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    assert parts == pytest.approx(meshed.value("requests.sojourn_s", "mean"), rel=1e-9)
+    measured = meshed.value("requests.completed", "count")
+    assert meshed.value("mesh.proxy_cpu_s", "count") == pytest.approx(measured * 3 * 0.4e-3, rel=0.05)
+    assert meshed.value("proxy.b-0.requests", "count") == pytest.approx(measured, abs=1)
+
+
+def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():
+    """One single-core node: a service of 1 ms and its sidecar of 1 ms a request share the core, so the pod
+    saturates at half the rate it would alone (a busy core of 0.8 at 400 requests a second); one worker
+    serialises the sidecar's passes even with cores to spare."""
+    services = {"a": {"handler": [{"cpu": "1ms"}]}}
+    run = run_replication(load_scenario(scenario(services, workload={"rate": 400, "entry": "a"},
+                                                 mesh={"dataplane": "sidecar", "proxy": {"request_cpu": "1ms"}})))
+    assert run.value("node.node0.busy_cores", "mean") == pytest.approx(0.8, rel=0.05)
+    from models.arch.mesh import Sidecar
+    from models.arch.config import ProxyConfig
+
+    env = Environment(seed=1)
+
+    class Machine:
+        def __init__(self):
+            import simpy
+            self.cores = simpy.Resource(env, capacity=4)
+            self.busy = env.metrics.gauge("busy")
+
+    sidecar = Sidecar(env, "p", Machine(), ProxyConfig(workers=1, request_cpu="1ms"), None)
+    done = []
+
+    def one():
+        took = yield from sidecar.passing(1e-3)
+        done.append((env.now, took))
+
+    for _ in range(3):
+        env.process(one())
+    env.run()
+    assert done == [(pytest.approx(1e-3), pytest.approx(1e-3)), (pytest.approx(2e-3), pytest.approx(2e-3)),
+                    (pytest.approx(3e-3), pytest.approx(3e-3))]
+
+
+def test_the_calibrated_proxy_cpu_falls_with_the_sidecars_own_rate():
+    """Without request_cpu a sidecar reads proxy.envoy.cpu_s_vs_rate at the requests that passed through it
+    over the last second: a lone request pays the table's first point, one among many less."""
+    from models.arch.config import ProxyConfig
+    from models.arch.mesh import RATE_WINDOW_S, Sidecar, proxy_cpu_table
+
+    table = proxy_cpu_table(ProxyConfig())
+    assert table is not None and table.beyond == "flat" and table.ys[0] > table.ys[-1]
+    env = Environment(seed=1)
+    sidecar = Sidecar(env, "p", None, ProxyConfig(), table)  # type: ignore[arg-type]
+    assert sidecar.request_cpu_s() == table.ys[0]
+    busy = int(table.xs[-1] * RATE_WINDOW_S)
+    for _ in range(busy):
+        sidecar.request_cpu_s()
+    assert sidecar.rate() == pytest.approx(busy + 1) and sidecar.request_cpu_s() == table.ys[-1]

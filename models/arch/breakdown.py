@@ -7,16 +7,17 @@ kinds sum to the latency exactly: ``network`` (the hops between client and
 pod, there and back), ``queue`` (waiting for a pod's concurrency slot or a
 node's core), ``cpu`` (holding a core), ``runtime`` (a pod on a runtime
 model: its steps' time there, CPU with the runtime's queueing, collector and
-scheduling, but for its calls), ``delay`` (latency injected as a fault),
-``retry`` (attempts that failed, and the back-offs after them, of calls that
-then succeeded).
+scheduling, but for its calls), ``proxy`` (in the mesh's sidecars: waiting
+for a worker thread or a core, and their CPU), ``delay`` (latency injected as
+a fault), ``retry`` (attempts that failed, and the back-offs after them, of
+calls that then succeeded).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-KINDS = ("network", "queue", "cpu", "runtime", "delay", "retry")
+KINDS = ("network", "queue", "cpu", "runtime", "proxy", "delay", "retry")
 
 
 class Spent:
@@ -25,11 +26,12 @@ class Spent:
     __slots__ = KINDS
 
     def __init__(self, network: float = 0.0, queue: float = 0.0, cpu: float = 0.0, runtime: float = 0.0,
-                 delay: float = 0.0, retry: float = 0.0) -> None:
+                 proxy: float = 0.0, delay: float = 0.0, retry: float = 0.0) -> None:
         self.network = network
         self.queue = queue
         self.cpu = cpu
         self.runtime = runtime
+        self.proxy = proxy
         self.delay = delay
         self.retry = retry
 
@@ -38,6 +40,7 @@ class Spent:
         self.queue += other.queue
         self.cpu += other.cpu
         self.runtime += other.runtime
+        self.proxy += other.proxy
         self.delay += other.delay
         self.retry += other.retry
 

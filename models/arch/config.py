@@ -19,7 +19,8 @@ import networkx as nx
 from pydantic import Field, model_validator
 
 from sim.dists import Empirical
-from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist
+from sim.scenario import (MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist,
+                          calibrated)
 from models.arch.balancers import BalancerKind
 from models.runtime.go.gc import GCConfig
 
@@ -150,6 +151,28 @@ class NetworkConfig(ScenarioPart):
         None, gt=0, description="bytes per second of a hop (no contention between messages); null: no limit")
 
 
+class ProxyConfig(ScenarioPart):
+    """The mesh's proxy (:mod:`models.arch.mesh`): which one, its worker threads and its CPU per request."""
+
+    kind: Literal["envoy", "goproxy"] = Field(
+        "envoy", description="envoy, or goproxy (a Go reverse proxy, net/http/httputil)")
+    workers: int = Field(
+        2, ge=1, le=MAX_COUNT, description="worker threads of each proxy (Envoy's --concurrency, a Go proxy's "
+        "GOMAXPROCS; 2, Istio's sidecar default before it followed the CPU limit)")
+    request_cpu: DurationDist | None = Field(
+        None, description="CPU per request through a proxy, seconds, both directions; null: "
+        "proxy.<kind>.cpu_s_vs_rate at the proxy's own request rate",
+        json_schema_extra=calibrated("proxy.envoy.cpu_s_vs_rate", derived="table"))
+
+
+class MeshConfig(ScenarioPart):
+    """The service mesh's data plane: none, or a sidecar proxy beside every pod."""
+
+    dataplane: Literal["none", "sidecar"] = Field(
+        "none", description="none (pods call each other directly) or sidecar (a proxy beside each pod)")
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="the proxy the data plane runs")
+
+
 class BurstConfig(ScenarioPart):
     """On/off bursts: during ``on`` periods requests arrive at ``rate`` instead of the workload's rate;
     with exponential ``on`` and ``off`` the arrivals are a two-state Markov-modulated Poisson process."""
@@ -212,6 +235,7 @@ class ArchScenario(ScenarioBase):
     services: dict[str, ServiceConfig] = Field(min_length=1)
     nodes: NodesConfig = Field(default_factory=NodesConfig)
     network: NetworkConfig
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
 
     @model_validator(mode="after")
     def _graph(self) -> ArchScenario:

@@ -10,7 +10,9 @@ the network (one-way ``network.latency`` between nodes or from the edge,
 ``network.local`` between pods of one node, plus its bytes over
 ``network.bandwidth``); the pod waits for one of its ``concurrency`` slots
 (held until the response leaves), adds an injected delay if it is faulty, and
-runs the handler's steps in order. A CPU step waits for a core of the pod's
+runs the handler's steps in order. With ``mesh.dataplane: sidecar`` the
+request leaves through the caller's sidecar and enters through the callee's,
+and the response comes back through both (:mod:`models.arch.mesh`). A CPU step waits for a core of the pod's
 node (FCFS, shared by every pod placed there) and holds it for its draw; on a
 service with a ``runtime``, each pod runs the steps on its own runtime model
 instead (Go's fast fidelity or Node.js: CPU steps as ``Compute`` with their
@@ -33,9 +35,11 @@ a pod to its response leaving it), ``service.<name>.requests`` and
 ``.ejections`` (what clients did calling the service: attempts over calls is
 the retry amplification); ``pod.<service>-<i>.requests``; along each
 successful request's critical path (:mod:`models.arch.breakdown`)
-``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.delay_s`` and
-``.retry_s`` (histograms; for every request they sum to its latency);
-``node.<name>.busy_cores`` (time-weighted). The first ``warmup`` fraction of
+``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.runtime_s``,
+``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
+they sum to its latency); ``node.<name>.busy_cores`` (time-weighted); with a
+mesh (:mod:`models.arch.mesh`), ``proxy.<pod>.cpu_s`` and ``.requests`` and
+``mesh.proxy_cpu_s`` (all sidecars' CPU). The first ``warmup`` fraction of
 the requests is not measured.
 """
 
@@ -53,6 +57,7 @@ from sim.stats import Counter
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
 from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig
+from models.arch.mesh import Sidecar, proxy_cpu_table
 from models.arch.resilience import Upstream
 from models.arch.workloads import arrival_times
 from models.runtime.go.fast.runtime import FastGoRuntime
@@ -104,6 +109,9 @@ class Pod:
             self.runtime = NodeRuntime(env, name=f"pod.{self.name}.node")
         self.upstreams: dict[str, Upstream] = {}
         """One per service this pod calls (set once every pod exists: :meth:`ArchModel.upstreams_for`)."""
+        mesh = arch.config.mesh
+        self.sidecar = (Sidecar(env, self.name, node, mesh.proxy, arch.proxy_table)
+                        if mesh.dataplane == "sidecar" else None)
 
 
 class ArchModel(Model):
@@ -113,6 +121,7 @@ class ArchModel(Model):
 
     def __init__(self, env: Environment, config: ArchScenario) -> None:
         super().__init__(env, config)
+        self.proxy_table = proxy_cpu_table(config.mesh.proxy) if config.mesh.dataplane == "sidecar" else None
         self.nodes = [Node(env, f"node{i}", config.nodes.cores) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
         placed = 0
@@ -326,14 +335,24 @@ class ArchModel(Model):
         env = self.env
         pod = self.pods[call.service][replica]
         source = caller.node if caller is not None else None
+        # The sidecars' CPU for this request, both directions (None without a mesh): the caller's on the way
+        # out, the callee's on the way in; each pays half going and half as the response comes back.
+        proxies = [(sidecar, sidecar.request_cpu_s() / 2) for sidecar in
+                   (caller.sidecar if caller is not None else None, pod.sidecar) if sidecar is not None]
+        proxied = 0.0
+        for sidecar, half in proxies:
+            proxied += yield from sidecar.passing(half)
         there = self._hop(source, pod.node, call.request)
         yield env.timeout(there)
         ok, spent = yield from self._handle(pod, key)
         back = self._hop(source, pod.node, call.response)
         yield env.timeout(back)
+        for sidecar, half in reversed(proxies):
+            proxied += yield from sidecar.passing(half)
         if not abandoned[0]:
             upstream.finished(replica)
         spent.network += there + back
+        spent.proxy += proxied
         return ok, spent
 
     def _handle(self, pod: Pod, key: int) -> Generator[Any, Any, Outcome]:

@@ -1,0 +1,106 @@
+"""The service mesh's data plane: a sidecar proxy beside each pod.
+
+Mechanism (Istio's sidecar mode, a proxy per pod). Every request a pod
+sends and every request it receives passes through its sidecar: a call
+leaves through the caller's sidecar and enters through the callee's, and
+the response comes back the same way (a request from the edge enters
+through the entry pod's sidecar only). Each pass takes one of the sidecar's
+``workers`` threads (Envoy's ``--concurrency``: a request stays on the worker
+that accepted its connection) and then a core of the pod's node, shared with
+every pod and sidecar there, for half of the proxy's CPU per request: the
+request's way in and the response's way out each cost half.
+
+The CPU per request is the calibrated ``proxy.<kind>.cpu_s_vs_rate`` (the
+proxy's CPU per forwarded request against the requests per second through
+it, measured on a real Envoy and a real Go reverse proxy beside the
+validation server, :mod:`calibration.measure_proxy`), read at the sidecar's
+own rate: the
+requests that passed through it over the last :data:`RATE_WINDOW_S` (both
+directions). It falls as the rate rises: at a low rate each request meets an
+idle worker whose wake-up and event-loop turn it pays alone. A scenario can
+give ``request_cpu``, a distribution drawn per request, instead.
+
+Not modelled yet: the Go proxy's collector on the Go runtime model (its CPU
+per request is its measured average, the collector's share included, not its
+pauses and assists), node proxies (ambient) and eBPF datapaths, mTLS,
+filters, payload-dependent CPU, the loopback hop's own latency and the
+sidecar's memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator
+from typing import Any, Protocol
+
+import simpy
+
+from sim.core import Environment
+from sim.params import Table, param_table
+from models.arch.config import ProxyConfig
+
+CPU_PARAM = "proxy.{kind}.cpu_s_vs_rate"
+RATE_WINDOW_S = 1.0
+"""How far back a sidecar counts the requests that passed through it, to read its CPU per request."""
+
+
+class Machine(Protocol):
+    """What a sidecar needs of its pod's node: the cores, and the gauge of how many are busy."""
+
+    cores: simpy.Resource
+    busy: Any
+
+
+class Sidecar:
+    """One pod's proxy: its worker threads, on the cores of the pod's node."""
+
+    def __init__(self, env: Environment, name: str, node: Machine, config: ProxyConfig,
+                 table: Table | None) -> None:
+        self.env = env
+        self.node = node
+        self.workers = simpy.Resource(env, capacity=config.workers)
+        self._table = table
+        self._draw = config.request_cpu.sampler(env.rng(f"proxy.{name}.cpu")) if config.request_cpu else None
+        self._recent: deque[float] = deque()
+        metrics = env.metrics
+        self.cpu_s = metrics.counter(f"proxy.{name}.cpu_s")
+        self.requests = metrics.counter(f"proxy.{name}.requests")
+        self.mesh_cpu_s = metrics.counter("mesh.proxy_cpu_s")
+
+    def rate(self) -> float:
+        """Requests per second through this sidecar over the last :data:`RATE_WINDOW_S`."""
+        now, recent = self.env.now, self._recent
+        while recent and recent[0] <= now - RATE_WINDOW_S:
+            recent.popleft()
+        return len(recent) / RATE_WINDOW_S
+
+    def request_cpu_s(self) -> float:
+        """The CPU this sidecar spends on one request (both of its passes), counting the request."""
+        self._recent.append(self.env.now)
+        self.requests.inc()
+        if self._draw is not None:
+            return self._draw()
+        assert self._table is not None
+        return self._table.at(max(self.rate(), self._table.xs[0]))
+
+    def passing(self, cpu_s: float) -> Generator[Any, Any, float]:
+        """One pass (a request's way in or a response's way out) of ``cpu_s`` of CPU: a worker, then a core;
+        the seconds it took."""
+        env = self.env
+        began = env.now
+        node = self.node
+        with self.workers.request() as worker:
+            yield worker
+            with node.cores.request() as core:
+                yield core
+                node.busy.set(node.cores.count)
+                yield env.timeout(cpu_s)
+            node.busy.set(node.cores.count)
+        self.cpu_s.inc(cpu_s)
+        self.mesh_cpu_s.inc(cpu_s)
+        return env.now - began
+
+
+def proxy_cpu_table(config: ProxyConfig) -> Table | None:
+    """The calibrated CPU per request of ``config``'s proxy, unless the scenario gives ``request_cpu``."""
+    return None if config.request_cpu is not None else param_table(CPU_PARAM.format(kind=config.kind))
