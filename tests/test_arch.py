@@ -160,6 +160,10 @@ def test_the_same_seed_gives_the_same_run():
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
      "services.a.faults: end (2 s) must be after start (5 s)"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient"}}, "mesh.dataplane"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"nodes": {"count": 2, "failures": [{"node": 2}]}},
+     "nodes: failures.0.node: no node 2 (nodes 0 to 1)"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"nodes": {"failures": [{"node": 0, "start": "3s", "end": "1s"}]}},
+     "nodes.failures.0: end (1 s) must be after start (3 s)"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "sidecar", "proxy": {"workers": 0}}},
      "mesh.proxy.workers"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "sidecar", "proxy": {"request_cpu": "5/s"}}},
@@ -272,6 +276,49 @@ def test_faults_are_limited_to_the_slow_replicas():
     always failing, fails every other request."""
     run = _resilience({"handler": [{"cpu": "1ms"}], "faults": {"error_rate": 1.0, "slow_replicas": 1}}, {}, 200)
     assert run.value("requests.errors", "count") == 100 and run.value("service.b.errors", "count") == 100
+
+
+def test_a_pod_that_is_down_refuses_and_a_retry_finds_the_other():
+    """b's first pod is down from 2 to 4 s (of 20 requests a second for 6 s, round robin over two pods): the
+    attempts it gets meanwhile are refused (about 20) and fail; one retry avoids the pod it tried (Istio's
+    previous_hosts) and none fails; after its restart at 4 s it serves again."""
+    down = {"handler": [{"cpu": "1ms"}], "faults": {"down": True, "slow_replicas": 1, "start": "2s", "end": "4s"}}
+    run = _resilience(down, {}, 120, 20)
+    refused = run.value("pod.b-0.refused", "count")
+    assert refused == run.value("requests.errors", "count") and 10 <= refused <= 30
+    assert run.value("pod.b-1.refused", "count") == 0 and run.value("pod.b-0.requests", "count") > 0
+    retried = _resilience(down, {"retries": {"attempts": 1}}, 120, 20)
+    assert retried.value("requests.errors", "count") == 0 and retried.value("pod.b-0.refused", "count") > 0
+
+
+def test_a_pod_going_down_fails_the_attempt_in_progress_then():
+    """One request at 0 to a pod whose handler takes 1 s; the pod goes down at 0.3 s: the client hears of
+    it one hop later, not when the handler would have ended."""
+    data = scenario({"a": {"handler": [{"cpu": "1s"}], "faults": {"down": True, "start": "0.3s"}}},
+                    requests=1, warmup=0, network={"latency": "1ms"},
+                    workload={"entry": "a", "replay": {"dist": "empirical", "values": [0.0]}})
+    run = run_replication(load_scenario(data))
+    assert run.value("requests.errors", "count") == 1 and run.value("pod.a-0.reset", "count") == 1
+    assert run.value("requests.failed_s", "max") == pytest.approx(0.301)
+
+
+def test_a_lost_node_takes_its_pods_down_and_outlier_detection_routes_around_them():
+    """Two nodes, b's two pods one on each; the node of b-0 is lost from 1 s on. Round robin alone fails every
+    other request from then (200 Poisson requests at 50/s: about 50 before 1 s, within four deviations, so
+    60-90 of the 150 after fail); ejecting a pod after 2 failures in a row fails 2."""
+    b = {"handler": [{"cpu": "1ms"}]}
+    base = scenario({"a": {"handler": [{"call": {"service": "b"}}]}, "b": {"replicas": 2, **b}},
+                    requests=200, warmup=0, workload={"rate": 50, "entry": "a"},
+                    nodes={"count": 2, "cores": 4, "failures": [{"node": 1, "start": "1s"}]},
+                    network={"latency": "0.1ms"})
+    # a-0 is on node 0, b-0 on node 1, b-1 on node 0: placed in turn.
+    plain = run_replication(load_scenario(base))
+    errors = plain.value("requests.errors", "count")
+    assert errors == plain.value("pod.b-0.refused", "count") and 60 <= errors <= 90
+    ejecting = run_replication(load_scenario({**base, "services": {
+        **base["services"], "b": {**base["services"]["b"], "outlier": {"consecutive_5xx": 2}}}}))
+    assert ejecting.value("requests.errors", "count") == 2
+    assert ejecting.value("calls.b.ejections", "count") == 1
 
 
 def test_least_request_sends_less_to_a_slow_replica_than_round_robin():

@@ -83,25 +83,33 @@ class RetryBudgetConfig(ScenarioPart):
     min_retry_concurrency: int = Field(3, ge=0, le=MAX_COUNT, description="retries in flight always allowed")
 
 
-class FaultConfig(ScenarioPart):
-    """Faults injected at a service's pods."""
+class TimeWindow(ScenarioPart):
+    """A stretch of simulated time, from ``start`` to ``end`` (null: to the end of the run)."""
 
-    error_rate: float = Field(0.0, ge=0, le=1, description="chance that a pod answers a request with an error")
-    delay: DurationDist | None = Field(None, description="latency added to each request at the faulty pods")
-    slow_replicas: int | None = Field(
-        None, ge=1, le=MAX_COUNT, description="the first this many pods are the faulty ones (both the errors "
-        "and the delay); null: all")
-    start: Duration = Field(0.0, ge=0, description="simulated time the faults begin, seconds")
-    end: Duration | None = Field(None, gt=0, description="simulated time they end; null: never")
+    start: Duration = Field(0.0, ge=0, description="simulated time it begins, seconds")
+    end: Duration | None = Field(None, gt=0, description="simulated time it ends; null: never")
 
     @model_validator(mode="after")
-    def _window(self) -> FaultConfig:
+    def _window(self) -> TimeWindow:
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end ({self.end:g} s) must be after start ({self.start:g} s)")
         return self
 
     def active(self, now: float) -> bool:
         return self.start <= now and (self.end is None or now < self.end)
+
+
+class FaultConfig(TimeWindow):
+    """Faults injected at a service's pods, between ``start`` and ``end``."""
+
+    error_rate: float = Field(0.0, ge=0, le=1, description="chance that a pod answers a request with an error")
+    delay: DurationDist | None = Field(None, description="latency added to each request at the faulty pods")
+    down: bool = Field(
+        False, description="the faulty pods are down between start and end (a crash, and a restart at end): an "
+        "attempt to one is refused at once, the attempts in progress there fail when it goes down")
+    slow_replicas: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="the first this many pods are the faulty ones (the errors, the "
+        "delay and being down); null: all")
 
 
 class RuntimeConfig(ScenarioPart):
@@ -135,11 +143,25 @@ class ServiceConfig(ScenarioPart):
     faults: FaultConfig | None = Field(None, description="injected errors and latency; null: none")
 
 
+class NodeFailureConfig(TimeWindow):
+    """A node lost between ``start`` and ``end``: every pod placed on it is down (as ``faults.down``)."""
+
+    node: int = Field(ge=0, le=MAX_COUNT, description="the node, by its index (0 is the first)")
+
+
 class NodesConfig(ScenarioPart):
     """Identical nodes; pods of every service are spread over them in turn."""
 
     count: int = Field(1, ge=1, le=MAX_COUNT, description="nodes")
     cores: int = Field(4, ge=1, le=MAX_COUNT, description="cores per node, shared by its pods' CPU steps")
+    failures: list[NodeFailureConfig] = Field(default_factory=list, description="nodes lost for a while")
+
+    @model_validator(mode="after")
+    def _known_nodes(self) -> NodesConfig:
+        for index, failure in enumerate(self.failures):
+            if failure.node >= self.count:
+                raise ValueError(f"failures.{index}.node: no node {failure.node} (nodes 0 to {self.count - 1})")
+        return self
 
 
 class NetworkConfig(ScenarioPart):

@@ -23,8 +23,13 @@ once and waited for. A failed call fails the handler at once (the rest of its
 steps are not run), and a pod answers with an error with its fault's
 ``error_rate``. A failed attempt (an error, or no answer within the per-try
 timeout; the pod goes on with an abandoned attempt) is retried after a
-back-off while retries and the call's timeout allow. Pods are placed on the
-nodes in turn (the ``k``-th pod overall on node ``k mod count``).
+back-off while retries and the call's timeout allow, on another pod than
+those the call tried if the balancer finds one. A pod that is down (its
+service's ``faults.down`` window, or its node lost: ``nodes.failures``)
+refuses an attempt at once, and an attempt in progress there fails when it
+goes down (the client hears of it one hop later; what the pod was doing goes
+on unanswered). Pods are placed on the nodes in turn (the ``k``-th pod
+overall on node ``k mod count``).
 
 Metrics: ``requests.sojourn_s`` (end-to-end latency of successful requests),
 ``requests.completed``, ``requests.errors`` and ``requests.failed_s`` (the
@@ -33,7 +38,8 @@ a pod to its response leaving it), ``service.<name>.requests`` and
 ``service.<name>.errors`` (error responses); ``calls.<name>.calls``,
 ``.attempts``, ``.retries``, ``.timeouts``, ``.overflows`` and
 ``.ejections`` (what clients did calling the service: attempts over calls is
-the retry amplification); ``pod.<service>-<i>.requests``; along each
+the retry amplification); ``pod.<service>-<i>.requests``, ``.refused`` and
+``.reset``; along each
 successful request's critical path (:mod:`models.arch.breakdown`)
 ``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.runtime_s``,
 ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
@@ -56,7 +62,7 @@ from sim.dists import Constant, Distribution, Uniform
 from sim.stats import Counter
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
-from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig
+from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig, TimeWindow
 from models.arch.mesh import Sidecar, proxy_cpu_table
 from models.arch.resilience import Upstream
 from models.arch.workloads import arrival_times
@@ -76,8 +82,9 @@ RuntimeStep = Callable[["Pod", int, list[tuple[float, Outcome]]], Step]
 class Node:
     """A machine: its cores, shared by the pods placed on it."""
 
-    def __init__(self, env: Environment, name: str, cores: int) -> None:
-        self.name = name
+    def __init__(self, env: Environment, index: int, cores: int) -> None:
+        self.index = index
+        self.name = name = f"node{index}"
         self.cores = simpy.Resource(env, capacity=cores)
         self.busy = env.metrics.gauge(f"node.{name}.busy_cores")
 
@@ -100,6 +107,12 @@ class Pod:
         """The service's injected faults if this pod is one of the faulty ones, else None."""
         self.delay = (faults.delay.sampler(env.rng(f"faults.{self.name}.delay"))
                       if faults is not None and faults.delay is not None else None)
+        self.down: list[TimeWindow] = [failure for failure in arch.config.nodes.failures if failure.node == node.index]
+        """When this pod is down: its service's ``faults.down`` window, its node's failures."""
+        if faults is not None and faults.down:
+            self.down.append(faults)
+        self.refused = env.metrics.counter(f"pod.{self.name}.refused")
+        self.reset = env.metrics.counter(f"pod.{self.name}.reset")
         runtime = config.runtime
         self.runtime: Runtime | None = None
         if runtime is not None and runtime.kind == "go":
@@ -114,6 +127,14 @@ class Pod:
                         if mesh.dataplane == "sidecar" else None)
 
 
+    def is_down(self, now: float) -> bool:
+        return any(window.active(now) for window in self.down)
+
+    def next_down(self, now: float) -> float:
+        """When this pod next goes down after ``now`` (infinite if it does not)."""
+        return min((window.start for window in self.down if window.start > now), default=math.inf)
+
+
 class ArchModel(Model):
     """Model kind ``arch`` (see the module docstring)."""
 
@@ -122,7 +143,7 @@ class ArchModel(Model):
     def __init__(self, env: Environment, config: ArchScenario) -> None:
         super().__init__(env, config)
         self.proxy_table = proxy_cpu_table(config.mesh.proxy) if config.mesh.dataplane == "sidecar" else None
-        self.nodes = [Node(env, f"node{i}", config.nodes.cores) for i in range(config.nodes.count)]
+        self.nodes = [Node(env, i, config.nodes.cores) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
         placed = 0
         for service in config.services:
@@ -279,6 +300,7 @@ class ArchModel(Model):
         retries = call.retries
         per_try = retries.per_try_timeout if retries is not None and retries.per_try_timeout is not None else math.inf
         tries = 1 + (retries.attempts if retries is not None else 0)
+        tried: set[int] = set()
         for attempt in range(tries):
             if attempt:
                 if not upstream.may_retry():
@@ -290,7 +312,8 @@ class ArchModel(Model):
                 upstream.retrying += 1
                 yield env.timeout(backoff)
             began = env.now
-            ok, spent = yield from self._attempt(caller, upstream, call, key, min(per_try, deadline - began), counts)
+            ok, spent = yield from self._attempt(caller, upstream, call, key, min(per_try, deadline - began), counts,
+                                                 tried)
             if attempt:
                 upstream.retrying -= 1
             if ok:
@@ -301,14 +324,16 @@ class ArchModel(Model):
         return False, Spent(retry=env.now - started)
 
     def _attempt(self, caller: Pod | None, upstream: Upstream, call: CallConfig, key: int, limit: float,
-                 counts: dict[str, Counter]) -> Generator[Any, Any, Outcome]:
-        """One attempt, waited for at most ``limit`` seconds (an abandoned attempt goes on without its client)."""
+                 counts: dict[str, Counter], tried: set[int]) -> Generator[Any, Any, Outcome]:
+        """One attempt, waited for at most ``limit`` seconds (an abandoned attempt goes on without its client);
+        its pod is added to ``tried``, the pods this call's retries avoid."""
         env = self.env
         counts["attempts"].inc()
         if upstream.overflowing():
             counts["overflows"].inc()
             return False, Spent()
-        replica = upstream.pick(key, env.now)
+        replica = upstream.pick(key, env.now, tried)
+        tried.add(replica)
         abandoned = [False]
         attempt = env.process(self._exchange(caller, upstream, replica, call, key, abandoned))
         if math.isfinite(limit):
@@ -335,23 +360,47 @@ class ArchModel(Model):
         env = self.env
         pod = self.pods[call.service][replica]
         source = caller.node if caller is not None else None
-        # The sidecars' CPU for this request, both directions (None without a mesh): the caller's on the way
-        # out, the callee's on the way in; each pays half going and half as the response comes back.
-        proxies = [(sidecar, sidecar.request_cpu_s() / 2) for sidecar in
-                   (caller.sidecar if caller is not None else None, pod.sidecar) if sidecar is not None]
-        proxied = 0.0
-        for sidecar, half in proxies:
-            proxied += yield from sidecar.passing(half)
+        # The caller's sidecar (none without a mesh) passes the request out and the response in, each pass
+        # half its CPU for the request; the callee's does the same inside _served.
+        out = caller.sidecar if caller is not None else None
+        half = out.request_cpu_s() / 2 if out is not None else 0.0
+        proxied = (yield from out.passing(half)) if out is not None else 0.0
         there = self._hop(source, pod.node, call.request)
         yield env.timeout(there)
-        ok, spent = yield from self._handle(pod, key)
-        back = self._hop(source, pod.node, call.response)
+        answered = False
+        ok, spent = False, Spent()
+        if pod.is_down(env.now):
+            pod.refused.inc()  # the connection is refused: the reset comes straight back
+        else:
+            handling = env.process(self._served(pod, key))
+            crash = pod.next_down(env.now)
+            yield (handling | env.timeout(crash - env.now)) if math.isfinite(crash) else handling
+            answered = handling.triggered
+            if answered:
+                ok, spent = cast(Outcome, handling.value)
+            else:
+                # The pod went down with the attempt in progress: the client sees the reset (what the pod was
+                # doing goes on unanswered, and frees what it holds as it ends).
+                pod.reset.inc()
+        back = self._hop(source, pod.node, call.response if answered else 0.0)
         yield env.timeout(back)
-        for sidecar, half in reversed(proxies):
-            proxied += yield from sidecar.passing(half)
+        if out is not None:
+            proxied += yield from out.passing(half)
         if not abandoned[0]:
             upstream.finished(replica)
         spent.network += there + back
+        spent.proxy += proxied
+        return ok, spent
+
+    def _served(self, pod: Pod, key: int) -> Generator[Any, Any, Outcome]:
+        """A request at a pod: in through its sidecar (if any), handled, out through the sidecar."""
+        sidecar = pod.sidecar
+        if sidecar is None:
+            return (yield from self._handle(pod, key))
+        half = sidecar.request_cpu_s() / 2
+        proxied = yield from sidecar.passing(half)
+        ok, spent = yield from self._handle(pod, key)
+        proxied += yield from sidecar.passing(half)
         spent.proxy += proxied
         return ok, spent
 

@@ -19,6 +19,11 @@ and VirtualService set the same fields):
   ``max_ejection_percent`` of the pods are ejected but always at least one
   (defaults 5, 30 s, 10 %). The balancer does not pick an ejected pod unless
   every pod is ejected.
+* **Retries avoid the pods already tried** (Istio's retry policy: Envoy's
+  ``previous_hosts`` retry host predicate with
+  ``host_selection_retry_max_attempts`` 5): a retry's pick that lands on a
+  pod this call already tried is made again, up to 5 times; not with
+  ``ring_hash``, where Istio sets no predicate (a key keeps its pod).
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ import math
 
 import numpy as np
 
-from models.arch.balancers import Balancer
+from models.arch.balancers import Balancer, RingHash
 from models.arch.config import CallConfig, ServiceConfig
+
+HOST_SELECTION_RETRY_MAX_ATTEMPTS = 5
+"""Istio's ``host_selection_retry_max_attempts``: picks made again to avoid the pods a call already tried."""
 
 
 class Upstream:
@@ -66,15 +74,26 @@ class Upstream:
         return min(float(self._rng.uniform(0.0, (2**retry - 1) * base)), ceiling)
 
     # --------------------------------------------------------------- picking and outliers
-    def pick(self, key: int, now: float) -> int:
-        """A pod by the balancer, passing over ejected ones (all ejected: the balancer's own pick)."""
+    def pick(self, key: int, now: float, tried: set[int] | frozenset[int] = frozenset()) -> int:
+        """A pod by the balancer, passing over ejected ones (all ejected: the balancer's own pick) and, for
+        a retry, over the pods in ``tried`` (see the module docstring)."""
+        choice = self._healthy(key, now)
+        if not isinstance(self.balancer, RingHash):
+            for _ in range(HOST_SELECTION_RETRY_MAX_ATTEMPTS):
+                if choice not in tried:
+                    break
+                self.balancer.done(choice)
+                choice = self._healthy(key, now)
+        self.active += 1
+        return choice
+
+    def _healthy(self, key: int, now: float) -> int:
         choice = self.balancer.pick(key)
         for _ in range(self.replicas):
             if self._ejected_until[choice] <= now:
                 break
             self.balancer.done(choice)
             choice = self.balancer.pick(key)
-        self.active += 1
         return choice
 
     def finished(self, replica: int) -> None:
