@@ -160,6 +160,8 @@ def test_the_same_seed_gives_the_same_run():
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
      "services.a.faults: end (2 s) must be after start (5 s)"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient"}}, "mesh.dataplane"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"network": {"latency": "1ms", "partitions": [{"between": ["a", "z"]}]}},
+     "network.partitions.0.between.1: no service 'z'"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"nodes": {"count": 2, "failures": [{"node": 2}]}},
      "nodes: failures.0.node: no node 2 (nodes 0 to 1)"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"nodes": {"failures": [{"node": 0, "start": "3s", "end": "1s"}]}},
@@ -319,6 +321,56 @@ def test_a_lost_node_takes_its_pods_down_and_outlier_detection_routes_around_the
         **base["services"], "b": {**base["services"]["b"], "outlier": {"consecutive_5xx": 2}}}}))
     assert ejecting.value("requests.errors", "count") == 2
     assert ejecting.value("calls.b.ejections", "count") == 1
+
+
+def test_a_partition_fails_calls_across_it_after_the_connect_timeout():
+    """a calls b; the two are cut off from 1 to 3 s. Requests at 0.5, 2 and 4 s: the one inside fails when
+    a gives up connecting (0.5 s, plus the edge's hop each way), the others succeed; a per-try timeout of
+    0.1 s and one retry fail it sooner, after two tries."""
+    def run(call: dict) -> RunResult:
+        data = scenario({"a": {"handler": [{"call": {"service": "b", **call}}]}, "b": {"handler": [{"cpu": "1ms"}]}},
+                        requests=3, warmup=0, network={"latency": "1ms", "connect_timeout": "0.5s",
+                                                       "partitions": [{"between": ["b", "a"], "start": "1s",
+                                                                       "end": "3s"}]},
+                        workload={"entry": "a", "replay": {"dist": "empirical", "values": [0.5, 2.0, 4.0]}})
+        return run_replication(load_scenario(data))
+
+    plain = run({})
+    assert plain.value("requests.completed", "count") == 2 and plain.value("requests.errors", "count") == 1
+    assert plain.value("requests.failed_s", "max") == pytest.approx(0.502)
+    assert plain.value("pod.b-0.unreachable", "count") == 1
+    retried = run({"retries": {"attempts": 1, "per_try_timeout": "0.1s"}})
+    assert retried.value("pod.b-0.unreachable", "count") == 2
+    assert 0.202 <= retried.value("requests.failed_s", "max") <= 0.202 + 0.025  # two tries and a back-off
+
+
+def test_a_token_bucket_fills_at_its_interval_up_to_its_size():
+    from models.arch.config import RateLimitConfig
+    from models.arch.resilience import TokenBucket
+
+    bucket = TokenBucket(RateLimitConfig(max_tokens=2, tokens_per_fill=1, fill_interval=1.0))
+    assert [bucket.take(t) for t in (0.0, 0.0, 0.0, 0.99, 1.0, 1.0)] == [True, True, False, False, True, False]
+    assert [bucket.take(5.0) for _ in range(3)] == [True, True, False]  # four fills, but at most two tokens
+
+
+def test_rate_limited_requests_are_answered_429_and_not_retried():
+    """30 requests 10 ms apart to a pod whose bucket holds 10 tokens and refills after 1 s: 10 served, 20
+    answered 429 at once; retries do not retry them, and outlier detection does not count them."""
+    def run(call: dict, b: dict) -> RunResult:
+        data = scenario({"a": {"handler": [{"call": {"service": "b", **call}}]},
+                         "b": {"handler": [{"cpu": "1ms"}], "rate_limit": {"max_tokens": 10, "tokens_per_fill": 10,
+                                                                           "fill_interval": "1s"}, **b}},
+                        requests=30, warmup=0, nodes={"count": 1, "cores": 4},
+                        workload={"entry": "a", "replay": {"dist": "empirical",
+                                                           "values": [i / 100 for i in range(30)]}})
+        return run_replication(load_scenario(data))
+
+    plain = run({}, {})
+    assert plain.value("requests.completed", "count") == 10 and plain.value("calls.b.limited", "count") == 20
+    assert plain.value("service.b.requests", "count") == 10
+    guarded = run({"retries": {"attempts": 2}}, {"outlier": {"consecutive_5xx": 2}})
+    assert guarded.value("requests.errors", "count") == 20 and guarded.value("calls.b.retries", "count") == 0
+    assert guarded.value("calls.b.ejections", "count") == 0
 
 
 def test_least_request_sends_less_to_a_slow_replica_than_round_robin():

@@ -121,6 +121,14 @@ class RuntimeConfig(ScenarioPart):
     gc: GCConfig | None = Field(None, description="Go: the collector (null: its defaults, GOGC 100)")
 
 
+class RateLimitConfig(ScenarioPart):
+    """Envoy's local rate limit (``local_ratelimit`` filter) at each pod: a token bucket, full at the start."""
+
+    max_tokens: int = Field(ge=1, le=MAX_COUNT, description="the bucket's size")
+    tokens_per_fill: int = Field(1, ge=1, le=MAX_COUNT, description="tokens added at each fill")
+    fill_interval: Duration = Field(gt=0, description="time between fills")
+
+
 class ServiceConfig(ScenarioPart):
     """A service: its replicas (pods), how clients balance between them, what a request does there, and
     what its clients apply to it (Istio's DestinationRule: circuit breaking, retry budget, outliers)."""
@@ -141,6 +149,9 @@ class ServiceConfig(ScenarioPart):
     retry_budget: RetryBudgetConfig | None = Field(None, description="cap retries by a share of the load instead")
     outlier: OutlierConfig | None = Field(None, description="eject pods that fail in a row; null: never")
     faults: FaultConfig | None = Field(None, description="injected errors and latency; null: none")
+    rate_limit: RateLimitConfig | None = Field(
+        None, description="each pod answers 429 at once to a request that finds no token (not retried, as "
+        "Istio's default retry policy; not a failure for outlier detection); null: none")
 
 
 class NodeFailureConfig(TimeWindow):
@@ -164,6 +175,12 @@ class NodesConfig(ScenarioPart):
         return self
 
 
+class PartitionConfig(TimeWindow):
+    """Two services cut off from each other between ``start`` and ``end``: a call either way cannot connect."""
+
+    between: tuple[str, str] = Field(description="the two services")
+
+
 class NetworkConfig(ScenarioPart):
     """One-way delays of a hop; a message also takes its bytes over the bandwidth."""
 
@@ -171,6 +188,11 @@ class NetworkConfig(ScenarioPart):
     local: DurationDist | None = Field(None, description="one-way latency between pods of one node; null: none")
     bandwidth: Size | None = Field(
         None, gt=0, description="bytes per second of a hop (no contention between messages); null: no limit")
+    connect_timeout: Duration = Field(
+        10.0, gt=0, description="how long a client tries to connect before the attempt fails (Istio's "
+        "DestinationRule connectTimeout, default 10 s)")
+    partitions: list[PartitionConfig] = Field(
+        default_factory=list, description="pairs of services cut off from each other for a while")
 
 
 class ProxyConfig(ScenarioPart):
@@ -274,6 +296,11 @@ class ArchScenario(ScenarioBase):
                                          f"collector (services.{name}.runtime.kind: go)")
         if self.workload.entry not in self.services:
             raise ValueError(f"workload.entry: no service {self.workload.entry!r} (services: {names})")
+        for index, partition in enumerate(self.network.partitions):
+            for side, cut_off in enumerate(partition.between):
+                if cut_off not in self.services:
+                    raise ValueError(f"network.partitions.{index}.between.{side}: no service {cut_off!r} "
+                                     f"(services: {names})")
         graph = self.call_graph()
         for caller, service in self.services.items():
             for index, step in enumerate(service.handler):

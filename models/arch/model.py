@@ -28,18 +28,24 @@ those the call tried if the balancer finds one. A pod that is down (its
 service's ``faults.down`` window, or its node lost: ``nodes.failures``)
 refuses an attempt at once, and an attempt in progress there fails when it
 goes down (the client hears of it one hop later; what the pod was doing goes
-on unanswered). Pods are placed on the nodes in turn (the ``k``-th pod
-overall on node ``k mod count``).
+on unanswered). A call between two services of ``network.partitions`` in
+their window cannot connect: the attempt fails after
+``network.connect_timeout`` (10 s, Istio's default), or at its per-try
+timeout if that comes first. A pod with a ``rate_limit`` answers 429 at once
+to a request that finds its token bucket empty; the call is not retried.
+Pods are placed on the nodes in turn (the ``k``-th pod overall on node
+``k mod count``).
 
 Metrics: ``requests.sojourn_s`` (end-to-end latency of successful requests),
 ``requests.completed``, ``requests.errors`` and ``requests.failed_s`` (the
 latency of failed ones); ``service.<name>.latency_s`` (from a request reaching
 a pod to its response leaving it), ``service.<name>.requests`` and
 ``service.<name>.errors`` (error responses); ``calls.<name>.calls``,
-``.attempts``, ``.retries``, ``.timeouts``, ``.overflows`` and
-``.ejections`` (what clients did calling the service: attempts over calls is
-the retry amplification); ``pod.<service>-<i>.requests``, ``.refused`` and
-``.reset``; along each
+``.attempts``, ``.retries``, ``.timeouts``, ``.overflows``,
+``.ejections`` and ``.limited`` (what clients did calling the service:
+attempts over calls is
+the retry amplification); ``pod.<service>-<i>.requests``, ``.refused``,
+``.reset`` and ``.unreachable``; along each
 successful request's critical path (:mod:`models.arch.breakdown`)
 ``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.runtime_s``,
 ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
@@ -64,7 +70,7 @@ from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
 from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig, TimeWindow
 from models.arch.mesh import Sidecar, proxy_cpu_table
-from models.arch.resilience import Upstream
+from models.arch.resilience import TokenBucket, Upstream
 from models.arch.workloads import arrival_times
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import GCConfig
@@ -72,11 +78,22 @@ from models.runtime.node.loop import NodeRuntime
 from models.runtime.protocol import Compute, Runtime, Step, Wait
 
 EDGE = "edge"
-CALL_COUNTS = ("calls", "attempts", "retries", "timeouts", "overflows", "ejections")
+CALL_COUNTS = ("calls", "attempts", "retries", "timeouts", "overflows", "ejections", "limited")
 Outcome = tuple[bool, Spent]
 """(succeeded, where its time went) of a call, an attempt or a handling."""
 RuntimeStep = Callable[["Pod", int, list[tuple[float, Outcome]]], Step]
 """A handler step for a pod on a runtime model, made per request (pod, key, the request's call list)."""
+
+
+class AttemptState:
+    """What one attempt's two sides tell each other: the client gave up on it (``abandoned``), the pod
+    answered it 429 (``limited``)."""
+
+    __slots__ = ("abandoned", "limited")
+
+    def __init__(self) -> None:
+        self.abandoned = False
+        self.limited = False
 
 
 class Node:
@@ -112,6 +129,8 @@ class Pod:
         if faults is not None and faults.down:
             self.down.append(faults)
         self.refused = env.metrics.counter(f"pod.{self.name}.refused")
+        self.unreachable = env.metrics.counter(f"pod.{self.name}.unreachable")
+        self.bucket = TokenBucket(config.rate_limit) if config.rate_limit is not None else None
         self.reset = env.metrics.counter(f"pod.{self.name}.reset")
         runtime = config.runtime
         self.runtime: Runtime | None = None
@@ -285,6 +304,11 @@ class ArchModel(Model):
         if self._finished == self.config.requests:
             self._all_done.succeed()
 
+    def _partitioned(self, caller: str, callee: str) -> bool:
+        now = self.env.now
+        return any(set(partition.between) == {caller, callee} and partition.active(now)
+                   for partition in self.config.network.partitions)
+
     def _hop(self, source: Node | None, target: Node, size: float) -> float:
         delay = self._local() if source is target else self._remote()
         return delay + size / self._bandwidth
@@ -312,19 +336,20 @@ class ArchModel(Model):
                 upstream.retrying += 1
                 yield env.timeout(backoff)
             began = env.now
+            state = AttemptState()
             ok, spent = yield from self._attempt(caller, upstream, call, key, min(per_try, deadline - began), counts,
-                                                 tried)
+                                                 tried, state)
             if attempt:
                 upstream.retrying -= 1
             if ok:
                 spent.retry += began - started
                 return True, spent
-            if env.now >= deadline:
+            if env.now >= deadline or state.limited:
                 break
         return False, Spent(retry=env.now - started)
 
     def _attempt(self, caller: Pod | None, upstream: Upstream, call: CallConfig, key: int, limit: float,
-                 counts: dict[str, Counter], tried: set[int]) -> Generator[Any, Any, Outcome]:
+                 counts: dict[str, Counter], tried: set[int], state: AttemptState) -> Generator[Any, Any, Outcome]:
         """One attempt, waited for at most ``limit`` seconds (an abandoned attempt goes on without its client);
         its pod is added to ``tried``, the pods this call's retries avoid."""
         env = self.env
@@ -334,32 +359,41 @@ class ArchModel(Model):
             return False, Spent()
         replica = upstream.pick(key, env.now, tried)
         tried.add(replica)
-        abandoned = [False]
-        attempt = env.process(self._exchange(caller, upstream, replica, call, key, abandoned))
+        attempt = env.process(self._exchange(caller, upstream, replica, call, key, state))
         if math.isfinite(limit):
             yield attempt | env.timeout(limit)
         else:
             yield attempt
         if not attempt.triggered:
             # The client resets the stream: it no longer counts the attempt; the pod goes on with it.
-            abandoned[0] = True
+            state.abandoned = True
             upstream.finished(replica)
             counts["timeouts"].inc()
             if upstream.outcome(replica, False, env.now):
                 counts["ejections"].inc()
             return False, Spent()
         ok, spent = cast(Outcome, attempt.value)
-        if upstream.outcome(replica, ok, env.now):
+        if state.limited:
+            counts["limited"].inc()
+        if upstream.outcome(replica, ok or state.limited, env.now):  # a 429 is no 5xx
             counts["ejections"].inc()
         return ok, spent
 
     def _exchange(self, caller: Pod | None, upstream: Upstream, replica: int, call: CallConfig, key: int,
-                  abandoned: list[bool]) -> Generator[Any, Any, Outcome]:
-        """The request's trip to the pod, its handling there and the response's trip back (``abandoned[0]``:
-        its client gave up on it)."""
+                  state: AttemptState) -> Generator[Any, Any, Outcome]:
+        """The request's trip to the pod, its handling there and the response's trip back (``state``: its
+        client gave up on it; the pod rate-limited it)."""
         env = self.env
         pod = self.pods[call.service][replica]
         source = caller.node if caller is not None else None
+        if caller is not None and self._partitioned(caller.service, call.service):
+            # No connection can be made: the client gives up after its connect timeout (or sooner, its
+            # per-try timeout); the pod never sees the request.
+            pod.unreachable.inc()
+            yield env.timeout(self.config.network.connect_timeout)
+            if not state.abandoned:
+                upstream.finished(replica)
+            return False, Spent(network=self.config.network.connect_timeout)
         # The caller's sidecar (none without a mesh) passes the request out and the response in, each pass
         # half its CPU for the request; the callee's does the same inside _served.
         out = caller.sidecar if caller is not None else None
@@ -371,6 +405,8 @@ class ArchModel(Model):
         ok, spent = False, Spent()
         if pod.is_down(env.now):
             pod.refused.inc()  # the connection is refused: the reset comes straight back
+        elif pod.bucket is not None and not pod.bucket.take(env.now):
+            state.limited = True  # answered 429 at once, unhandled
         else:
             handling = env.process(self._served(pod, key))
             crash = pod.next_down(env.now)
@@ -386,7 +422,7 @@ class ArchModel(Model):
         yield env.timeout(back)
         if out is not None:
             proxied += yield from out.passing(half)
-        if not abandoned[0]:
+        if not state.abandoned:
             upstream.finished(replica)
         spent.network += there + back
         spent.proxy += proxied

@@ -19,6 +19,11 @@ and VirtualService set the same fields):
   ``max_ejection_percent`` of the pods are ejected but always at least one
   (defaults 5, 30 s, 10 %). The balancer does not pick an ejected pod unless
   every pod is ejected.
+* **Local rate limiting** (the ``local_ratelimit`` filter, per pod): a
+  token bucket of ``max_tokens``, full at the start, given
+  ``tokens_per_fill`` every ``fill_interval``; a request that finds it
+  empty is answered 429 at once. A 429 is not retried (Istio's default
+  ``retry_on`` has no 429) and is not a 5xx for outlier detection.
 * **Retries avoid the pods already tried** (Istio's retry policy: Envoy's
   ``previous_hosts`` retry host predicate with
   ``host_selection_retry_max_attempts`` 5): a retry's pick that lands on a
@@ -33,7 +38,7 @@ import math
 import numpy as np
 
 from models.arch.balancers import Balancer, RingHash
-from models.arch.config import CallConfig, ServiceConfig
+from models.arch.config import CallConfig, RateLimitConfig, ServiceConfig
 
 HOST_SELECTION_RETRY_MAX_ATTEMPTS = 5
 """Istio's ``host_selection_retry_max_attempts``: picks made again to avoid the pods a call already tried."""
@@ -118,4 +123,25 @@ class Upstream:
             return False
         self._ejections[replica] += 1
         self._ejected_until[replica] = now + outlier.base_ejection_time * self._ejections[replica]
+        return True
+
+
+class TokenBucket:
+    """A pod's local rate limit (see the module docstring), filled lazily as time passes."""
+
+    def __init__(self, config: RateLimitConfig) -> None:
+        self.config = config
+        self.tokens = config.max_tokens
+        self._filled = 0.0
+
+    def take(self, now: float) -> bool:
+        """Take a token at ``now``; False if there is none (the request is rate limited)."""
+        config = self.config
+        fills = math.floor((now - self._filled) / config.fill_interval)
+        if fills > 0:
+            self.tokens = min(config.max_tokens, self.tokens + fills * config.tokens_per_fill)
+            self._filled += fills * config.fill_interval
+        if self.tokens <= 0:
+            return False
+        self.tokens -= 1
         return True
