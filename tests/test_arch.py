@@ -159,7 +159,9 @@ def test_the_same_seed_gives_the_same_run():
      "services.a.faults.delay: expected a duration, not a rate"),
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
      "services.a.faults: end (2 s) must be after start (5 s)"),
-    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient"}}, "mesh.dataplane"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ebpf"}}, "mesh.dataplane"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient", "node_proxy": {"request_cpu": "1/s"}}},
+     "mesh.node_proxy.request_cpu: expected a duration, not a rate"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"network": {"latency": "1ms", "partitions": [{"between": ["a", "z"]}]}},
      "network.partitions.0.between.1: no service 'z'"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"nodes": {"count": 2, "failures": [{"node": 2}]}},
@@ -507,6 +509,25 @@ def test_sidecars_add_their_cpu_on_each_way_of_each_hop():
     assert meshed.value("proxy.b-0.requests", "count") == pytest.approx(measured, abs=1)
 
 
+def test_ambient_passes_each_request_through_its_nodes_proxies():
+    """The same constant-time chain as above in ambient mode, a and b on two nodes: the request enters a
+    through node 0's proxy, calls b out through node 0's and in through node 1's: the same three passes as
+    with sidecars, two of them at node 0's proxy."""
+    services = {"a": {"handler": [{"cpu": "1ms"}, {"call": {"service": "b"}}]}, "b": {"handler": [{"cpu": "2ms"}]}}
+    data = scenario(services, requests=40, workload={"rate": 1, "entry": "a"}, nodes={"count": 2, "cores": 8},
+                    network={"latency": "0.5ms"},
+                    mesh={"dataplane": "ambient", "node_proxy": {"request_cpu": "0.4ms"}})
+    run = run_replication(load_scenario(data))
+    assert run.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.4e-3)
+    assert run.value("requests.sojourn_s", "mean") == pytest.approx(4 * 0.5e-3 + 3e-3 + 3 * 0.4e-3)
+    measured = run.value("requests.completed", "count")
+    assert run.value("proxy.node0.ztunnel.requests", "count") == pytest.approx(2 * measured, abs=2)
+    assert run.value("proxy.node1.ztunnel.requests", "count") == pytest.approx(measured, abs=1)
+    from models.arch.config import ZTUNNEL_REQUEST_CPU_S, MeshConfig
+
+    assert MeshConfig(dataplane="ambient").node_proxy.request_cpu.mean == ZTUNNEL_REQUEST_CPU_S
+
+
 def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():
     """One single-core node: a service of 1 ms and its sidecar of 1 ms a request share the core, so the pod
     saturates at half the rate it would alone (a busy core of 0.8 at 400 requests a second); one worker
@@ -516,7 +537,7 @@ def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():
                                                  mesh={"dataplane": "sidecar", "proxy": {"request_cpu": "1ms"}})))
     assert run.value("node.node0.busy_cores", "mean") == pytest.approx(0.8, rel=0.05)
     from models.arch.mesh import Sidecar
-    from models.arch.config import ProxyConfig
+    from sim.dists import Constant
 
     env = Environment(seed=1)
 
@@ -526,7 +547,7 @@ def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():
             self.cores = simpy.Resource(env, capacity=4)
             self.busy = env.metrics.gauge("busy")
 
-    sidecar = Sidecar(env, "p", Machine(), ProxyConfig(workers=1, request_cpu="1ms"), None)
+    sidecar = Sidecar(env, "p", Machine(), 1, Constant(1e-3), None)
     done = []
 
     def one():
@@ -549,7 +570,7 @@ def test_the_calibrated_proxy_cpu_falls_with_the_sidecars_own_rate():
     table = proxy_cpu_table(ProxyConfig())
     assert table is not None and table.beyond == "flat" and table.ys[0] > table.ys[-1]
     env = Environment(seed=1)
-    sidecar = Sidecar(env, "p", None, ProxyConfig(), table)  # type: ignore[arg-type]
+    sidecar = Sidecar(env, "p", None, 2, None, table)  # type: ignore[arg-type]
     assert sidecar.request_cpu_s() == table.ys[0]
     busy = int(table.xs[-1] * RATE_WINDOW_S)
     for _ in range(busy):

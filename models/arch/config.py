@@ -18,7 +18,7 @@ from typing import Literal
 import networkx as nx
 from pydantic import Field, model_validator
 
-from sim.dists import Empirical
+from sim.dists import Constant, Empirical
 from sim.scenario import (MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist,
                           calibrated)
 from models.arch.balancers import BalancerKind
@@ -209,12 +209,29 @@ class ProxyConfig(ScenarioPart):
         json_schema_extra=calibrated("proxy.envoy.cpu_s_vs_rate", derived="table"))
 
 
-class MeshConfig(ScenarioPart):
-    """The service mesh's data plane: none, or a sidecar proxy beside every pod."""
+ZTUNNEL_REQUEST_CPU_S = 60e-6
+"""CPU per request of Istio's ztunnel: 0.06 vCPU at 1,000 requests/s of 1 KB (Istio 1.24, "Performance and
+Scalability", istio.io/docs/ops/performance-and-scalability); cited, not measured here."""
 
-    dataplane: Literal["none", "sidecar"] = Field(
-        "none", description="none (pods call each other directly) or sidecar (a proxy beside each pod)")
-    proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="the proxy the data plane runs")
+
+class NodeProxyConfig(ScenarioPart):
+    """Ambient mode's node proxy (Istio's ztunnel: L4, mTLS, one per node), its threads and CPU per request."""
+
+    workers: int = Field(2, ge=1, le=MAX_COUNT, description="worker threads of each node proxy")
+    request_cpu: DurationDist = Field(
+        default_factory=lambda: Constant(ZTUNNEL_REQUEST_CPU_S), description="CPU per request through a node "
+        "proxy, seconds, both directions (default 60 us: Istio 1.24's published 0.06 vCPU for a ztunnel at 1,000 "
+        "requests/s of 1 KB; a cited figure, not measured here)")
+
+
+class MeshConfig(ScenarioPart):
+    """The service mesh's data plane: none, a sidecar proxy beside every pod, or a proxy per node (ambient)."""
+
+    dataplane: Literal["none", "sidecar", "ambient"] = Field(
+        "none", description="none (pods call each other directly), sidecar (a proxy beside each pod) or ambient "
+        "(a proxy per node that every pod placed there goes through)")
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="the sidecars' proxy")
+    node_proxy: NodeProxyConfig = Field(default_factory=NodeProxyConfig, description="ambient mode's node proxy")
 
 
 class BurstConfig(ScenarioPart):

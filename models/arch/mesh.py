@@ -1,4 +1,4 @@
-"""The service mesh's data plane: a sidecar proxy beside each pod.
+"""The service mesh's data plane: a sidecar proxy beside each pod, or a proxy per node (ambient).
 
 Mechanism (Istio's sidecar mode, a proxy per pod). Every request a pod
 sends and every request it receives passes through its sidecar: a call
@@ -20,7 +20,13 @@ directions). It falls as the rate rises: at a low rate each request meets an
 idle worker whose wake-up and event-loop turn it pays alone. A scenario can
 give ``request_cpu``, a distribution drawn per request, instead.
 
-Not modelled yet: the Go proxy's collector on the Go runtime model (its CPU
+Ambient mode (Istio's ztunnel: an L4 proxy per node, carrying mTLS) works the
+same way with one proxy per node instead of per pod: a pod's requests and
+responses pass its node's proxy, which every pod on that node shares, and its
+CPU per request is ``mesh.node_proxy.request_cpu`` (default 60 us, Istio
+1.24's published figure for a ztunnel: no ztunnel is measured here).
+
+Not modelled yet: waypoints (ambient's L7 proxies), the Go proxy's collector on the Go runtime model (its CPU
 per request is its measured average, the collector's share included, not its
 pauses and assists), node proxies (ambient) and eBPF datapaths, mTLS,
 filters, payload-dependent CPU, the loopback hop's own latency and the
@@ -36,6 +42,7 @@ from typing import Any, Protocol
 import simpy
 
 from sim.core import Environment
+from sim.dists import Distribution
 from sim.params import Table, param_table
 from models.arch.config import ProxyConfig
 
@@ -52,15 +59,16 @@ class Machine(Protocol):
 
 
 class Sidecar:
-    """One pod's proxy: its worker threads, on the cores of the pod's node."""
+    """A proxy (a pod's, or in ambient mode its node's): its worker threads, on the cores of its node; its CPU
+    per request drawn from ``request_cpu`` or else read from ``table`` at its rate."""
 
-    def __init__(self, env: Environment, name: str, node: Machine, config: ProxyConfig,
+    def __init__(self, env: Environment, name: str, node: Machine, workers: int, request_cpu: Distribution | None,
                  table: Table | None) -> None:
         self.env = env
         self.node = node
-        self.workers = simpy.Resource(env, capacity=config.workers)
+        self.workers = simpy.Resource(env, capacity=workers)
         self._table = table
-        self._draw = config.request_cpu.sampler(env.rng(f"proxy.{name}.cpu")) if config.request_cpu else None
+        self._draw = request_cpu.sampler(env.rng(f"proxy.{name}.cpu")) if request_cpu is not None else None
         self._recent: deque[float] = deque()
         metrics = env.metrics
         self.cpu_s = metrics.counter(f"proxy.{name}.cpu_s")

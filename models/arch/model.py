@@ -12,7 +12,8 @@ the network (one-way ``network.latency`` between nodes or from the edge,
 (held until the response leaves), adds an injected delay if it is faulty, and
 runs the handler's steps in order. With ``mesh.dataplane: sidecar`` the
 request leaves through the caller's sidecar and enters through the callee's,
-and the response comes back through both (:mod:`models.arch.mesh`). A CPU step waits for a core of the pod's
+and the response comes back through both; with ``ambient`` the same through
+the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A CPU step waits for a core of the pod's
 node (FCFS, shared by every pod placed there) and holds it for its draw; on a
 service with a ``runtime``, each pod runs the steps on its own runtime model
 instead (Go's fast fidelity or Node.js: CPU steps as ``Compute`` with their
@@ -68,7 +69,7 @@ from sim.dists import Constant, Distribution, Uniform
 from sim.stats import Counter
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
-from models.arch.config import ArchScenario, CallConfig, ServiceConfig, StepConfig, TimeWindow
+from models.arch.config import ArchScenario, CallConfig, MeshConfig, ServiceConfig, StepConfig, TimeWindow
 from models.arch.mesh import Sidecar, proxy_cpu_table
 from models.arch.resilience import TokenBucket, Upstream
 from models.arch.workloads import arrival_times
@@ -97,13 +98,16 @@ class AttemptState:
 
 
 class Node:
-    """A machine: its cores, shared by the pods placed on it."""
+    """A machine: its cores, shared by the pods placed on it (and, in ambient mode, by its proxy)."""
 
-    def __init__(self, env: Environment, index: int, cores: int) -> None:
+    def __init__(self, env: Environment, index: int, cores: int, mesh: MeshConfig) -> None:
         self.index = index
         self.name = name = f"node{index}"
         self.cores = simpy.Resource(env, capacity=cores)
         self.busy = env.metrics.gauge(f"node.{name}.busy_cores")
+        self.proxy = (Sidecar(env, f"{name}.ztunnel", self, mesh.node_proxy.workers, mesh.node_proxy.request_cpu,
+                              None) if mesh.dataplane == "ambient" else None)
+        """Ambient mode's proxy of this node, which its pods' requests pass."""
 
 
 class Pod:
@@ -142,8 +146,13 @@ class Pod:
         self.upstreams: dict[str, Upstream] = {}
         """One per service this pod calls (set once every pod exists: :meth:`ArchModel.upstreams_for`)."""
         mesh = arch.config.mesh
-        self.sidecar = (Sidecar(env, self.name, node, mesh.proxy, arch.proxy_table)
-                        if mesh.dataplane == "sidecar" else None)
+        self.sidecar: Sidecar | None = None
+        """The proxy this pod's requests and responses pass: its own (sidecar mode), its node's (ambient)."""
+        if mesh.dataplane == "sidecar":
+            self.sidecar = Sidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
+                                   arch.proxy_table)
+        elif mesh.dataplane == "ambient":
+            self.sidecar = node.proxy
 
 
     def is_down(self, now: float) -> bool:
@@ -162,7 +171,7 @@ class ArchModel(Model):
     def __init__(self, env: Environment, config: ArchScenario) -> None:
         super().__init__(env, config)
         self.proxy_table = proxy_cpu_table(config.mesh.proxy) if config.mesh.dataplane == "sidecar" else None
-        self.nodes = [Node(env, i, config.nodes.cores) for i in range(config.nodes.count)]
+        self.nodes = [Node(env, i, config.nodes.cores, config.mesh) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
         placed = 0
         for service in config.services:
