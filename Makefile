@@ -31,6 +31,7 @@ test-quick: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_mmc
 	$(BIN)/python -m bench.bench_go
+	$(BIN)/python -m bench.bench_arch
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache
