@@ -506,6 +506,7 @@ def test_sidecars_add_their_cpu_on_each_way_of_each_hop():
     assert parts == pytest.approx(meshed.value("requests.sojourn_s", "mean"), rel=1e-9)
     measured = meshed.value("requests.completed", "count")
     assert meshed.value("mesh.proxy_cpu_s", "count") == pytest.approx(measured * 3 * 0.4e-3, rel=0.05)
+    assert meshed.value("service.b.cpu_s", "count") == pytest.approx(measured * 2e-3, rel=0.05)
     assert meshed.value("proxy.b-0.requests", "count") == pytest.approx(measured, abs=1)
 
 

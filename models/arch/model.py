@@ -40,8 +40,9 @@ Pods are placed on the nodes in turn (the ``k``-th pod overall on node
 Metrics: ``requests.sojourn_s`` (end-to-end latency of successful requests),
 ``requests.completed``, ``requests.errors`` and ``requests.failed_s`` (the
 latency of failed ones); ``service.<name>.latency_s`` (from a request reaching
-a pod to its response leaving it), ``service.<name>.requests`` and
-``service.<name>.errors`` (error responses); ``calls.<name>.calls``,
+a pod to its response leaving it), ``service.<name>.requests``,
+``service.<name>.errors`` (error responses) and ``service.<name>.cpu_s`` (its
+CPU steps on node cores; a runtime pod's CPU is in the runtime's metrics); ``calls.<name>.calls``,
 ``.attempts``, ``.retries``, ``.timeouts``, ``.overflows``,
 ``.ejections`` and ``.limited`` (what clients did calling the service:
 attempts over calls is
@@ -204,6 +205,7 @@ class ArchModel(Model):
         self.spent = {kind: metrics.histogram(f"breakdown.{kind}_s") for kind in KINDS}
         self.latency = {name: metrics.histogram(f"service.{name}.latency_s") for name in config.services}
         self.served = {name: metrics.counter(f"service.{name}.requests") for name in config.services}
+        self.service_cpu = {name: metrics.counter(f"service.{name}.cpu_s") for name in config.services}
         self.answered_errors = {name: metrics.counter(f"service.{name}.errors") for name in config.services}
         self.calls = {name: {what: metrics.counter(f"calls.{name}.{what}") for what in CALL_COUNTS}
                       for name in config.services}
@@ -499,6 +501,7 @@ class ArchModel(Model):
             node.busy.set(node.cores.count)
             yield env.timeout(seconds)
         node.busy.set(node.cores.count)
+        self.service_cpu[pod.service].inc(seconds)
         return True, Spent(queue=waited, cpu=seconds)
 
     def _maybe_call(self, pod: Pod, call: CallConfig, key: int) -> Generator[Any, Any, Outcome]:
