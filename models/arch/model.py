@@ -511,7 +511,12 @@ class ArchModel(Model):
 
     def _parallel(self, pod: Pod, calls: list[CallConfig], key: int) -> Generator[Any, Any, Outcome]:
         env = self.env
-        branches = [env.process(self._timed(self._maybe_call(pod, call, key))) for call in calls]
+        # Each call's coin first, so that a call not made costs no process (a wide fan-out of unlikely calls).
+        made = [call for call in calls if call.probability >= 1 or self._coin() < call.probability]
+        if not made:
+            return True, Spent()
+        branches = [env.process(self._timed(self._call(pod, pod.upstreams[call.service], call, key)))
+                    for call in made]
         yield env.all_of(branches)
         ended = [cast(tuple[float, Outcome], branch.value) for branch in branches]
         ok = all(outcome[0] for _, outcome in ended)
