@@ -288,8 +288,10 @@ def builtin_scenarios() -> dict[str, str]:
     return out
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that has the same key twice (YAML keeps the last silently)."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's safe loader (on libyaml's parser where PyYAML was built with it: ten times faster on a
+    thousand-service architecture), refusing a mapping that has the same key twice (YAML keeps the last
+    silently)."""
 
     where = "scenario"
 

@@ -544,8 +544,8 @@ def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():
 
     class Machine:
         def __init__(self):
-            import simpy
-            self.cores = simpy.Resource(env, capacity=4)
+            from sim.slots import Slots
+            self.cores = Slots(env, 4)
             self.busy = env.metrics.gauge("busy")
 
     sidecar = Sidecar(env, "p", Machine(), 1, Constant(1e-3), None)

@@ -39,11 +39,10 @@ from collections import deque
 from collections.abc import Generator
 from typing import Any, Protocol
 
-import simpy
-
 from sim.core import Environment
 from sim.dists import Distribution
 from sim.params import Table, param_table
+from sim.slots import Slots
 from models.arch.config import ProxyConfig
 
 CPU_PARAM = "proxy.{kind}.cpu_s_vs_rate"
@@ -54,7 +53,7 @@ RATE_WINDOW_S = 1.0
 class Machine(Protocol):
     """What a sidecar needs of its pod's node: the cores, and the gauge of how many are busy."""
 
-    cores: simpy.Resource
+    cores: Slots
     busy: Any
 
 
@@ -66,7 +65,7 @@ class Sidecar:
                  table: Table | None) -> None:
         self.env = env
         self.node = node
-        self.workers = simpy.Resource(env, capacity=workers)
+        self.workers = Slots(env, workers)
         self._table = table
         self._draw = request_cpu.sampler(env.rng(f"proxy.{name}.cpu")) if request_cpu is not None else None
         self._recent: deque[float] = deque()
@@ -96,14 +95,18 @@ class Sidecar:
         the seconds it took."""
         env = self.env
         began = env.now
-        node = self.node
-        with self.workers.request() as worker:
-            yield worker
-            with node.cores.request() as core:
-                yield core
-                node.busy.set(node.cores.count)
-                yield env.timeout(cpu_s)
-            node.busy.set(node.cores.count)
+        node, workers, cores = self.node, self.workers, self.node.cores
+        wait = workers.acquire()
+        if wait is not None:
+            yield wait
+        wait = cores.acquire()
+        if wait is not None:
+            yield wait
+        node.busy.set(cores.count)
+        yield env.timeout(cpu_s)
+        cores.release()
+        node.busy.set(cores.count)
+        workers.release()
         self.cpu_s.inc(cpu_s)
         self.mesh_cpu_s.inc(cpu_s)
         return env.now - began

@@ -67,6 +67,7 @@ import simpy
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Distribution, Uniform
+from sim.slots import Slots
 from sim.stats import Counter
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
@@ -104,7 +105,7 @@ class Node:
     def __init__(self, env: Environment, index: int, cores: int, mesh: MeshConfig) -> None:
         self.index = index
         self.name = name = f"node{index}"
-        self.cores = simpy.Resource(env, capacity=cores)
+        self.cores = Slots(env, cores)
         self.busy = env.metrics.gauge(f"node.{name}.busy_cores")
         self.proxy = (Sidecar(env, f"{name}.ztunnel", self, mesh.node_proxy.workers, mesh.node_proxy.request_cpu,
                               None) if mesh.dataplane == "ambient" else None)
@@ -494,13 +495,16 @@ class ArchModel(Model):
 
     def _cpu(self, pod: Pod, seconds: float) -> Generator[Any, Any, Outcome]:
         env, node = self.env, pod.node
+        cores = node.cores
         asked = env.now
-        with node.cores.request() as core:
-            yield core
-            waited = env.now - asked
-            node.busy.set(node.cores.count)
-            yield env.timeout(seconds)
-        node.busy.set(node.cores.count)
+        wait = cores.acquire()
+        if wait is not None:
+            yield wait
+        waited = env.now - asked
+        node.busy.set(cores.count)
+        yield env.timeout(seconds)
+        cores.release()
+        node.busy.set(cores.count)
         self.service_cpu[pod.service].inc(seconds)
         return True, Spent(queue=waited, cpu=seconds)
 
