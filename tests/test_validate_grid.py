@@ -293,3 +293,30 @@ def test_a_quick_grid_run_writes_well_formed_output(tmp_path):
     assert main(["validate", "run", "--grid", "--quick", "--out", str(tmp_path)], out) == 0
     assert out.getvalue().startswith("0 repetitions written")
     assert len(load_experiments(tmp_path)) == 2
+
+
+@pytest.mark.harness
+def test_valserver_calls_the_next_service_of_a_chain():
+    """valserver -next: A answers after B did, B counts the request; with B gone A answers 502."""
+    import urllib.error
+    import urllib.request
+
+    from calibration import harness
+    from calibration.validation.experiments import Server
+
+    cache = harness.cache_dir()
+    binary = str(harness.build(["valserver"], cache)["valserver"])
+    env = harness.go_env(cache, {"GOMAXPROCS": "1"})
+    common = ["-addr", "127.0.0.1:0", "-cpu", "50us", "-alloc", "1024", "-live-heap-mib", "1", "-max-seconds", "60"]
+    b = Server([binary, *common], env)
+    a = Server([binary, *common, "-next", f"http://{b.ready['addr']}/work"], env)
+    try:
+        with urllib.request.urlopen(f"http://{a.ready['addr']}/work?i=1", timeout=10) as answer:
+            assert answer.status == 200 and answer.read() == b"ok\n"
+        assert b.stop()["requests"] == 1
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://{a.ready['addr']}/work?i=2", timeout=10)
+        assert refused.value.code == 502
+    finally:
+        a.stop()
+        b.kill()

@@ -47,6 +47,12 @@
 // Run with GOMAXPROCS 1 on one CPU (taskset) it shows what sysmon's rounds
 // cost a goroutine running on the CPU sysmon shares.
 //
+// A chain of services (-next URL): after its burn, a request calls the next
+// service (GET URL, with the request's query string) through a client keeping
+// its connections alive, and waits for the answer before answering; an error
+// or a status other than 200 there makes this answer 502. Chained servers
+// model a call graph's sequential calls for the validation of architectures.
+//
 // GC statistics (GET /stats): a JSON object of the runtime/metrics samples
 // named in rtstats.GC (GC cycles, the GC's CPU by class and the process's,
 // the live heap and its goal, the bytes and objects allocated, the bytes
@@ -64,6 +70,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"math/rand"
 	"net/http"
@@ -91,6 +98,23 @@ type chunk struct {
 }
 
 var burnSink atomic.Uint64
+
+// callNext makes the chain's call to url (with query) and reads the answer; 200 if it came back 200, else 502.
+func callNext(client *http.Client, url, query string) int {
+	if query != "" {
+		url += "?" + query
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		return http.StatusBadGateway
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return http.StatusBadGateway
+	}
+	return http.StatusOK
+}
 
 // burn runs n iterations of a multiply-add recurrence the compiler cannot drop.
 func burn(n int) {
@@ -281,6 +305,7 @@ func main() {
 	sysmonIdle := flag.Duration("sysmon-idle", 30*time.Millisecond, "idle time before each -sysmon-samples spin")
 	sysmonSpin := flag.Duration("sysmon-spin", 5*time.Millisecond, "length of each -sysmon-samples spin")
 	tracePath := flag.String("trace", "", "write every handler's timing and CPUs to this CSV file when stopping")
+	next := flag.String("next", "", "after the burn, call this URL (the next service of a chain) and wait for it")
 	flag.Parse()
 	if *allocChunk < 64 || *alloc < 0 || *cpu <= 0 {
 		fmt.Fprintln(os.Stderr, "cnsim: error -alloc-chunk must be >= 64, -alloc >= 0, -cpu > 0")
@@ -317,6 +342,7 @@ func main() {
 	var traces []handlerTrace
 	tracing := *tracePath != ""
 
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
 		var t handlerTrace
@@ -338,6 +364,10 @@ func main() {
 			}
 		}
 		burn(iterations - perSlice*slices)
+		status := http.StatusOK
+		if *next != "" {
+			status = callNext(client, *next, r.URL.RawQuery)
+		}
 		if tracing {
 			t.cpu, t.cpuEnd, t.wall = threadCPU()-cpuBefore, currentCPU(), time.Since(started)
 			running.Add(-1)
@@ -346,6 +376,9 @@ func main() {
 			traceMu.Unlock()
 		}
 		w.Header().Set("Content-Type", "text/plain")
+		if status != http.StatusOK {
+			w.WriteHeader(status)
+		}
 		w.Write([]byte("ok\n"))
 		runtime.KeepAlive(head)
 		served.Add(1)
