@@ -84,14 +84,13 @@ def fit_proxy(data: Dataset) -> list[dict[str, Any]]:
                                         for rate, value in by_rate["added_p50_s"].median().items()},
             },
         })
-    go = data.frame(FILE)
-    go = go[go["path"] == "goproxy"]
-    for unit, column in (("bytes", "proxy_alloc_bytes"), ("objects", "proxy_alloc_objects")):
-        if go.empty:
+    for unit in ("bytes", "objects"):
+        name = f"proxy.goproxy.alloc_{unit}_per_request"
+        values = observations(name, data)["y"]
+        if values.empty:
             break
-        values = go[column] / go["proxy_requests"]
         out.append({
-            **data.header(f"proxy.goproxy.alloc_{unit}_per_request",
+            **data.header(name,
                           f"{unit.capitalize()} the Go reverse proxy allocates per forwarded request "
                           "(runtime/metrics /gc/heap/allocs over the requests it counted)",
                           unit, FILE, "constant"),

@@ -34,7 +34,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from calibration import harness
@@ -138,13 +137,6 @@ class Envoy:
                 self.process.wait()
 
 
-def latency_row(frame: pd.DataFrame, warmup_s: float) -> dict[str, Any]:
-    """Latency statistics (s) of the requests scheduled after the warm-up that succeeded."""
-    measured = frame[(frame["scheduled_s"] >= warmup_s) & (frame["status"] == "ok")]["latency_s"].to_numpy(float)
-    return {"n": int(measured.size), "mean_s": float(measured.mean()), "p50_s": float(np.median(measured)),
-            "p99_s": float(np.percentile(measured, 99))}
-
-
 def measure_proxy(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     from calibration.validation import experiments
 
@@ -161,8 +153,8 @@ def measure_proxy(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]
 
 
 def _proxy_run(rec: Recorder, settings: Any, rate: float, path: str) -> dict[str, Any]:
-    """One open-loop run at ``rate`` to a fresh validation server, through a fresh Envoy when ``path`` is
-    ``envoy``: its wall time, requests sent, latency statistics and each process's CPU over it."""
+    """One open-loop run at ``rate`` to a fresh validation server, through a fresh proxy of ``path`` (none for
+    ``direct``): its wall time, requests sent, latency statistics and each process's CPU over it."""
     from calibration.validation import experiments
     from calibration.validation.machine import process_counters
 
@@ -198,8 +190,9 @@ def _proxy_run(rec: Recorder, settings: Any, rate: float, path: str) -> dict[str
             rec.note("proxy", [*argv[:-1], "latency.csv"], env, loadavg,
                      server_argv=experiments.display_argv(server.argv), server_env={"GOMAXPROCS": "1"},
                      proxy_argv=proxy_argv, proxy_env=proxy_env)
+            latency, _rows = experiments.summarize(pd.read_csv(out, dtype={"status": str}), settings)
             row: dict[str, Any] = {"wall_s": round(wall, 4), "sent": int(summary["scheduled"]),
-                                   **latency_row(pd.read_csv(out, dtype={"status": str}), settings.warmup_s)}
+                                   **{key: latency[key] for key in ("n", "mean_s", "p50_s", "p99_s")}}
     finally:
         if envoy is not None:
             envoy.stop()
@@ -207,8 +200,8 @@ def _proxy_run(rec: Recorder, settings: Any, rate: float, path: str) -> dict[str
             goproxy.stop()
         server.stop()
     for name in ("server", "proxy"):
-        b, a = before[name], after[name]
-        row[f"{name}_cpu_s"] = a["user_s"] + a["system_s"] - b["user_s"] - b["system_s"] if a and b else None
+        window = experiments.process_window(before[name], after[name], wall)
+        row[f"{name}_cpu_s"] = window["user_s"] + window["system_s"] if window else None
     row.update(go_proxy_window(stats_before, stats_after))
     return row
 

@@ -14,9 +14,8 @@ The CPU per request is the calibrated ``proxy.<kind>.cpu_s_vs_rate`` (the
 proxy's CPU per forwarded request against the requests per second through
 it, measured on a real Envoy and a real Go reverse proxy beside the
 validation server, :mod:`calibration.measure_proxy`), read at the sidecar's
-own rate: the
-requests that passed through it over the last :data:`RATE_WINDOW_S` (both
-directions). It falls as the rate rises: at a low rate each request meets an
+own rate: the requests that passed through it over the last
+:data:`RATE_WINDOW_S` (both directions). It falls as the rate rises: at a low rate each request meets an
 idle worker whose wake-up and event-loop turn it pays alone. A scenario can
 give ``request_cpu``, a distribution drawn per request, instead.
 
@@ -26,11 +25,11 @@ responses pass its node's proxy, which every pod on that node shares, and its
 CPU per request is ``mesh.node_proxy.request_cpu`` (default 60 us, Istio
 1.24's published figure for a ztunnel: no ztunnel is measured here).
 
-Not modelled yet: waypoints (ambient's L7 proxies), the Go proxy's collector on the Go runtime model (its CPU
-per request is its measured average, the collector's share included, not its
-pauses and assists), node proxies (ambient) and eBPF datapaths, mTLS,
-filters, payload-dependent CPU, the loopback hop's own latency and the
-sidecar's memory.
+Not modelled yet: waypoints (ambient's L7 proxies), the Go proxy's collector
+on the Go runtime model (its CPU per request is its measured average, the
+collector's share included, not its pauses and assists), eBPF datapaths,
+mTLS, filters, payload-dependent CPU, the loopback hop's own latency and the
+proxies' memory.
 """
 
 from __future__ import annotations
@@ -88,7 +87,7 @@ class Sidecar:
         if self._draw is not None:
             return self._draw()
         assert self._table is not None
-        return self._table.at(max(self.rate(), self._table.xs[0]))
+        return self._table.at(self.rate())
 
     def passing(self, cpu_s: float) -> Generator[Any, Any, float]:
         """One pass (a request's way in or a response's way out) of ``cpu_s`` of CPU: a worker, then a core;

@@ -135,9 +135,9 @@ class Pod:
         if faults is not None and faults.down:
             self.down.append(faults)
         self.refused = env.metrics.counter(f"pod.{self.name}.refused")
+        self.reset = env.metrics.counter(f"pod.{self.name}.reset")
         self.unreachable = env.metrics.counter(f"pod.{self.name}.unreachable")
         self.bucket = TokenBucket(config.rate_limit) if config.rate_limit is not None else None
-        self.reset = env.metrics.counter(f"pod.{self.name}.reset")
         runtime = config.runtime
         self.runtime: Runtime | None = None
         if runtime is not None and runtime.kind == "go":
@@ -155,7 +155,6 @@ class Pod:
                                    arch.proxy_table)
         elif mesh.dataplane == "ambient":
             self.sidecar = node.proxy
-
 
     def is_down(self, now: float) -> bool:
         return any(window.active(now) for window in self.down)
