@@ -37,7 +37,7 @@ from calibration.fitmachine import (
     machine_observations,
 )
 from calibration.fitnode import fit_node_alloc
-from calibration.fitproxy import fit_proxy
+from calibration.fitproxy import SERVER_CPU_VS_RATE, fit_proxy
 from calibration.fitproxy import observations as proxy_observations
 from calibration.fitnode import (
     fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
@@ -72,6 +72,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind parameter set ``name``: column ``y``, with ``x`` for a line and ``group`` where useful."""
     if name.startswith("go.alloc.") or name == "go.gc.mark_cpu_vs_objects":
         return alloc_observations(name, data)
+    if name == SERVER_CPU_VS_RATE:  # measured beside the proxies
+        return proxy_observations(name, data)
     if name.startswith("go.gc."):
         steady = _steady_gc(data)
         group = (steady["heap_target_bytes"] // 2**20).astype(str) + " MiB, GOGC " + steady["gogc"].astype(str)
@@ -105,6 +107,11 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         column = "ns_per_op" if what == "s" else "bytes_per_op"
         scale = 1e-9 if what == "s" else 1.0
         return pd.DataFrame({"y": rows[column].to_numpy() * scale})
+    if name == "go.http.client_cpu_s":
+        frame = data.frame("http_server_cpu.csv")
+        reused = frame[frame["case"] == "h1_reused"]
+        return pd.DataFrame({"y": (reused["client_cpu_s"] / reused["requests"]).to_numpy(),
+                             "group": "round " + reused["round"].astype(str).to_numpy()})
     if name in ("go.http.server_cpu_s", "go.http.tls_handshake_server_cpu_s"):
         per_request = _http_server_cpu_per_request(data)
         if name == "go.http.server_cpu_s":
@@ -306,6 +313,17 @@ def fit_http_server_cpu(data: Dataset) -> list[dict[str, Any]]:
                           "handler, on another core or, on a shared one, as modelled by "
                           "models.runtime.go.detailed.sysmon), divided by the requests", "s", "http_server_cpu.csv",
                           "constant"), **result}]
+    client = fit_constant(observations("go.http.client_cpu_s", data)["y"].to_numpy())
+    client["fit"]["samples"] = (f"rounds of {int(reused['requests'].iloc[0])} sequential requests on a reused "
+                                "connection: the client process's getrusage user + system time over the round, / "
+                                "requests")
+    out.append({**data.header("go.http.client_cpu_s",
+                              "Client CPU seconds per call of a Go net/http client (http.Client, GET of a 13-byte "
+                              "body) on a reused HTTP/1.1 cleartext connection to a server in another process: "
+                              "write the request, read and parse the response, the connection goroutine's "
+                              "netpoll wake-up; the client process's whole CPU (its runtime's threads included) "
+                              "over a round of sequential calls, divided by the calls", "s", "http_server_cpu.csv",
+                              "constant"), **client})
     if {"h1_new", "h1_tls_new"} <= set(per_request.columns):
         handshake = fit_constant(observations("go.http.tls_handshake_server_cpu_s", data)["y"].to_numpy())
         handshake["fit"]["samples"] = ("per round: server CPU per request on new HTTP/1.1 connections over TLS 1.3 "

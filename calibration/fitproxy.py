@@ -11,6 +11,16 @@
   (``beyond: flat``, :class:`sim.params.Table`). Beside it, in
   ``goodness_of_fit``, the latency the proxy added: the median over rounds of
   the p50 through it less the p50 straight to the server in the same round.
+* ``go.http.server_cpu_s_vs_rate`` (kind ``table``): the Go validation
+  server's own CPU per request besides its handler's burn, on the direct path
+  (no proxy) at each rate: the median over rounds of the process's CPU (all
+  its threads: the HTTP server, the runtime's scheduler and sysmon, its
+  collector) over the requests sent, less the burn's CPU. It falls as the
+  rate rises as the proxies' does (on this machine about 140 us at 250 a
+  second, 80 at 2,000, where ``go.http.server_cpu_s``, measured with requests
+  back to back, is 52): a request that finds the process idle pays its
+  wake-up (the netpoller's thread, a spinning M looking for work, sysmon
+  leaving its deep sleep) alone.
 * ``proxy.goproxy.alloc_bytes_per_request`` and
   ``proxy.goproxy.alloc_objects_per_request`` (kind ``constant``): what the Go
   proxy allocated per forwarded request (``runtime/metrics``
@@ -30,6 +40,7 @@ PROXIES = {"envoy": "Envoy (one worker thread, --concurrency 1; an HTTP connecti
            "goproxy": "a Go reverse proxy (net/http/httputil.ReverseProxy at GOMAXPROCS 1, GOGC 100; its "
                       "collector's CPU included)"}
 FILE = "proxy_sidecar.csv"
+SERVER_CPU_VS_RATE = "go.http.server_cpu_s_vs_rate"
 
 
 def per_request(data: Dataset, proxy: str) -> pd.DataFrame:
@@ -44,8 +55,20 @@ def per_request(data: Dataset, proxy: str) -> pd.DataFrame:
     return through
 
 
+def server_per_request(data: Dataset) -> pd.DataFrame:
+    """The direct runs (no proxy): rate, round and the server's CPU per request sent less its handler's burn."""
+    frame = data.frame(FILE)
+    direct = frame[frame["path"] == "direct"].copy()
+    direct["cpu_s_per_request"] = direct["server_cpu_s"] / direct["sent"] - direct["app_cpu_s"]
+    return direct
+
+
 def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind one of this module's parameter sets (``y``; ``x`` and ``group`` where useful)."""
+    if name == SERVER_CPU_VS_RATE:
+        runs = server_per_request(data)
+        return pd.DataFrame({"x": runs["rate"].to_numpy(float), "y": runs["cpu_s_per_request"].to_numpy(float),
+                             "group": "round " + runs["round"].astype(str).to_numpy()})
     proxy, _, what = name.removeprefix("proxy.").partition(".")
     if what == "cpu_s_vs_rate":
         runs = per_request(data, proxy)
@@ -58,32 +81,47 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
                          "group": go["rate"].astype(str).to_numpy() + " requests/s"})
 
 
+def _rate_table(data: Dataset, name: str, description: str, runs: pd.DataFrame, method: str) -> dict[str, Any]:
+    """A ``table`` parameter set of the median over rounds of ``runs``' CPU per request at each rate."""
+    by_rate = runs.groupby("rate")
+    medians = by_rate["cpu_s_per_request"].median()
+    spread = (by_rate["cpu_s_per_request"].max() - by_rate["cpu_s_per_request"].min()) / medians
+    return {
+        **data.header(name, description, "s", FILE, "table"),
+        "x": "requests_per_s", "y": "cpu_s_per_request", "beyond": "flat",
+        "points": [[float(rate), float(value)] for rate, value in medians.items()],
+        "fit": {"method": method, "n": int(len(runs)), "rounds": int(by_rate.size().min())},
+        "goodness_of_fit": {
+            "relative_range_by_rate": {str(int(rate)): float(value) for rate, value in spread.items()},
+            "largest_relative_range": float(spread.max()),
+        },
+    }
+
+
 def fit_proxy(data: Dataset) -> list[dict[str, Any]]:
     out = []
     for proxy, what in PROXIES.items():
         runs = per_request(data, proxy)
         if runs.empty:
             continue
-        by_rate = runs.groupby("rate")
-        medians = by_rate["cpu_s_per_request"].median()
-        spread = (by_rate["cpu_s_per_request"].max() - by_rate["cpu_s_per_request"].min()) / medians
-        out.append({
-            **data.header(f"proxy.{proxy}.cpu_s_vs_rate",
-                          f"CPU (user and system) per request of {what} forwarding as a sidecar, against the "
-                          "requests per second through it: HTTP/1.1 on kept-alive loopback connections, sharing "
-                          "one CPU with the Go validation server; between rates by linear interpolation, flat "
-                          "outside them", "s", FILE, "table"),
-            "x": "requests_per_s", "y": "cpu_s_per_request", "beyond": "flat",
-            "points": [[float(rate), float(value)] for rate, value in medians.items()],
-            "fit": {"method": "median over rounds at each rate of the proxy's CPU over the requests sent",
-                    "n": int(len(runs)), "rounds": int(by_rate.size().min())},
-            "goodness_of_fit": {
-                "relative_range_by_rate": {str(int(rate)): float(value) for rate, value in spread.items()},
-                "largest_relative_range": float(spread.max()),
-                "added_p50_s_by_rate": {str(int(rate)): float(value)
-                                        for rate, value in by_rate["added_p50_s"].median().items()},
-            },
-        })
+        table = _rate_table(
+            data, f"proxy.{proxy}.cpu_s_vs_rate",
+            f"CPU (user and system) per request of {what} forwarding as a sidecar, against the requests per second "
+            "through it: HTTP/1.1 on kept-alive loopback connections, sharing one CPU with the Go validation server; "
+            "between rates by linear interpolation, flat outside them", runs,
+            "median over rounds at each rate of the proxy's CPU over the requests sent")
+        table["goodness_of_fit"]["added_p50_s_by_rate"] = {
+            str(int(rate)): float(value) for rate, value in runs.groupby("rate")["added_p50_s"].median().items()}
+        out.append(table)
+    direct = server_per_request(data)
+    if not direct.empty:
+        out.append(_rate_table(
+            data, SERVER_CPU_VS_RATE,
+            "CPU (user and system, every thread of the process: the HTTP server, the runtime's scheduler and sysmon, "
+            "the collector) per request of the Go validation server (GOMAXPROCS 1, no allocation) besides its "
+            "handler's burn, against the requests per second it serves: open-loop Poisson load from another CPU on "
+            "kept-alive HTTP/1.1 loopback connections; between rates by linear interpolation, flat outside them",
+            direct, "median over rounds at each rate of the server's CPU over the requests sent, less the burn"))
     for unit in ("bytes", "objects"):
         name = f"proxy.goproxy.alloc_{unit}_per_request"
         values = observations(name, data)["y"]

@@ -75,41 +75,53 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def sidecar_config(listen_port: int, app_port: int, admin_port: int) -> dict[str, Any]:
-    """Envoy's bootstrap: one listener forwarding every request to the app over HTTP/1.1, limits out of the way."""
+def sidecar_config(listen_port: int, app_port: int, admin_port: int,
+                   outbound: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Envoy's bootstrap: a listener forwarding every request to the app over HTTP/1.1, limits out of the way;
+    with ``outbound`` (listen port, upstream port) a second listener, the sidecar's outbound side, forwarding
+    the app's calls to the next service."""
+    routes = [("sidecar", listen_port, "app", app_port)]
+    if outbound is not None:
+        routes.append(("outbound", outbound[0], "next", outbound[1]))
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {"listeners": [_listener(name, port, cluster) for name, port, cluster, _ in routes],
+                             "clusters": [_cluster(cluster, port) for _, _, cluster, port in routes]},
+    }
+
+
+def _listener(name: str, port: int, cluster: str) -> dict[str, Any]:
+    """A listener on loopback ``port`` whose HTTP connection manager (router filter only) routes to ``cluster``."""
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     manager = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
                  "HttpConnectionManager",
-        "stat_prefix": "sidecar", "http_filters": [router],
-        "route_config": {"virtual_hosts": [{"name": "app", "domains": ["*"],
-                                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]},
+        "stat_prefix": name, "http_filters": [router],
+        "route_config": {"virtual_hosts": [{"name": cluster, "domains": ["*"],
+                                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}]}]},
     }
+    return {"name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                            "typed_config": manager}]}]}
+
+
+def _cluster(name: str, port: int) -> dict[str, Any]:
+    """A static cluster of one loopback endpoint, its circuit breakers out of the way."""
     unlimited = {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000}
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "static_resources": {
-            "listeners": [{"name": "sidecar",
-                           "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
-                           "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
-                                                           "typed_config": manager}]}]}],
-            "clusters": [{"name": "app", "connect_timeout": "1s", "type": "STATIC",
-                          "circuit_breakers": {"thresholds": [unlimited]},
-                          "load_assignment": {"cluster_name": "app", "endpoints": [{"lb_endpoints": [
-                              {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
-                                                                           "port_value": app_port}}}}]}]}}],
-        },
-    }
+    return {"name": name, "connect_timeout": "1s", "type": "STATIC", "circuit_breakers": {"thresholds": [unlimited]},
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}}
 
 
 class Envoy:
     """An Envoy sidecar process (pinned with ``prefix``), ready when its admin endpoint says LIVE."""
 
-    def __init__(self, app_port: int, prefix: list[str], scratch: Path) -> None:
-        self.port, admin = free_port(), free_port()
-        config = scratch / "envoy.json"
-        config.write_text(json.dumps(sidecar_config(self.port, app_port, admin)))
+    def __init__(self, app_port: int, prefix: list[str], scratch: Path, port: int | None = None,
+                 outbound: tuple[int, int] | None = None, name: str = "envoy") -> None:
+        self.port, admin = port or free_port(), free_port()
+        config = scratch / f"{name}.json"
+        config.write_text(json.dumps(sidecar_config(self.port, app_port, admin, outbound)))
         self.argv = [*prefix, str(envoy_binary()), "-c", str(config), "--concurrency", "1", "--log-level", "error",
                      "--disable-hot-restart"]
         self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

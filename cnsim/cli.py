@@ -282,7 +282,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     """`cnsim validate [run]`: the calibration.validation package does the work, this prints."""
     from tqdm import tqdm
 
-    if args.action == "run" and args.grid:
+    if args.action == "run" and (args.grid or args.chain):
         return _validate_grid(args, out)
     if args.action == "run":
         from calibration.validation.experiments import VALIDATION_ROOT, Settings, run_campaign, select_groups
@@ -347,16 +347,27 @@ def _with_progress(total: int, desc: str, run: Callable[[Callable[[str], None], 
 
 
 def _validate_grid(args: argparse.Namespace, out: TextIO) -> int:
-    """`cnsim validate run --grid`: the generalization grid, with progress, ETA and resume."""
-    from calibration.validation import grid
+    """`cnsim validate run --grid` (the generalization grid) or `--chain` (the chain of services): repeated,
+    interleaved points, with progress, ETA and resume."""
+    from calibration.validation import chain, grid
 
-    points = grid.select_points(grid.quick_points() if args.quick else grid.grid_points(), args.only_point)
-    fractions = (0.6,) if args.quick else grid.GRID_FRACTIONS
-    repetitions = args.repetitions if args.repetitions is not None else (1 if args.quick else grid.REPETITIONS)
+    if args.grid and args.chain:
+        raise ValueError("--grid and --chain: one campaign at a time")
+    if args.chain:
+        points: list[Any] = chain.chain_points()
+        fractions, root = ((0.6,) if args.quick else chain.CHAIN_FRACTIONS), chain.CHAIN_ROOT
+        settings = chain.quick_chain_settings() if args.quick else chain.chain_settings()
+        default_repetitions = chain.REPETITIONS
+    else:
+        points = grid.quick_points() if args.quick else grid.grid_points()
+        fractions, root = ((0.6,) if args.quick else grid.GRID_FRACTIONS), grid.GRID_ROOT
+        settings = grid.quick_settings() if args.quick else grid.grid_settings()
+        default_repetitions = grid.REPETITIONS
+    points = grid.select_points(points, args.only_point)
+    repetitions = args.repetitions if args.repetitions is not None else (1 if args.quick else default_repetitions)
     if repetitions < 1:
         raise ValueError(f"--repetitions: must be >= 1 (got {repetitions})")
-    root = Path(args.out) if args.out else grid.GRID_ROOT
-    settings = grid.quick_settings() if args.quick else grid.grid_settings()
+    root = Path(args.out) if args.out else root
     total = repetitions * len(points) * len(fractions)
 
     def done(bar: Any, folder: Path | None) -> None:
@@ -397,7 +408,8 @@ def _add_validate(commands) -> None:
         epilog="examples:\n  cnsim validate\n  cnsim validate --experiment go-p1-90pct --replications 5\n"
         "  cnsim validate --chart validation\n"
         "  cnsim validate run --out /tmp/validation && cnsim validate --data /tmp/validation\n"
-        "  cnsim validate run --grid && cnsim validate --data calibration/validation/grid",
+        "  cnsim validate run --grid && cnsim validate --data calibration/validation/grid\n"
+        "  cnsim validate run --chain && cnsim validate --data calibration/validation/chain",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("--experiment", action="append", metavar="NAME",
@@ -424,9 +436,13 @@ def _add_validate(commands) -> None:
     run.add_argument("--grid", action="store_true",
                      help="the generalization grid (one-factor variations of a GC-heavy base, each point "
                      "repeated in interleaved rounds; default --out calibration/validation/grid; resumes)")
-    run.add_argument("--repetitions", type=int, metavar="N", help="with --grid: rounds (default 3)")
+    run.add_argument("--chain", action="store_true",
+                     help="the architecture campaign: three Go services in a chain with no proxies, Envoy "
+                     "sidecars or Go-proxy sidecars, repeated in interleaved rounds (default --out "
+                     "calibration/validation/chain; resumes)")
+    run.add_argument("--repetitions", type=int, metavar="N", help="with --grid or --chain: rounds (default 3)")
     run.add_argument("--only-point", action="append", metavar="SUBSTR",
-                     help="with --grid: only the points whose name contains SUBSTR; repeatable")
+                     help="with --grid or --chain: only the points whose name contains SUBSTR; repeatable")
     validate.set_defaults(handler=cmd_validate, action=None)
 
 

@@ -543,10 +543,11 @@ def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():
     env = Environment(seed=1)
 
     class Machine:
-        def __init__(self):
-            from sim.slots import Slots
-            self.cores = Slots(env, 4)
-            self.busy = env.metrics.gauge("busy")
+        """Cores to spare: a pass's CPU never waits for one."""
+
+        def compute(self, seconds):
+            yield env.timeout(seconds)
+            return 0.0
 
     sidecar = Sidecar(env, "p", Machine(), 1, Constant(1e-3), None)
     done = []
@@ -577,3 +578,39 @@ def test_the_calibrated_proxy_cpu_falls_with_the_sidecars_own_rate():
     for _ in range(busy):
         sidecar.request_cpu_s()
     assert sidecar.rate() == pytest.approx(busy + 1) and sidecar.request_cpu_s() == table.ys[-1]
+
+
+def test_on_a_linux_node_a_waking_step_preempts_the_running_one():
+    """The replay above on a node whose threads the kernel model places (scheduler linux): the second request's
+    step wakes at 0.5 ms and takes the core from the first (wake-up preemption), so it waits for nothing and
+    the first waits 1 ms; first come first served, the second waited 0.5 ms."""
+    data = scenario({"a": {"handler": [{"cpu": "1ms"}]}}, requests=3, warmup=0,
+                    nodes={"count": 1, "cores": 1, "scheduler": "linux"},
+                    workload={"entry": "a", "replay": {"dist": "empirical", "values": [0.02, 0.0, 0.0005]}})
+    run = run_replication(load_scenario(data))
+    assert run.value("requests.sojourn_s", "min") == pytest.approx(0.002)
+    assert run.value("requests.sojourn_s", "max") == pytest.approx(0.003)
+    assert run.value("breakdown.queue_s", "max") == pytest.approx(0.001)
+
+
+def test_a_detailed_go_pod_on_a_linux_node_shares_its_cores():
+    """A Go pod at GOMAXPROCS 2 under closed-loop users who never think: with processors of its own (fcfs
+    node, fast fidelity) it serves two cores' worth of 1 ms requests; on a one-core linux node its Ps' threads
+    share that core and it serves one core's worth, less the runtime's own (sysmon's rounds)."""
+    def served(scheduler: str, fidelity: str) -> float:
+        data = scenario({"a": {"runtime": {"kind": "go", "fidelity": fidelity, "gomaxprocs": 2},
+                               "handler": [{"cpu": "1ms"}]}}, requests=3000,
+                        nodes={"count": 1, "cores": 1, "scheduler": scheduler}, network={"latency": "1us"},
+                        workload={"entry": "a", "users": {"count": 8, "think": "1us"}})
+        return run_replication(load_scenario(data)).value("requests.completed", "rate")
+
+    assert 1900 < served("fcfs", "fast") < 2001
+    assert 900 < served("linux", "detailed") < 1001
+
+
+def test_pods_with_processors_of_their_own_are_refused_on_a_linux_node():
+    for runtime, what in (({"kind": "go"}, "fast Go"), ({"kind": "node"}, "Node.js")):
+        data = scenario({"a": {"runtime": runtime, "handler": [{"cpu": "1ms"}]}},
+                        nodes={"count": 1, "cores": 1, "scheduler": "linux"})
+        with pytest.raises(ScenarioError, match=f"services.a.runtime: {what} pods have processors of their own"):
+            load_scenario(data)

@@ -238,14 +238,14 @@ def test_the_grid_runs_in_interleaved_rounds_and_resumes(tmp_path, monkeypatch):
     present is skipped, and so is the capacity run of a configuration whose repetitions are all there."""
     runs, capacities = [], []
 
-    def fake_repetition(point, fraction, repetition, capacity, settings, binaries, cache, out_root, say):
+    def fake_repetition(point, fraction, repetition, capacity, settings, binaries, cache, out_root, say, start):
         runs.append((repetition, point.name, fraction))
         folder = out_root / point.experiment_name(fraction) / f"rep{repetition}"
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text("{}")
         return folder
 
-    def fake_capacity(group, settings, binaries, cache):
+    def fake_capacity(group, settings, binaries, cache, start):
         capacities.append(group.name)
         return {"throughput_rps": 100.0, "foreign_cores": 0.0}
 

@@ -12,14 +12,12 @@ causes are in calibration/validation/README.md ("The generalization grid").
 
 from __future__ import annotations
 
-import io
-import json
-
 import pytest
+from campaign_verdicts import (
+    campaign_report, check_ratio, check_statistic, ratio_cases, shipped_points, statistic_cases,
+)
 
-from calibration.validation.compare import STATISTICS
 from calibration.validation.grid import GRID_ROOT
-from cnsim.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -155,55 +153,23 @@ KNOWN_RATIO_MISSES: dict[tuple[str, str, str], str] = {
 """(point a, point b, statistic) -> why the simulated ratio b / a misses the real one."""
 
 
-def _points() -> list[str]:
-    return sorted(path.parent.parent.name for path in GRID_ROOT.glob("*/rep1/summary.json"))
-
-
 @pytest.fixture(scope="module")
 def report() -> dict:
-    out = io.StringIO()
-    main(["validate", "--data", str(GRID_ROOT), "--json", "--replications", str(REPLICATIONS),
-          "--jobs", str(JOBS)], out)
-    return json.loads(out.getvalue())
+    return campaign_report(GRID_ROOT, REPLICATIONS, JOBS)
 
 
 def test_the_grid_is_shipped_with_three_repetitions_of_every_point():
-    points = _points()
+    points = shipped_points(GRID_ROOT)
     assert len(points) == 51
     for point in points:
         assert len(list((GRID_ROOT / point).glob("rep*/summary.json"))) >= 3, point
 
 
-def _cases():
-    for point in _points():
-        for statistic in STATISTICS:
-            reason = KNOWN_MISSES.get((point, statistic))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(point, statistic, marks=marks, id=f"{point}-{statistic}")
-
-
-@pytest.mark.parametrize("point, statistic", list(_cases()))
+@pytest.mark.parametrize("point, statistic", statistic_cases(GRID_ROOT, KNOWN_MISSES))
 def test_simulated_statistic_within_the_real_spread(report, point, statistic):
-    by_name = {e["experiment"]: e for e in report["experiments"]}
-    row = by_name[point]["statistics"][statistic]
-    assert row["within"], (f"{point} {statistic}: simulated {row['simulated']:.6g} outside "
-                           f"[{row['low']:.6g}, {row['high']:.6g}] (real {row['real_min']:.6g}-{row['real_max']:.6g})")
+    check_statistic(report, point, statistic)
 
 
-def _ratio_cases():
-    from calibration.validation.compare import Comparison, load_experiments, one_factor_pairs
-
-    experiments = load_experiments(GRID_ROOT) if _points() else []
-    for a, b, _factor in one_factor_pairs([Comparison(e) for e in experiments]):
-        for statistic in ("mean", "p99"):
-            key = (a.experiment.name, b.experiment.name, statistic)
-            reason = KNOWN_RATIO_MISSES.get(key)
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(*key, marks=marks, id="-".join(key))
-
-
-@pytest.mark.parametrize("a, b, statistic", list(_ratio_cases()))
+@pytest.mark.parametrize("a, b, statistic", ratio_cases(GRID_ROOT, KNOWN_RATIO_MISSES))
 def test_one_factor_ratio_within_25_percent(report, a, b, statistic):
-    (ratio,) = [r for r in report["ratios"] if (r["a"], r["b"], r["statistic"]) == (a, b, statistic)]
-    assert ratio["within"], (f"{b} / {a} {statistic}: simulated {ratio['simulated_ratio']:.3g} against real "
-                             f"{ratio['real_ratio']:.3g}")
+    check_ratio(report, a, b, statistic)

@@ -97,6 +97,7 @@ from sim.run import Replications, RunResult
 from sim.scenario import ScenarioBase, load_kind, load_scenario, resolved, scenario_key
 from sim.sweep_executors import choose_executor
 
+from calibration.validation.chain import DATAPLANES, chain_scenario
 from calibration.validation.experiments import VALIDATION_ROOT
 from calibration.validation.grid import FACTORS
 from models.machine.cores import CORES_PARAMS
@@ -298,6 +299,8 @@ def shared_cores(config: dict[str, Any]) -> int | None:
 
 def scenario_for(experiment: Experiment, requests: int, replications: int) -> tuple[dict[str, Any], float]:
     """(scenario data, fixed delay to add to the sojourn) of an experiment; Pending if something is missing."""
+    if experiment.config.get("chain"):
+        return chain_scenario(experiment, requests, replications)
     runtime = experiment.runtime
     kind = MODEL_KINDS.get(runtime)
     if kind is None:
@@ -419,8 +422,11 @@ def simulated(experiment: Experiment, data: dict[str, Any], fixed: float, count:
     """The statistics of a run of ``experiment``'s scenario ``data`` (:func:`plan`)."""
     replications = len(outcome.results)
     latency = lambda statistic: outcome.get("requests.sojourn_s", statistic).mean + fixed  # noqa: E731
-    cores = int(data["gomaxprocs"] if experiment.runtime == "go" else data["cores"])
-    gc_fraction, gc_cycles, gc_assist = simulated_gc(outcome, experiment.runtime, cores)
+    if data["model"] in MODEL_KINDS.values():
+        cores = int(data["gomaxprocs"] if experiment.runtime == "go" else data["cores"])
+        gc_fraction, gc_cycles, gc_assist = simulated_gc(outcome, experiment.runtime, cores)
+    else:  # an architecture (a chain of services): no collector in its CPU steps
+        gc_fraction = gc_cycles = gc_assist = math.nan
     return Simulated(
         mean_s=latency("mean"), p50_s=latency("p50"), p99_s=latency("p99"),
         throughput_rps=outcome.get("requests.completed", "rate").mean,
@@ -568,10 +574,14 @@ def compare(
 
 def point_settings(config: dict[str, Any]) -> dict[str, Any]:
     """What an experiment's server was told, by :data:`~calibration.validation.grid.FACTORS` (GOGC None for
-    Node.js), with its runtime: the settings one-factor pairs compare."""
+    Node.js), with its runtime (``chain`` for a chain of services) and a chain's data plane (its place in
+    :data:`~calibration.validation.chain.DATAPLANES`, the order ratios are taken in; None for one server): the
+    settings one-factor pairs compare."""
     settings = config["settings"]
     node = config["runtime"] == "node"
-    return {"runtime": config["runtime"], "cores": int(config["cores"]),
+    chain = config.get("chain")
+    return {"runtime": "chain" if chain else config["runtime"], "cores": int(config["cores"]),
+            "dataplane": DATAPLANES.index(chain["dataplane"]) if chain else None,
             **{f: (None if node else int(settings[f])) if f == "gogc" else settings[f]
                for f in FACTORS if f != "cores"}}
 
@@ -586,7 +596,7 @@ def one_factor_pairs(comparisons: Sequence[Comparison]) -> list[tuple[Comparison
             one, two = point_settings(first.experiment.config), point_settings(second.experiment.config)
             same_load = math.isclose(float(first.experiment.config["rate_fraction"]),
                                      float(second.experiment.config["rate_fraction"]), abs_tol=1e-9)
-            differ = [f for f in FACTORS if one[f] != two[f]]
+            differ = [f for f in (*FACTORS, "dataplane") if one[f] != two[f]]
             if same_load and one["runtime"] == two["runtime"] and len(differ) == 1:
                 factor = differ[0]
                 pairs.append((first, second, factor) if one[factor] < two[factor] else (second, first, factor))

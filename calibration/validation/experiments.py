@@ -60,7 +60,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -231,10 +231,31 @@ def run_load(
     return done.argv, extra, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure_capacity(group: Group, settings: Settings, binaries: dict[str, Path], cache: Path) -> dict[str, Any]:
+class SystemUnderTest(Protocol):
+    """What an experiment drives and reads: a :class:`Server`, or a chain of services
+    (:class:`~calibration.validation.chain.Chain`: its entry's ``url``, its first service's ``ready``,
+    ``process`` and ``argv``)."""
+
+    ready: dict[str, Any]
+    process: subprocess.Popen[str]
+    argv: list[str]
+
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> dict[str, Any]: ...
+
+
+ServerStart = Callable[[], SystemUnderTest]
+"""Starts the system under test: by default the group's server (:func:`start_server`); a chain of services
+(:mod:`calibration.validation.chain`) gives its own."""
+
+
+def measure_capacity(group: Group, settings: Settings, binaries: dict[str, Path], cache: Path,
+                     start: ServerStart | None = None) -> dict[str, Any]:
     """Closed-loop saturation throughput of a fresh server (requests/s), with the commands that gave it."""
     with ForeignLoad() as foreign:
-        server = start_server(group, settings, binaries, cache)
+        server: SystemUnderTest = start() if start is not None else start_server(group, settings, binaries, cache)
         try:
             args = ["-url", server.url, "-rate", "0", "-concurrency", str(settings.capacity_concurrency),
                     "-conns", str(settings.capacity_concurrency), "-seconds", str(settings.capacity_s)]
@@ -307,9 +328,11 @@ class StatsSnapshots:
     given; :meth:`collect` gives, per label, ``{"stats": ..., "error": None, "process": ...}`` or
     ``{"stats": None, "error": why, ...}``."""
 
-    def __init__(self, addr: str, at_s: dict[str, float], pid: int | None = None) -> None:
+    def __init__(self, addr: str, at_s: dict[str, float], pid: int | None = None,
+                 more: Callable[[], dict[str, Any]] | None = None) -> None:
         self._taken: dict[str, dict[str, Any]] = {}
         self._pid = pid
+        self._more = more
         self._timers = [threading.Timer(delay, self._take, (addr, label)) for label, delay in at_s.items()]
         self._labels = list(at_s)
         for timer in self._timers:
@@ -318,10 +341,12 @@ class StatsSnapshots:
 
     def _take(self, addr: str, label: str) -> None:
         process = process_counters(self._pid) if self._pid is not None else None
+        more = {"processes": self._more()} if self._more is not None else {}
         try:
-            self._taken[label] = {"stats": fetch_stats(addr), "error": None, "process": process}
+            self._taken[label] = {"stats": fetch_stats(addr), "error": None, "process": process, **more}
         except Exception as error:
-            self._taken[label] = {"stats": None, "error": f"{type(error).__name__}: {error}", "process": process}
+            self._taken[label] = {"stats": None, "error": f"{type(error).__name__}: {error}", "process": process,
+                                  **more}
 
     def collect(self) -> dict[str, dict[str, Any]]:
         for timer in self._timers:
@@ -386,24 +411,25 @@ def process_window(start: dict[str, Any] | None, end: dict[str, Any] | None,
 def run_experiment(
     group: Group, fraction: float, capacity: dict[str, Any], settings: Settings, binaries: dict[str, Path],
     cache: Path, out_root: Path, busy_before: float | None = None, earlier_attempts: Sequence[str] = (),
-    folder: Path | None = None, extra_config: dict[str, Any] | None = None,
+    folder: Path | None = None, extra_config: dict[str, Any] | None = None, start: ServerStart | None = None,
 ) -> tuple[Path, float | None]:
     """One experiment: a fresh server, the open-loop run, its three files under ``out_root/<name>`` (or
     ``folder``); (the folder, the cores other processes used meanwhile). The server's ``/stats`` is read at
     the end of the warm-up and when sending ends (``summary.json``'s ``gc_stats`` and ``gc_window``);
-    ``extra_config`` is added to ``config.json``."""
+    ``extra_config`` is added to ``config.json``; ``start`` starts the system under test (default: the group's
+    server)."""
     name = group.experiment_name(fraction)
     rate = fraction * capacity["throughput_rps"]
     loadavg_before = _loadavg()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="cnsim-val-") as scratch, ForeignLoad() as foreign:
-        server = start_server(group, settings, binaries, cache)
+        server: SystemUnderTest = start() if start is not None else start_server(group, settings, binaries, cache)
         csv_path = Path(scratch) / "latency.csv"
         try:
             args = open_loop_args(server.url, f"{rate:.3f}", settings, csv_path)
             snapshots = StatsSnapshots(server.ready["addr"], {"warmup_end": settings.warmup_s,
                                                               "sending_end": settings.duration_s},
-                                       server.process.pid)
+                                       server.process.pid, getattr(server, "counters", None))
             try:
                 load_argv, load_env, load_summary = run_load(
                     binaries["valload"], group.cores, args, cache, 2 * (settings.duration_s + settings.grace_s) + 30
@@ -427,6 +453,11 @@ def run_experiment(
                                                 gc_stats["sending_end"].get("process"),
                                                 settings.duration_s - settings.warmup_s),
     })
+    if "processes" in gc_stats["warmup_end"] and "processes" in gc_stats["sending_end"]:
+        first, last = gc_stats["warmup_end"]["processes"], gc_stats["sending_end"]["processes"]
+        summary["processes_window"] = {name: process_window(first[name], last.get(name),
+                                                            settings.duration_s - settings.warmup_s)
+                                       for name in first}
     load_argv = [a if a != str(csv_path) else "latency.csv" for a in load_argv]
     config = {
         "name": name,

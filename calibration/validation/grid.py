@@ -46,11 +46,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from calibration import harness
 from calibration.validation.experiments import (
-    VALIDATION_ROOT, Group, Settings, _attempts, _capacity_problem, measure_capacity, memory_touch, run_experiment,
+    VALIDATION_ROOT, Group, ServerStart, Settings, _attempts, _capacity_problem, measure_capacity, memory_touch,
+    run_experiment,
 )
 from calibration.validation.machine import wait_until_quiet
 
@@ -96,6 +97,45 @@ class GridPoint:
         return replace(base, cpu_s=self.cpu_s, alloc_bytes=self.alloc_bytes, alloc_chunk_bytes=self.alloc_chunk_bytes,
                        live_heap_mib=self.live_heap_mib, gogc=self.gogc if self.gogc is not None else base.gogc)
 
+    programs: ClassVar[tuple[str, ...]] = ("valserver", "valload")
+    """The harness programs its runs need."""
+
+    def start(self, settings: Settings, binaries: dict[str, Path], cache: Path) -> ServerStart | None:
+        """What starts the system under test: None, the group's server."""
+        return None
+
+    def described(self) -> dict[str, Any]:
+        """What its runs' config.json adds about the system under test: nothing more for one server."""
+        return {}
+
+
+class Point(Protocol):
+    """What a campaign of repeated, interleaved points measures (a :class:`GridPoint`, or a chain of services,
+    :class:`~calibration.validation.chain.ChainPoint`)."""
+
+    programs: ClassVar[tuple[str, ...]]
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def varied(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def group(self) -> Group: ...
+
+    def experiment_name(self, fraction: float) -> str: ...
+
+    def settings(self, base: Settings) -> Settings: ...
+
+    def start(self, settings: Settings, binaries: dict[str, Path], cache: Path) -> ServerStart | None: ...
+
+    def described(self) -> dict[str, Any]: ...
+
+
+P = TypeVar("P", bound=Point)
+
 
 BASE = GridPoint("go", 1, 256, 2**20, 1024, 100, 1e-3)
 VARIATIONS: tuple[tuple[str, Any], ...] = (
@@ -132,24 +172,24 @@ def quick_settings() -> Settings:
     return replace(Settings.quick(), conns=64)
 
 
-def select_points(points: Sequence[GridPoint], only: Sequence[str] | None) -> list[GridPoint]:
+def select_points(points: Sequence[P], only: Sequence[str] | None) -> list[P]:
     """The points whose name contains any of ``only`` (all if none given); ValueError if none matches."""
     if not only:
         return list(points)
     chosen = [point for point in points if any(part in point.name for part in only)]
     if not chosen:
-        raise ValueError(f"--only-point: no grid point matches {', '.join(map(repr, only))} "
+        raise ValueError(f"--only-point: no point matches {', '.join(map(repr, only))} "
                          f"(points: {', '.join(point.name for point in points)})")
     return chosen
 
 
-def repetition_done(out_root: Path, point: GridPoint, fraction: float, repetition: int) -> bool:
+def repetition_done(out_root: Path, point: Point, fraction: float, repetition: int) -> bool:
     return (out_root / point.experiment_name(fraction) / f"rep{repetition}" / "summary.json").is_file()
 
 
 def run_grid(
     out_root: Path = GRID_ROOT,
-    points: Sequence[GridPoint] | None = None,
+    points: Sequence[Point] | None = None,
     settings: Settings | None = None,
     fractions: Sequence[float] = GRID_FRACTIONS,
     repetitions: int = REPETITIONS,
@@ -171,8 +211,8 @@ def run_grid(
                   "repetitions": repetitions, "settings": asdict(base),
                   "capacity": "measured afresh for each configuration in each round"}
     cache = harness.cache_dir()
-    say("building valserver and valload")
-    binaries = harness.build(["valserver", "valload"], cache)
+    say("building the harness programs")
+    binaries = harness.build(sorted({program for point in points for program in point.programs}), cache)
     definition["memory_touch"] = memory_touch(base, say)
     (out_root / "grid.json").write_text(json.dumps(definition, indent=2, sort_keys=True) + "\n")
     written: list[Path] = []
@@ -184,20 +224,21 @@ def run_grid(
             if not todo:
                 continue
             settings_here = point.settings(base)
+            start = point.start(settings_here, binaries, cache)
             capacity = _attempts(
                 f"round {repetition}: {point.name}: capacity", settings_here, say,
                 lambda _busy, _earlier: _capacity_problem(
-                    measure_capacity(point.group, settings_here, binaries, cache), settings_here))  # noqa: B023
+                    measure_capacity(point.group, settings_here, binaries, cache, start), settings_here))  # noqa: B023
             for fraction in todo:
                 written.append(run_repetition(point, fraction, repetition, capacity, settings_here, binaries,
-                                              cache, out_root, say))
+                                              cache, out_root, say, start))
                 done(written[-1])
     return written
 
 
-def run_repetition(point: GridPoint, fraction: float, repetition: int, capacity: dict[str, Any],
+def run_repetition(point: Point, fraction: float, repetition: int, capacity: dict[str, Any],
                    settings: Settings, binaries: dict[str, Path], cache: Path, out_root: Path,
-                   say: Callable[[str], None]) -> Path:
+                   say: Callable[[str], None], start: ServerStart | None = None) -> Path:
     """One repetition of a point, written to ``<point>/repN/``; disturbed attempts kept in it."""
     point_dir = out_root / point.experiment_name(fraction)
     final, staging = point_dir / f"rep{repetition}", point_dir / f".rep{repetition}.partial"
@@ -217,7 +258,8 @@ def run_repetition(point: GridPoint, fraction: float, repetition: int, capacity:
         grid = {"point": point.name, "varied": point.varied, "repetition": repetition, "attempt": number,
                 "attempts_kept": list(earlier)}  # folders beside this one's files in repN/
         folder, foreign = run_experiment(point.group, fraction, capacity, settings, binaries, cache, out_root, busy,
-                                         earlier, folder=attempt, extra_config={"grid": grid})
+                                         earlier, folder=attempt, extra_config={"grid": grid, **point.described()},
+                                         start=start)
         disturbed = foreign is not None and foreign > settings.max_foreign_cores
         if disturbed and number < settings.attempts:
             say(f"{label}: other processes used {foreign:.2f} cores meanwhile; kept, running it again")

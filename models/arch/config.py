@@ -113,10 +113,14 @@ class FaultConfig(TimeWindow):
 
 
 class RuntimeConfig(ScenarioPart):
-    """The runtime a service's pods run on: Go (the fast fidelity, :mod:`models.runtime.go.fast`) or
-    Node.js (:mod:`models.runtime.node`), each pod with its own processors, not its node's cores."""
+    """The runtime a service's pods run on: Go (:mod:`models.runtime.go`, fast or detailed fidelity) or
+    Node.js (:mod:`models.runtime.node`). On a node scheduled ``fcfs`` each pod has processors of its own;
+    on a ``linux`` node a detailed Go pod's Ps and sysmon are threads on the node's cores."""
 
     kind: Literal["go", "node"] = Field(description="go or node")
+    fidelity: Literal["fast", "detailed"] = Field(
+        "fast", description="Go: GOMAXPROCS servers with the runtime's queues (fast, models.runtime.go.fast), or "
+        "every goroutine on the G/M/P scheduler (detailed, models.runtime.go.detailed; needed on linux nodes)")
     gomaxprocs: int = Field(1, ge=1, le=MAX_COUNT, description="Go: GOMAXPROCS of each pod")
     gc: GCConfig | None = Field(None, description="Go: the collector (null: its defaults, GOGC 100)")
 
@@ -165,6 +169,11 @@ class NodesConfig(ScenarioPart):
 
     count: int = Field(1, ge=1, le=MAX_COUNT, description="nodes")
     cores: int = Field(4, ge=1, le=MAX_COUNT, description="cores per node, shared by its pods' CPU steps")
+    scheduler: Literal["fcfs", "linux"] = Field(
+        "fcfs", description="fcfs: a CPU step or a proxy's pass waits for a free core and holds it, first come "
+        "first served, and runtime pods have processors of their own; linux: each is a thread the calibrated "
+        "kernel model places on the node's cores (models.machine.cores: wake-up placement and preemption, time "
+        "slices, migration), and so are a detailed Go pod's Ps and sysmon: pods share their node's cores")
     failures: list[NodeFailureConfig] = Field(default_factory=list, description="nodes lost for a while")
 
     @model_validator(mode="after")
@@ -306,6 +315,12 @@ class ArchScenario(ScenarioBase):
                              "workload.replay")
         names = ", ".join(self.services)
         for name, service in self.services.items():
+            runtime = service.runtime
+            if self.nodes.scheduler == "linux" and runtime is not None and (
+                    runtime.kind == "node" or runtime.fidelity == "fast"):
+                what = "Node.js" if runtime.kind == "node" else "fast Go"
+                raise ValueError(f"services.{name}.runtime: {what} pods have processors of their own; on nodes "
+                                 "with scheduler linux give kind go, fidelity detailed (or nodes.scheduler fcfs)")
             if service.runtime is None or service.runtime.kind == "node":
                 for index, step in enumerate(service.handler):
                     if step.alloc is not None:

@@ -6,8 +6,9 @@ leaves through the caller's sidecar and enters through the callee's, and
 the response comes back the same way (a request from the edge enters
 through the entry pod's sidecar only). Each pass takes one of the sidecar's
 ``workers`` threads (Envoy's ``--concurrency``: a request stays on the worker
-that accepted its connection) and then a core of the pod's node, shared with
-every pod and sidecar there, for half of the proxy's CPU per request: the
+that accepted its connection) and then CPU on the pod's node, shared with
+every pod and sidecar there (a free core, or on a ``linux`` node a thread the
+kernel model places), for half of the proxy's CPU per request: the
 request's way in and the response's way out each cost half.
 
 The CPU per request is the calibrated ``proxy.<kind>.cpu_s_vs_rate`` (the
@@ -50,10 +51,9 @@ RATE_WINDOW_S = 1.0
 
 
 class Machine(Protocol):
-    """What a sidecar needs of its pod's node: the cores, and the gauge of how many are busy."""
+    """What a sidecar needs of its pod's node: CPU on its cores."""
 
-    cores: Slots
-    busy: Any
+    def compute(self, seconds: float) -> Generator[Any, Any, float]: ...
 
 
 class Sidecar:
@@ -94,17 +94,11 @@ class Sidecar:
         the seconds it took."""
         env = self.env
         began = env.now
-        node, workers, cores = self.node, self.workers, self.node.cores
+        workers = self.workers
         wait = workers.acquire()
         if wait is not None:
             yield wait
-        wait = cores.acquire()
-        if wait is not None:
-            yield wait
-        node.busy.set(cores.count)
-        yield env.timeout(cpu_s)
-        cores.release()
-        node.busy.set(cores.count)
+        yield from self.node.compute(cpu_s)
         workers.release()
         self.cpu_s.inc(cpu_s)
         self.mesh_cpu_s.inc(cpu_s)

@@ -14,11 +14,16 @@ runs the handler's steps in order. With ``mesh.dataplane: sidecar`` the
 request leaves through the caller's sidecar and enters through the callee's,
 and the response comes back through both; with ``ambient`` the same through
 the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A CPU step waits for a core of the pod's
-node (FCFS, shared by every pod placed there) and holds it for its draw; on a
-service with a ``runtime``, each pod runs the steps on its own runtime model
-instead (Go's fast fidelity or Node.js: CPU steps as ``Compute`` with their
-allocation, calls as ``Wait``), so the runtime's scheduling and collector
-reach the latency; a call
+node (FCFS, shared by every pod placed there) and holds it for its draw, or,
+on a node with ``scheduler: linux``, is a thread of that much work placed on
+the node's cores by the calibrated kernel model (:mod:`models.machine.cores`:
+a thread that wakes takes its core from the running one, which waits its
+turn); on a service with a ``runtime``, each pod runs the steps on its own
+runtime model instead (Go, fast or detailed fidelity, or Node.js: CPU steps
+as ``Compute`` with their allocation and the calibrated CPU of allocating it,
+calls as ``Wait``), so the runtime's scheduling and collector reach the
+latency: with processors of its own on an FCFS node, with its Ps' and
+sysmon's threads on the node's cores on a linux node (detailed Go only); a call
 is made with its probability and waited for; parallel calls are all made at
 once and waited for. A failed call fails the handler at once (the rest of its
 steps are not run), and a pod answers with an error with its fault's
@@ -51,7 +56,7 @@ the retry amplification); ``pod.<service>-<i>.requests``, ``.refused``,
 successful request's critical path (:mod:`models.arch.breakdown`)
 ``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.runtime_s``,
 ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
-they sum to its latency); ``node.<name>.busy_cores`` (time-weighted); with a
+they sum to its latency); ``node.<name>.busy_cores`` (time-weighted; FCFS nodes); with a
 mesh (:mod:`models.arch.mesh`), ``proxy.<pod>.cpu_s`` and ``.requests`` and
 ``mesh.proxy_cpu_s`` (all sidecars' CPU). The first ``warmup`` fraction of
 the requests is not measured.
@@ -71,10 +76,14 @@ from sim.slots import Slots
 from sim.stats import Counter
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
-from models.arch.config import ArchScenario, CallConfig, MeshConfig, ServiceConfig, StepConfig, TimeWindow
+from models.arch.config import (
+    ArchScenario, CallConfig, MeshConfig, NodesConfig, ServiceConfig, StepConfig, TimeWindow,
+)
 from models.arch.mesh import Sidecar, proxy_cpu_table
 from models.arch.resilience import TokenBucket, Upstream
 from models.arch.workloads import arrival_times
+from models.machine.cores import Cores, calibrated_cores
+from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
@@ -100,16 +109,47 @@ class AttemptState:
 
 
 class Node:
-    """A machine: its cores, shared by the pods placed on it (and, in ambient mode, by its proxy)."""
+    """A machine: its cores, shared by the pods placed on it (and, in ambient mode, by its proxy): free slots
+    taken first come first served (``fcfs``), or threads placed by the calibrated kernel model (``linux``,
+    :attr:`kernel`)."""
 
-    def __init__(self, env: Environment, index: int, cores: int, mesh: MeshConfig) -> None:
+    def __init__(self, env: Environment, index: int, nodes: NodesConfig, mesh: MeshConfig) -> None:
+        self.env = env
         self.index = index
         self.name = name = f"node{index}"
-        self.cores = Slots(env, cores)
+        self.cores = Slots(env, nodes.cores)
+        self.kernel: Cores | None = (calibrated_cores(env, nodes.cores, f"node.{name}.cores")
+                                     if nodes.scheduler == "linux" else None)
+        """The kernel model placing this node's threads (``linux``), else None."""
         self.busy = env.metrics.gauge(f"node.{name}.busy_cores")
         self.proxy = (Sidecar(env, f"{name}.ztunnel", self, mesh.node_proxy.workers, mesh.node_proxy.request_cpu,
                               None) if mesh.dataplane == "ambient" else None)
         """Ambient mode's proxy of this node, which its pods' requests pass."""
+
+    def compute(self, seconds: float) -> Generator[Any, Any, float]:
+        """``seconds`` of CPU on this node's cores: a free core held for them (fcfs), or a thread of that much
+        work placed by the kernel model (linux); the seconds it waited for a core."""
+        env = self.env
+        asked = env.now
+        if self.kernel is not None:
+            done = env.event()
+
+            def finished() -> None:
+                done.succeed()
+
+            self.kernel.burst(seconds, finished, own=True)
+            yield done
+            return env.now - asked - seconds
+        cores = self.cores
+        wait = cores.acquire()
+        if wait is not None:
+            yield wait
+        waited = env.now - asked
+        self.busy.set(cores.count)
+        yield env.timeout(seconds)
+        cores.release()
+        self.busy.set(cores.count)
+        return waited
 
 
 class Pod:
@@ -140,7 +180,10 @@ class Pod:
         self.bucket = TokenBucket(config.rate_limit) if config.rate_limit is not None else None
         runtime = config.runtime
         self.runtime: Runtime | None = None
-        if runtime is not None and runtime.kind == "go":
+        if runtime is not None and runtime.kind == "go" and runtime.fidelity == "detailed":
+            self.runtime = GoRuntime(env, runtime.gomaxprocs, gc=runtime.gc or GCConfig(), name=f"pod.{self.name}.go",
+                                     cores=node.kernel)
+        elif runtime is not None and runtime.kind == "go":
             self.runtime = FastGoRuntime(env, runtime.gomaxprocs, gc=runtime.gc or GCConfig(),
                                          name=f"pod.{self.name}.go")
         elif runtime is not None:
@@ -172,7 +215,7 @@ class ArchModel(Model):
     def __init__(self, env: Environment, config: ArchScenario) -> None:
         super().__init__(env, config)
         self.proxy_table = proxy_cpu_table(config.mesh.proxy) if config.mesh.dataplane == "sidecar" else None
-        self.nodes = [Node(env, i, config.nodes.cores, config.mesh) for i in range(config.nodes.count)]
+        self.nodes = [Node(env, i, config.nodes, config.mesh) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
         placed = 0
         for service in config.services:
@@ -187,7 +230,7 @@ class ArchModel(Model):
             name: [self._step(step_config, f"cpu.{name}.{index}") for index, step_config in enumerate(service.handler)]
             for name, service in config.services.items() if service.runtime is None}
         self._runtime_steps: dict[str, list[RuntimeStep]] = {
-            name: [self._runtime_step(step_config, f"cpu.{name}.{index}")
+            name: [self._runtime_step(name, step_config, f"cpu.{name}.{index}")
                    for index, step_config in enumerate(service.handler)]
             for name, service in config.services.items() if service.runtime is not None}
         network = config.network
@@ -242,14 +285,25 @@ class ArchModel(Model):
             return lambda pod, key: self._maybe_call(pod, call, key)
         return lambda pod, key: self._parallel(pod, calls, key)
 
-    def _runtime_step(self, step: StepConfig, stream: str) -> RuntimeStep:
-        """A step for a pod on a runtime model: a :class:`Compute` for CPU, a :class:`Wait` on its calls (their
-        (elapsed seconds, outcome) appended to the request's list)."""
+    def _runtime_step(self, service: str, step: StepConfig, stream: str) -> RuntimeStep:
+        """A step for a pod of ``service`` on a runtime model: a :class:`Compute` for CPU (with the calibrated CPU
+        of allocating its bytes, :mod:`models.runtime.go.alloc`), a :class:`Wait` on its calls (their (elapsed
+        seconds, outcome) appended to the request's list)."""
         env = self.env
         if step.cpu is not None:
             draw_cpu = step.cpu.sampler(env.rng(stream))
-            draw_alloc = step.alloc.sampler(env.rng(f"{stream}.alloc")) if step.alloc is not None else None
-            return lambda pod, key, calls: Compute(draw_cpu(), draw_alloc() if draw_alloc is not None else 0.0)
+            if step.alloc is None:
+                return lambda pod, key, calls: Compute(draw_cpu(), 0.0)
+            draw_alloc = step.alloc.sampler(env.rng(f"{stream}.alloc"))
+            runtime = self.config.services[service].runtime
+            shape = ((runtime.gc if runtime is not None and runtime.gc is not None else GCConfig())
+                     .allocation_shape())
+
+            def allocating(pod: Pod, key: int, calls: list[tuple[float, Outcome]]) -> Compute:
+                nbytes = draw_alloc()
+                return Compute(draw_cpu() + shape.cpu_s(nbytes), nbytes)
+
+            return allocating
         configs = step.calls()
         if step.call is not None:
             (call,) = configs
@@ -493,17 +547,7 @@ class ArchModel(Model):
         return ok, spent
 
     def _cpu(self, pod: Pod, seconds: float) -> Generator[Any, Any, Outcome]:
-        env, node = self.env, pod.node
-        cores = node.cores
-        asked = env.now
-        wait = cores.acquire()
-        if wait is not None:
-            yield wait
-        waited = env.now - asked
-        node.busy.set(cores.count)
-        yield env.timeout(seconds)
-        cores.release()
-        node.busy.set(cores.count)
+        waited = yield from pod.node.compute(seconds)
         self.service_cpu[pod.service].inc(seconds)
         return True, Spent(queue=waited, cpu=seconds)
 

@@ -4,6 +4,11 @@
 // proxy keeps a pool of idle upstream connections (up to -idle-conns), so
 // kept-alive downstream connections are served over reused upstream ones.
 //
+// An outbound listener (-outbound-addr with -outbound-upstream): a second
+// reverse proxy in the same process, as a mesh sidecar also carries its pod's
+// calls to other services: the pod calls the next service through it. Both
+// listeners share the process, its Ps and its collector.
+//
 // GET /stats (answered by the proxy itself, not forwarded): its runtime/metrics
 // samples (package rtstats: GC cycles and CPU by class, allocation, the heap)
 // and the requests it forwarded, so that a harness reads its CPU, allocation
@@ -34,31 +39,51 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	upstream := flag.String("upstream", "", "the service behind the proxy, http://host:port")
 	idleConns := flag.Int("idle-conns", 1024, "idle upstream connections kept")
+	outboundAddr := flag.String("outbound-addr", "", "also listen here (a sidecar's outbound side), forwarding to "+
+		"-outbound-upstream")
+	outboundUpstream := flag.String("outbound-upstream", "", "the service the outbound listener forwards to")
 	maxSeconds := flag.Float64("max-seconds", 120, "stop after this long, s")
 	flag.Parse()
-	target, err := url.Parse(*upstream)
-	if err != nil || target.Scheme != "http" || target.Host == "" {
-		fmt.Fprintln(os.Stderr, "cnsim: error -upstream must be http://host:port, got", *upstream)
+	if (*outboundAddr == "") != (*outboundUpstream == "") {
+		fmt.Fprintln(os.Stderr, "cnsim: error -outbound-addr and -outbound-upstream go together")
 		os.Exit(2)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Transport = &http.Transport{
-		MaxIdleConns: *idleConns, MaxIdleConnsPerHost: *idleConns, IdleConnTimeout: 90 * time.Second,
 	}
 	var forwarded atomic.Int64
 	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		proxy.ServeHTTP(w, r)
-		forwarded.Add(1)
-	})
+	mux.Handle("/", forwarder("-upstream", *upstream, *idleConns, &forwarded))
 	mux.HandleFunc("/stats", rtstats.Handler(func(stats map[string]any) { stats["requests"] = forwarded.Load() }))
 	listener := serve.Listen(*addr)
-	ready, _ := json.Marshal(map[string]any{
+	info := map[string]any{
 		"addr": listener.Addr().String(), "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
 		"upstream": *upstream,
-	})
+	}
+	if *outboundAddr != "" {
+		outbound := serve.Listen(*outboundAddr)
+		info["outbound_addr"], info["outbound_upstream"] = outbound.Addr().String(), *outboundUpstream
+		go (&http.Server{Handler: forwarder("-outbound-upstream", *outboundUpstream, *idleConns, &forwarded)}).Serve(
+			outbound)
+	}
+	ready, _ := json.Marshal(info)
 	fmt.Println(string(ready))
 	serve.Until(listener, mux, *maxSeconds, "goproxy")
 	done, _ := json.Marshal(map[string]any{"requests": forwarded.Load()})
 	fmt.Println(string(done))
+}
+
+// forwarder is a reverse proxy to upstream (the value of flag) keeping up to idleConns idle connections, counting
+// what it forwarded; a malformed upstream exits with status 2, naming the flag.
+func forwarder(flag, upstream string, idleConns int, forwarded *atomic.Int64) http.Handler {
+	target, err := url.Parse(upstream)
+	if err != nil || target.Scheme != "http" || target.Host == "" {
+		fmt.Fprintf(os.Stderr, "cnsim: error %s must be http://host:port, got %q\n", flag, upstream)
+		os.Exit(2)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = &http.Transport{
+		MaxIdleConns: idleConns, MaxIdleConnsPerHost: idleConns, IdleConnTimeout: 90 * time.Second,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxy.ServeHTTP(w, r)
+		forwarded.Add(1)
+	})
 }
