@@ -11,6 +11,11 @@
   (``beyond: flat``, :class:`sim.params.Table`). Beside it, in
   ``goodness_of_fit``, the latency the proxy added: the median over rounds of
   the p50 through it less the p50 straight to the server in the same round.
+* ``proxy.goproxy.mutator_cpu_s_vs_rate`` (kind ``table``): the same for the
+  Go proxy less what its collector took (``runtime/metrics``
+  ``/cpu/classes/gc/total``: mark workers, assists and pauses), for a Go proxy
+  whose collector is simulated (on a ``linux`` node, :mod:`models.arch.mesh`):
+  about 10 us of its 150-220 us a request.
 * ``go.http.server_cpu_s_vs_rate`` (kind ``table``): the Go validation
   server's own CPU per request besides its handler's burn, on the direct path
   (no proxy) at each rate: the median over rounds of the process's CPU (all
@@ -43,13 +48,14 @@ FILE = "proxy_sidecar.csv"
 SERVER_CPU_VS_RATE = "go.http.server_cpu_s_vs_rate"
 
 
-def per_request(data: Dataset, proxy: str) -> pd.DataFrame:
-    """The runs through ``proxy``: rate, round, its CPU per request sent and the p50 it added over the direct
-    run of the same round and rate."""
+def per_request(data: Dataset, proxy: str, mutator: bool = False) -> pd.DataFrame:
+    """The runs through ``proxy``: rate, round, its CPU per request sent (``mutator``: less its collector's,
+    a Go proxy only) and the p50 it added over the direct run of the same round and rate."""
     frame = data.frame(FILE)
     direct = frame[frame["path"] == "direct"].set_index(["round", "rate"])["p50_s"]
     through = frame[frame["path"] == proxy].copy()
-    through["cpu_s_per_request"] = through["proxy_cpu_s"] / through["sent"]
+    cpu = through["proxy_cpu_s"] - (through["proxy_gc_cpu_s"] if mutator else 0.0)
+    through["cpu_s_per_request"] = cpu / through["sent"]
     through["added_p50_s"] = through["p50_s"].to_numpy() - direct.reindex(
         pd.MultiIndex.from_frame(through[["round", "rate"]])).to_numpy()
     return through
@@ -70,8 +76,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         return pd.DataFrame({"x": runs["rate"].to_numpy(float), "y": runs["cpu_s_per_request"].to_numpy(float),
                              "group": "round " + runs["round"].astype(str).to_numpy()})
     proxy, _, what = name.removeprefix("proxy.").partition(".")
-    if what == "cpu_s_vs_rate":
-        runs = per_request(data, proxy)
+    if what in ("cpu_s_vs_rate", "mutator_cpu_s_vs_rate"):
+        runs = per_request(data, proxy, mutator=what.startswith("mutator"))
         return pd.DataFrame({"x": runs["rate"].to_numpy(float), "y": runs["cpu_s_per_request"].to_numpy(float),
                              "group": "round " + runs["round"].astype(str).to_numpy()})
     go = data.frame(FILE)
@@ -113,6 +119,16 @@ def fit_proxy(data: Dataset) -> list[dict[str, Any]]:
         table["goodness_of_fit"]["added_p50_s_by_rate"] = {
             str(int(rate)): float(value) for rate, value in runs.groupby("rate")["added_p50_s"].median().items()}
         out.append(table)
+    runs = per_request(data, "goproxy", mutator=True)
+    if not runs.empty:
+        out.append(_rate_table(
+            data, "proxy.goproxy.mutator_cpu_s_vs_rate",
+            "CPU per request of a Go reverse proxy (net/http/httputil.ReverseProxy at GOMAXPROCS 1, GOGC 100) "
+            "forwarding as a sidecar, less its "
+            "collector's (runtime/metrics /cpu/classes/gc/total: mark workers, assists, pauses), against the "
+            "requests per second through it, measured as proxy.goproxy.cpu_s_vs_rate; for a Go proxy whose "
+            "collector is simulated", runs,
+            "median over rounds at each rate of the proxy's CPU less its collector's over the requests sent"))
     direct = server_per_request(data)
     if not direct.empty:
         out.append(_rate_table(

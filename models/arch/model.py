@@ -79,7 +79,7 @@ from models.arch.breakdown import KINDS, Spent
 from models.arch.config import (
     ArchScenario, CallConfig, MeshConfig, NodesConfig, ServiceConfig, StepConfig, TimeWindow,
 )
-from models.arch.mesh import Sidecar, proxy_cpu_table
+from models.arch.mesh import GoSidecar, Sidecar, proxy_cpu_table
 from models.arch.resilience import TokenBucket, Upstream
 from models.arch.workloads import arrival_times
 from models.machine.cores import Cores, calibrated_cores
@@ -139,7 +139,7 @@ class Node:
 
             self.kernel.burst(seconds, finished, own=True)
             yield done
-            return env.now - asked - seconds
+            return max(env.now - asked - seconds, 0.0)  # clock rounding can leave a hair below zero
         cores = self.cores
         wait = cores.acquire()
         if wait is not None:
@@ -193,7 +193,10 @@ class Pod:
         mesh = arch.config.mesh
         self.sidecar: Sidecar | None = None
         """The proxy this pod's requests and responses pass: its own (sidecar mode), its node's (ambient)."""
-        if mesh.dataplane == "sidecar":
+        if mesh.dataplane == "sidecar" and mesh.proxy.kind == "goproxy" and node.kernel is not None:
+            self.sidecar = GoSidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
+                                     arch.proxy_table, node.kernel)
+        elif mesh.dataplane == "sidecar":
             self.sidecar = Sidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
                                    arch.proxy_table)
         elif mesh.dataplane == "ambient":
@@ -214,7 +217,8 @@ class ArchModel(Model):
 
     def __init__(self, env: Environment, config: ArchScenario) -> None:
         super().__init__(env, config)
-        self.proxy_table = proxy_cpu_table(config.mesh.proxy) if config.mesh.dataplane == "sidecar" else None
+        self.proxy_table = (proxy_cpu_table(config.mesh.proxy, simulated_collector=config.nodes.scheduler == "linux")
+                            if config.mesh.dataplane == "sidecar" else None)
         self.nodes = [Node(env, i, config.nodes, config.mesh) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
         placed = 0
