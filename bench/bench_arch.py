@@ -100,11 +100,15 @@ def write_scenario(path: Path, mesh_rate: float = 70_000.0) -> None:
     path.write_text(header + yaml.safe_dump(scenario, sort_keys=False, width=200, default_flow_style=None))
 
 
-def run(seconds: float) -> dict[str, Any]:
+def run(seconds: float, surrogate: bool = False) -> dict[str, Any]:
     base = load_scenario(SCENARIO)  # read once, not timed: 170 KB of YAML
     assert base.workload.rate is not None
     requests = max(1, int(base.workload.rate * seconds))
-    scenario = base.model_copy(update={"requests": requests, "warmup": 0.0})
+    data = base.model_dump(mode="json")
+    if surrogate:  # every service a Go pod (models.arch.surrogate), its detailed runs timed with the rest
+        for service in data["services"].values():
+            service["runtime"] = {"kind": "go", "fidelity": "surrogate"}
+    scenario = load_scenario({**data, "requests": requests, "warmup": 0.0})
     started = time.perf_counter()
     result = run_replication(scenario)
     wall = time.perf_counter() - started
@@ -122,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=0.2, help="simulated seconds (default 0.2)")
+    parser.add_argument("--surrogate", action="store_true",
+                        help="every service a Go pod of the surrogate fidelity (runtime.fidelity: surrogate)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--write", metavar="PATH", help="write the istio-load-test scenario there and stop")
     args = parser.parse_args(argv)
     if args.write:
         write_scenario(Path(args.write))
         return 0
-    got = run(args.seconds)
+    got = run(args.seconds, args.surrogate)
     print(f"{SCENARIO}: {got['services']} services, {got['pods']} pods with sidecars, {got['mesh_rate']:,.0f} "
           f"requests/s handled ({got['edge_rate']:,.0f}/s at the edge), {got['simulated_s']:.2f} s simulated")
     print(f"  {got['service_hops']:,.0f} service-hops in {got['wall_s']:.1f} s of wall time: "

@@ -184,7 +184,7 @@ def test_every_pod_shares_its_nodes_cores():
     data = scenario({"a": {"handler": [{"cpu": "1ms"}, {"call": {"service": "b"}}]},
                      "b": {"handler": [{"cpu": "0.5ms"}]}}, requests=4000)
     run = run_replication(load_scenario(data))
-    assert run.value("node.node0.busy_cores", "mean") == pytest.approx(0.75, rel=0.06)
+    assert run.value("node.node0.cpu_s", "rate") == pytest.approx(0.75, rel=0.06)
 
 
 # --- resilience: retries, timeouts, circuit breaking, outlier detection, faults (Envoy's semantics) ---
@@ -536,7 +536,7 @@ def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():
     services = {"a": {"handler": [{"cpu": "1ms"}]}}
     run = run_replication(load_scenario(scenario(services, workload={"rate": 400, "entry": "a"},
                                                  mesh={"dataplane": "sidecar", "proxy": {"request_cpu": "1ms"}})))
-    assert run.value("node.node0.busy_cores", "mean") == pytest.approx(0.8, rel=0.05)
+    assert run.value("node.node0.cpu_s", "rate") == pytest.approx(0.8, rel=0.05)
     from models.arch.mesh import Sidecar
     from sim.dists import Constant
 
@@ -632,3 +632,57 @@ def test_a_go_proxy_on_a_linux_node_runs_its_collector():
     per_request = run.value("proxy.a-0.cpu_s", "count") / run.value("proxy.a-0.requests", "count")
     mutator = param_table("proxy.goproxy.mutator_cpu_s_vs_rate")
     assert mutator.at(600) <= per_request <= mutator.at(400)  # read at the sidecar's own rate, about 500/s
+
+
+def _surrogate_scenario(fidelity: str, **fields) -> dict:
+    return scenario({"a": {"runtime": {"kind": "go", "fidelity": fidelity, "gomaxprocs": 1},
+                           "handler": [{"cpu": {"dist": "exp", "mean": "1ms"}, "alloc": "64KiB"}]}},
+                    **{"requests": 40000, "workload": {"rate": 600, "entry": "a"}, "network": {"latency": "50us"},
+                       "nodes": {"count": 1, "cores": 4}, **fields})
+
+
+@pytest.mark.slow
+def test_a_surrogate_go_pod_follows_the_detailed_model():
+    """One Go pod at 60 % (1 ms exponential requests allocating 64 KiB, GOMAXPROCS 1): its surrogate's latency,
+    drawn from one detailed run at its rate, against the detailed pod itself over six replications each: p50
+    within 5 %, p99 within 10 % (the issue's bounds; a replication's p99 varies about 6 % with its collections,
+    the mean of six about 2.5 %)."""
+    def quantiles(fidelity: str) -> np.ndarray:
+        reps = run_replications(load_scenario({**_surrogate_scenario(fidelity), "seed": 5}), 6)
+        return np.array([[r.value("requests.sojourn_s", q) for q in ("p50", "p99")] for r in reps.results]).mean(0)
+
+    detailed, surrogate = quantiles("detailed"), quantiles("surrogate")
+    assert surrogate[0] == pytest.approx(detailed[0], rel=0.05)
+    assert surrogate[1] == pytest.approx(detailed[1], rel=0.10)
+
+
+def test_a_surrogate_pods_load_is_read_off_the_call_graph():
+    """a calls b with probability 0.5 and c in two steps; b calls c: per request a is visited once, b 0.5
+    times and c 2.5 times; at 400 requests/s c's two pods take 500 a second each."""
+    from models.arch.surrogate import Surrogates, visits
+
+    go = {"kind": "go", "fidelity": "surrogate"}
+    data = scenario({
+        "a": {"handler": [cpu("0.1ms"), {"call": {"service": "b", "probability": 0.5}}, {"call": {"service": "c"}},
+                          {"call": {"service": "c"}}]},
+        "b": {"runtime": go, "handler": [cpu("0.1ms"), {"call": {"service": "c"}}]},
+        "c": {"runtime": go, "replicas": 2, "handler": [cpu("0.1ms")]}}, workload={"rate": 400, "entry": "a"})
+    loaded = load_scenario(data)
+    assert visits(loaded) == {"a": 1.0, "b": 0.5, "c": 2.5}
+    assert Surrogates(loaded).rates == {"b": pytest.approx(200.0), "c": pytest.approx(500.0)}
+    run = run_replication(loaded)
+    assert run.value("breakdown.runtime_s", "mean") > 0  # the surrogate pods' time
+    total = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    assert total == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
+
+
+def test_a_surrogate_needs_a_known_stable_load():
+    users = _surrogate_scenario("surrogate", workload={"entry": "a", "users": {"count": 2, "think": "1ms"}})
+    with pytest.raises(ScenarioError, match="workload: a surrogate Go pod needs an open workload with a rate"):
+        run_replication(load_scenario(users))
+    overloaded = _surrogate_scenario("surrogate", workload={"rate": 1200, "entry": "a"})
+    with pytest.raises(ScenarioError, match=r"services.a: its pods' 1200 requests/s ask 1.2\d of their GOMAXPROCS 1"):
+        run_replication(load_scenario(overloaded))
+    linux = _surrogate_scenario("surrogate", nodes={"count": 1, "cores": 1, "scheduler": "linux"})
+    with pytest.raises(ScenarioError, match="services.a.runtime: surrogate Go pods have processors of their own"):
+        load_scenario(linux)

@@ -197,12 +197,12 @@ def test_quick_http_fit(quick_data):
     params = fit_http_latency(data) + fit_http_server_cpu(data)
     assert [p["name"] for p in params] == [
         "go.http.h1_reused_s", "go.http.h1_new_s", "go.http.h1_tls_new_s", "go.http.h2_tls_reused_s",
-        "go.http.h2_tls_new_s", "go.http.server_cpu_s", "go.http.tls_handshake_server_cpu_s"]
+        "go.http.h2_tls_new_s", "go.http.server_cpu_s", "go.http.client_cpu_s", "go.http.tls_handshake_server_cpu_s"]
     for entry in params:
         assert entry["measured"]["quick"] is True and entry["dataset"].endswith(".csv")
         assert entry["fit"]["n"] == (HTTP_LATENCY_SAMPLES_QUICK if entry["kind"] == "distribution"
                                      else HTTP_ROUNDS_QUICK)
-    assert params[5]["value"] > 0
+    assert params[5]["value"] > 0 and params[6]["value"] > 0
 
 
 NODE_QUICK = NodeSettings.of(QUICK)

@@ -28,7 +28,12 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from sim.dists import Uniform
+
 BalancerKind = Literal["round_robin", "random", "least_request", "ring_hash"]
+DRAW_BLOCK = 256
+"""Uniform draws a random balancer takes from its stream at a time (small: a mesh has a balancer per client
+and upstream)."""
 RING_POINTS_PER_REPLICA = 128
 """Points per replica on the ring: at least Envoy's ``minimum_ring_size`` (1024) for 8 or more replicas."""
 
@@ -58,14 +63,14 @@ class RoundRobin:
 
 
 class Random:
-    __slots__ = ("replicas", "_rng")
+    __slots__ = ("replicas", "_uniform")
 
     def __init__(self, replicas: int, rng: np.random.Generator) -> None:
         self.replicas = replicas
-        self._rng = rng
+        self._uniform = Uniform(0.0, 1.0).sampler(rng, DRAW_BLOCK)
 
     def pick(self, key: int) -> int:
-        return int(self._rng.integers(self.replicas))
+        return min(int(self._uniform() * self.replicas), self.replicas - 1)
 
     def done(self, replica: int) -> None:
         pass
@@ -74,18 +79,22 @@ class Random:
 class LeastRequest:
     """Power of two choices over this client's requests in flight (``active``, one count per replica)."""
 
-    __slots__ = ("replicas", "_rng", "active")
+    __slots__ = ("replicas", "_uniform", "active")
 
     def __init__(self, replicas: int, rng: np.random.Generator) -> None:
         self.replicas = replicas
-        self._rng = rng
+        self._uniform = Uniform(0.0, 1.0).sampler(rng, DRAW_BLOCK)
         self.active = [0] * replicas
 
     def pick(self, key: int) -> int:
-        if self.replicas == 1:
+        replicas = self.replicas
+        if replicas == 1:
             choice = 0
         else:
-            first, second = (int(i) for i in self._rng.choice(self.replicas, size=2, replace=False))
+            # Two distinct replicas, the ordered pair uniform: the first of all, the second of the others.
+            first = min(int(self._uniform() * replicas), replicas - 1)
+            second = min(int(self._uniform() * (replicas - 1)), replicas - 2)
+            second += second >= first
             choice = second if self.active[second] < self.active[first] else first
         self.active[choice] += 1
         return choice

@@ -118,9 +118,11 @@ class RuntimeConfig(ScenarioPart):
     on a ``linux`` node a detailed Go pod's Ps and sysmon are threads on the node's cores."""
 
     kind: Literal["go", "node"] = Field(description="go or node")
-    fidelity: Literal["fast", "detailed"] = Field(
-        "fast", description="Go: GOMAXPROCS servers with the runtime's queues (fast, models.runtime.go.fast), or "
-        "every goroutine on the G/M/P scheduler (detailed, models.runtime.go.detailed; needed on linux nodes)")
+    fidelity: Literal["fast", "detailed", "surrogate"] = Field(
+        "fast", description="Go: GOMAXPROCS servers with the runtime's queues (fast, models.runtime.go.fast), "
+        "every goroutine on the G/M/P scheduler (detailed, models.runtime.go.detailed; needed on linux nodes), or "
+        "each request's time at a pod drawn from the detailed model run once at the pod's load (surrogate, "
+        "models.arch.surrogate: the fastest, for architectures of thousands of pods)")
     gomaxprocs: int = Field(1, ge=1, le=MAX_COUNT, description="Go: GOMAXPROCS of each pod")
     gc: GCConfig | None = Field(None, description="Go: the collector (null: its defaults, GOGC 100)")
 
@@ -316,9 +318,12 @@ class ArchScenario(ScenarioBase):
         names = ", ".join(self.services)
         for name, service in self.services.items():
             runtime = service.runtime
+            if runtime is not None and runtime.kind == "node" and runtime.fidelity != "fast":
+                raise ValueError(f"services.{name}.runtime.fidelity: Node.js pods have one fidelity (got "
+                                 f"{runtime.fidelity!r})")
             if self.nodes.scheduler == "linux" and runtime is not None and (
-                    runtime.kind == "node" or runtime.fidelity == "fast"):
-                what = "Node.js" if runtime.kind == "node" else "fast Go"
+                    runtime.kind == "node" or runtime.fidelity != "detailed"):
+                what = "Node.js" if runtime.kind == "node" else f"{runtime.fidelity} Go"
                 raise ValueError(f"services.{name}.runtime: {what} pods have processors of their own; on nodes "
                                  "with scheduler linux give kind go, fidelity detailed (or nodes.scheduler fcfs)")
             if service.runtime is None or service.runtime.kind == "node":

@@ -56,7 +56,8 @@ the retry amplification); ``pod.<service>-<i>.requests``, ``.refused``,
 successful request's critical path (:mod:`models.arch.breakdown`)
 ``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.runtime_s``,
 ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
-they sum to its latency); ``node.<name>.busy_cores`` (time-weighted; FCFS nodes); with a
+they sum to its latency); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
+cores); with a
 mesh (:mod:`models.arch.mesh`), ``proxy.<pod>.cpu_s`` and ``.requests`` and
 ``mesh.proxy_cpu_s`` (all sidecars' CPU). The first ``warmup`` fraction of
 the requests is not measured.
@@ -64,6 +65,7 @@ the requests is not measured.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Generator
 from typing import Any, cast
@@ -72,7 +74,6 @@ import simpy
 
 from sim.core import Environment, Model
 from sim.dists import Constant, Distribution, Uniform
-from sim.slots import Slots
 from sim.stats import Counter
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
@@ -81,6 +82,7 @@ from models.arch.config import (
 )
 from models.arch.mesh import GoSidecar, Sidecar, proxy_cpu_table
 from models.arch.resilience import TokenBucket, Upstream
+from models.arch.surrogate import Surrogates
 from models.arch.workloads import arrival_times
 from models.machine.cores import Cores, calibrated_cores
 from models.runtime.go.detailed.runtime import GoRuntime
@@ -93,6 +95,8 @@ EDGE = "edge"
 CALL_COUNTS = ("calls", "attempts", "retries", "timeouts", "overflows", "ejections", "limited")
 Outcome = tuple[bool, Spent]
 """(succeeded, where its time went) of a call, an attempt or a handling."""
+StepFunction = Callable[["Pod", int], Generator[Any, Any, Outcome]]
+"""A handler step of a pod without a runtime: (pod, request key) to the generator that runs it."""
 RuntimeStep = Callable[["Pod", int, list[tuple[float, Outcome]]], Step]
 """A handler step for a pod on a runtime model, made per request (pod, key, the request's call list)."""
 
@@ -117,20 +121,26 @@ class Node:
         self.env = env
         self.index = index
         self.name = name = f"node{index}"
-        self.cores = Slots(env, nodes.cores)
+        self._free_at = [0.0] * nodes.cores
+        """When each core is next free (a heap; fcfs)."""
         self.kernel: Cores | None = (calibrated_cores(env, nodes.cores, f"node.{name}.cores")
                                      if nodes.scheduler == "linux" else None)
         """The kernel model placing this node's threads (``linux``), else None."""
-        self.busy = env.metrics.gauge(f"node.{name}.busy_cores")
+        self.cpu_s = env.metrics.counter(f"node.{name}.cpu_s")
         self.proxy = (Sidecar(env, f"{name}.ztunnel", self, mesh.node_proxy.workers, mesh.node_proxy.request_cpu,
                               None) if mesh.dataplane == "ambient" else None)
         """Ambient mode's proxy of this node, which its pods' requests pass."""
 
     def compute(self, seconds: float) -> Generator[Any, Any, float]:
-        """``seconds`` of CPU on this node's cores: a free core held for them (fcfs), or a thread of that much
-        work placed by the kernel model (linux); the seconds it waited for a core."""
+        """``seconds`` of CPU on this node's cores: the first core free, first come first served (fcfs), or a
+        thread of that much work placed by the kernel model (linux); the seconds it waited for a core.
+
+        FCFS with every demand known when it arrives needs no event to start or to end one: the
+        Kiefer-Wolfowitz recursion (each arrival starts on the core free first, when it is free) gives both
+        at once, so a demand costs one timeout."""
         env = self.env
         asked = env.now
+        self.cpu_s.inc(seconds)
         if self.kernel is not None:
             done = env.event()
 
@@ -140,16 +150,10 @@ class Node:
             self.kernel.burst(seconds, finished, own=True)
             yield done
             return max(env.now - asked - seconds, 0.0)  # clock rounding can leave a hair below zero
-        cores = self.cores
-        wait = cores.acquire()
-        if wait is not None:
-            yield wait
-        waited = env.now - asked
-        self.busy.set(cores.count)
-        yield env.timeout(seconds)
-        cores.release()
-        self.busy.set(cores.count)
-        return waited
+        start = max(asked, heapq.heappop(self._free_at))
+        heapq.heappush(self._free_at, start + seconds)
+        yield env.timeout(start + seconds - asked)
+        return start - asked
 
 
 class Pod:
@@ -180,7 +184,11 @@ class Pod:
         self.bucket = TokenBucket(config.rate_limit) if config.rate_limit is not None else None
         runtime = config.runtime
         self.runtime: Runtime | None = None
-        if runtime is not None and runtime.kind == "go" and runtime.fidelity == "detailed":
+        self.surrogate: Callable[[], float] | None = None
+        """A surrogate Go pod's draw of its time there (:mod:`models.arch.surrogate`), else None."""
+        if runtime is not None and runtime.fidelity == "surrogate":
+            self.surrogate = arch.surrogates.sampler(service, env, f"surrogate.{self.name}")
+        elif runtime is not None and runtime.kind == "go" and runtime.fidelity == "detailed":
             self.runtime = GoRuntime(env, runtime.gomaxprocs, gc=runtime.gc or GCConfig(), name=f"pod.{self.name}.go",
                                      cores=node.kernel)
         elif runtime is not None and runtime.kind == "go":
@@ -219,6 +227,7 @@ class ArchModel(Model):
         super().__init__(env, config)
         self.proxy_table = (proxy_cpu_table(config.mesh.proxy, simulated_collector=config.nodes.scheduler == "linux")
                             if config.mesh.dataplane == "sidecar" else None)
+        self.surrogates = Surrogates(config)
         self.nodes = [Node(env, i, config.nodes, config.mesh) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
         placed = 0
@@ -230,13 +239,17 @@ class ArchModel(Model):
         for service, pods in self.pods.items():
             for pod in pods:
                 pod.upstreams = self.upstreams_for(pod.name, config.services[service])
-        self._steps: dict[str, list[Callable[[Pod, int], Generator[Any, Any, Outcome]]]] = {
+        self._steps: dict[str, list[StepFunction]] = {
             name: [self._step(step_config, f"cpu.{name}.{index}") for index, step_config in enumerate(service.handler)]
             for name, service in config.services.items() if service.runtime is None}
         self._runtime_steps: dict[str, list[RuntimeStep]] = {
             name: [self._runtime_step(name, step_config, f"cpu.{name}.{index}")
                    for index, step_config in enumerate(service.handler)]
-            for name, service in config.services.items() if service.runtime is not None}
+            for name, service in config.services.items()
+            if service.runtime is not None and service.runtime.fidelity != "surrogate"}
+        self._surrogate_steps: dict[str, list[tuple[float | None, StepFunction | None]]] = {
+            name: self._surrogate_step_list(name, service) for name, service in config.services.items()
+            if service.runtime is not None and service.runtime.fidelity == "surrogate"}
         network = config.network
         self._remote = network.latency.sampler(env.rng("network.latency"))
         self._local = (network.local or Constant(0.0)).sampler(env.rng("network.local"))
@@ -278,7 +291,14 @@ class ArchModel(Model):
             upstreams[service] = Upstream(balancer, target, self.env.rng(f"retry.{client}.{service}"))
         return upstreams
 
-    def _step(self, step: StepConfig, stream: str) -> Callable[[Pod, int], Generator[Any, Any, Outcome]]:
+    def _surrogate_step_list(self, name: str, service: ServiceConfig) -> list[tuple[float | None, StepFunction | None]]:
+        """A surrogate pod's steps: (share of its drawn time, None) for a CPU step (its mean CPU over the
+        handler's), (None, the step) for a call."""
+        total = sum(step.cpu.mean for step in service.handler if step.cpu is not None)
+        return [(step.cpu.mean / total if total > 0 else 0.0, None) if step.cpu is not None
+                else (None, self._step(step, f"cpu.{name}.{index}")) for index, step in enumerate(service.handler)]
+
+    def _step(self, step: StepConfig, stream: str) -> StepFunction:
         """A step as a function of (pod, request key) to the generator that runs it; ``stream``: its draws."""
         if step.cpu is not None:
             draw = step.cpu.sampler(self.env.rng(stream))
@@ -428,20 +448,21 @@ class ArchModel(Model):
             return False, Spent()
         replica = upstream.pick(key, env.now, tried)
         tried.add(replica)
-        attempt = env.process(self._exchange(caller, upstream, replica, call, key, state))
+        exchange = self._exchange(caller, upstream, replica, call, key, state)
         if math.isfinite(limit):
+            attempt = env.process(exchange)
             yield attempt | env.timeout(limit)
-        else:
-            yield attempt
-        if not attempt.triggered:
-            # The client resets the stream: it no longer counts the attempt; the pod goes on with it.
-            state.abandoned = True
-            upstream.finished(replica)
-            counts["timeouts"].inc()
-            if upstream.outcome(replica, False, env.now):
-                counts["ejections"].inc()
-            return False, Spent()
-        ok, spent = cast(Outcome, attempt.value)
+            if not attempt.triggered:
+                # The client resets the stream: it no longer counts the attempt; the pod goes on with it.
+                state.abandoned = True
+                upstream.finished(replica)
+                counts["timeouts"].inc()
+                if upstream.outcome(replica, False, env.now):
+                    counts["ejections"].inc()
+                return False, Spent()
+            ok, spent = cast(Outcome, attempt.value)
+        else:  # nothing to race: no process of its own
+            ok, spent = yield from exchange
         if state.limited:
             counts["limited"].inc()
         if upstream.outcome(replica, ok or state.limited, env.now):  # a 429 is no 5xx
@@ -477,16 +498,20 @@ class ArchModel(Model):
         elif pod.bucket is not None and not pod.bucket.take(env.now):
             state.limited = True  # answered 429 at once, unhandled
         else:
-            handling = env.process(self._served(pod, key))
             crash = pod.next_down(env.now)
-            yield (handling | env.timeout(crash - env.now)) if math.isfinite(crash) else handling
-            answered = handling.triggered
-            if answered:
-                ok, spent = cast(Outcome, handling.value)
-            else:
-                # The pod went down with the attempt in progress: the client sees the reset (what the pod was
-                # doing goes on unanswered, and frees what it holds as it ends).
-                pod.reset.inc()
+            if math.isfinite(crash):
+                handling = env.process(self._served(pod, key))
+                yield handling | env.timeout(crash - env.now)
+                answered = handling.triggered
+                if answered:
+                    ok, spent = cast(Outcome, handling.value)
+                else:
+                    # The pod went down with the attempt in progress: the client sees the reset (what the pod
+                    # was doing goes on unanswered, and frees what it holds as it ends).
+                    pod.reset.inc()
+            else:  # nothing to race: no process of its own
+                ok, spent = yield from self._served(pod, key)
+                answered = True
         back = self._hop(source, pod.node, call.response if answered else 0.0)
         yield env.timeout(back)
         if out is not None:
@@ -526,7 +551,19 @@ class ArchModel(Model):
             yield env.timeout(delay)
             spent.delay += delay
         ok = True
-        if pod.runtime is not None:
+        if pod.surrogate is not None:
+            took = pod.surrogate()
+            for share, call_step in self._surrogate_steps[pod.service]:
+                if call_step is None:
+                    assert share is not None
+                    yield env.timeout(took * share)
+                    spent.runtime += took * share
+                    continue
+                ok, step_spent = yield from call_step(pod, key)
+                spent.add(step_spent)
+                if not ok:
+                    break
+        elif pod.runtime is not None:
             # The runtime runs every step; a failed call fails the response but not the steps after it.
             calls: list[tuple[float, Outcome]] = []
             began = env.now
@@ -566,6 +603,8 @@ class ArchModel(Model):
         made = [call for call in calls if call.probability >= 1 or self._coin() < call.probability]
         if not made:
             return True, Spent()
+        if len(made) == 1:  # one branch: no process of its own, no condition to wait on
+            return (yield from self._call(pod, pod.upstreams[made[0].service], made[0], key))
         branches = [env.process(self._timed(self._call(pod, pod.upstreams[call.service], call, key)))
                     for call in made]
         yield env.all_of(branches)
