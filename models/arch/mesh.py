@@ -145,10 +145,10 @@ class GoSidecar(Sidecar):
 
 
 def proxy_cpu_table(config: ProxyConfig, simulated_collector: bool = False) -> Table | None:
-    """The calibrated CPU per request of ``config``'s proxy (a Go proxy's less its collector's when the
+    """The calibrated CPU per request of ``config``'s proxy (a Go proxy's less its collector's when its
     collector is ``simulated_collector``), unless the scenario gives ``request_cpu``."""
     if config.request_cpu is not None:
         return None
-    if simulated_collector and config.kind == "goproxy":
+    if simulated_collector:
         return param_table(GO_MUTATOR_CPU_PARAM)
     return param_table(CPU_PARAM.format(kind=config.kind))

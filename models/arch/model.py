@@ -201,7 +201,8 @@ class Pod:
         mesh = arch.config.mesh
         self.sidecar: Sidecar | None = None
         """The proxy this pod's requests and responses pass: its own (sidecar mode), its node's (ambient)."""
-        if mesh.dataplane == "sidecar" and mesh.proxy.kind == "goproxy" and node.kernel is not None:
+        if arch.go_proxy_runtime:
+            assert node.kernel is not None
             self.sidecar = GoSidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
                                      arch.proxy_table, node.kernel)
         elif mesh.dataplane == "sidecar":
@@ -225,8 +226,12 @@ class ArchModel(Model):
 
     def __init__(self, env: Environment, config: ArchScenario) -> None:
         super().__init__(env, config)
-        self.proxy_table = (proxy_cpu_table(config.mesh.proxy, simulated_collector=config.nodes.scheduler == "linux")
-                            if config.mesh.dataplane == "sidecar" else None)
+        mesh = config.mesh
+        self.go_proxy_runtime = (mesh.dataplane == "sidecar" and mesh.proxy.kind == "goproxy"
+                                 and config.nodes.scheduler == "linux")
+        """Go-proxy sidecars on the Go runtime model, their collector simulated (linux nodes)."""
+        self.proxy_table = (proxy_cpu_table(mesh.proxy, simulated_collector=self.go_proxy_runtime)
+                            if mesh.dataplane == "sidecar" else None)
         self.surrogates = Surrogates(config)
         self.nodes = [Node(env, i, config.nodes, config.mesh) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
