@@ -49,6 +49,8 @@ HARNESS_OF = {
     "machine_load_cpu.csv": "machine",
     "machine_sysmon.csv": "sysmon",
     "proxy_sidecar.csv": "proxy",
+    "proxy_costs.csv": "proxy_costs",
+    "proxy_memory.csv": "proxy_costs",
 }
 """Which harness (``cnsim calibrate measure --only NAME``) writes each CSV."""
 

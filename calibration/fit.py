@@ -11,7 +11,7 @@ heap is what the ``*_vs_heap`` lines show. gctrace rounds times (see
 :mod:`calibration.gctrace`); fits use the midpoint of each printed value's
 interval, and the bootstrap rounds its replicates the same way. The Node.js
 fits are in :mod:`calibration.fitnode`, the proxies' in
-:mod:`calibration.fitproxy`; the data folder and what fits share, in
+:mod:`calibration.fitproxy` and :mod:`calibration.fitproxycosts`; the data folder and what fits share, in
 :mod:`calibration.dataset`.
 """
 
@@ -38,6 +38,9 @@ from calibration.fitmachine import (
 )
 from calibration.fitnode import fit_node_alloc
 from calibration.fitproxy import SERVER_CPU_VS_RATE, fit_proxy
+from calibration.fitproxycosts import fit_proxy_costs
+from calibration.fitproxycosts import names as proxy_cost_names
+from calibration.fitproxycosts import observations as proxy_cost_observations
 from calibration.fitproxy import observations as proxy_observations
 from calibration.fitnode import (
     fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
@@ -131,6 +134,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         return node_observations(name, data)
     if name.startswith("machine."):
         return machine_observations(name, data)
+    if name.startswith("proxy.") and name in proxy_cost_names(data):
+        return proxy_cost_observations(name, data)
     if name.startswith("proxy."):
         return proxy_observations(name, data)
     raise KeyError(f"no observations known for parameter set {name!r}")
@@ -382,6 +387,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("machine_load_cpu.csv", fit_machine_load_cpu),
     ("machine_sysmon.csv", fit_machine_sysmon),
     ("proxy_sidecar.csv", fit_proxy),
+    ("proxy_costs.csv", fit_proxy_costs),
 ]
 
 

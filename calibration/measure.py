@@ -17,7 +17,10 @@ docstring naming the files its harnesses write:
 * :mod:`calibration.measure_machine`: the machine and sysmon harnesses, on the
   validation server and load generator;
 * :mod:`calibration.measure_proxy`: real proxies (Envoy, a Go reverse proxy)
-  as sidecars before the validation server.
+  as sidecars before the validation server, their CPU against their rate;
+* :mod:`calibration.measure_proxy_costs`: the same proxies' CPU against
+  payload, new connections, mutual TLS and filters, and their memory against
+  the connections they hold.
 
 The names other modules use (:data:`DATA_ROOT`, :func:`measure`, the settings
 and constants the harness tests check) are importable from here.
@@ -48,6 +51,7 @@ from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QU
                                          SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon,
                                          measure_work_stretch)
 from calibration.measure_proxy import measure_proxy
+from calibration.measure_proxy_costs import measure_proxy_costs
 from calibration.measure_node import (NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK,
                                       NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE, NodeSettings,
                                       measure_node_alloc, measure_node_gc, measure_node_http, measure_node_isolate,
@@ -94,6 +98,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "work_stretch": (("valserver",), measure_work_stretch),
     "sysmon": (("valserver",), measure_sysmon),
     "proxy": (("valserver", "valload", "goproxy"), measure_proxy),
+    "proxy_costs": (("valserver", "valload", "goproxy", "certgen"), measure_proxy_costs),
 }
 
 

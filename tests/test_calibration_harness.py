@@ -17,6 +17,7 @@ import pytest
 from calibration import harness
 from calibration.dataset import Dataset
 from calibration.fit import fit_all, fit_http_latency, fit_http_server_cpu
+from calibration.fitproxycosts import fit_proxy_costs
 from calibration.measure import (GC_GOGC, GC_HEAPS_MIB_QUICK, HTTP_CPU_CASES, HTTP_CPU_REQUESTS_QUICK,
                                  HTTP_LATENCY_SAMPLES_QUICK, HTTP_ROUNDS_QUICK, SCHED_BUSY, SCHED_PROCS, Settings,
                                  measure)
@@ -26,6 +27,7 @@ from calibration.measure import (GO_PROCESS_REPS_QUICK, HARNESSES, NODE_CONTEXTS
 from calibration.measure import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_PLACEMENT_RATES,
                                  MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
                                  SYSMON_SPIN_MS)
+from calibration.measure_proxy_costs import MEMORY_CONNECTIONS_QUICK, VARIANTS
 from cnsim.cli import main
 
 pytestmark = pytest.mark.harness
@@ -168,6 +170,35 @@ def test_quick_proxy_rows(quick_data):
     assert runs.loc["goproxy", "proxy_alloc_bytes"] > 1000 * runs.loc["goproxy", "proxy_requests"]
     assert runs.loc["envoy", "proxy_version"].startswith("envoy 1.")
     assert min(runs.loc["envoy", "p50_s"], runs.loc["goproxy", "p50_s"]) > runs.loc["direct", "p50_s"]
+
+
+def test_quick_proxy_costs_rows(quick_data):
+    """Every variant ran through each proxy (filters through Envoy only), every request was answered, a
+    new-connection variant opened a connection per request, and a proxy held more memory with more connections."""
+    runs = pd.read_csv(quick_data / "proxy_costs.csv", keep_default_na=False)
+    expected = {(path, v.name) for v in VARIANTS for path in ("envoy", "goproxy")
+                if not (path == "goproxy" and v.filter is not None)}
+    assert set(zip(runs["path"], runs["variant"])) == expected
+    assert (runs["ok"] == runs["sent"]).all() and (runs["proxy_cpu_s"] > 0).all()
+    fresh = runs[runs["variant"].str.endswith("new-conn")]
+    assert (fresh["new_conns"] == fresh["sent"]).all()
+    assert (runs.loc[~runs["variant"].str.endswith("new-conn"), "new_conns"] == 0).all()
+    memory = pd.read_csv(quick_data / "proxy_memory.csv")
+    for _, held in memory.groupby("path"):
+        by_count = held.set_index("connections")["rss_bytes"]
+        assert by_count[max(MEMORY_CONNECTIONS_QUICK)] > by_count[min(MEMORY_CONNECTIONS_QUICK)]
+
+
+def test_quick_proxy_costs_fit(quick_data):
+    """The cost fits give every parameter set, each a finite constant, and the memory per connection is
+    positive (a connection holds buffers)."""
+    params = {p["name"]: p for p in fit_proxy_costs(Dataset(quick_data))}
+    for proxy in ("envoy", "goproxy"):
+        for what in ("cpu_s_per_byte", "new_connection_cpu_s", "tls_request_cpu_s", "tls_cpu_s_per_byte",
+                     "tls_handshake_cpu_s", "memory_bytes", "memory_bytes_per_connection"):
+            assert math.isfinite(params[f"proxy.{proxy}.{what}"]["value"])
+        assert params[f"proxy.{proxy}.memory_bytes_per_connection"]["value"] > 0
+    assert {"proxy.envoy.filter.lua_cpu_s", "proxy.envoy.filter.wasm_cpu_s"} <= set(params)
 
 
 def test_quick_http_rows(quick_data):

@@ -9,6 +9,10 @@
 // calls to other services: the pod calls the next service through it. Both
 // listeners share the process, its Ps and its collector.
 //
+// mTLS (-tls-cert, -tls-key, -tls-client-ca): the listener (not the outbound
+// one) speaks TLS 1.3 and requires a client certificate signed by the CA, as a
+// mesh sidecar terminates its peers' mutual TLS; the upstream stays plain.
+//
 // GET /stats (answered by the proxy itself, not forwarded): its runtime/metrics
 // samples (package rtstats: GC cycles and CPU by class, allocation, the heap)
 // and the requests it forwarded, so that a harness reads its CPU, allocation
@@ -20,6 +24,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -43,6 +49,9 @@ func main() {
 		"-outbound-upstream")
 	outboundUpstream := flag.String("outbound-upstream", "", "the service the outbound listener forwards to")
 	maxSeconds := flag.Float64("max-seconds", 120, "stop after this long, s")
+	tlsCert := flag.String("tls-cert", "", "serve mutual TLS with this certificate (PEM; with -tls-key, -tls-client-ca)")
+	tlsKey := flag.String("tls-key", "", "the certificate's private key (PEM)")
+	clientCA := flag.String("tls-client-ca", "", "the CA that must have signed a client's certificate (PEM)")
 	flag.Parse()
 	if (*outboundAddr == "") != (*outboundUpstream == "") {
 		fmt.Fprintln(os.Stderr, "cnsim: error -outbound-addr and -outbound-upstream go together")
@@ -53,6 +62,9 @@ func main() {
 	mux.Handle("/", forwarder("-upstream", *upstream, *idleConns, &forwarded))
 	mux.HandleFunc("/stats", rtstats.Handler(func(stats map[string]any) { stats["requests"] = forwarded.Load() }))
 	listener := serve.Listen(*addr)
+	if *tlsCert != "" || *tlsKey != "" || *clientCA != "" {
+		listener = tls.NewListener(listener, mutualTLS(*tlsCert, *tlsKey, *clientCA))
+	}
 	info := map[string]any{
 		"addr": listener.Addr().String(), "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
 		"upstream": *upstream,
@@ -86,4 +98,22 @@ func forwarder(flag, upstream string, idleConns int, forwarded *atomic.Int64) ht
 		proxy.ServeHTTP(w, r)
 		forwarded.Add(1)
 	})
+}
+
+// mutualTLS is a TLS 1.3 server configuration presenting cert (with key) and requiring a client certificate
+// signed by the CA in clientCA; a missing or malformed file exits with status 2, naming the flag.
+func mutualTLS(cert, key, clientCA string) *tls.Config {
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cnsim: error -tls-cert %q and -tls-key %q: %v\n", cert, key, err)
+		os.Exit(2)
+	}
+	pem, err := os.ReadFile(clientCA)
+	pool := x509.NewCertPool()
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		fmt.Fprintf(os.Stderr, "cnsim: error -tls-client-ca %q: no PEM certificate (%v)\n", clientCA, err)
+		os.Exit(2)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert,
+		ClientCAs: pool, MinVersion: tls.VersionTLS13}
 }

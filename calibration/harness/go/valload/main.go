@@ -18,9 +18,18 @@
 // plus -grace-seconds even if the server stalls: requests still in flight then
 // are written with status "timeout".
 //
+// Payload and connections: -body N sends each request as a POST with N bytes
+// of body; -new-conn sends each request on a new connection of its own
+// ("Connection: close"; open loop only: the connection is dialed when the
+// request is due, so its handshake counts in the request's latency); an https
+// -url speaks TLS 1.3 with the client certificate -tls-cert (-tls-key),
+// trusting the CA -tls-ca: mutual TLS.
+//
 // Closed loop (-rate 0): -concurrency workers, each on its own connection, send
 // back to back for -seconds; only the summary is written (its throughput is the
-// capacity).
+// capacity). With -hold-seconds H the workers' connections stay open, idle, for
+// H seconds after the summary is written (so that a harness can read what
+// the server holds per connection), then the program exits.
 //
 // Output: per-request CSV to -out (open loop; scheduled_s, sent_s, latency_s,
 // status, times in seconds from the start; with -index-query the request's
@@ -34,6 +43,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -66,11 +78,18 @@ type pool struct {
 	mu    sync.Mutex
 	idle  []*conn
 	addr  string
+	tls   *tls.Config // nil: plain TCP
 	dials atomic.Int64
 }
 
 func (p *pool) dial() (*conn, error) {
-	c, err := net.Dial("tcp", p.addr)
+	var c net.Conn
+	var err error
+	if p.tls != nil {
+		c, err = tls.Dial("tcp", p.addr, p.tls)
+	} else {
+		c, err = net.Dial("tcp", p.addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -147,22 +166,45 @@ func main() {
 	seed := flag.Int64("seed", 1, "seed of the arrival times")
 	out := flag.String("out", "", "per-request CSV file (open loop)")
 	indexQuery := flag.Bool("index-query", false, "send each request's index as its query string; Unix times in -out")
+	body := flag.Int("body", 0, "send each request as a POST with this many bytes of body")
+	newConn := flag.Bool("new-conn", false, "send each request on a new connection (open loop)")
+	tlsCert := flag.String("tls-cert", "", "https: the client certificate (PEM)")
+	tlsKey := flag.String("tls-key", "", "https: the client certificate's key (PEM)")
+	tlsCA := flag.String("tls-ca", "", "https: the CA that signed the server's certificate (PEM)")
+	hold := flag.Float64("hold-seconds", 0, "closed loop: keep the connections open this long after the run")
 	flag.Parse()
 	parsed, err := url.Parse(*target)
-	if err != nil || parsed.Scheme != "http" || parsed.Host == "" {
-		fail("-url %q must be http://host:port/path", *target)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+		fail("-url %q must be http://host:port/path or https://host:port/path", *target)
 	}
-	if *rate < 0 || *conns < 1 || *concurrency < 1 || *seconds <= 0 {
-		fail("-rate >= 0, -conns >= 1, -concurrency >= 1 and -seconds > 0 are required")
+	if *rate < 0 || *conns < 1 || *concurrency < 1 || *seconds <= 0 || *body < 0 || *hold < 0 {
+		fail("-rate >= 0, -conns >= 1, -concurrency >= 1, -seconds > 0, -body >= 0 and -hold-seconds >= 0 are required")
+	}
+	if *newConn && *rate == 0 {
+		fail("-new-conn is for the open loop (-rate > 0)")
 	}
 	if runtime.GOMAXPROCS(0) < 2 {
 		fail("GOMAXPROCS >= 2 is required (the dispatcher holds one P while it sleeps)")
 	}
-	request := []byte(fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cnsim-valload\r\n\r\n",
-		parsed.RequestURI(), parsed.Host))
+	requestLine := func(target string) []byte {
+		method, extra, payload := "GET", "", []byte(nil)
+		if *body > 0 {
+			method, extra, payload = "POST", fmt.Sprintf("Content-Length: %d\r\n", *body), bytes.Repeat([]byte("x"), *body)
+		}
+		if *newConn {
+			extra += "Connection: close\r\n"
+		}
+		head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: cnsim-valload\r\n%s\r\n", method, target,
+			parsed.Host, extra)
+		return append([]byte(head), payload...)
+	}
+	request := requestLine(parsed.RequestURI())
 	p := &pool{addr: parsed.Host}
+	if parsed.Scheme == "https" {
+		p.tls = clientTLS(*tlsCert, *tlsKey, *tlsCA)
+	}
 	if *rate == 0 {
-		closedLoop(p, request, *concurrency, *seconds)
+		closedLoop(p, request, *concurrency, *seconds, *hold)
 		return
 	}
 
@@ -195,7 +237,20 @@ func main() {
 		go reader(c)
 		return c
 	}
-	for i := 0; i < *conns; i++ {
+	oneShot := func(i int, line []byte) {
+		status := "error"
+		if c, err := p.dial(); err == nil {
+			if _, err = c.Write(line); err == nil {
+				status = roundTrip(c)
+			}
+			c.Close()
+		}
+		results[i].end = time.Now()
+		results[i].status = status
+		results[i].finished.Store(true)
+		done.Done()
+	}
+	for i := 0; i < *conns && !*newConn; i++ {
 		p.put(open())
 	}
 	warm := p.dials.Load()
@@ -210,6 +265,16 @@ func main() {
 		if wait := time.Until(at); wait > 0 {
 			preciseSleep(wait)
 		}
+		line := request
+		if *indexQuery {
+			line = requestLine(fmt.Sprintf("%s?%d", parsed.EscapedPath(), i))
+		}
+		if *newConn {
+			done.Add(1)
+			results[i].sent = time.Now()
+			go oneShot(i, line)
+			continue
+		}
 		c := p.get()
 		if c == nil {
 			poolWaits++
@@ -218,11 +283,6 @@ func main() {
 		done.Add(1)
 		results[i].sent = time.Now()
 		c.next <- i
-		line := request
-		if *indexQuery {
-			line = []byte(fmt.Sprintf("GET %s?%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: cnsim-valload\r\n\r\n",
-				parsed.EscapedPath(), i, parsed.Host))
-		}
 		if _, err := c.Write(line); err != nil {
 			c.Close() // its reader then fails to read a response and records the error
 		}
@@ -287,7 +347,22 @@ func main() {
 	fmt.Println(string(summary))
 }
 
-func closedLoop(p *pool, request []byte, workers int, seconds float64) {
+// clientTLS is a TLS 1.3 client configuration presenting cert (with key) and trusting the CA in ca; a missing or
+// malformed file fails naming the flag.
+func clientTLS(cert, key, ca string) *tls.Config {
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		fail("-tls-cert %q and -tls-key %q: %v", cert, key, err)
+	}
+	pem, err := os.ReadFile(ca)
+	roots := x509.NewCertPool()
+	if err != nil || !roots.AppendCertsFromPEM(pem) {
+		fail("-tls-ca %q: no PEM certificate (%v)", ca, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: roots, MinVersion: tls.VersionTLS13}
+}
+
+func closedLoop(p *pool, request []byte, workers int, seconds, hold float64) {
 	var ok, failed atomic.Int64
 	start := time.Now()
 	end := start.Add(time.Duration(seconds * float64(time.Second)))
@@ -300,7 +375,6 @@ func closedLoop(p *pool, request []byte, workers int, seconds float64) {
 		done.Add(1)
 		go func(c *conn) {
 			defer done.Done()
-			defer c.Close()
 			for time.Now().Before(end) {
 				if _, err := c.Write(request); err != nil || roundTrip(c) != "ok" {
 					failed.Add(1)
@@ -309,12 +383,15 @@ func closedLoop(p *pool, request []byte, workers int, seconds float64) {
 				ok.Add(1)
 			}
 		}(c)
+		defer c.Close()
 	}
 	done.Wait()
 	elapsed := time.Since(start).Seconds()
 	summary, _ := json.Marshal(map[string]any{
 		"mode": "closed", "concurrency": workers, "seconds": elapsed, "ok": ok.Load(), "errors": failed.Load(),
 		"throughput": float64(ok.Load()) / elapsed, "gomaxprocs": runtime.GOMAXPROCS(0), "go_version": runtime.Version(),
+		"hold_seconds": hold,
 	})
 	fmt.Println(string(summary))
+	time.Sleep(time.Duration(hold * float64(time.Second)))
 }

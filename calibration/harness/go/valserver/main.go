@@ -13,6 +13,9 @@
 // pointer (so the collector scans them), allocated evenly between slices of the
 // burn and kept reachable until the response is written; garbage afterwards.
 //
+// Payload: a request's body is read to the end; the response's body is "ok\n",
+// or -response-bytes bytes.
+//
 // Live heap: -live-heap-mib MiB of 64-byte nodes linked by pointers, built
 // before listening (the same structure as the gcpause harness, whose cycles
 // calibrate the simulator's mark rate).
@@ -67,6 +70,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -306,6 +310,7 @@ func main() {
 	sysmonSpin := flag.Duration("sysmon-spin", 5*time.Millisecond, "length of each -sysmon-samples spin")
 	tracePath := flag.String("trace", "", "write every handler's timing and CPUs to this CSV file when stopping")
 	next := flag.String("next", "", "after the burn, call this URL (the next service of a chain) and wait for it")
+	responseBytes := flag.Int("response-bytes", 0, "send this many bytes of body in each response instead of \"ok\\n\"")
 	flag.Parse()
 	if *allocChunk < 64 || *alloc < 0 || *cpu <= 0 {
 		fmt.Fprintln(os.Stderr, "cnsim: error -alloc-chunk must be >= 64, -alloc >= 0, -cpu > 0")
@@ -342,9 +347,14 @@ func main() {
 	var traces []handlerTrace
 	tracing := *tracePath != ""
 
+	body := []byte("ok\n")
+	if *responseBytes > 0 {
+		body = bytes.Repeat([]byte("x"), *responseBytes)
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
 		var t handlerTrace
 		var started time.Time
 		var cpuBefore time.Duration
@@ -379,7 +389,7 @@ func main() {
 		if status != http.StatusOK {
 			w.WriteHeader(status)
 		}
-		w.Write([]byte("ok\n"))
+		w.Write(body)
 		runtime.KeepAlive(head)
 		served.Add(1)
 	})
