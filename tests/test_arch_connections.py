@@ -202,3 +202,19 @@ def test_bad_connection_settings_are_named(connections, message):
     with pytest.raises(ScenarioError) as error:
         load_scenario(scenario({"a": {"handler": [{"cpu": "1ms"}], "connections": connections}}))
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("kind, dials, closed", [("envoy", 4, 0), ("goproxy", 4 + 2 + 2, 2 + 2 + 2)])
+def test_the_callers_proxy_owns_the_pool_and_follows_its_rules(kind, dials, closed):
+    """Three rounds of four calls at once from a's sidecar to b's one pod. An Envoy dials four connections
+    and keeps them all alive; a Go reverse proxy (Go's http.Transport defaults) keeps two idle per host and
+    closes the other two as their responses come in (holding them in TIME_WAIT, 60 s), so each later round
+    dials two again."""
+    services = {"a": {"handler": [{"call": {"service": "b"}}]},
+                "b": {"handler": [{"cpu": "1ms"}], "connections": {}}}
+    mesh = {"dataplane": "sidecar", "proxy": {"kind": kind, "request_cpu": "0.1ms", "workers": 4}}
+    result = run(scenario(services, users=4, requests=12, mesh=mesh))
+    assert result.value("pool.a-0.b.dials", "count") == dials
+    assert result.value("pool.a-0.b.closed", "count") == closed
+    assert result.value("pool.a-0.b.time_wait", "max") == closed
+    assert result.value("pool.a-0.b.open", "max") == 4

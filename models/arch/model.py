@@ -13,7 +13,12 @@ the network (one-way ``network.latency`` between nodes or from the edge,
 runs the handler's steps in order. With ``mesh.dataplane: sidecar`` the
 request leaves through the caller's sidecar and enters through the callee's,
 and the response comes back through both; with ``ambient`` the same through
-the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A CPU step waits for a core of the pod's
+the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A service with ``connections`` (and, with
+``mesh.mtls``, every service) is called over pooled connections instead of
+plain delays (:mod:`models.arch.connections`: the handshakes, the pool's
+limits, HTTP/1.1 or HTTP/2, mTLS between proxies), and with
+``network.topology`` a hop follows the route between the two pods' nodes
+(:mod:`models.arch.routes`). A CPU step waits for a core of the pod's
 node (FCFS, shared by every pod placed there) and holds it for its draw, or,
 on a node with ``scheduler: linux``, is a thread of that much work placed on
 the node's cores by the calibrated kernel model (:mod:`models.machine.cores`:
@@ -54,9 +59,11 @@ attempts over calls is
 the retry amplification); ``pod.<service>-<i>.requests``, ``.refused``,
 ``.reset`` and ``.unreachable``; along each
 successful request's critical path (:mod:`models.arch.breakdown`)
-``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.runtime_s``,
-``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
-they sum to its latency); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
+``breakdown.network_s``, ``.queue_s``, ``.connect_s``, ``.cpu_s``,
+``.runtime_s``, ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for
+every request they sum to its latency); over pooled connections the pools'
+metrics (``pool.<client>.<service>.*``, ``connections.*``: see
+:mod:`models.arch.connections`); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
 cores); with a
 mesh (:mod:`models.arch.mesh`), ``proxy.<pod>.cpu_s`` and ``.requests`` and
 ``mesh.proxy_cpu_s`` (all sidecars' CPU). The first ``warmup`` fraction of
