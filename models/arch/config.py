@@ -336,8 +336,7 @@ class MeshConfig(ScenarioPart):
         "pool (proxies keep connections alive, so handshakes happen only when a pool dials)")
     tls_handshake_cpu: DurationDist | None = Field(
         None, description="CPU of one TLS handshake at each proxy, seconds; null: proxy.<kind>.tls_handshake_cpu_s "
-        "(envoy's for ambient's node proxies)",
-        json_schema_extra=calibrated("proxy.envoy.tls_handshake_cpu_s"))
+        "(envoy's for ambient's node proxies), read only when mtls is on")
 
     @model_validator(mode="after")
     def _mtls_needs_proxies(self) -> MeshConfig:
