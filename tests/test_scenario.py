@@ -276,6 +276,8 @@ def distribution_fields(schema: type[BaseModel], prefix: str = "") -> list[str]:
         types |= {get_args(part)[0] for part in types if get_origin(part) is Annotated}
         if Distribution in types:
             paths.append(prefix + name)
+        if get_origin(field.annotation) is dict and name not in DICT_KEYS:
+            continue  # a mapping of plain values (a topology's zones): no part inside
         inner = f"{prefix}{name}.{DICT_KEYS[name]}." if get_origin(field.annotation) is dict else f"{prefix}{name}."
         for part in types:
             if isinstance(part, type) and issubclass(part, ScenarioPart):

@@ -135,6 +135,29 @@ class RateLimitConfig(ScenarioPart):
     fill_interval: Duration = Field(gt=0, description="time between fills")
 
 
+ENVOY_IDLE_TIMEOUT_S = 3600.0
+"""Envoy's upstream connection idle timeout (``common_http_protocol_options.idle_timeout``, default 1 h)."""
+
+
+class ConnectionsConfig(ScenarioPart):
+    """How every client of a service connects to its pods (the shape of Istio's DestinationRule
+    ``trafficPolicy.connectionPool``): a pool per client and service whose hosts are the service's pods
+    (:mod:`models.arch.connections`)."""
+
+    protocol: Literal["http1", "http2"] = Field(
+        "http1", description="http1: one request at a time on a connection, connections kept alive and reused; "
+        "http2: requests multiplexed as streams on one connection per pod")
+    max_connections: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="http1: a client's connections to one pod; more requests wait for "
+        "one to be free (Istio's tcp.maxConnections); null: unlimited")
+    max_concurrent_streams: int = Field(
+        100, ge=1, le=MAX_COUNT, description="http2: streams at once on a connection (the pod's "
+        "SETTINGS_MAX_CONCURRENT_STREAMS); more wait for a stream to end")
+    idle_timeout: Duration | None = Field(
+        None, gt=0, description="http1: an idle connection is closed after this long (Istio's http.idleTimeout); "
+        "null: the pool owner's default (Envoy 1 h, Go 90 s, Node 5 s)")
+
+
 class ServiceConfig(ScenarioPart):
     """A service: its replicas (pods), how clients balance between them, what a request does there, and
     what its clients apply to it (Istio's DestinationRule: circuit breaking, retry budget, outliers)."""
@@ -155,6 +178,9 @@ class ServiceConfig(ScenarioPart):
     retry_budget: RetryBudgetConfig | None = Field(None, description="cap retries by a share of the load instead")
     outlier: OutlierConfig | None = Field(None, description="eject pods that fail in a row; null: never")
     faults: FaultConfig | None = Field(None, description="injected errors and latency; null: none")
+    connections: ConnectionsConfig | None = Field(
+        None, description="connection pools of its clients (handshakes, pool limits, HTTP/1.1 or HTTP/2); null: "
+        "a call is two one-way delays (as network.latency), unless mesh.mtls is on")
     rate_limit: RateLimitConfig | None = Field(
         None, description="each pod answers 429 at once to a request that finds no token (not retried, as "
         "Istio's default retry policy; not a failure for outlier detection); null: none")
@@ -192,8 +218,32 @@ class PartitionConfig(TimeWindow):
     between: tuple[str, str] = Field(description="the two services")
 
 
+class LinkConfig(ScenarioPart):
+    """A link of the topology between two machines (:class:`sim.topology.Link`)."""
+
+    between: tuple[str, str] = Field(description="the two machines it joins")
+    latency: DurationDist = Field(description="one-way propagation delay, drawn per message")
+    bandwidth: Size | None = Field(None, gt=0, description="bytes per second each way (FIFO); null: no limit")
+    loss: float = Field(0.0, ge=0, lt=1, description="chance that a TCP segment is lost (pooled connections only)")
+
+
+class TopologyConfig(ScenarioPart):
+    """The cluster as a graph (:class:`sim.topology.Cluster`): machines in zones joined by links. The nodes
+    ``node0`` .. ``node{count-1}`` are the ones pods are placed on; other machines (switches, routers) only
+    carry traffic. A message between two nodes takes the route of least mean latency."""
+
+    zones: dict[str, list[str]] = Field(min_length=1, description="each zone's machines")
+    links: list[LinkConfig] = Field(default_factory=list, description="the links between machines")
+    edge: str | None = Field(
+        None, description="the machine requests from the edge enter at; null: network.latency from the edge")
+
+    def zone_of(self) -> dict[str, str]:
+        return {machine: zone for zone, machines in self.zones.items() for machine in machines}
+
+
 class NetworkConfig(ScenarioPart):
-    """One-way delays of a hop; a message also takes its bytes over the bandwidth."""
+    """One-way delays of a hop; a message also takes its bytes over the bandwidth. With a ``topology`` a hop
+    between two nodes follows the route between them instead."""
 
     latency: DurationDist = Field(description="one-way latency between two nodes, or between the edge and a node")
     local: DurationDist | None = Field(None, description="one-way latency between pods of one node; null: none")
@@ -204,6 +254,43 @@ class NetworkConfig(ScenarioPart):
         "DestinationRule connectTimeout, default 10 s)")
     partitions: list[PartitionConfig] = Field(
         default_factory=list, description="pairs of services cut off from each other for a while")
+    topology: TopologyConfig | None = Field(
+        None, description="the cluster's machines, zones and links; null: network.latency between any two nodes")
+
+    def check_topology(self, nodes: int) -> None:
+        """Every node placed in one zone, links between known machines, every node (and the edge) reachable."""
+        topology = self.topology
+        if topology is None:
+            return
+        zone_of: dict[str, str] = {}
+        for zone, machines in topology.zones.items():
+            for machine in machines:
+                if machine in zone_of:
+                    raise ValueError(f"network.topology.zones.{zone}: machine {machine!r} is already in zone "
+                                     f"{zone_of[machine]!r}")
+                zone_of[machine] = zone
+        known = ", ".join(zone_of)
+        for index in range(nodes):
+            if f"node{index}" not in zone_of:
+                raise ValueError(f"network.topology.zones: node{index} is in no zone (machines: {known})")
+        graph = nx.Graph()
+        graph.add_nodes_from(zone_of)
+        for index, link in enumerate(topology.links):
+            for side, machine in enumerate(link.between):
+                if machine not in zone_of:
+                    raise ValueError(f"network.topology.links.{index}.between.{side}: no machine {machine!r} "
+                                     f"(machines: {known})")
+            if link.between[0] == link.between[1]:
+                raise ValueError(f"network.topology.links.{index}.between: a link joins two different machines")
+            graph.add_edge(*link.between)
+        if topology.edge is not None and topology.edge not in zone_of:
+            raise ValueError(f"network.topology.edge: no machine {topology.edge!r} (machines: {known})")
+        ends = [f"node{index}" for index in range(nodes)] + ([topology.edge] if topology.edge is not None else [])
+        reached = nx.node_connected_component(graph, ends[0])
+        for end in ends:
+            if end not in reached:
+                raise ValueError(f"network.topology.links: no route from {ends[0]} to {end} (the graph is "
+                                 "disconnected)")
 
 
 class ProxyConfig(ScenarioPart):
@@ -243,6 +330,19 @@ class MeshConfig(ScenarioPart):
         "(a proxy per node that every pod placed there goes through)")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="the sidecars' proxy")
     node_proxy: NodeProxyConfig = Field(default_factory=NodeProxyConfig, description="ambient mode's node proxy")
+    mtls: bool = Field(
+        False, description="mutual TLS between the proxies: every new connection between two proxies makes a TLS "
+        "1.3 handshake (one more round trip, CPU on both proxies); services without connections get the default "
+        "pool (proxies keep connections alive, so handshakes happen only when a pool dials)")
+    tls_handshake_cpu: DurationDist | None = Field(
+        None, description="CPU of one TLS handshake at each proxy, seconds; null: proxy.<kind>.tls_handshake_cpu_s "
+        "(envoy's for ambient's node proxies), read only when mtls is on")
+
+    @model_validator(mode="after")
+    def _mtls_needs_proxies(self) -> MeshConfig:
+        if self.mtls and self.dataplane == "none":
+            raise ValueError("mtls: mutual TLS is done by the proxies; give dataplane sidecar or ambient")
+        return self
 
 
 class BurstConfig(ScenarioPart):
@@ -331,6 +431,7 @@ class ArchScenario(ScenarioBase):
                     if step.alloc is not None:
                         raise ValueError(f"services.{name}.handler.{index}.alloc: allocation needs a runtime with a "
                                          f"collector (services.{name}.runtime.kind: go)")
+        self.network.check_topology(self.nodes.count)
         if self.workload.entry not in self.services:
             raise ValueError(f"workload.entry: no service {self.workload.entry!r} (services: {names})")
         for index, partition in enumerate(self.network.partitions):

@@ -13,7 +13,12 @@ the network (one-way ``network.latency`` between nodes or from the edge,
 runs the handler's steps in order. With ``mesh.dataplane: sidecar`` the
 request leaves through the caller's sidecar and enters through the callee's,
 and the response comes back through both; with ``ambient`` the same through
-the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A CPU step waits for a core of the pod's
+the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A service with ``connections`` (and, with
+``mesh.mtls``, every service) is called over pooled connections instead of
+plain delays (:mod:`models.arch.connections`: the handshakes, the pool's
+limits, HTTP/1.1 or HTTP/2, mTLS between proxies), and with
+``network.topology`` a hop follows the route between the two pods' nodes
+(:mod:`models.arch.routes`). A CPU step waits for a core of the pod's
 node (FCFS, shared by every pod placed there) and holds it for its draw, or,
 on a node with ``scheduler: linux``, is a thread of that much work placed on
 the node's cores by the calibrated kernel model (:mod:`models.machine.cores`:
@@ -54,9 +59,11 @@ attempts over calls is
 the retry amplification); ``pod.<service>-<i>.requests``, ``.refused``,
 ``.reset`` and ``.unreachable``; along each
 successful request's critical path (:mod:`models.arch.breakdown`)
-``breakdown.network_s``, ``.queue_s``, ``.cpu_s``, ``.runtime_s``,
-``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
-they sum to its latency); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
+``breakdown.network_s``, ``.queue_s``, ``.connect_s``, ``.cpu_s``,
+``.runtime_s``, ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for
+every request they sum to its latency); over pooled connections the pools'
+metrics (``pool.<client>.<service>.*``, ``connections.*``: see
+:mod:`models.arch.connections`); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
 cores); with a
 mesh (:mod:`models.arch.mesh`), ``proxy.<pod>.cpu_s`` and ``.requests`` and
 ``mesh.proxy_cpu_s`` (all sidecars' CPU). The first ``warmup`` fraction of
@@ -80,8 +87,10 @@ from models.arch.breakdown import KINDS, Spent
 from models.arch.config import (
     ArchScenario, CallConfig, MeshConfig, NodesConfig, ServiceConfig, StepConfig, TimeWindow,
 )
+from models.arch.connections import ClientPool, Lease, Totals, pool_owner, pooled_services
 from models.arch.mesh import GoSidecar, Sidecar, proxy_cpu_table
 from models.arch.resilience import TokenBucket, Upstream
+from models.arch.routes import Routes
 from models.arch.surrogate import Surrogates
 from models.arch.workloads import arrival_times
 from models.machine.cores import Cores, calibrated_cores
@@ -90,6 +99,7 @@ from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
 from models.runtime.protocol import Compute, Runtime, Step, Wait
+from models.net.tcp import DOWN, UP, ConnStats
 
 EDGE = "edge"
 CALL_COUNTS = ("calls", "attempts", "retries", "timeouts", "overflows", "ejections", "limited")
@@ -259,8 +269,16 @@ class ArchModel(Model):
         self._remote = network.latency.sampler(env.rng("network.latency"))
         self._local = (network.local or Constant(0.0)).sampler(env.rng("network.local"))
         self._bandwidth = network.bandwidth or math.inf
+        self.routes = Routes(env, network, self._remote, self._local)
+        self._there: Callable[[Node | None, Node, float], float] = self._hop
+        """A hop's seconds from the client's node to the pod's: plain delays, or the topology's route."""
+        self._back: Callable[[Node | None, Node, float], float] = self._hop
+        if network.topology is not None:
+            self._there, self._back = self.routes.hop, self.routes.hop_back
         self._coin = Uniform(0.0, 1.0).sampler(env.rng("calls.probability"))
         self._edge = self.upstreams_for(EDGE, None)
+        self._pools: dict[Upstream, ClientPool] = self._build_pools()
+        """The pool behind each (client, service) upstream called over connections (none: plain delays)."""
         self._edge_call = CallConfig(service=config.workload.entry)
         metrics = env.metrics
         self.sojourn_s = metrics.histogram("requests.sojourn_s")
@@ -295,6 +313,33 @@ class ArchModel(Model):
                                      self.env.rng(f"lb.{client}.{service}"))
             upstreams[service] = Upstream(balancer, target, self.env.rng(f"retry.{client}.{service}"))
         return upstreams
+
+    def _build_pools(self) -> dict[Upstream, ClientPool]:
+        """A :class:`ClientPool` per client and service called over connections (:mod:`models.arch.connections`)."""
+        config = self.config
+        pooled = pooled_services({name: service.connections for name, service in config.services.items()},
+                                 config.mesh)
+        if not pooled:
+            return {}
+        env = self.env
+        totals = Totals(env, config.mesh)
+        servers = {pod.name: ConnStats(env, f"pod.{pod.name}.connections")
+                   for pods in self.pods.values() for pod in pods}
+        clients: list[tuple[str, Pod | None, dict[str, Upstream]]] = [(EDGE, None, self._edge)]
+        clients += [(pod.name, pod, pod.upstreams) for pods in self.pods.values() for pod in pods]
+        pools = {}
+        for name, pod, upstreams in clients:
+            runtime = config.services[pod.service].runtime if pod is not None else None
+            owner = pool_owner(config.mesh, runtime.kind if runtime is not None else None) if pod else "envoy"
+            source = pod.node if pod is not None else None
+            proxy = pod.sidecar if pod is not None else None
+            for service, upstream in upstreams.items():
+                if service in pooled:
+                    routes = [(self.routes.route(source, callee.node), servers[callee.name], callee.sidecar)
+                              for callee in self.pods[service]]
+                    pools[upstream] = ClientPool(env, f"pool.{name}.{service}", pooled[service], owner, routes, proxy,
+                                                 totals)
+        return pools
 
     def _surrogate_step_list(self, name: str, service: ServiceConfig) -> list[tuple[float | None, StepFunction | None]]:
         """A surrogate pod's steps: (share of its drawn time, None) for a CPU step (its mean CPU over the
@@ -494,8 +539,16 @@ class ArchModel(Model):
         out = caller.sidecar if caller is not None else None
         half = out.request_cpu_s() / 2 if out is not None else 0.0
         proxied = (yield from out.passing(half)) if out is not None else 0.0
-        there = self._hop(source, pod.node, call.request)
-        yield env.timeout(there)
+        pool = self._pools.get(upstream) if self._pools else None
+        lease: Lease | None = None
+        if pool is None:
+            there = self._there(source, pod.node, call.request)
+            yield env.timeout(there)
+        else:  # over a pooled connection: take one (connect), then its bytes
+            lease = yield from pool.acquire(replica)
+            sent = env.now
+            yield lease.send(UP, call.request)
+            there = env.now - sent
         answered = False
         ok, spent = False, Spent()
         if pod.is_down(env.now):
@@ -517,8 +570,15 @@ class ArchModel(Model):
             else:  # nothing to race: no process of its own
                 ok, spent = yield from self._served(pod, key)
                 answered = True
-        back = self._hop(source, pod.node, call.response if answered else 0.0)
-        yield env.timeout(back)
+        if lease is None:
+            back = self._back(source, pod.node, call.response if answered else 0.0)
+            yield env.timeout(back)
+        else:
+            sent = env.now
+            yield lease.send(DOWN, call.response if answered else 0.0)
+            back = env.now - sent
+            lease.release()
+            spent.connect += lease.waited
         if out is not None:
             proxied += yield from out.passing(half)
         if not state.abandoned:

@@ -48,9 +48,16 @@ class Backend:
 
 
 class Upstream:
-    """A host as a client sees it: how to dial it and the backend that serves it."""
+    """A host as a client sees it: how to dial it and the backend that serves it (None: the caller serves
+    each request itself, as the ``arch`` model's pods do)."""
 
-    def __init__(self, name: str, dialer, backend: Backend) -> None:
+    def __init__(self, name: str, dialer, backend: Backend | None = None) -> None:
         self.name = name
         self.dialer = dialer
-        self.backend = backend
+        self._backend = backend
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            raise ValueError(f"upstream {self.name}: no backend to serve requests (its caller serves them)")
+        return self._backend

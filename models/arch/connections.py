@@ -1,0 +1,249 @@
+"""Client connection pools between services: TCP handshakes, pool limits, HTTP/1.1 or HTTP/2, mTLS.
+
+Mechanism. A service with ``connections`` (the shape of Istio's
+DestinationRule ``trafficPolicy.connectionPool``, applied by every client of
+the service) is called over pooled TCP connections (:mod:`models.net.tcp`)
+laid on the route between the two nodes (:mod:`models.arch.routes`). Each
+client (a pod, or the edge) keeps one :class:`ClientPool` per service it
+calls, whose hosts are the service's pods. An attempt takes a connection to
+the pod its balancer picked (an idle one, or a new one dialled with the
+three-way handshake's round trip, or it waits at the pool's limit), sends the
+request's bytes over it, the pod handles the request, the response's bytes
+come back, and the connection is released to the pool.
+
+Who owns the pool, and whose rules it follows (the pools are those of
+:mod:`models.net.http1` and :mod:`models.net.http2`, not re-implemented):
+
+* **with sidecars**, the caller's sidecar (the app to its own sidecar is
+  loopback, not modelled): an Envoy keeps an HTTP/1.1 pool per upstream host
+  that "acquires connections as needed ... (up to the circuit breaking
+  limit)" and binds a request to whichever connection becomes available first,
+  a freed one or a newly dialled one (Envoy, "Connection pooling",
+  envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/connection_pooling);
+  connections are kept alive until ``idle_timeout`` (Envoy's default 1 h).
+  That is :class:`~models.net.http1.GoTransport`'s rule with every idle
+  connection kept and ``max_connections`` as its per-host limit (Istio's
+  ``tcp.maxConnections``, "maximum number of HTTP1/TCP connections to a
+  destination host"; Envoy's own circuit breaker counts the whole cluster). A
+  Go-proxy sidecar (``net/http/httputil.ReverseProxy``) uses Go's
+  ``http.Transport`` with Go's defaults (2 idle connections per host kept,
+  the rest closed after their response, 90 s idle timeout).
+* **without a mesh** (and in ambient mode, where ztunnel carries the app's
+  connections), the calling app's client: Go's ``http.Transport`` defaults for
+  a pod on the Go runtime, Node's ``http.globalAgent`` (Node >= 19: keep-alive,
+  5 s idle timeout) for a Node.js pod, and for a pod without a runtime, and
+  the edge, a client that keeps every connection alive (the Envoy rule above).
+* **HTTP/2** (``protocol: http2``), whoever owns it: one connection per pod
+  (Envoy's default, "with no limits, this will be only a single connection")
+  carrying requests as streams (:class:`~models.net.http2.H2Pool`, with its
+  flow-control windows); beyond ``max_concurrent_streams`` a request waits for
+  a stream to end (Envoy would open a second connection).
+
+**mTLS** (``mesh.mtls``). Every new connection between two proxies (the
+caller's and the callee's sidecars, or in ambient mode their nodes'
+ztunnels) does a TLS 1.3 full handshake after TCP's: one more round trip
+(:meth:`models.net.tcp.TcpConnection.tls_handshake`) and the handshake's CPU
+at each proxy, a pass through the proxy (:meth:`models.arch.mesh.Sidecar.passing`:
+one of its workers, then a core of its node), so handshakes compete with
+requests. Its CPU is ``mesh.tls_handshake_cpu`` or the calibrated
+``proxy.<kind>.tls_handshake_cpu_s`` (Envoy's for ztunnel). The edge's
+connections are plain TCP (the edge is outside the mesh). With ``mtls`` a
+service without ``connections`` gets the default pool (HTTP/1.1, unlimited,
+kept alive): handshakes happen only when a pool dials. In ambient mode every
+new app connection pays a handshake (ztunnel's pooling of its HBONE tunnels
+is not modelled, so this counts handshakes high).
+
+Not modelled: a pod going down does not close its connections (a refused or
+reset attempt returns its connection to the pool); an abandoned attempt keeps
+its connection until its response is in; ``maxRequestsPerConnection``.
+
+Metrics of the pool of ``CLIENT`` (a pod's name, or ``edge``) to ``SERVICE``,
+named ``pool.CLIENT.SERVICE``: ``.wait_s`` (from asking for a connection to
+holding one: dials and handshakes included), ``.reuse_ratio``, ``.open``,
+``.dials``, ``.closed``, ``.time_wait``, ``.retransmits`` (:mod:`models.net.http1`),
+for HTTP/2 ``.streams`` and ``.flow_wait_s`` (:mod:`models.net.http2`), and
+``.handshakes`` (TLS); each pod's server side ``pod.POD.connections.open`` and
+``.time_wait``; over every pool ``connections.wait_s``, ``connections.dials``
+and ``connections.handshakes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, Literal, Protocol
+
+import simpy
+
+from sim.core import Environment
+from sim.dists import Constant, Uniform
+from sim.params import param_value
+from sim.stats import Counter, Histogram
+from sim.topology import Route
+from models.arch.config import ENVOY_IDLE_TIMEOUT_S, ConnectionsConfig, MeshConfig
+from models.net.http1 import GO_IDLE_CONN_TIMEOUT_S, GoSettings, GoTransport, NodeAgent, NodeSettings
+from models.net.http2 import H2Connection, H2Pool, H2Settings, Window
+from models.net.server import Upstream
+from models.net.tcp import ConnStats, Dialer, Direction, TcpConnection, TcpSettings
+
+TLS_HANDSHAKE_CPU_PARAM = "proxy.{kind}.tls_handshake_cpu_s"
+NODE_GLOBAL_AGENT_TIMEOUT_S = 5.0
+"""Node >= 19's ``http.globalAgent``: ``keepAlive: true``, ``timeout: 5000`` (Node's http docs)."""
+KEEP_ALL_IDLE = 2**31
+"""A per-host idle limit no pool reaches: every idle connection is kept (Envoy's pool)."""
+Owner = Literal["envoy", "go", "node"]
+"""Whose pool rules a client follows (see the module docstring)."""
+
+
+class Proxy(Protocol):
+    """What a handshake needs of a proxy: a pass of some CPU through it (:meth:`models.arch.mesh.Sidecar.passing`)."""
+
+    def passing(self, cpu_s: float) -> Generator[Any, Any, float]: ...
+
+
+class Totals:
+    """Connection metrics over every pool, and the draw of a TLS handshake's CPU (None: no mTLS)."""
+
+    def __init__(self, env: Environment, mesh: MeshConfig) -> None:
+        metrics = env.metrics
+        self.wait_s: Histogram = metrics.histogram("connections.wait_s")
+        self.dials: Counter = metrics.counter("connections.dials")
+        self.handshakes: Counter = metrics.counter("connections.handshakes")
+        self.handshake_cpu: Callable[[], float] | None = None
+        if mesh.mtls:
+            cost = mesh.tls_handshake_cpu
+            if cost is None:  # read only now: the parameter file is needed only with mtls and no override
+                kind = mesh.proxy.kind if mesh.dataplane == "sidecar" else "envoy"
+                cost = Constant(param_value(TLS_HANDSHAKE_CPU_PARAM.format(kind=kind)))
+            self.handshake_cpu = cost.sampler(env.rng("mesh.tls_handshake"))
+
+
+class ProxyDialer(Dialer):
+    """TCP's handshake over ``route``, then, between two proxies with mTLS, TLS 1.3's: a round trip and a pass
+    of the handshake's CPU through the server's proxy and then the client's."""
+
+    def __init__(self, env: Environment, route: Route, client: ConnStats, server: ConnStats,
+                 uniform: Callable[[], float], totals: Totals, handshakes: Counter,
+                 proxies: tuple[Proxy, Proxy] | None) -> None:
+        super().__init__(env, route, TcpSettings(), client, server, uniform)
+        self.totals = totals
+        self.handshakes = handshakes
+        self.proxies = proxies
+
+    def _dial(self) -> Generator[Any, Any, TcpConnection]:
+        env = self.env
+        conn = TcpConnection(env, self.route, self.settings, self.client, self.server, self.uniform)
+        self.totals.dials.inc()
+        yield env.process(conn.connect())
+        draw = self.totals.handshake_cpu
+        if self.proxies is not None and draw is not None:
+            client, server = self.proxies
+            yield env.process(conn.tls_handshake(lambda: env.process(client.passing(draw())),
+                                                 lambda: env.process(server.passing(draw()))))
+            self.handshakes.inc()
+            self.totals.handshakes.inc()
+        return conn
+
+
+class Lease:
+    """A request's hold on a connection (HTTP/1.1) or a stream (HTTP/2) until its response is in."""
+
+    __slots__ = ("pool", "upstream", "conn", "waited")
+
+    def __init__(self, pool: ClientPool, upstream: Upstream, conn: TcpConnection | H2Connection,
+                 waited: float) -> None:
+        self.pool = pool
+        self.upstream = upstream
+        self.conn = conn
+        self.waited = waited
+        """Seconds from asking for the connection to holding it."""
+
+    def send(self, direction: Direction, size: float) -> simpy.Event:
+        """An event that fires when ``size`` bytes sent now (up: the request; down: the response) are in."""
+        conn = self.conn
+        if isinstance(conn, TcpConnection):
+            return conn.send(direction, size)
+        env = self.pool.env
+        return env.process(conn.send_data(direction, size, Window(env, conn.settings.initial_window_bytes)))
+
+    def release(self) -> None:
+        conn, pool = self.conn, self.pool.pool
+        if isinstance(conn, TcpConnection):
+            assert not isinstance(pool, H2Pool)
+            pool.release(conn, self.upstream)
+        else:
+            conn.close_stream()
+
+
+Http1Pool = GoTransport | NodeAgent
+
+
+class ClientPool:
+    """One client's pool of connections to one service's pods (see the module docstring)."""
+
+    def __init__(self, env: Environment, name: str, config: ConnectionsConfig, owner: Owner,
+                 routes: Sequence[tuple[Route, ConnStats, Proxy | None]], client_proxy: Proxy | None,
+                 totals: Totals) -> None:
+        """``routes``: per pod of the service, the route to it, its server-side stats and its proxy."""
+        self.env = env
+        self.totals = totals
+        self.pool: Http1Pool | H2Pool = make_pool(env, name, config, owner)
+        handshakes = env.metrics.counter(f"{name}.handshakes")
+        uniform = Uniform(0.0, 1.0).sampler(env.rng(f"tcp.{name}"))
+        self.upstreams = [
+            Upstream(f"{name}.{index}", ProxyDialer(
+                env, route, self.pool.stats, server, uniform, totals, handshakes,
+                (client_proxy, proxy) if client_proxy is not None and proxy is not None else None))
+            for index, (route, server, proxy) in enumerate(routes)]
+
+    def acquire(self, replica: int) -> Generator[Any, Any, Lease]:
+        """Take a connection (HTTP/1.1) or a stream (HTTP/2) to pod ``replica``, waiting as the pool says."""
+        env, pool = self.env, self.pool
+        upstream = self.upstreams[replica]
+        asked = env.now
+        conn: TcpConnection | H2Connection
+        if isinstance(pool, H2Pool):
+            h2: H2Connection = yield pool.connection(upstream)
+            yield h2.open_stream()
+            conn, tcp = h2, h2.tcp
+        else:
+            conn = tcp = yield pool.get_conn(upstream)
+        waited = env.now - asked
+        pool.wait_s.record(waited)
+        self.totals.wait_s.record(waited)
+        pool.reuse_ratio.record(1.0 if tcp.requests else 0.0)
+        tcp.requests += 1
+        return Lease(self, upstream, conn, waited)
+
+
+def make_pool(env: Environment, name: str, config: ConnectionsConfig, owner: Owner) -> Http1Pool | H2Pool:
+    """The pool of :mod:`models.net` that ``owner`` keeps, set as ``config`` says."""
+    if config.protocol == "http2":
+        return H2Pool(env, name, H2Settings(connections=1, max_concurrent_streams=config.max_concurrent_streams))
+    limit = config.max_connections
+    if owner == "node":
+        return NodeAgent(env, name, NodeSettings(keep_alive=True, max_sockets=limit,
+                                                 timeout_s=config.idle_timeout or NODE_GLOBAL_AGENT_TIMEOUT_S))
+    if owner == "go":
+        return GoTransport(env, name, GoSettings(max_conns_per_host=limit or 0,
+                                                 idle_conn_timeout_s=config.idle_timeout or GO_IDLE_CONN_TIMEOUT_S))
+    return GoTransport(env, name, GoSettings(max_idle_conns=0, max_idle_conns_per_host=KEEP_ALL_IDLE,
+                                             max_conns_per_host=limit or 0,
+                                             idle_conn_timeout_s=config.idle_timeout or ENVOY_IDLE_TIMEOUT_S))
+
+
+def pool_owner(mesh: MeshConfig, runtime_kind: str | None) -> Owner:
+    """Whose rules a pod's pool follows: its sidecar's, else its app's (``runtime_kind``: go, node or None)."""
+    if mesh.dataplane == "sidecar":
+        return "go" if mesh.proxy.kind == "goproxy" else "envoy"
+    if runtime_kind == "go":
+        return "go"
+    if runtime_kind == "node":
+        return "node"
+    return "envoy"
+
+
+def pooled_services(services: dict[str, ConnectionsConfig | None], mesh: MeshConfig) -> dict[str, ConnectionsConfig]:
+    """The services called over pools, with their settings: those with ``connections``, and with mTLS all
+    (the default pool for the others)."""
+    return {name: config if config is not None else ConnectionsConfig() for name, config in services.items()
+            if config is not None or mesh.mtls}
