@@ -54,6 +54,8 @@ from sim.dists import Distribution
 from sim.params import Table, param_table, param_value
 from sim.slots import Slots
 from models.arch.config import ProxyConfig
+from models.arch.filters import Extra
+from models.arch.memory import ProxyMemory
 from models.machine.cores import Cores
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.gc import GCConfig
@@ -73,16 +75,33 @@ class Machine(Protocol):
     def compute(self, seconds: float) -> Generator[Any, Any, float]: ...
 
 
+class Proxy(Protocol):
+    """What a request passes in the data plane (a sidecar, a node proxy, a waypoint pod, a node's eBPF
+    programs): its CPU for one request, drawn once, then a pass on the request's way and the response's."""
+
+    def request_cpu_s(self, nbytes: float = 0.0) -> float: ...
+
+    def passing(self, cpu_s: float, last: bool = False) -> Generator[Any, Any, float]: ...
+
+
 class Sidecar:
     """A proxy (a pod's, or in ambient mode its node's): its worker threads, on the cores of its node; its CPU
     per request drawn from ``request_cpu`` or else read from ``table`` at its rate."""
 
     def __init__(self, env: Environment, name: str, node: Machine, workers: int, request_cpu: Distribution | None,
-                 table: Table | None) -> None:
+                 table: Table | None, extra: Extra | None = None) -> None:
         self.env = env
+        self.name = name
         self.node = node
         self.workers = Slots(env, workers)
         self._table = table
+        self._extra = extra
+        """Its filters' and its bytes' CPU (:mod:`models.arch.filters`), if any."""
+        self.in_flight = 0
+        """Requests between their first pass and their last."""
+        self.peak_in_flight = 0
+        self.memory: ProxyMemory | None = None
+        """Its memory gauges (:mod:`models.arch.memory`), when the scenario reports memory."""
         self._draw = request_cpu.sampler(env.rng(f"proxy.{name}.cpu")) if request_cpu is not None else None
         self._recent: deque[float] = deque()
         metrics = env.metrics
@@ -97,18 +116,28 @@ class Sidecar:
             recent.popleft()
         return len(recent) / RATE_WINDOW_S
 
-    def request_cpu_s(self) -> float:
-        """The CPU this sidecar spends on one request (both of its passes), counting the request."""
+    def request_cpu_s(self, nbytes: float = 0.0) -> float:
+        """The CPU this sidecar spends on one request of ``nbytes`` (request and response) over both of its
+        passes, counting the request (in flight until its ``last`` pass)."""
         self._recent.append(self.env.now)
         self.requests.inc()
+        self.in_flight += 1
+        if self.in_flight > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight
+            if self.memory is not None:
+                self.memory.update(self)
         if self._draw is not None:
-            return self._draw()
-        assert self._table is not None
-        return self._table.at(self.rate())
+            cpu = self._draw()
+        else:
+            assert self._table is not None
+            cpu = self._table.at(self.rate())
+        if self._extra is not None:
+            cpu += self._extra.cpu_s(nbytes)
+        return cpu
 
-    def passing(self, cpu_s: float) -> Generator[Any, Any, float]:
-        """One pass (a request's way in or a response's way out) of ``cpu_s`` of CPU: a worker, then a core;
-        the seconds it took."""
+    def passing(self, cpu_s: float, last: bool = False) -> Generator[Any, Any, float]:
+        """One pass (a request's way in or a response's way out, its ``last``) of ``cpu_s`` of CPU: a worker,
+        then a core; the seconds it took."""
         env = self.env
         began = env.now
         workers = self.workers
@@ -119,6 +148,8 @@ class Sidecar:
         workers.release()
         self.cpu_s.inc(cpu_s)
         self.mesh_cpu_s.inc(cpu_s)
+        if last:
+            self.in_flight -= 1
         return env.now - began
 
 
@@ -129,19 +160,26 @@ class GoSidecar(Sidecar):
     a request (``proxy.goproxy.alloc_bytes_per_request``, in objects of the calibrated mean size)."""
 
     def __init__(self, env: Environment, name: str, node: Machine, workers: int, request_cpu: Distribution | None,
-                 table: Table | None, cores: Cores) -> None:
-        super().__init__(env, name, node, workers, request_cpu, table)
+                 table: Table | None, cores: Cores, extra: Extra | None = None) -> None:
+        super().__init__(env, name, node, workers, request_cpu, table, extra)
         request_bytes = param_value(GO_ALLOC_BYTES_PARAM)
         self._pass_bytes = request_bytes / 2
         self.runtime = GoRuntime(env, workers, gc=GCConfig(alloc_object=request_bytes / param_value(
             GO_ALLOC_OBJECTS_PARAM)), name=f"proxy.{name}.go", cores=cores)
 
-    def passing(self, cpu_s: float) -> Generator[Any, Any, float]:
+    def passing(self, cpu_s: float, last: bool = False) -> Generator[Any, Any, float]:
         began = self.env.now
         yield self.runtime.execute([Compute(cpu_s, self._pass_bytes)])
         self.cpu_s.inc(cpu_s)
         self.mesh_cpu_s.inc(cpu_s)
+        if last:
+            self.in_flight -= 1
         return self.env.now - began
+
+
+def envoy_cpu_table(request_cpu: Distribution | None) -> Table | None:
+    """Envoy's calibrated CPU per request (a waypoint's, a node Envoy's), unless ``request_cpu`` is given."""
+    return param_table(CPU_PARAM.format(kind="envoy")) if request_cpu is None else None
 
 
 def proxy_cpu_table(config: ProxyConfig, simulated_collector: bool = False) -> Table | None:

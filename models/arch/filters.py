@@ -1,0 +1,106 @@
+"""What a proxy adds to its CPU per request beyond its calibrated base: its filters and the request's bytes.
+
+Mechanism. Envoy runs each request through its HTTP filter chain: a Lua
+filter (a coroutine in the worker's LuaJIT state), a WebAssembly filter (a
+V8 or Wasmtime VM per worker, the request's headers and body copied across
+the VM boundary) or a native C++ filter each add CPU to the request's pass
+through every Envoy of the mesh: sidecars, waypoints and Cilium's node
+Envoys (the Go reverse proxy runs none). A filter's ``request_cpu`` is drawn
+per request per Envoy; null reads ``proxy.envoy.filter.lua_cpu_s`` or
+``proxy.envoy.filter.wasm_cpu_s`` (measured on the real Envoy,
+:mod:`calibration`), only when such a filter is configured without it.
+
+A proxy also spends CPU in proportion to the bytes it forwards (reading,
+parsing and writing the request and the response; with ``mesh.mtls`` also
+encrypting and decrypting them): ``(request + response bytes) x
+proxy.<kind>.cpu_s_per_byte`` (plus ``proxy.<kind>.tls_cpu_s_per_byte``),
+added to the per-request table value. The bytes are the call's ``request``
+and ``response`` sizes. A scenario whose calls all carry no bytes reads
+neither parameter, and a request of no bytes adds nothing and draws nothing,
+so the zero-byte path is the per-request table alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sim.core import Environment
+from sim.dists import Constant, Distribution
+from sim.params import param_value
+from models.arch.config import ArchScenario, FilterConfig
+
+FILTER_PARAMS = {"lua": "proxy.envoy.filter.lua_cpu_s", "wasm": "proxy.envoy.filter.wasm_cpu_s"}
+"""The calibrated CPU per request of a filter of each kind, read when a filter gives no ``request_cpu``."""
+PER_BYTE_PARAM = "proxy.{kind}.cpu_s_per_byte"
+TLS_PER_BYTE_PARAM = "proxy.{kind}.tls_cpu_s_per_byte"
+ENVOY = "envoy"
+
+
+def filter_cpu(config: FilterConfig) -> Distribution:
+    """A filter's CPU per request through one Envoy: its ``request_cpu``, else its kind's calibrated constant."""
+    if config.request_cpu is not None:
+        return config.request_cpu
+    return Constant(param_value(FILTER_PARAMS[config.kind]))
+
+
+def carries_bytes(config: ArchScenario) -> bool:
+    """Whether any call of the scenario carries request or response bytes."""
+    return any(call.request > 0 or call.response > 0 for service in config.services.values()
+               for step in service.handler for call in step.calls())
+
+
+class Extra:
+    """The CPU one proxy adds to a request beyond its base: a draw of each filter's CPU, and the request's
+    bytes times the CPU per byte."""
+
+    def __init__(self, env: Environment, name: str, filters: list[tuple[str, Distribution]], per_byte: float) -> None:
+        self._draws: list[Callable[[], float]] = [
+            dist.sampler(env.rng(f"proxy.{name}.filter.{filter_name}")) for filter_name, dist in filters]
+        self.per_byte = per_byte
+        self.filter_cpu_s = env.metrics.counter("mesh.filter_cpu_s") if filters else None
+
+    def cpu_s(self, nbytes: float) -> float:
+        """The extra CPU of one request of ``nbytes`` (request and response) through this proxy."""
+        cpu = 0.0
+        if self._draws:
+            cpu = sum(draw() for draw in self._draws)
+            assert self.filter_cpu_s is not None
+            self.filter_cpu_s.inc(cpu)
+        if nbytes > 0:
+            cpu += nbytes * self.per_byte
+        return cpu
+
+
+class ProxyCosts:
+    """The mesh-wide part of :class:`Extra`: the filters (resolved once) and the CPU per byte of each kind of
+    proxy (read once, only if some call carries bytes)."""
+
+    def __init__(self, config: ArchScenario) -> None:
+        proxy = config.mesh.proxy
+        self._config = proxy
+        self._mtls = config.mesh.mtls
+        self._filters = [(item.name, filter_cpu(item)) for item in proxy.filters]
+        self._bytes = carries_bytes(config)
+        self._per_byte: dict[str, float] = {}
+
+    def per_byte(self, kind: str) -> float:
+        """CPU per byte through a proxy of ``kind`` (0 when no call carries bytes: nothing is read)."""
+        if not self._bytes:
+            return 0.0
+        if kind not in self._per_byte:
+            proxy = self._config
+            cpu = (proxy.cpu_per_byte if proxy.cpu_per_byte is not None
+                   else param_value(PER_BYTE_PARAM.format(kind=kind)))
+            if self._mtls:
+                cpu += (proxy.tls_cpu_per_byte if proxy.tls_cpu_per_byte is not None
+                        else param_value(TLS_PER_BYTE_PARAM.format(kind=kind)))
+            self._per_byte[kind] = cpu
+        return self._per_byte[kind]
+
+    def extra(self, env: Environment, name: str, kind: str) -> Extra | None:
+        """What proxy ``name`` of ``kind`` adds per request (filters run in Envoy only); None if nothing."""
+        filters = self._filters if kind == ENVOY else []
+        per_byte = self.per_byte(kind)
+        if not filters and per_byte == 0:
+            return None
+        return Extra(env, name, filters, per_byte)
