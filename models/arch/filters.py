@@ -26,7 +26,8 @@ from collections.abc import Callable
 
 from sim.core import Environment
 from sim.dists import Constant, Distribution
-from sim.params import param_value
+from sim.params import available, param_value
+from sim.scenario import ScenarioError
 from models.arch.config import ArchScenario, FilterConfig
 
 FILTER_PARAMS = {"lua": "proxy.envoy.filter.lua_cpu_s", "wasm": "proxy.envoy.filter.wasm_cpu_s"}
@@ -36,11 +37,20 @@ TLS_PER_BYTE_PARAM = "proxy.{kind}.tls_cpu_s_per_byte"
 ENVOY = "envoy"
 
 
-def filter_cpu(config: FilterConfig) -> Distribution:
+def needed_value(name: str, field: str) -> float:
+    """Calibrated constant ``name``, which the null of scenario field ``field`` stands for; bad input naming
+    both if the set is not available."""
+    if name not in available():
+        raise ScenarioError(f"{field}: null reads the calibrated parameter set {name!r}, which is not available "
+                            f"here: give {field}, or add the set")
+    return param_value(name)
+
+
+def filter_cpu(config: FilterConfig, index: int) -> Distribution:
     """A filter's CPU per request through one Envoy: its ``request_cpu``, else its kind's calibrated constant."""
     if config.request_cpu is not None:
         return config.request_cpu
-    return Constant(param_value(FILTER_PARAMS[config.kind]))
+    return Constant(needed_value(FILTER_PARAMS[config.kind], f"mesh.proxy.filters.{index}.request_cpu"))
 
 
 def carries_bytes(config: ArchScenario) -> bool:
@@ -79,7 +89,7 @@ class ProxyCosts:
         proxy = config.mesh.proxy
         self._config = proxy
         self._mtls = config.mesh.mtls
-        self._filters = [(item.name, filter_cpu(item)) for item in proxy.filters]
+        self._filters = [(item.name, filter_cpu(item, index)) for index, item in enumerate(proxy.filters)]
         self._bytes = carries_bytes(config)
         self._per_byte: dict[str, float] = {}
 
@@ -90,10 +100,10 @@ class ProxyCosts:
         if kind not in self._per_byte:
             proxy = self._config
             cpu = (proxy.cpu_per_byte if proxy.cpu_per_byte is not None
-                   else param_value(PER_BYTE_PARAM.format(kind=kind)))
+                   else needed_value(PER_BYTE_PARAM.format(kind=kind), "mesh.proxy.cpu_per_byte"))
             if self._mtls:
                 cpu += (proxy.tls_cpu_per_byte if proxy.tls_cpu_per_byte is not None
-                        else param_value(TLS_PER_BYTE_PARAM.format(kind=kind)))
+                        else needed_value(TLS_PER_BYTE_PARAM.format(kind=kind), "mesh.proxy.tls_cpu_per_byte"))
             self._per_byte[kind] = cpu
         return self._per_byte[kind]
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from sim.core import Environment
-from sim.params import param_value
 from models.arch.config import MemoryConfig
+from models.arch.filters import needed_value
 
 MEMORY_PARAM = "proxy.{kind}.memory_bytes"
 PER_CONNECTION_PARAM = "proxy.{kind}.memory_bytes_per_connection"
@@ -43,9 +43,10 @@ def open_connections(proxy: Connected) -> int:
 
 def memory_sizes(config: MemoryConfig, kind: str) -> tuple[float, float]:
     """(base bytes, bytes per connection) of a proxy of ``kind``: the scenario's, else the calibrated ones."""
-    base = config.base if config.base is not None else param_value(MEMORY_PARAM.format(kind=kind))
+    base = (config.base if config.base is not None
+            else needed_value(MEMORY_PARAM.format(kind=kind), "mesh.proxy.memory.base"))
     per_connection = (config.per_connection if config.per_connection is not None
-                      else param_value(PER_CONNECTION_PARAM.format(kind=kind)))
+                      else needed_value(PER_CONNECTION_PARAM.format(kind=kind), "mesh.proxy.memory.per_connection"))
     return base, per_connection
 
 
