@@ -1,4 +1,5 @@
-"""The service mesh's data plane: a sidecar proxy beside each pod, or a proxy per node (ambient).
+"""The service mesh's data plane: a sidecar proxy beside each pod, or a proxy per node (ambient), and what
+every proxy costs a request.
 
 Mechanism (Istio's sidecar mode, a proxy per pod). Every request a pod
 sends and every request it receives passes through its sidecar: a call
@@ -38,9 +39,21 @@ and reach the tail (its CPU: ``proxy.NAME.go.gc.cpu_s``, beside
 ``proxy.NAME.cpu_s``). On an FCFS node its CPU per request is the measured
 average, the collector's share included, not its pauses and assists.
 
-Not modelled yet: waypoints (ambient's L7 proxies), eBPF datapaths,
-mTLS, filters, payload-dependent CPU, the loopback hop's own latency and the
-proxies' memory.
+**The other data planes and what every proxy adds.** Ambient mode's
+waypoints (L7 Envoys between the caller's and the callee's node proxies) are
+:mod:`models.arch.waypoint`; an eBPF datapath (Cilium: the kernel's programs,
+and a node Envoy for L7 services) is :mod:`models.arch.ebpf`. Every Envoy
+(sidecar, waypoint, node Envoy) adds its filters' CPU (Lua, WASM, native) to
+each request, and every Envoy or Go proxy its CPU per byte of the request and
+response (with ``mesh.mtls``, the encryption's too): :mod:`models.arch.filters`,
+drawn with the request's CPU (``request_cpu_s(nbytes)``; no bytes, nothing
+added or drawn). A proxy counts its requests in flight (from the first pass to
+the ``last``), whose peak is its open connections and, with
+``mesh.proxy.memory``, its memory (:mod:`models.arch.memory`).
+
+Not modelled yet: connection set-up and mTLS handshakes (another worktree),
+the loopback hop's own latency, and a per-connection figure for ztunnel's
+memory.
 """
 
 from __future__ import annotations

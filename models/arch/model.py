@@ -13,7 +13,10 @@ the network (one-way ``network.latency`` between nodes or from the edge,
 runs the handler's steps in order. With ``mesh.dataplane: sidecar`` the
 request leaves through the caller's sidecar and enters through the callee's,
 and the response comes back through both; with ``ambient`` the same through
-the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A CPU step waits for a core of the pod's
+the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`), and a call from a meshed pod to a
+service with a waypoint also through a waypoint pod, one more hop each way (:mod:`models.arch.waypoint`);
+with ``ebpf`` through the kernel's programs of both nodes and, to a service with L7 policy, its node's Envoy
+(:mod:`models.arch.ebpf`). A CPU step waits for a core of the pod's
 node (FCFS, shared by every pod placed there) and holds it for its draw, or,
 on a node with ``scheduler: linux``, is a thread of that much work placed on
 the node's cores by the calibrated kernel model (:mod:`models.machine.cores`:
@@ -58,8 +61,10 @@ successful request's critical path (:mod:`models.arch.breakdown`)
 ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for every request
 they sum to its latency); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
 cores); with a
-mesh (:mod:`models.arch.mesh`), ``proxy.<pod>.cpu_s`` and ``.requests`` and
-``mesh.proxy_cpu_s`` (all sidecars' CPU). The first ``warmup`` fraction of
+mesh (:mod:`models.arch.mesh`), ``proxy.<name>.cpu_s`` and ``.requests`` (a pod's sidecar, a node's
+``ztunnel``, ``ebpf`` or ``envoy``, a ``waypoint-I``) and ``mesh.proxy_cpu_s`` (the data plane's CPU), with
+filters ``mesh.filter_cpu_s``, with ebpf ``mesh.ebpf_cpu_s``, with ``mesh.proxy.memory``
+``proxy.<name>.memory_bytes`` and ``mesh.proxy_memory_bytes`` (gauges). The first ``warmup`` fraction of
 the requests is not measured.
 """
 
