@@ -51,9 +51,22 @@ def test_a_chain_on_separate_nodes_is_a_jackson_tandem():
     check_formula(means(data, "requests.sojourn_s", 12), theory, 0.04, "tandem", REPLICATIONS)
 
 
-def test_the_breakdown_sums_to_the_end_to_end_latency():
+MESHES = {
+    "none": {},
+    "sidecar, filters, bytes, mtls": {"dataplane": "sidecar", "mtls": True, "proxy": {
+        "cpu_per_byte": 2e-9, "tls_cpu_per_byte": 1e-9,
+        "filters": [{"name": "w", "kind": "wasm", "request_cpu": "20us"}]}},
+    "ambient, waypoint": {"dataplane": "ambient", "proxy": {"cpu_per_byte": 2e-9},
+                          "waypoint": {"services": ["b", "c"], "request_cpu": "0.1ms"}},
+    "ebpf, L7 on b": {"dataplane": "ebpf", "proxy": {"cpu_per_byte": 2e-9},
+                      "ebpf": {"l7_services": ["b"], "request_cpu_l7": "0.1ms"}},
+}
+
+
+@pytest.mark.parametrize("mesh", MESHES.values(), ids=MESHES.keys())
+def test_the_breakdown_sums_to_the_end_to_end_latency(mesh):
     """Network, queueing and CPU along each request's critical path add up to its latency (so do their
-    means), with parallel calls and a call made with a probability."""
+    means), with parallel calls and a call made with a probability, under every data plane."""
     data = scenario({
         "a": {"replicas": 2, "balancer": "least_request", "concurrency": 2,
               "handler": [cpu("0.3ms"), {"parallel": [{"service": "b", "request": "4KiB"},
@@ -61,7 +74,7 @@ def test_the_breakdown_sums_to_the_end_to_end_latency():
         "b": {"replicas": 3, "handler": [cpu("0.6ms")]},
         "c": {"replicas": 2, "balancer": "ring_hash", "handler": [cpu("1ms")]},
     }, nodes={"count": 3, "cores": 2}, network={"latency": {"dist": "exp", "mean": "0.2ms"}, "local": "20us",
-                                                "bandwidth": "100MB"})
+                                                "bandwidth": "100MB"}, mesh=mesh)
     run = run_replication(load_scenario(data))
     parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
     assert parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
@@ -159,7 +172,33 @@ def test_the_same_seed_gives_the_same_run():
      "services.a.faults.delay: expected a duration, not a rate"),
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
      "services.a.faults: end (2 s) must be after start (5 s)"),
-    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ebpf"}}, "mesh.dataplane"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "calico"}}, "mesh.dataplane"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "sidecar", "waypoint": {"services": "all"}}},
+     "mesh: waypoint: waypoints belong to ambient mode (dataplane is 'sidecar')"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient", "waypoint": {"services": ["a", "z"]}}},
+     "mesh.waypoint.services.1: no service 'z'"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient", "waypoint": {"services": []}}},
+     "mesh.waypoint.services"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient",
+                                                      "waypoint": {"services": "all", "replicas": 0}}},
+     "mesh.waypoint.replicas"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ebpf", "ebpf": {"l7_services": ["b"]}}},
+     "mesh.ebpf.l7_services.0: no service 'b'"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ebpf", "ebpf": {"request_cpu": "3/s"}}},
+     "mesh.ebpf.request_cpu: expected a duration, not a rate"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"proxy": {"filters": [{"name": "f", "kind": "native"}]}}},
+     "mesh.proxy.filters.0: request_cpu: filter 'f' is native: give its CPU per request"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"proxy": {"filters": [{"name": "f", "kind": "java"}]}}},
+     "mesh.proxy.filters.0.kind"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"proxy": {"filters": [
+        {"name": "f", "kind": "lua", "request_cpu": "2us"}, {"name": "f", "kind": "wasm", "request_cpu": "3us"}]}}},
+     "mesh: proxy.filters.1.name: 'f' is given twice"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "sidecar", "proxy": {
+        "kind": "goproxy", "filters": [{"name": "f", "kind": "lua", "request_cpu": "2us"}]}}},
+     "mesh: proxy.filters: filters run in Envoy (proxy.kind is 'goproxy')"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"proxy": {"cpu_per_byte": -1}}}, "mesh.proxy.cpu_per_byte"),
+    ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"proxy": {"memory": {"per_connection": "-1KiB"}}}},
+     "mesh.proxy.memory.per_connection"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"mesh": {"dataplane": "ambient", "node_proxy": {"request_cpu": "1/s"}}},
      "mesh.node_proxy.request_cpu: expected a duration, not a rate"),
     ({"a": {"handler": [{"cpu": "1ms"}]}}, {"network": {"latency": "1ms", "partitions": [{"between": ["a", "z"]}]}},
@@ -527,6 +566,149 @@ def test_ambient_passes_each_request_through_its_nodes_proxies():
     from models.arch.config import ZTUNNEL_REQUEST_CPU_S, MeshConfig
 
     assert MeshConfig(dataplane="ambient").node_proxy.request_cpu.mean == ZTUNNEL_REQUEST_CPU_S
+
+
+CHAIN = {"a": {"handler": [{"cpu": "1ms"}, {"call": {"service": "b"}}]}, "b": {"handler": [{"cpu": "2ms"}]}}
+
+
+def chain(mesh: dict, nodes: int = 2, services: dict = CHAIN) -> RunResult:
+    """edge -> a -> b at constant times, a on node 0 and b on node 1 (a third node for a waypoint), cores
+    enough never to queue, 0.5 ms a hop."""
+    return run_replication(load_scenario(scenario(services, requests=40, workload={"rate": 1, "entry": "a"},
+                                                  nodes={"count": nodes, "cores": 8},
+                                                  network={"latency": "0.5ms"}, mesh=mesh)))
+
+
+def sums_to_latency(run: RunResult) -> bool:
+    parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    return parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
+
+
+def test_a_waypoint_adds_its_hops_and_its_cpu():
+    """Ambient with a waypoint for b on a third node: a's call to b goes node 0 -> waypoint (node 2) -> node 1
+    and back, two hops each way instead of one, and passes the waypoint's 0.6 ms; the edge's request to a
+    skips the waypoint (a client outside the mesh), so the waypoint sees each request once."""
+    ambient = {"dataplane": "ambient", "node_proxy": {"request_cpu": "0.4ms"}}
+    plain = chain(ambient, nodes=3)
+    waypointed = chain({**ambient, "waypoint": {"services": ["b"], "request_cpu": "0.6ms"}}, nodes=3)
+    assert waypointed.value("requests.sojourn_s", "mean") == pytest.approx(
+        plain.value("requests.sojourn_s", "mean") + 2 * 0.5e-3 + 0.6e-3)
+    assert waypointed.value("breakdown.network_s", "mean") == pytest.approx(6 * 0.5e-3)
+    assert waypointed.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.4e-3 + 0.6e-3)
+    measured = waypointed.value("requests.completed", "count")
+    assert waypointed.value("proxy.waypoint-0.requests", "count") == pytest.approx(measured, abs=1)
+    assert waypointed.value("node.node2.cpu_s", "count") == pytest.approx(measured * 0.6e-3, rel=0.05)
+    assert sums_to_latency(waypointed)
+    everything = chain({**ambient, "waypoint": {"services": "all", "request_cpu": "0.6ms"}}, nodes=3)
+    assert everything.value("requests.sojourn_s", "mean") == pytest.approx(
+        waypointed.value("requests.sojourn_s", "mean"))  # a is only called from the edge
+
+
+def test_an_ebpf_datapath_adds_no_proxy_hop_for_l4_and_a_node_envoy_for_l7():
+    """Cilium: L4 requests pass no proxy, only the kernel's programs (0.2 ms here, half on each node of a call,
+    so 3 x 0.2 ms on the path); a service with L7 policy adds its node's Envoy (0.5 ms), once per request to
+    it, on its pod's node only; the network is the same as without a mesh."""
+    plain = chain({})
+    l4 = chain({"dataplane": "ebpf", "ebpf": {"request_cpu": "0.2ms"}})
+    assert l4.value("requests.sojourn_s", "mean") == pytest.approx(plain.value("requests.sojourn_s", "mean")
+                                                                   + 3 * 0.2e-3)
+    assert l4.value("breakdown.network_s", "mean") == pytest.approx(4 * 0.5e-3)
+    measured = l4.value("requests.completed", "count")
+    assert l4.value("mesh.ebpf_cpu_s", "count") == pytest.approx(measured * 3 * 0.2e-3, rel=0.05)
+    assert not any(row[0].endswith(".envoy.requests") for row in l4.rows)
+    l7 = chain({"dataplane": "ebpf", "ebpf": {"request_cpu": "0.2ms", "l7_services": ["b"],
+                                              "request_cpu_l7": "0.5ms"}})
+    assert l7.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.2e-3 + 0.5e-3)
+    assert l7.value("proxy.node1.envoy.requests", "count") == pytest.approx(measured, abs=1)
+    assert not any(row[0] == "proxy.node0.envoy.requests" for row in l7.rows)
+    assert sums_to_latency(l4) and sums_to_latency(l7)
+    from models.arch.config import EBPF_REQUEST_CPU_S, MeshConfig
+
+    assert MeshConfig(dataplane="ebpf").ebpf.request_cpu.mean == EBPF_REQUEST_CPU_S
+
+
+def test_a_filter_adds_its_cpu_once_per_pass_through_each_envoy():
+    """Sidecars of 0.4 ms with a Lua filter of 50 us and a WASM one of 0.1 ms: each of the request's three
+    Envoys (a's in, a's out, b's in) runs both, so 3 x 0.15 ms more on the path and in the proxies' CPU."""
+    sidecar = {"dataplane": "sidecar", "proxy": {"request_cpu": "0.4ms"}}
+    plain = chain(sidecar)
+    filtered = chain({"dataplane": "sidecar", "proxy": {"request_cpu": "0.4ms", "filters": [
+        {"name": "auth", "kind": "lua", "request_cpu": "50us"},
+        {"name": "rbac", "kind": "wasm", "request_cpu": "0.1ms"}]}})
+    assert filtered.value("breakdown.proxy_s", "mean") == pytest.approx(3 * (0.4e-3 + 0.15e-3))
+    assert filtered.value("requests.sojourn_s", "mean") == pytest.approx(plain.value("requests.sojourn_s", "mean")
+                                                                         + 3 * 0.15e-3)
+    measured = filtered.value("requests.completed", "count")
+    assert filtered.value("mesh.filter_cpu_s", "count") == pytest.approx(measured * 3 * 0.15e-3, rel=0.05)
+    waypoint = chain({"dataplane": "ambient", "node_proxy": {"request_cpu": "0.4ms"}, "waypoint": {
+        "services": ["b"], "request_cpu": "0.6ms"}, "proxy": {"filters": [
+            {"name": "auth", "kind": "lua", "request_cpu": "50us"}]}}, nodes=3)
+    assert waypoint.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.4e-3 + 0.6e-3 + 50e-6)  # not ztunnel
+
+
+def test_proxy_cpu_grows_with_the_payload_and_its_encryption():
+    """a's call to b carries 10 kB and 30 kB back: at 1 ns a byte each of its two sidecars spends 40 us more
+    (the edge's request, of no bytes, nothing); twice the payload, twice that; mTLS at 0.5 ns a byte, half as
+    much again."""
+    def with_payload(scale: float, **proxy) -> float:
+        services = {"a": {"handler": [{"cpu": "1ms"}, {"call": {"service": "b", "request": 10_000 * scale,
+                                                                 "response": 30_000 * scale}}]},
+                    "b": {"handler": [{"cpu": "2ms"}]}}
+        mesh = {"dataplane": "sidecar", "proxy": {"request_cpu": "0.4ms", "cpu_per_byte": 1e-9, **proxy}}
+        return chain(mesh, services=services).value("breakdown.proxy_s", "mean")
+
+    assert with_payload(1) == pytest.approx(3 * 0.4e-3 + 2 * 40e-6)
+    assert with_payload(2) == pytest.approx(3 * 0.4e-3 + 2 * 80e-6)
+    assert with_payload(0) == pytest.approx(3 * 0.4e-3)
+    tls = {"tls_cpu_per_byte": 0.5e-9}
+    assert with_payload(1, **tls) == pytest.approx(3 * 0.4e-3 + 2 * 40e-6)  # mtls off: the TLS cost is not paid
+    services = {"a": {"handler": [{"call": {"service": "b", "request": 10_000, "response": 30_000}}]},
+                "b": {"handler": [{"cpu": "2ms"}]}}
+    mtls = chain({"dataplane": "sidecar", "mtls": True, "proxy": {"request_cpu": "0.4ms", "cpu_per_byte": 1e-9,
+                                                                  **tls}}, services=services)
+    assert mtls.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.4e-3 + 2 * 60e-6)
+
+
+def test_calibrated_extras_are_read_only_when_needed():
+    """A filter without request_cpu reads its kind's parameter, and a call with bytes the proxy's CPU per byte,
+    when the model is built; a scenario with neither reads neither (the runs above)."""
+    from sim.params import available
+
+    lua = {"dataplane": "sidecar", "proxy": {"request_cpu": "0.4ms", "filters": [{"name": "l", "kind": "lua"}]}}
+    if "proxy.envoy.filter.lua_cpu_s" not in available():
+        with pytest.raises(ScenarioError, match="mesh.proxy.filters.0.request_cpu: null reads the calibrated "
+                                                "parameter set 'proxy.envoy.filter.lua_cpu_s'"):
+            chain(lua)
+    services = {"a": {"handler": [{"call": {"service": "b", "response": "1KiB"}}]}, "b": {"handler": [{"cpu": "1ms"}]}}
+    if "proxy.envoy.cpu_s_per_byte" not in available():
+        with pytest.raises(ScenarioError, match="mesh.proxy.cpu_per_byte: null reads .*proxy.envoy.cpu_s_per_byte"):
+            chain({"dataplane": "sidecar", "proxy": {"request_cpu": "0.4ms"}}, services=services)
+    chain({"dataplane": "ebpf"}, services=services)  # no proxy carries the bytes: nothing is read
+
+
+def test_a_proxys_memory_grows_with_its_connections():
+    """Three requests arrive at once at a's sidecar: three in flight, three connections (HTTP/1.1, kept alive),
+    so its memory peaks at the base plus three buffers; one request alone holds one."""
+    def memory(arrivals: list[float]) -> RunResult:
+        data = scenario({"a": {"handler": [{"cpu": "1ms"}]}}, requests=len(arrivals), warmup=0,
+                        nodes={"count": 1, "cores": 8},
+                        workload={"entry": "a", "replay": {"dist": "empirical", "values": arrivals}},
+                        mesh={"dataplane": "sidecar", "proxy": {"request_cpu": "0.1ms", "memory": {
+                            "base": "40MB", "per_connection": "32KiB"}}})
+        return run_replication(load_scenario(data))
+
+    burst, alone = memory([0.0, 0.0, 0.0]), memory([0.0])
+    assert burst.value("proxy.a-0.memory_bytes", "max") == pytest.approx(40e6 + 3 * 32768)
+    assert alone.value("proxy.a-0.memory_bytes", "max") == pytest.approx(40e6 + 32768)
+    assert burst.value("mesh.proxy_memory_bytes", "max") == pytest.approx(40e6 + 3 * 32768)
+    from models.arch.memory import open_connections
+    from models.arch.mesh import Sidecar
+    from sim.dists import Constant
+
+    proxy = Sidecar(Environment(seed=1), "p", None, 1, Constant(1e-4), None)  # type: ignore[arg-type]
+    proxy.request_cpu_s()
+    proxy.request_cpu_s()
+    assert open_connections(proxy) == 2
 
 
 def test_a_sidecar_takes_a_core_of_its_node_and_one_of_its_workers():

@@ -293,6 +293,34 @@ class NetworkConfig(ScenarioPart):
                                  "disconnected)")
 
 
+class FilterConfig(ScenarioPart):
+    """An HTTP filter in every Envoy of the mesh (:mod:`models.arch.filters`): its CPU is added to each request
+    passing each Envoy, half on the request's way in and half on the response's way out."""
+
+    name: str = Field(min_length=1, description="the filter's name (its metrics' and its draws' name)")
+    kind: Literal["lua", "wasm", "native"] = Field(
+        description="lua (Envoy's Lua filter), wasm (a WebAssembly filter in Envoy's V8 runtime) or native (C++)")
+    request_cpu: DurationDist | None = Field(
+        None, description="CPU the filter adds per request through one Envoy, seconds, both directions; null: "
+        "proxy.envoy.filter.lua_cpu_s or proxy.envoy.filter.wasm_cpu_s (a native filter needs it given)")
+
+    @model_validator(mode="after")
+    def _native_given(self) -> FilterConfig:
+        if self.kind == "native" and self.request_cpu is None:
+            raise ValueError(f"request_cpu: filter {self.name!r} is native: give its CPU per request (no "
+                             "calibrated default for native filters)")
+        return self
+
+
+class MemoryConfig(ScenarioPart):
+    """A proxy's memory (:mod:`models.arch.memory`): its base resident set plus a buffer per open connection."""
+
+    base: Size | None = Field(None, ge=0, description="resident bytes of an idle proxy; null: "
+                              "proxy.<kind>.memory_bytes")
+    per_connection: Size | None = Field(None, ge=0, description="bytes per open connection; null: "
+                                        "proxy.<kind>.memory_bytes_per_connection")
+
+
 class ProxyConfig(ScenarioPart):
     """The mesh's proxy (:mod:`models.arch.mesh`): which one, its worker threads and its CPU per request."""
 
@@ -305,11 +333,41 @@ class ProxyConfig(ScenarioPart):
         None, description="CPU per request through a proxy, seconds, both directions; null: "
         "proxy.<kind>.cpu_s_vs_rate at the proxy's own request rate",
         json_schema_extra=calibrated("proxy.envoy.cpu_s_vs_rate", derived="table"))
+    filters: list[FilterConfig] = Field(
+        default_factory=list, description="HTTP filters in every Envoy of the mesh (sidecars, waypoints, "
+        "Cilium's node Envoys), each adding its CPU per request")
+    cpu_per_byte: float | None = Field(
+        None, ge=0, description="CPU per byte of a request and its response through a proxy, s/B; null: "
+        "proxy.<kind>.cpu_s_per_byte (read only when some call carries bytes)")
+    tls_cpu_per_byte: float | None = Field(
+        None, ge=0, description="with mesh.mtls, CPU per byte to encrypt and decrypt, s/B; null: "
+        "proxy.<kind>.tls_cpu_s_per_byte (read only with mtls and bytes)")
+    tls_request_cpu: Duration | None = Field(
+        None, ge=0, description="with mesh.mtls, CPU mutual TLS adds to each request through a proxy besides its "
+        "bytes (records, the TLS read and write paths), seconds; null: proxy.<kind>.tls_request_cpu_s (read only "
+        "with mtls)")
+    memory: MemoryConfig | None = Field(
+        None, description="report each proxy's memory (proxy.NAME.memory_bytes, mesh.proxy_memory_bytes); "
+        "null: not reported")
 
 
 ZTUNNEL_REQUEST_CPU_S = 60e-6
 """CPU per request of Istio's ztunnel: 0.06 vCPU at 1,000 requests/s of 1 KB (Istio 1.24, "Performance and
 Scalability", istio.io/docs/ops/performance-and-scalability); cited, not measured here."""
+
+
+ZTUNNEL_MEMORY_BYTES = 12e6
+"""Resident memory of Istio's ztunnel: 12 MB at 1,000 requests/s of 1 KB (Istio 1.24, "Performance and
+Scalability", istio.io/docs/ops/performance-and-scalability); cited, not measured here."""
+WAYPOINT_WORKERS = 2
+"""Worker threads of an Istio waypoint: 2, the waypoint of Istio 1.24's load test (0.25 vCPU and 60 MB at 1,000
+requests/s of 1 KB, istio.io/docs/ops/performance-and-scalability)."""
+EBPF_REQUEST_CPU_S = 8 / 26e6
+"""Kernel CPU per request of an eBPF datapath (Cilium's policy, load balancing and forwarding in tc/socket
+programs), about 0.3 us: a lower bound from a cited figure, not measured here. The cheapest eBPF program, XDP
+dropping packets, runs at 26 million packets/s per core (Hoiland-Jorgensen et al., "The eXpress Data Path",
+CoNEXT 2018), 38 ns a packet; a small request and its response on a kept-alive connection are about four
+packets (request, response and their ACKs), each through Cilium's programs at both ends: 8 runs."""
 
 
 class NodeProxyConfig(ScenarioPart):
@@ -320,28 +378,81 @@ class NodeProxyConfig(ScenarioPart):
         default_factory=lambda: Constant(ZTUNNEL_REQUEST_CPU_S), description="CPU per request through a node "
         "proxy, seconds, both directions (default 60 us: Istio 1.24's published 0.06 vCPU for a ztunnel at 1,000 "
         "requests/s of 1 KB; a cited figure, not measured here)")
+    memory: Size = Field(
+        ZTUNNEL_MEMORY_BYTES, ge=0, description="resident bytes of a node proxy, reported with mesh.proxy.memory "
+        "(default 12 MB: Istio 1.24's published figure for a ztunnel; cited, not measured here)")
+
+
+class WaypointConfig(ScenarioPart):
+    """Ambient mode's waypoint (:mod:`models.arch.waypoint`): an Envoy deployment of ``replicas`` pods that
+    every call from a meshed pod to one of ``services`` goes through, for L7 policy and routing."""
+
+    services: list[str] | Literal["all"] = Field(
+        min_length=1, description="the services whose callers go through the waypoint, or all")
+    replicas: int = Field(1, ge=1, le=MAX_COUNT, description="waypoint pods, placed on the nodes after the services'")
+    workers: int = Field(WAYPOINT_WORKERS, ge=1, le=MAX_COUNT,
+                         description="worker threads of each waypoint pod (2, Istio 1.24's load test)")
+    request_cpu: DurationDist | None = Field(
+        None, description="CPU per request through a waypoint pod, seconds, both directions; null: "
+        "proxy.envoy.cpu_s_vs_rate at the waypoint pod's own rate",
+        json_schema_extra=calibrated("proxy.envoy.cpu_s_vs_rate", derived="table"))
+
+    def covers(self, service: str) -> bool:
+        return self.services == "all" or service in self.services
+
+
+class EbpfConfig(ScenarioPart):
+    """The eBPF datapath (Cilium, :mod:`models.arch.ebpf`): policy and load balancing in the kernel, and an
+    Envoy per node for the services that need L7 policy."""
+
+    request_cpu: DurationDist = Field(
+        default_factory=lambda: Constant(EBPF_REQUEST_CPU_S), description="kernel CPU per request, seconds, half "
+        "on the caller's node and half on the callee's (default about 0.3 us: a lower bound from XDP's published "
+        "26 Mpps per core; cited, not measured here)")
+    l7_services: list[str] = Field(
+        default_factory=list, description="services with L7 policy: requests to them pass the Envoy of their "
+        "pod's node")
+    workers: int = Field(2, ge=1, le=MAX_COUNT, description="worker threads of each node's Envoy")
+    request_cpu_l7: DurationDist | None = Field(
+        None, description="CPU per request through a node's Envoy, seconds, both directions; null: "
+        "proxy.envoy.cpu_s_vs_rate at that Envoy's own rate",
+        json_schema_extra=calibrated("proxy.envoy.cpu_s_vs_rate", derived="table"))
 
 
 class MeshConfig(ScenarioPart):
-    """The service mesh's data plane: none, a sidecar proxy beside every pod, or a proxy per node (ambient)."""
+    """The service mesh's data plane: none, a sidecar proxy beside every pod, a proxy per node (ambient, with
+    optional waypoints) or an eBPF datapath (Cilium)."""
 
-    dataplane: Literal["none", "sidecar", "ambient"] = Field(
-        "none", description="none (pods call each other directly), sidecar (a proxy beside each pod) or ambient "
-        "(a proxy per node that every pod placed there goes through)")
+    dataplane: Literal["none", "sidecar", "ambient", "ebpf"] = Field(
+        "none", description="none (pods call each other directly), sidecar (a proxy beside each pod), ambient "
+        "(a proxy per node that every pod placed there goes through) or ebpf (Cilium: the kernel's programs, "
+        "and a node Envoy for L7 services)")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="the sidecars' proxy")
     node_proxy: NodeProxyConfig = Field(default_factory=NodeProxyConfig, description="ambient mode's node proxy")
+    waypoint: WaypointConfig | None = Field(None, description="ambient mode's waypoint (L7); null: none")
+    ebpf: EbpfConfig = Field(default_factory=EbpfConfig, description="the eBPF datapath (dataplane ebpf)")
     mtls: bool = Field(
         False, description="mutual TLS between the proxies: every new connection between two proxies makes a TLS "
-        "1.3 handshake (one more round trip, CPU on both proxies); services without connections get the default "
+        "1.3 handshake (one more round trip, CPU on both proxies), and each request through a proxy costs the "
+        "encryption's CPU besides (per request and per byte); services without connections get the default "
         "pool (proxies keep connections alive, so handshakes happen only when a pool dials)")
     tls_handshake_cpu: DurationDist | None = Field(
         None, description="CPU of one TLS handshake at each proxy, seconds; null: proxy.<kind>.tls_handshake_cpu_s "
         "(envoy's for ambient's node proxies), read only when mtls is on")
 
     @model_validator(mode="after")
-    def _mtls_needs_proxies(self) -> MeshConfig:
-        if self.mtls and self.dataplane == "none":
-            raise ValueError("mtls: mutual TLS is done by the proxies; give dataplane sidecar or ambient")
+    def _fits_dataplane(self) -> MeshConfig:
+        if self.mtls and self.dataplane in ("none", "ebpf"):
+            raise ValueError(f"mtls: mutual TLS is done by the proxies; give dataplane sidecar or ambient (got "
+                             f"{self.dataplane!r})")
+        if self.waypoint is not None and self.dataplane != "ambient":
+            raise ValueError(f"waypoint: waypoints belong to ambient mode (dataplane is {self.dataplane!r})")
+        if self.proxy.filters and self.dataplane == "sidecar" and self.proxy.kind != "envoy":
+            raise ValueError(f"proxy.filters: filters run in Envoy (proxy.kind is {self.proxy.kind!r})")
+        names = [item.name for item in self.proxy.filters]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"proxy.filters.{index}.name: {name!r} is given twice")
         return self
 
 
@@ -439,6 +550,13 @@ class ArchScenario(ScenarioBase):
                 if cut_off not in self.services:
                     raise ValueError(f"network.partitions.{index}.between.{side}: no service {cut_off!r} "
                                      f"(services: {names})")
+        mesh = self.mesh
+        named = [(f"mesh.ebpf.l7_services.{i}", name) for i, name in enumerate(mesh.ebpf.l7_services)]
+        if mesh.waypoint is not None and mesh.waypoint.services != "all":
+            named += [(f"mesh.waypoint.services.{i}", name) for i, name in enumerate(mesh.waypoint.services)]
+        for field, name in named:
+            if name not in self.services:
+                raise ValueError(f"{field}: no service {name!r} (services: {names})")
         graph = self.call_graph()
         for caller, service in self.services.items():
             for index, step in enumerate(service.handler):

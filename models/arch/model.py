@@ -13,10 +13,14 @@ the network (one-way ``network.latency`` between nodes or from the edge,
 runs the handler's steps in order. With ``mesh.dataplane: sidecar`` the
 request leaves through the caller's sidecar and enters through the callee's,
 and the response comes back through both; with ``ambient`` the same through
-the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`). A service with ``connections`` (and, with
+the callers' and callees' nodes' proxies (:mod:`models.arch.mesh`), and a call from a meshed pod to a
+service with a waypoint also through a waypoint pod, one more hop each way (:mod:`models.arch.waypoint`);
+with ``ebpf`` through the kernel's programs of both nodes and, to a service with L7 policy, its node's Envoy
+(:mod:`models.arch.ebpf`). A service with ``connections`` (and, with
 ``mesh.mtls``, every service) is called over pooled connections instead of
 plain delays (:mod:`models.arch.connections`: the handshakes, the pool's
-limits, HTTP/1.1 or HTTP/2, mTLS between proxies), and with
+limits, HTTP/1.1 or HTTP/2, mTLS between proxies; a call through a waypoint
+travels as plain hops), and with
 ``network.topology`` a hop follows the route between the two pods' nodes
 (:mod:`models.arch.routes`). A CPU step waits for a core of the pod's
 node (FCFS, shared by every pod placed there) and holds it for its draw, or,
@@ -65,8 +69,10 @@ every request they sum to its latency); over pooled connections the pools'
 metrics (``pool.<client>.<service>.*``, ``connections.*``: see
 :mod:`models.arch.connections`); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
 cores); with a
-mesh (:mod:`models.arch.mesh`), ``proxy.<pod>.cpu_s`` and ``.requests`` and
-``mesh.proxy_cpu_s`` (all sidecars' CPU). The first ``warmup`` fraction of
+mesh (:mod:`models.arch.mesh`), ``proxy.<name>.cpu_s`` and ``.requests`` (a pod's sidecar, a node's
+``ztunnel``, ``ebpf`` or ``envoy``, a ``waypoint-I``) and ``mesh.proxy_cpu_s`` (the data plane's CPU), with
+filters ``mesh.filter_cpu_s``, with ebpf ``mesh.ebpf_cpu_s``, with ``mesh.proxy.memory``
+``proxy.<name>.memory_bytes`` and ``mesh.proxy_memory_bytes`` (gauges). The first ``warmup`` fraction of
 the requests is not measured.
 """
 
@@ -88,7 +94,11 @@ from models.arch.config import (
     ArchScenario, CallConfig, MeshConfig, NodesConfig, ServiceConfig, StepConfig, TimeWindow,
 )
 from models.arch.connections import ClientPool, Lease, Totals, pool_owner, pooled_services
-from models.arch.mesh import GoSidecar, Sidecar, proxy_cpu_table
+from models.arch.ebpf import KernelDatapath
+from models.arch.filters import ProxyCosts
+from models.arch.memory import ProxyMemory, memory_sizes
+from models.arch.mesh import GoSidecar, Proxy, Sidecar, envoy_cpu_table, proxy_cpu_table
+from models.arch.waypoint import Waypoints
 from models.arch.resilience import TokenBucket, Upstream
 from models.arch.routes import Routes
 from models.arch.surrogate import Surrogates
@@ -140,6 +150,11 @@ class Node:
         self.proxy = (Sidecar(env, f"{name}.ztunnel", self, mesh.node_proxy.workers, mesh.node_proxy.request_cpu,
                               None) if mesh.dataplane == "ambient" else None)
         """Ambient mode's proxy of this node, which its pods' requests pass."""
+        self.ebpf = (KernelDatapath(env, f"{name}.ebpf", self, mesh.ebpf.request_cpu)
+                     if mesh.dataplane == "ebpf" else None)
+        """The eBPF datapath's programs on this node (dataplane ebpf)."""
+        self.envoy: Sidecar | None = None
+        """The eBPF datapath's Envoy on this node, for L7 services (made with the first such pod here)."""
 
     def compute(self, seconds: float) -> Generator[Any, Any, float]:
         """``seconds`` of CPU on this node's cores: the first core free, first come first served (fcfs), or a
@@ -209,17 +224,31 @@ class Pod:
         self.upstreams: dict[str, Upstream] = {}
         """One per service this pod calls (set once every pod exists: :meth:`ArchModel.upstreams_for`)."""
         mesh = arch.config.mesh
-        self.sidecar: Sidecar | None = None
-        """The proxy this pod's requests and responses pass: its own (sidecar mode), its node's (ambient)."""
+        self.outbound: list[Proxy] = []
+        """What this pod's calls pass on their way out (their responses on the way back, in reverse): its
+        sidecar (sidecar mode), its node's proxy (ambient), its node's eBPF programs (ebpf)."""
+        self.inbound: list[Proxy] = []
+        """What requests to this pod pass on their way in (its responses on the way out, in reverse): the same,
+        and with ebpf its node's Envoy if its service has L7 policy."""
+        sidecar: Sidecar | None = None
         if arch.go_proxy_runtime:
             assert node.kernel is not None
-            self.sidecar = GoSidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
-                                     arch.proxy_table, node.kernel)
+            sidecar = GoSidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
+                                arch.proxy_table, node.kernel, arch.extra(self.name, mesh.proxy.kind))
         elif mesh.dataplane == "sidecar":
-            self.sidecar = Sidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
-                                   arch.proxy_table)
+            sidecar = Sidecar(env, self.name, node, mesh.proxy.workers, mesh.proxy.request_cpu,
+                              arch.proxy_table, arch.extra(self.name, mesh.proxy.kind))
         elif mesh.dataplane == "ambient":
-            self.sidecar = node.proxy
+            sidecar = node.proxy
+        self.sidecar = sidecar
+        """The proxy this pod's requests and responses pass: its own (sidecar mode), its node's (ambient)."""
+        if sidecar is not None:
+            self.outbound = self.inbound = [sidecar]
+        elif node.ebpf is not None:
+            self.outbound = [node.ebpf]
+            self.inbound = [node.ebpf]
+            if service in mesh.ebpf.l7_services:
+                self.inbound.append(arch.node_envoy(node))
 
     def is_down(self, now: float) -> bool:
         return any(window.active(now) for window in self.down)
@@ -242,6 +271,8 @@ class ArchModel(Model):
         """Go-proxy sidecars on the Go runtime model, their collector simulated (linux nodes)."""
         self.proxy_table = (proxy_cpu_table(mesh.proxy, simulated_collector=self.go_proxy_runtime)
                             if mesh.dataplane == "sidecar" else None)
+        self.costs = ProxyCosts(config) if mesh.dataplane != "none" else None
+        """What every proxy adds per request: filters, bytes (:mod:`models.arch.filters`)."""
         self.surrogates = Surrogates(config)
         self.nodes = [Node(env, i, config.nodes, config.mesh) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
@@ -251,6 +282,12 @@ class ArchModel(Model):
             for index in range(config.services[service].replicas):
                 self.pods[service].append(Pod(self, service, index, self.nodes[placed % len(self.nodes)]))
                 placed += 1
+        self.waypoints = (Waypoints(env, mesh.waypoint, self.nodes, placed, envoy_cpu_table(mesh.waypoint.request_cpu),
+                                    lambda name: self.extra(name, "envoy"))
+                          if mesh.waypoint is not None else None)
+        """Ambient mode's waypoint pods (:mod:`models.arch.waypoint`), placed after the services' pods."""
+        if mesh.proxy.memory is not None:
+            self._report_memory()
         for service, pods in self.pods.items():
             for pod in pods:
                 pod.upstreams = self.upstreams_for(pod.name, config.services[service])
@@ -302,6 +339,35 @@ class ArchModel(Model):
         env.process(self._users(users.think, users.count) if users is not None else self._arrivals())
 
     # ------------------------------------------------------------------ building
+    def extra(self, name: str, kind: str):
+        """What proxy ``name`` of ``kind`` adds per request beyond its base (:mod:`models.arch.filters`)."""
+        return self.costs.extra(self.env, name, kind) if self.costs is not None else None
+
+    def node_envoy(self, node: Node) -> Sidecar:
+        """The eBPF datapath's Envoy on ``node`` (made on first use)."""
+        if node.envoy is None:
+            ebpf = self.config.mesh.ebpf
+            node.envoy = Sidecar(self.env, f"{node.name}.envoy", node, ebpf.workers, ebpf.request_cpu_l7,
+                                 envoy_cpu_table(ebpf.request_cpu_l7), self.extra(f"{node.name}.envoy", "envoy"))
+        return node.envoy
+
+    def _report_memory(self) -> None:
+        """Give every proxy its memory gauges (:mod:`models.arch.memory`): sidecars of ``mesh.proxy.kind``,
+        waypoints and node Envoys of Envoy's sizes, ztunnels of their cited base."""
+        mesh = self.config.mesh
+        assert mesh.proxy.memory is not None
+        proxies: list[tuple[Sidecar, str]] = [(node.proxy, "ztunnel") for node in self.nodes if node.proxy is not None]
+        proxies += [(node.envoy, "envoy") for node in self.nodes if node.envoy is not None]
+        if mesh.dataplane == "sidecar":
+            proxies += [(pod.outbound[0], mesh.proxy.kind) for pods in self.pods.values() for pod in pods
+                        if isinstance(pod.outbound[0], Sidecar)]
+        if self.waypoints is not None:
+            proxies += [(pod, "envoy") for pod in self.waypoints.pods]
+        for proxy, kind in proxies:
+            base, per_connection = ((mesh.node_proxy.memory, 0.0) if kind == "ztunnel"
+                                    else memory_sizes(mesh.proxy.memory, kind))
+            proxy.memory = ProxyMemory(self.env, proxy.name, base, per_connection)
+
     def upstreams_for(self, client: str, config: ServiceConfig | None) -> dict[str, Upstream]:
         """What ``client`` (a pod, or the edge when ``config`` is None) keeps per service it calls."""
         called = ({call.service for step in config.handler for call in step.calls()} if config is not None
@@ -534,14 +600,29 @@ class ArchModel(Model):
             if not state.abandoned:
                 upstream.finished(replica)
             return False, Spent(network=self.config.network.connect_timeout)
-        # The caller's sidecar (none without a mesh) passes the request out and the response in, each pass
-        # half its CPU for the request; the callee's does the same inside _served.
-        out = caller.sidecar if caller is not None else None
-        half = out.request_cpu_s() / 2 if out is not None else 0.0
-        proxied = (yield from out.passing(half)) if out is not None else 0.0
-        pool = self._pools.get(upstream) if self._pools else None
+        # The caller's side of the data plane (its sidecar, its node's proxy or eBPF programs; nothing without a
+        # mesh) passes the request out and the response in, each pass half its CPU for the request; the
+        # callee's does the same inside _served. A waypoint in between (ambient) adds a hop and its passes.
+        outs = caller.outbound if caller is not None else ()
+        nbytes = call.request + call.response
+        halves = [proxy.request_cpu_s(nbytes) / 2 for proxy in outs]
+        proxied = 0.0
+        for proxy, half in zip(outs, halves):
+            proxied += yield from proxy.passing(half)
+        waypoint = (self.waypoints.pick() if self.waypoints is not None and caller is not None
+                    and self.waypoints.covers(call.service) else None)
+        pool = self._pools.get(upstream) if self._pools and waypoint is None else None
         lease: Lease | None = None
-        if pool is None:
+        if waypoint is not None:
+            via = cast(Node, waypoint.node)
+            via_half = waypoint.request_cpu_s(nbytes) / 2
+            there = self._there(source, via, call.request)
+            yield env.timeout(there)
+            proxied += yield from waypoint.passing(via_half)
+            onward = self._there(via, pod.node, call.request)
+            yield env.timeout(onward)
+            there += onward
+        elif pool is None:
             there = self._there(source, pod.node, call.request)
             yield env.timeout(there)
         else:  # over a pooled connection: take one (connect), then its bytes
@@ -558,7 +639,7 @@ class ArchModel(Model):
         else:
             crash = pod.next_down(env.now)
             if math.isfinite(crash):
-                handling = env.process(self._served(pod, key))
+                handling = env.process(self._served(pod, key, nbytes))
                 yield handling | env.timeout(crash - env.now)
                 answered = handling.triggered
                 if answered:
@@ -568,34 +649,54 @@ class ArchModel(Model):
                     # was doing goes on unanswered, and frees what it holds as it ends).
                     pod.reset.inc()
             else:  # nothing to race: no process of its own
-                ok, spent = yield from self._served(pod, key)
+                ok, spent = yield from self._served(pod, key, nbytes)
                 answered = True
-        if lease is None:
-            back = self._back(source, pod.node, call.response if answered else 0.0)
+        returned = call.response if answered else 0.0
+        if waypoint is not None:
+            back = self._back(via, pod.node, returned)
+            yield env.timeout(back)
+            proxied += yield from waypoint.passing(via_half, last=True)
+            home = self._back(source, via, returned)
+            yield env.timeout(home)
+            back += home
+        elif lease is None:
+            back = self._back(source, pod.node, returned)
             yield env.timeout(back)
         else:
             sent = env.now
-            yield lease.send(DOWN, call.response if answered else 0.0)
+            yield lease.send(DOWN, returned)
             back = env.now - sent
             lease.release()
             spent.connect += lease.waited
-        if out is not None:
-            proxied += yield from out.passing(half)
+        for proxy, half in zip(reversed(outs), reversed(halves)):
+            proxied += yield from proxy.passing(half, last=True)
         if not state.abandoned:
             upstream.finished(replica)
         spent.network += there + back
         spent.proxy += proxied
         return ok, spent
 
-    def _served(self, pod: Pod, key: int) -> Generator[Any, Any, Outcome]:
-        """A request at a pod: in through its sidecar (if any), handled, out through the sidecar."""
-        sidecar = pod.sidecar
-        if sidecar is None:
+    def _served(self, pod: Pod, key: int, nbytes: float) -> Generator[Any, Any, Outcome]:
+        """A request of ``nbytes`` (request and response) at a pod: in through its side of the data plane (if
+        any), handled, out the same way in reverse."""
+        ins = pod.inbound
+        if not ins:
             return (yield from self._handle(pod, key))
-        half = sidecar.request_cpu_s() / 2
-        proxied = yield from sidecar.passing(half)
+        if len(ins) == 1:
+            (proxy,) = ins
+            half = proxy.request_cpu_s(nbytes) / 2
+            proxied = yield from proxy.passing(half)
+            ok, spent = yield from self._handle(pod, key)
+            proxied += yield from proxy.passing(half, last=True)
+            spent.proxy += proxied
+            return ok, spent
+        halves = [proxy.request_cpu_s(nbytes) / 2 for proxy in ins]
+        proxied = 0.0
+        for proxy, half in zip(ins, halves):
+            proxied += yield from proxy.passing(half)
         ok, spent = yield from self._handle(pod, key)
-        proxied += yield from sidecar.passing(half)
+        for proxy, half in zip(reversed(ins), reversed(halves)):
+            proxied += yield from proxy.passing(half, last=True)
         spent.proxy += proxied
         return ok, spent
 
