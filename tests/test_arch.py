@@ -649,7 +649,7 @@ def test_a_filter_adds_its_cpu_once_per_pass_through_each_envoy():
 def test_proxy_cpu_grows_with_the_payload_and_its_encryption():
     """a's call to b carries 10 kB and 30 kB back: at 1 ns a byte each of its two sidecars spends 40 us more
     (the edge's request, of no bytes, nothing); twice the payload, twice that; mTLS at 0.5 ns a byte, half as
-    much again."""
+    much again, and its cost per request at every pass."""
     def with_payload(scale: float, **proxy) -> float:
         services = {"a": {"handler": [{"cpu": "1ms"}, {"call": {"service": "b", "request": 10_000 * scale,
                                                                  "response": 30_000 * scale}}]},
@@ -665,8 +665,11 @@ def test_proxy_cpu_grows_with_the_payload_and_its_encryption():
     services = {"a": {"handler": [{"call": {"service": "b", "request": 10_000, "response": 30_000}}]},
                 "b": {"handler": [{"cpu": "2ms"}]}}
     mtls = chain({"dataplane": "sidecar", "mtls": True, "proxy": {"request_cpu": "0.4ms", "cpu_per_byte": 1e-9,
-                                                                  **tls}}, services=services)
-    assert mtls.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.4e-3 + 2 * 60e-6)
+                                                                  "tls_request_cpu": 10e-6, **tls}},
+                 services=services)
+    # Each of the three passes (the edge's request at a's sidecar, a's call at both sidecars) pays the TLS
+    # request cost; the two with bytes their encryption.
+    assert mtls.value("breakdown.proxy_s", "mean") == pytest.approx(3 * 0.4e-3 + 2 * 60e-6 + 3 * 10e-6)
 
 
 def test_calibrated_extras_are_read_only_when_needed():

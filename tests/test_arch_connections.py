@@ -90,13 +90,15 @@ def test_http2_multiplexes_concurrent_requests_on_one_connection_per_pod():
 
 
 def _mesh(mtls: bool) -> dict:
-    return {"dataplane": "sidecar", "mtls": mtls, "tls_handshake_cpu": "0.3ms", "proxy": {"request_cpu": "0.2ms"}}
+    return {"dataplane": "sidecar", "mtls": mtls, "tls_handshake_cpu": "0.3ms",
+            "proxy": {"request_cpu": "0.2ms", "connection_cpu": "0.05ms", "tls_request_cpu": 0}}
 
 
 def test_mtls_adds_a_round_trip_and_the_handshake_cpu_to_new_connections_only():
     """edge -> a -> b with sidecars, b over pooled connections: with mTLS a's first call to b does TLS 1.3
     after TCP, one more round trip and 0.3 ms of CPU at b's sidecar and then at a's; later calls reuse the
-    connection and cost what they did without mTLS. The edge's connection to a is plain TCP."""
+    connection and cost what they did without mTLS. The edge's connection to a is plain TCP. With or without
+    mTLS the pooled connection costs each sidecar its new connection's CPU once."""
     services = {"a": {"handler": [{"call": {"service": "b"}}]},
                 "b": {"handler": [{"cpu": "1ms"}], "connections": {}}}
     plain = run(scenario(services, mesh=_mesh(False)))
@@ -111,6 +113,8 @@ def test_mtls_adds_a_round_trip_and_the_handshake_cpu_to_new_connections_only():
     assert secure.value("pool.edge.a.handshakes", "count") == 0
     assert secure.value("mesh.proxy_cpu_s", "count") == pytest.approx(
         plain.value("mesh.proxy_cpu_s", "count") + 2 * 0.3e-3, rel=1e-9)
+    # Ten requests, three passes each, and the one pooled connection's CPU at both sidecars.
+    assert plain.value("mesh.proxy_cpu_s", "count") == pytest.approx(10 * 3 * 0.2e-3 + 2 * 0.05e-3, rel=1e-9)
     assert sums_to_latency(secure)
 
 

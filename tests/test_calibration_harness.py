@@ -179,7 +179,13 @@ def test_quick_proxy_costs_rows(quick_data):
     expected = {(path, v.name) for v in VARIANTS for path in ("envoy", "goproxy")
                 if not (path == "goproxy" and v.filter is not None)}
     assert set(zip(runs["path"], runs["variant"])) == expected
-    assert (runs["ok"] == runs["sent"]).all() and (runs["proxy_cpu_s"] > 0).all()
+    assert (runs["proxy_cpu_s"] > 0).all()
+    # The Go reverse proxy aborts a few responses with bodies ("ReverseProxy read error during body copy"): 0.04
+    # to 0.5 % of the campaign's payload runs. At 0.5 % of the quick run's ~300 requests (1.5 expected), 7 or
+    # more fail with probability under 0.1 % (Poisson); every other run answers every request.
+    aborts = (runs["path"] == "goproxy") & (runs["body_bytes"] > 0)
+    assert (runs.loc[~aborts, "ok"] == runs.loc[~aborts, "sent"]).all()
+    assert (runs.loc[aborts, "sent"] - runs.loc[aborts, "ok"] <= 6).all()
     fresh = runs[runs["variant"].str.endswith("new-conn")]
     assert (fresh["new_conns"] == fresh["sent"]).all()
     assert (runs.loc[~runs["variant"].str.endswith("new-conn"), "new_conns"] == 0).all()

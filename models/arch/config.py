@@ -316,9 +316,10 @@ class MemoryConfig(ScenarioPart):
     """A proxy's memory (:mod:`models.arch.memory`): its base resident set plus a buffer per open connection."""
 
     base: Size | None = Field(None, ge=0, description="resident bytes of an idle proxy; null: "
-                              "proxy.<kind>.memory_bytes")
+                              "proxy.<kind>.memory_bytes", json_schema_extra=calibrated("proxy.envoy.memory_bytes"))
     per_connection: Size | None = Field(None, ge=0, description="bytes per open connection; null: "
-                                        "proxy.<kind>.memory_bytes_per_connection")
+                                        "proxy.<kind>.memory_bytes_per_connection",
+                                        json_schema_extra=calibrated("proxy.envoy.memory_bytes_per_connection"))
 
 
 class ProxyConfig(ScenarioPart):
@@ -338,17 +339,23 @@ class ProxyConfig(ScenarioPart):
         "Cilium's node Envoys), each adding its CPU per request")
     cpu_per_byte: float | None = Field(
         None, ge=0, description="CPU per byte of a request and its response through a proxy, s/B; null: "
-        "proxy.<kind>.cpu_s_per_byte (read only when some call carries bytes)")
+        "proxy.<kind>.cpu_s_per_byte (read only when some call carries bytes)",
+        json_schema_extra=calibrated("proxy.envoy.cpu_s_per_byte"))
     tls_cpu_per_byte: float | None = Field(
         None, ge=0, description="with mesh.mtls, CPU per byte to encrypt and decrypt, s/B; null: "
-        "proxy.<kind>.tls_cpu_s_per_byte (read only with mtls and bytes)")
+        "proxy.<kind>.tls_cpu_s_per_byte (read only with mtls and bytes)",
+        json_schema_extra=calibrated("proxy.envoy.tls_cpu_s_per_byte"))
+    connection_cpu: Duration | None = Field(
+        None, ge=0, description="CPU of a new connection at each proxy it joins (accept or connect, first read, "
+        "close), seconds, paid when a pool dials; null: proxy.<kind>.new_connection_cpu_s (Envoy's for ambient)",
+        json_schema_extra=calibrated("proxy.envoy.new_connection_cpu_s"))
     tls_request_cpu: Duration | None = Field(
         None, ge=0, description="with mesh.mtls, CPU mutual TLS adds to each request through a proxy besides its "
         "bytes (records, the TLS read and write paths), seconds; null: proxy.<kind>.tls_request_cpu_s (read only "
-        "with mtls)")
+        "with mtls)", json_schema_extra=calibrated("proxy.envoy.tls_request_cpu_s"))
     memory: MemoryConfig | None = Field(
-        None, description="report each proxy's memory (proxy.NAME.memory_bytes, mesh.proxy_memory_bytes); "
-        "null: not reported")
+        default_factory=MemoryConfig, description="each proxy's memory (proxy.NAME.memory_bytes, "
+        "mesh.proxy_memory_bytes), by default the calibrated sizes; null: not reported")
 
 
 ZTUNNEL_REQUEST_CPU_S = 60e-6
@@ -438,7 +445,8 @@ class MeshConfig(ScenarioPart):
         "pool (proxies keep connections alive, so handshakes happen only when a pool dials)")
     tls_handshake_cpu: DurationDist | None = Field(
         None, description="CPU of one TLS handshake at each proxy, seconds; null: proxy.<kind>.tls_handshake_cpu_s "
-        "(envoy's for ambient's node proxies), read only when mtls is on")
+        "(envoy's for ambient's node proxies), read only when mtls is on",
+        json_schema_extra=calibrated("proxy.envoy.tls_handshake_cpu_s"))
 
     @model_validator(mode="after")
     def _fits_dataplane(self) -> MeshConfig:

@@ -46,7 +46,15 @@ ztunnels) does a TLS 1.3 full handshake after TCP's: one more round trip
 at each proxy, a pass through the proxy (:meth:`models.arch.mesh.Sidecar.passing`:
 one of its workers, then a core of its node), so handshakes compete with
 requests. Its CPU is ``mesh.tls_handshake_cpu`` or the calibrated
-``proxy.<kind>.tls_handshake_cpu_s`` (Envoy's for ztunnel). The edge's
+``proxy.<kind>.tls_handshake_cpu_s`` (Envoy's for ztunnel).
+
+**A new connection's CPU at the proxies.** Besides TLS, every connection a
+pool dials between two proxies costs each of them a pass of
+``mesh.proxy.connection_cpu`` (null: the calibrated
+``proxy.<kind>.new_connection_cpu_s``, Envoy's for ztunnel): accepting or
+connecting the socket, its first read and its close, measured on the real
+proxies as a request on a new connection less one on a kept-alive connection
+(:mod:`calibration.fitproxycosts`), paid after TCP's handshake. The edge's
 connections are plain TCP (the edge is outside the mesh). With ``mtls`` a
 service without ``connections`` gets the default pool (HTTP/1.1, unlimited,
 kept alive): handshakes happen only when a pool dials. In ambient mode every
@@ -86,6 +94,7 @@ from models.net.server import Upstream
 from models.net.tcp import ConnStats, Dialer, Direction, TcpConnection, TcpSettings
 
 TLS_HANDSHAKE_CPU_PARAM = "proxy.{kind}.tls_handshake_cpu_s"
+NEW_CONNECTION_CPU_PARAM = "proxy.{kind}.new_connection_cpu_s"
 NODE_GLOBAL_AGENT_TIMEOUT_S = 5.0
 """Node >= 19's ``http.globalAgent``: ``keepAlive: true``, ``timeout: 5000`` (Node's http docs)."""
 KEEP_ALL_IDLE = 2**31
@@ -109,17 +118,24 @@ class Totals:
         self.dials: Counter = metrics.counter("connections.dials")
         self.handshakes: Counter = metrics.counter("connections.handshakes")
         self.handshake_cpu: Callable[[], float] | None = None
+        self.connection_cpu = 0.0
+        """CPU of a new connection at each proxy besides TLS (0 without proxies)."""
+        kind = mesh.proxy.kind if mesh.dataplane == "sidecar" else "envoy"
+        if mesh.dataplane in ("sidecar", "ambient"):
+            given = mesh.proxy.connection_cpu
+            self.connection_cpu = (given if given is not None
+                                   else param_value(NEW_CONNECTION_CPU_PARAM.format(kind=kind)))
         if mesh.mtls:
             cost = mesh.tls_handshake_cpu
             if cost is None:  # read only now: the parameter file is needed only with mtls and no override
-                kind = mesh.proxy.kind if mesh.dataplane == "sidecar" else "envoy"
                 cost = Constant(param_value(TLS_HANDSHAKE_CPU_PARAM.format(kind=kind)))
             self.handshake_cpu = cost.sampler(env.rng("mesh.tls_handshake"))
 
 
 class ProxyDialer(Dialer):
-    """TCP's handshake over ``route``, then, between two proxies with mTLS, TLS 1.3's: a round trip and a pass
-    of the handshake's CPU through the server's proxy and then the client's."""
+    """TCP's handshake over ``route``, then, between two proxies, a pass of a new connection's CPU through the
+    server's proxy and then the client's, and with mTLS, TLS 1.3's: a round trip and a pass of the handshake's
+    CPU through each."""
 
     def __init__(self, env: Environment, route: Route, client: ConnStats, server: ConnStats,
                  uniform: Callable[[], float], totals: Totals, handshakes: Counter,
@@ -134,6 +150,11 @@ class ProxyDialer(Dialer):
         conn = TcpConnection(env, self.route, self.settings, self.client, self.server, self.uniform)
         self.totals.dials.inc()
         yield env.process(conn.connect())
+        connection_cpu = self.totals.connection_cpu
+        if self.proxies is not None and connection_cpu > 0:
+            client, server = self.proxies
+            yield from server.passing(connection_cpu)
+            yield from client.passing(connection_cpu)
         draw = self.totals.handshake_cpu
         if self.proxies is not None and draw is not None:
             client, server = self.proxies

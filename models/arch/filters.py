@@ -20,8 +20,11 @@ neither parameter, and a request of no bytes adds nothing and draws nothing,
 so the zero-byte path is the per-request table alone. With ``mesh.mtls`` a
 request also pays ``proxy.<kind>.tls_request_cpu_s`` at each sidecar, waypoint
 and node Envoy, whatever its bytes (TLS records, the TLS read and write
-paths). All of these were measured on the real proxies, paired against a
-plain empty request in the same round (:mod:`calibration.fitproxycosts`).
+paths); requests from the edge too, as Istio's ingress gateway speaks mTLS to
+the entry pod's sidecar (the edge's own handshakes are not modelled: its
+connections are plain TCP, :mod:`models.arch.connections`). All of these
+were measured on the real proxies, paired against a plain empty request in
+the same round (:mod:`calibration.fitproxycosts`).
 """
 
 from __future__ import annotations
