@@ -513,6 +513,53 @@ def test_allocation_on_a_go_pod_brings_its_collector_into_the_latency():
     parts = sum(allocating.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
     assert parts == pytest.approx(allocating.value("requests.sojourn_s", "mean"), rel=1e-9)
     assert allocating.value("breakdown.runtime_s", "mean") > allocating.value("breakdown.network_s", "mean")
+    assert allocating.value("breakdown.gc_s", "mean") > 0 and plain.value("breakdown.gc_s", "max") == 0
+
+
+@pytest.mark.parametrize("fidelity", ["fast", "detailed"])
+def test_the_collectors_share_of_a_go_pod_is_split_out_of_its_runtime_time(fidelity):
+    """A GC-heavy Go pod (4 MiB per request beside a 16 MiB live heap, GOMAXPROCS 2) calling another: its
+    requests assist and sit through pauses, and ``gc`` takes that from ``runtime``. The parts still sum to
+    the latency, and GC is never more than the pod's time outside its calls (``runtime`` is never negative)."""
+    step = {**cpu("1ms"), "alloc": "4MiB"}
+    data = scenario({"a": {"runtime": {"kind": "go", "fidelity": fidelity, "gomaxprocs": 2,
+                                       "gc": {"live_heap": "16MiB"}},
+                           "handler": [step, {"call": {"service": "b"}}, step]},
+                     "b": {"handler": [cpu("0.5ms")]}},
+                    requests=2000, workload={"rate": 120, "entry": "a"}, nodes={"count": 2, "cores": 2})
+    run = run_replication(load_scenario(data))
+    assert run.value("pod.a-0.go.gc.cycles", "count") > 50
+    gc = run.value("breakdown.gc_s", "mean")
+    assert gc > 0 and run.value("breakdown.gc_s", "max") > run.value("pod.a-0.go.gc.stw_sweep_termination_s", "min")
+    assert run.value("breakdown.runtime_s", "mean") > 2e-3  # the CPU of the two steps, at least
+    parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    assert parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
+    assert run.value("breakdown.runtime_s", "min") >= 0
+
+
+@pytest.mark.parametrize("fidelity", ["fast", "detailed"])
+def test_a_go_pods_pauses_are_gc_and_what_is_left_of_runtime_is_its_cpu(fidelity):
+    """Story: constant CPU, 1 MiB allocated at the end of each of two steps beside a 4 MiB live heap, pauses of
+    1 ms and 2 ms, GOMAXPROCS 4 (one dedicated mark worker) and requests far apart: nothing queues, so a
+    request's time in the runtime is its CPU and the collector's pauses it sat through. ``runtime`` is then
+    exactly the CPU for every request, and a request caught by a whole cycle has both pauses as ``gc``."""
+    from models.runtime.go.gc import GCConfig
+
+    step = {"cpu": "2ms", "alloc": "1MiB"}
+    data = scenario({"a": {"runtime": {"kind": "go", "fidelity": fidelity, "gomaxprocs": 4,
+                                       "gc": {"live_heap": "4MiB", "stw_sweep_termination": "1ms",
+                                              "stw_mark_termination": "2ms"}},
+                           "handler": [step, step]}},
+                    requests=300, warmup=0.0, seed=3, workload={"rate": 2, "entry": "a"})
+    run = run_replication(load_scenario(data))
+    assert run.value("pod.a-0.go.gc.cycles", "count") > 100
+    cpu_s = 2 * (2e-3 + GCConfig().allocation_shape().cpu_s(2**20))
+    assert run.value("breakdown.runtime_s", "min") == pytest.approx(cpu_s, rel=1e-9)
+    assert run.value("breakdown.runtime_s", "max") == pytest.approx(cpu_s, rel=1e-9)
+    assert run.value("breakdown.gc_s", "max") == pytest.approx(3e-3, rel=1e-9)
+    assert run.value("requests.sojourn_s", "max") == pytest.approx(1e-3 + cpu_s + 3e-3, rel=1e-9)
+    parts = sum(run.value(f"breakdown.{kind}_s", "mean") for kind in KINDS)
+    assert parts == pytest.approx(run.value("requests.sojourn_s", "mean"), rel=1e-9)
 
 
 def test_a_node_pod_calls_another_service_from_its_event_loop():

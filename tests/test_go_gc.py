@@ -14,10 +14,11 @@ from sim.run import run_replication
 from sim.scenario import load_scenario
 from models.gc_formulas import guide_cost_model
 from models.runtime.go.detailed.runtime import GoRuntime
+from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import (
     HEAP_MINIMUM_BYTES, MARK_COST_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig, GoGC, mark_workers,
 )
-from models.runtime.protocol import Compute
+from models.runtime.protocol import Compute, RequestTimes, Wait
 
 MS = 1e-3
 MIB = 2**20
@@ -203,3 +204,59 @@ def test_a_mark_remainder_below_clock_resolution_ends_the_mark():
         signal.signal(signal.SIGALRM, previous)
     assert result.value("go.jobs.completed", "count") == 3600
     assert result.value("go.gc.cycles", "count") > 0
+
+
+def _runtime(fidelity: str, env: Environment, procs: int, config: GCConfig) -> GoRuntime | FastGoRuntime:
+    if fidelity == "detailed":
+        return GoRuntime(env, procs, gc=config, spawn=Constant(0.0), stack_bytes=2048)
+    return FastGoRuntime(env, procs, gc=config, stack_bytes=2048)
+
+
+@pytest.mark.parametrize("fidelity", ["fast", "detailed"])
+def test_a_request_is_told_its_assists_and_the_pause_it_sat_through(env, fidelity):
+    """GOMAXPROCS 4 (one dedicated worker, no fractional one): a request allocating 20 MiB in 20 ms of
+    CPU is stopped 1 ms in by a 5 ms sweep-termination pause, then assists through a long mark. Its
+    latency is its CPU, the pause and its assists, and RequestTimes names the last two: all of the
+    collector's assists were its, and the pause it sat through is the one drawn."""
+    config = GCConfig.model_validate({"stw_sweep_termination": "5ms", "stw_mark_termination": "5ms",
+                                      "mark_rate": 50e6, "live_heap": 256 * MIB})
+    go = _runtime(fidelity, env, 4, config)
+    assert go.gc is not None
+    times = RequestTimes()
+    done = go.execute([Compute(20 * MS, 20 * MIB)], times)
+    env.run(until=1 * MS)
+    go.gc.start_cycle()
+    env.run(until=done)
+    assert go.gc.phase == "mark"  # it ended before the mark did: no second pause in its life
+    assert times.pause_s == pytest.approx(5 * MS)
+    assert times.assist_s == pytest.approx(go.gc.assist_cpu_s.value) and times.assist_s > 5 * MS
+    assert done.value == pytest.approx(20 * MS + times.gc_s)
+
+
+@pytest.mark.parametrize("fidelity", ["fast", "detailed"])
+def test_a_pause_during_a_wait_is_not_the_requests(env, fidelity):
+    """A 5 ms pause from 3 ms to 8 ms: a request waiting on the network from 1 ms to 11 ms does not sit
+    through it (its wait is its call's); one whose reply came back at 4 ms waits out the last 4 ms."""
+    config = GCConfig.model_validate({"stw_sweep_termination": "5ms", "stw_mark_termination": "5ms",
+                                      "mark_rate": 1e9, "live_heap": 64 * MIB})
+    go = _runtime(fidelity, env, 4, config)
+    assert go.gc is not None
+    away, back = RequestTimes(), RequestTimes()
+    waits_it_out = go.execute([Compute(1 * MS), Wait(lambda: env.timeout(10 * MS)), Compute(1 * MS)], away)
+    caught = go.execute([Compute(1 * MS), Wait(lambda: env.timeout(3 * MS)), Compute(1 * MS)], back)
+    env.run(until=3 * MS)
+    go.gc.start_cycle()
+    env.run(until=env.all_of([waits_it_out, caught]))
+    assert go.gc.phase == "mark"
+    assert (away.assist_s, away.pause_s) == (0.0, 0.0)
+    assert waits_it_out.value == pytest.approx(12 * MS)
+    assert back.assist_s == 0.0 and back.pause_s == pytest.approx(4 * MS)
+    assert caught.value == pytest.approx(9 * MS)
+
+
+def test_a_runtime_without_a_collector_leaves_the_times_at_zero(env):
+    go = FastGoRuntime(env, 1, gc=GCConfig(enabled=False), stack_bytes=2048)
+    times = RequestTimes()
+    done = go.execute([Compute(1 * MS, 64 * MIB)], times)
+    env.run(until=done)
+    assert (times.assist_s, times.pause_s, times.gc_s) == (0.0, 0.0, 0.0)

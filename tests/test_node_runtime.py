@@ -195,3 +195,20 @@ def test_a_gc_pause_blocks_the_loop(env: Environment) -> None:
     assert run_all(env, runtime, [[Compute(1.0, alloc_bytes=2**20)], [Compute(1.0)]]) == [
         pytest.approx(1.01), pytest.approx(2.01)]
     assert env.metrics.histogram("node.gc.scavenge_pause_s").count == 1
+
+
+def test_a_request_is_told_the_pauses_of_its_own_callbacks(env: Environment) -> None:
+    """The same story with RequestTimes: A ran the 10 ms scavenge in its callback, so that is its GC time;
+    B waited behind it on the loop, which is loop lag, not B's GC."""
+    from models.runtime.node.gc import V8GCConfig, V8Heap
+    from models.runtime.protocol import RequestTimes
+
+    gc = V8GCConfig(semi_space=2**20, scavenge_pause=(0.01, 0.0), markcompact_pause=(0.0, 0.0))
+    runtime = NodeRuntime(env, heap=V8Heap(env, gc))
+    a_times, b_times = RequestTimes(), RequestTimes()
+    a = runtime.execute([Compute(1.0, alloc_bytes=2**20)], a_times)
+    b = runtime.execute([Compute(1.0)], b_times)
+    env.run(until=env.all_of([a, b]))
+    assert (a.value, b.value) == (pytest.approx(1.01), pytest.approx(2.01))
+    assert a_times.gc_s == pytest.approx(0.01) and a_times.assist_s == 0.0
+    assert b_times.gc_s == 0.0

@@ -64,7 +64,7 @@ the retry amplification); ``pod.<service>-<i>.requests``, ``.refused``,
 ``.reset`` and ``.unreachable``; along each
 successful request's critical path (:mod:`models.arch.breakdown`)
 ``breakdown.network_s``, ``.queue_s``, ``.connect_s``, ``.cpu_s``,
-``.runtime_s``, ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for
+``.runtime_s``, ``.gc_s``, ``.proxy_s``, ``.delay_s`` and ``.retry_s`` (histograms; for
 every request they sum to its latency); over pooled connections the pools'
 metrics (``pool.<client>.<service>.*``, ``connections.*``: see
 :mod:`models.arch.connections`); ``node.<name>.cpu_s`` (CPU run on its cores: its rate is the mean of its busy
@@ -108,7 +108,7 @@ from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import GCConfig
 from models.runtime.node.loop import NodeRuntime
-from models.runtime.protocol import Compute, Runtime, Step, Wait
+from models.runtime.protocol import Compute, RequestTimes, Runtime, Step, Wait
 from models.net.tcp import DOWN, UP, ConnStats
 
 EDGE = "edge"
@@ -733,11 +733,15 @@ class ArchModel(Model):
             # The runtime runs every step; a failed call fails the response but not the steps after it.
             calls: list[tuple[float, Outcome]] = []
             began = env.now
-            yield pod.runtime.execute([make(pod, key, calls) for make in self._runtime_steps[pod.service]])
+            times = RequestTimes()
+            yield pod.runtime.execute([make(pod, key, calls) for make in self._runtime_steps[pod.service]], times)
             for _elapsed, (call_ok, call_spent) in calls:
                 ok = ok and call_ok
                 spent.add(call_spent)
-            spent.runtime += env.now - began - sum(elapsed for elapsed, _ in calls)
+            # The collector's share of the request's time in the runtime outside its calls (assists, pauses).
+            gc = times.gc_s
+            spent.gc += gc
+            spent.runtime += env.now - began - sum(elapsed for elapsed, _ in calls) - gc
         else:
             for step in self._steps[pod.service]:
                 ok, step_spent = yield from step(pod, key)

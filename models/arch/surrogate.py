@@ -18,8 +18,9 @@ What it keeps: the runtime's latency distribution at the pod's mean load (queuei
 requests, the netpoller's batches, the collector's pauses and assists). What it leaves out: the load's
 variation in time (bursts, retries and a diurnal curve move the real pod's latency; the draw does not
 follow), the correlation between the requests of one pod, and the node's cores (a surrogate pod has
-processors of its own, as a fast Go pod on an FCFS node). Held to the detailed model in
-``tests/test_arch.py``: p50 within 5 %, p99 within 10 %.
+processors of its own, as a fast Go pod on an FCFS node). A drawn time has no parts: the collector's
+share is in ``breakdown.runtime_s`` and ``breakdown.gc_s`` is 0 at a surrogate pod (:mod:`models.arch.breakdown`).
+Held to the detailed model in ``tests/test_arch.py``: p50 within 5 %, p99 within 10 %.
 """
 
 from __future__ import annotations

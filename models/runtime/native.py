@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import simpy
 
 from sim.core import Environment
-from models.runtime.protocol import Compute, Step, Syscall, Wait
+from models.runtime.protocol import Compute, RequestTimes, Step, Syscall, Wait
 
 __all__ = ["NativeRuntime"]
 
@@ -86,8 +86,8 @@ class NativeRuntime:
         self.queue_length = metrics.gauge(f"{name}.queue_length")
         self.queue_wait_s = metrics.histogram(f"{name}.queue_wait_s")
 
-    def execute(self, steps: Sequence[Step]) -> simpy.Event:
-        """Run a request's steps in order; the event's value is its latency."""
+    def execute(self, steps: Sequence[Step], times: RequestTimes | None = None) -> simpy.Event:
+        """Run a request's steps in order; the event's value is its latency (no collector: ``times`` stays 0)."""
         done = self.env.event()
         self._advance(_Request(steps, self.env.now, done))
         return done

@@ -57,7 +57,11 @@ Mechanism (Go 1.21+; sources below):
 The collector does not know about Ps or goroutines: a *host* (the detailed
 runtime's :class:`~models.runtime.go.detailed.gcwork.GCWorkers` or the fast
 :class:`~models.runtime.go.fast.runtime.FastGoRuntime`) stops the world, runs the
-workers and reports how many CPUs mark (:meth:`GoGC.set_mark_cpus`). Both
+workers and reports how many CPUs mark (:meth:`GoGC.set_mark_cpus`); the
+collector keeps the clock of the seconds the world has been stopped
+(:meth:`GoGC.stopped_s`), from which the hosts give a request whose caller
+asks (:class:`~models.runtime.protocol.RequestTimes`) the pauses it sat
+through, beside the assists it did. Both
 fidelities keep the heap with :class:`Heap`, which owns the collector and
 does the allocation bookkeeping. Sweeping is paid by allocation
 (``deductSweepCredit``): its CPU is in the calibrated allocation cost the
@@ -103,6 +107,7 @@ from sim.timers import Timer
 
 from models.runtime.go.alloc import WORD_BYTES, AllocationShape, AllocKind, default_object_bytes
 from models.runtime.go.markwork import LiveLayout, MarkProfile, live_segments
+from models.runtime.protocol import RequestTimes
 
 BACKGROUND_UTILIZATION = 0.25
 """``gcBackgroundUtilization``: the share of GOMAXPROCS the dedicated mark workers take (mgcpacer.go)."""
@@ -236,7 +241,7 @@ class Allocating:
     allocate, the heap it keeps reachable, its assist credit and the assist CPU it owes."""
 
     __slots__ = ("steps", "pc", "remaining", "alloc_left", "heap_bytes", "assist_credit", "assist_due", "done",
-                 "born")
+                 "born", "times")
 
     def __init__(self, steps: Sequence[Any], done: simpy.Event | None, born: float) -> None:
         self.steps = steps
@@ -248,6 +253,8 @@ class Allocating:
         self.assist_due = 0.0
         self.done = done
         self.born = born
+        self.times: RequestTimes | None = None
+        """Where the scheduler records the collector's share of the request's time, if its caller asked."""
 
 
 class Heap:
@@ -383,6 +390,8 @@ class GoGC:
         self._gc_cpus = 0.0  # CPUs doing GC work now (for cpu_fraction)
         self._assisting = 0
         self._starting = False
+        self._stopped_before = 0.0
+        self._stop_start = self._stop_end = 0.0
 
     @property
     def live_scan_bytes(self) -> float:
@@ -486,8 +495,19 @@ class GoGC:
         self.host.stop_the_world(pause, self._begin_mark)
 
     def _stw_cpu(self, pause: float) -> None:
+        """A stop-the-world of ``pause`` seconds starts now: its CPU, and the stopped-world clock."""
         self.cpu_s.inc(pause * self.procs)
         self.pause_cpu_s.inc(pause * self.procs)
+        now = self.env.now
+        # The two pauses of a cycle, and the cycles, never overlap: the last window is over.
+        self._stopped_before += self._stop_end - self._stop_start
+        self._stop_start, self._stop_end = now, now + pause
+
+    def stopped_s(self) -> float:
+        """Seconds the world has been stopped, from the start of the run to now (each stop-the-world is the
+        window ``stop_the_world`` is given: the pause drawn here). A request's pauses are the advance of this
+        clock over its time in the runtime (:class:`~models.runtime.protocol.RequestTimes`)."""
+        return self._stopped_before + min(self.env.now - self._stop_start, self._stop_end - self._stop_start)
 
     def _begin_mark(self) -> None:
         assert self.host is not None

@@ -60,7 +60,7 @@ import simpy
 from sim.core import Environment
 from models.runtime.node.steps import Await, NextTick, QueueMicrotask
 from models.runtime.node.workers import SharedCores, run_cpu
-from models.runtime.protocol import Compute, Step, Syscall, Wait
+from models.runtime.protocol import Compute, RequestTimes, Step, Syscall, Wait
 from models.runtime.node.gc import Allocation, V8Heap
 
 __all__ = ["Await", "NextTick", "NodeRuntime", "QueueMicrotask"]
@@ -76,7 +76,7 @@ class _Task:
     """A request, or a detached micro/nextTick task: its steps, where it is in them, when it
     became ready, and its completion event (None when detached)."""
 
-    __slots__ = ("steps", "pc", "born", "done", "label", "ready_at", "allocation")
+    __slots__ = ("steps", "pc", "born", "done", "label", "ready_at", "allocation", "times")
 
     def __init__(self, steps: Sequence[Any], born: float, done: simpy.Event | None, label: str) -> None:
         self.steps = steps
@@ -86,6 +86,7 @@ class _Task:
         self.label = label
         self.ready_at = born
         self.allocation = Allocation()
+        self.times: RequestTimes | None = None
 
 
 class NodeRuntime:
@@ -123,10 +124,14 @@ class NodeRuntime:
         env.process(self._loop())
 
     # ------------------------------------------------------------ public API
-    def execute(self, steps: Sequence[Step | Any], label: str = "") -> simpy.Event:
-        """Run a request: its first callback is a macrotask ready now; the event's value is its latency."""
+    def execute(self, steps: Sequence[Step | Any], times: RequestTimes | None = None, label: str = "") -> simpy.Event:
+        """Run a request: its first callback is a macrotask ready now; the event's value is its latency.
+        ``times``, if given, gets the collector's pauses its own callbacks ran (as ``pause_s``); pauses in
+        other callbacks it waited behind on the loop stay out of it (in its loop lag)."""
         done = self.env.event()
-        self._ready(_Task(steps, self.env.now, done, label))
+        task = _Task(steps, self.env.now, done, label)
+        task.times = times
+        self._ready(task)
         return done
 
     # ------------------------------------------------------------ the loop
@@ -193,7 +198,10 @@ class NodeRuntime:
             else:
                 raise TypeError(f"{self.name}: unsupported step {step!r}")
         if self.heap is not None and alloc_bytes > 0:
-            cpu_s += self.heap.allocate(alloc_bytes, task.allocation)
+            pause = self.heap.allocate(alloc_bytes, task.allocation)
+            cpu_s += pause
+            if task.times is not None:
+                task.times.pause_s += pause
         return cpu_s, stop
 
     def _suspend(self, task: _Task, stop: Any) -> None:

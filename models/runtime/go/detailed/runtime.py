@@ -78,7 +78,7 @@ from models.runtime.go.detailed.state import G
 from models.runtime.go.detailed.sysmon import Sysmon
 from models.runtime.go.gc import GCConfig, GoGC, Heap
 from models.runtime.go.steps import WaitGroup
-from models.runtime.protocol import Step
+from models.runtime.protocol import RequestTimes, Step
 
 
 class GoRuntime:
@@ -155,11 +155,20 @@ class GoRuntime:
         return self.heap.gc
 
     # ------------------------------------------------------------ public API
-    def execute(self, steps: Sequence[Step | Any]) -> simpy.Event:
-        """Run a request as a goroutine readied by the netpoller; the event's value is its latency."""
+    def execute(self, steps: Sequence[Step | Any], times: RequestTimes | None = None) -> simpy.Event:
+        """Run a request as a goroutine readied by the netpoller; the event's value is its latency. ``times``,
+        if given, gets the mark assists its goroutine did and the stop-the-world pauses it sat through
+        outside its waits (:class:`RequestTimes`); what mark workers took from its P, and the goroutines
+        it starts, stay out of them."""
         done = self.env.event()
         self.sysmon.wake()  # serving it reads the connection: entersyscall wakes a sleeping sysmon
-        self.netpoller.netpoll_ready(self.sched.new_g(steps, done, None))
+        g = self.sched.new_g(steps, done, None)
+        if times is not None:
+            g.times = times
+            gc = self.heap.gc
+            if gc is not None:
+                times.enter(gc.stopped_s())
+        self.netpoller.netpoll_ready(g)
         return done
 
     def go(self, steps: Sequence[Step | Any], wg: WaitGroup | None = None) -> G:

@@ -55,10 +55,10 @@ from models.runtime.go.constants import (
     ASSIST, FRACTIONAL, GLOBAL_QUEUE_EVERY, IDLE_MARK, LOCAL_RUNQ_SLOTS, RUN, CpuKind,
 )
 from models.runtime.go.detailed.state import G, P
-from models.runtime.go.gc import Heap
+from models.runtime.go.gc import GoGC, Heap
 from models.runtime.go.policy import MarkPhase, ReadyList, steal_half, steal_start, take_global_batch
 from models.runtime.go.steps import Go, Join, Recv, Send, Sleep, WaitGroup
-from models.runtime.protocol import Compute, Syscall, Wait
+from models.runtime.protocol import Compute, RequestTimes, Syscall, Wait
 
 if TYPE_CHECKING:
     from models.runtime.go.detailed.gcwork import GCWorkers
@@ -162,6 +162,8 @@ class Scheduler:
                     self.runqput(p, waiter)
                 self.wakep()
         if g.done is not None:
+            if g.times is not None and self.heap.gc is not None:
+                g.times.leave(self.heap.gc.stopped_s())
             g.done.succeed(self.env.now - g.born)
         if self.cores is not None:
             self.cores.yield_core(p)
@@ -314,7 +316,10 @@ class Scheduler:
                 if event.callbacks is None:  # already processed: no need to park
                     continue
                 assert netpoller is not None
-                event.callbacks.append(lambda _event: netpoller.netpoll_ready(g))
+                if g.times is not None and self.heap.gc is not None:
+                    self._waits(g, g.times, self.heap.gc, event, netpoller)
+                else:
+                    event.callbacks.append(lambda _event: netpoller.netpoll_ready(g))
                 self._park(p)
                 return
             if kind is Syscall:
@@ -340,6 +345,18 @@ class Scheduler:
                 self._park(p)
                 return
             raise TypeError(f"{self.name}: unknown step {step!r}")
+
+    @staticmethod
+    def _waits(g: G, times: RequestTimes, gc: GoGC, event: simpy.Event, netpoller: Netpoller) -> None:
+        """``g`` waits on ``event`` out of the runtime: the pauses meanwhile are not its
+        (:class:`~models.runtime.protocol.RequestTimes`)."""
+        times.leave(gc.stopped_s())
+
+        def back(_event: simpy.Event) -> None:
+            times.enter(gc.stopped_s())
+            netpoller.netpoll_ready(g)
+
+        event.callbacks.append(back)
 
     def _cpu_step_done(self, p: P, g: G, step: Any) -> None:
         g.remaining = None
@@ -392,6 +409,8 @@ class Scheduler:
         g.cpu_s += dt
         if kind is ASSIST:
             g.assist_due = max(g.assist_due - dt, 0.0)
+            if g.times is not None:
+                g.times.assist_s += dt
             gc = self.heap.gc
             if gc is not None:
                 gc.add_assisting(-1)

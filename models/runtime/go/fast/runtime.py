@@ -32,6 +32,8 @@ mechanism, so that the two agree in mean and p99 (``tests/test_go_fast.py``):
   a server when it schedules (until its share of mark time exceeds 1.2 times
   the goal, as ``findRunnableGCWorker``), idle servers mark, and mark assists
   lengthen the allocating request's CPU time (:mod:`models.runtime.go.fast.vacations`).
+  A request given a :class:`~models.runtime.protocol.RequestTimes` gets its assists and the
+  pauses it sat through outside its waits, as in the detailed model.
 
 What it leaves out: ``runnext`` (requests here ready no other goroutine),
 goroutine creation, channels, timers, sysmon's cadence (its polls come 10 ms
@@ -83,7 +85,7 @@ from models.runtime.go.gc import GCConfig, Heap
 from models.runtime.go.policy import (
     MarkPhase, ReadyList, inject_global, inject_poll, steal_half, steal_start, take_global_batch,
 )
-from models.runtime.protocol import Compute, Step, Syscall, Wait
+from models.runtime.protocol import Compute, RequestTimes, Step, Syscall, Wait
 
 TURN_S = FORCE_PREEMPT_S
 """The longest a request runs before it goes to the back of the global queue (``forcePreemptNS``)."""
@@ -135,10 +137,17 @@ class FastGoRuntime(Vacations):
             self.idle.append(server)
 
     # ---------------------------------------------------------------- public
-    def execute(self, steps: Sequence[Step]) -> simpy.Event:
-        """Run one request; the event's value is its latency."""
+    def execute(self, steps: Sequence[Step], times: RequestTimes | None = None) -> simpy.Event:
+        """Run one request; the event's value is its latency. ``times``, if given, gets the mark assists it
+        did and the stop-the-world pauses it sat through outside its waits (:class:`RequestTimes`); the time
+        mark workers took its server from it stays out of them."""
         done = self.env.event()
-        self._arrive(Job(steps, done, self.env.now))
+        job = Job(steps, done, self.env.now)
+        if times is not None:
+            job.times = times
+            if self.gc is not None:
+                times.enter(self.gc.stopped_s())
+        self._arrive(job)
         self._arm()
         return done
 
@@ -234,6 +243,8 @@ class FastGoRuntime(Vacations):
             self._wakep()
 
     def _back_from_wait(self, job: Job) -> None:
+        if job.times is not None and self.gc is not None:
+            job.times.enter(self.gc.stopped_s())
         self._netpoll_ready(job)
         self._arm()
 
@@ -363,6 +374,8 @@ class FastGoRuntime(Vacations):
                 event = step.until()
                 if event.callbacks is None:
                     continue
+                if job.times is not None and self.gc is not None:
+                    job.times.leave(self.gc.stopped_s())
                 event.callbacks.append(lambda _event, job=job: self._back_from_wait(job))
             elif kind is Syscall:
                 self.env.timeout(step.duration_s).callbacks.append(lambda _event, job=job: self._back_from_syscall(job))
@@ -381,6 +394,8 @@ class FastGoRuntime(Vacations):
         server.kind = None
         self._n_run -= 1
         latency = self.env.now - job.born
+        if job.times is not None and self.gc is not None:
+            job.times.leave(self.gc.stopped_s())
         if job.done is not None:
             job.done.succeed(latency)
         else:
@@ -430,6 +445,8 @@ class FastGoRuntime(Vacations):
         assert job is not None
         if server.kind is ASSIST:
             job.assist_due = max(job.assist_due - work, 0.0)
+            if job.times is not None:
+                job.times.assist_s += work
             if self.gc is not None:
                 self.gc.add_assisting(-1)
             return
