@@ -224,12 +224,6 @@ class Pod:
         self.upstreams: dict[str, Upstream] = {}
         """One per service this pod calls (set once every pod exists: :meth:`ArchModel.upstreams_for`)."""
         mesh = arch.config.mesh
-        self.outbound: list[Proxy] = []
-        """What this pod's calls pass on their way out (their responses on the way back, in reverse): its
-        sidecar (sidecar mode), its node's proxy (ambient), its node's eBPF programs (ebpf)."""
-        self.inbound: list[Proxy] = []
-        """What requests to this pod pass on their way in (its responses on the way out, in reverse): the same,
-        and with ebpf its node's Envoy if its service has L7 policy."""
         sidecar: Sidecar | None = None
         if arch.go_proxy_runtime:
             assert node.kernel is not None
@@ -242,13 +236,14 @@ class Pod:
             sidecar = node.proxy
         self.sidecar = sidecar
         """The proxy this pod's requests and responses pass: its own (sidecar mode), its node's (ambient)."""
-        if sidecar is not None:
-            self.outbound = self.inbound = [sidecar]
-        elif node.ebpf is not None:
-            self.outbound = [node.ebpf]
-            self.inbound = [node.ebpf]
-            if service in mesh.ebpf.l7_services:
-                self.inbound.append(arch.node_envoy(node))
+        self.out: Proxy | None = sidecar if sidecar is not None else node.ebpf
+        """What this pod's calls pass on their way out and their responses on the way back: its sidecar
+        (sidecar mode), its node's proxy (ambient), its node's eBPF programs (ebpf); None without a mesh."""
+        self.inbound: list[Proxy] = [self.out] if self.out is not None else []
+        """What requests to this pod pass on their way in (its responses on the way out, in reverse): the same,
+        and with ebpf its node's Envoy if its service has L7 policy."""
+        if node.ebpf is not None and service in mesh.ebpf.l7_services:
+            self.inbound.append(arch.node_envoy(node))
 
     def is_down(self, now: float) -> bool:
         return any(window.active(now) for window in self.down)
@@ -359,13 +354,15 @@ class ArchModel(Model):
         proxies: list[tuple[Sidecar, str]] = [(node.proxy, "ztunnel") for node in self.nodes if node.proxy is not None]
         proxies += [(node.envoy, "envoy") for node in self.nodes if node.envoy is not None]
         if mesh.dataplane == "sidecar":
-            proxies += [(pod.outbound[0], mesh.proxy.kind) for pods in self.pods.values() for pod in pods
-                        if isinstance(pod.outbound[0], Sidecar)]
+            proxies += [(pod.out, mesh.proxy.kind) for pods in self.pods.values() for pod in pods
+                        if isinstance(pod.out, Sidecar)]
         if self.waypoints is not None:
             proxies += [(pod, "envoy") for pod in self.waypoints.pods]
+        sizes = {kind: memory_sizes(mesh.proxy.memory, kind) for kind in {kind for _, kind in proxies}
+                 if kind != "ztunnel"}
+        sizes["ztunnel"] = (mesh.node_proxy.memory, 0.0)
         for proxy, kind in proxies:
-            base, per_connection = ((mesh.node_proxy.memory, 0.0) if kind == "ztunnel"
-                                    else memory_sizes(mesh.proxy.memory, kind))
+            base, per_connection = sizes[kind]
             proxy.memory = ProxyMemory(self.env, proxy.name, base, per_connection)
 
     def upstreams_for(self, client: str, config: ServiceConfig | None) -> dict[str, Upstream]:
@@ -603,12 +600,13 @@ class ArchModel(Model):
         # The caller's side of the data plane (its sidecar, its node's proxy or eBPF programs; nothing without a
         # mesh) passes the request out and the response in, each pass half its CPU for the request; the
         # callee's does the same inside _served. A waypoint in between (ambient) adds a hop and its passes.
-        outs = caller.outbound if caller is not None else ()
+        out = caller.out if caller is not None else None
         nbytes = call.request + call.response
-        halves = [proxy.request_cpu_s(nbytes) / 2 for proxy in outs]
-        proxied = 0.0
-        for proxy, half in zip(outs, halves):
-            proxied += yield from proxy.passing(half)
+        if out is not None:
+            half = out.request_cpu_s(nbytes) / 2
+            proxied = yield from out.passing(half)
+        else:
+            proxied = 0.0
         waypoint = (self.waypoints.pick() if self.waypoints is not None and caller is not None
                     and self.waypoints.covers(call.service) else None)
         pool = self._pools.get(upstream) if self._pools and waypoint is None else None
@@ -668,8 +666,8 @@ class ArchModel(Model):
             back = env.now - sent
             lease.release()
             spent.connect += lease.waited
-        for proxy, half in zip(reversed(outs), reversed(halves)):
-            proxied += yield from proxy.passing(half, last=True)
+        if out is not None:
+            proxied += yield from out.passing(half, last=True)
         if not state.abandoned:
             upstream.finished(replica)
         spent.network += there + back
