@@ -168,6 +168,16 @@ def test_the_same_seed_gives_the_same_run():
     ({"a": {"handler": [{"call": {"service": "b"}, "alloc": "1KiB"}]}, "b": {"handler": [{"cpu": "1ms"}]}}, {},
      "alloc belongs to a cpu step"),
     ({"a": {"runtime": {"kind": "java"}, "handler": [{"cpu": "1ms"}]}}, {}, "services.a.runtime.kind"),
+    ({"a": {"runtime": {"kind": "native", "fidelity": "detailed"}, "handler": [{"cpu": "1ms"}]}}, {},
+     "services.a.runtime.fidelity: native pods have one fidelity, fast (got 'detailed')"),
+    ({"a": {"runtime": {"kind": "native"}, "handler": [{"cpu": "1ms", "alloc": "1KiB"}]}}, {},
+     "services.a.handler.0.alloc: allocation needs a runtime with a collector (a native pod has none"),
+    ({"a": {"runtime": {"kind": "native", "threads": 0}, "handler": [{"cpu": "1ms"}]}}, {},
+     "services.a.runtime.threads"),
+    ({"a": {"runtime": {"kind": "go", "threads": 2}, "handler": [{"cpu": "1ms"}]}}, {},
+     "services.a.runtime: threads: worker threads are a native runtime's (kind is 'go'; give gomaxprocs)"),
+    ({"a": {"runtime": {"kind": "native", "gc": {"gogc": 50}}, "handler": [{"cpu": "1ms"}]}}, {},
+     "services.a.runtime: gc: a Go setting; a native runtime has worker threads (threads) and no collector"),
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"delay": "2/s"}}}, {},
      "services.a.faults.delay: expected a duration, not a rate"),
     ({"a": {"handler": [{"cpu": "1ms"}], "faults": {"start": "5s", "end": "2s"}}}, {},
@@ -574,6 +584,47 @@ def test_a_node_pod_calls_another_service_from_its_event_loop():
     assert run.value("requests.sojourn_s", "mean") > 0.5e-3 + 0.2e-3 + 1e-3 + 4 * 0.5e-3
 
 
+@pytest.mark.parametrize("runtime", [{"kind": "native", "threads": 2}, {"kind": "native"}],
+                         ids=["threads 2", "threads: the node's 2 cores"])
+def test_a_native_pod_serves_as_many_at_once_as_it_has_worker_threads(runtime):
+    """Story: three requests at once into a native pod of two worker threads (given, or by default the node's
+    two cores, Envoy's --concurrency default), 1 ms of CPU each, 0.5 ms a hop: two take 0.5 + 1 + 0.5 ms, the
+    third waits for a thread 1 ms more. The wait is in the runtime's share, which has no collector in it."""
+    data = scenario({"a": {"runtime": runtime, "handler": [{"cpu": "1ms"}]}}, requests=3, warmup=0,
+                    nodes={"count": 1, "cores": 2},
+                    workload={"entry": "a", "replay": {"dist": "empirical", "values": [0.0, 0.0, 0.0]}})
+    run = run_replication(load_scenario(data))
+    assert run.value("requests.sojourn_s", "count") == 3
+    assert run.value("requests.sojourn_s", "min") == pytest.approx(2e-3, rel=1e-9)
+    assert run.value("requests.sojourn_s", "p50") == pytest.approx(2e-3, rel=1e-9)
+    assert run.value("requests.sojourn_s", "max") == pytest.approx(3e-3, rel=1e-9)
+    assert run.value("breakdown.runtime_s", "max") == pytest.approx(2e-3, rel=1e-9)
+    assert run.value("breakdown.gc_s", "max") == 0
+    assert run.value("pod.a-0.native.queue_wait_s", "max") == pytest.approx(1e-3, rel=1e-9)
+    assert run.value("pod.a-0.native.threads_busy", "max") == 2
+    assert sums_to_latency(run)
+
+
+def test_a_native_pod_waiting_on_a_call_holds_no_thread():
+    """Story: two requests at once into a native pod of one worker thread: 1 ms of CPU, a call to b (5 ms of
+    CPU on a node with cores for both), 1 ms of CPU. The first runs 0.5-1.5 ms and calls b; its wait frees the
+    thread, so the second runs 1.5-2.5 ms and calls b too; the replies come back at 6.5 and 7.5 ms, each then
+    takes the thread for 1 ms: answers at 8 and 9 ms. (Were the thread held through the call, the second
+    would start at 7.5 ms and answer at 15 ms.) The second's runtime share is its 1 ms wait and its 2 ms of CPU."""
+    data = scenario({"a": {"runtime": {"kind": "native", "threads": 1},
+                           "handler": [{"cpu": "1ms"}, {"call": {"service": "b"}}, {"cpu": "1ms"}]},
+                     "b": {"handler": [{"cpu": "5ms"}]}}, requests=2, warmup=0, nodes={"count": 1, "cores": 2},
+                    workload={"entry": "a", "replay": {"dist": "empirical", "values": [0.0, 0.0]}})
+    run = run_replication(load_scenario(data))
+    assert run.value("requests.sojourn_s", "min") == pytest.approx(8e-3, rel=1e-9)
+    assert run.value("requests.sojourn_s", "max") == pytest.approx(9e-3, rel=1e-9)
+    assert run.value("breakdown.runtime_s", "min") == pytest.approx(2e-3, rel=1e-9)
+    assert run.value("breakdown.runtime_s", "max") == pytest.approx(3e-3, rel=1e-9)
+    assert run.value("breakdown.cpu_s", "mean") == pytest.approx(5e-3, rel=1e-9)  # b's, on the node's cores
+    assert run.value("breakdown.gc_s", "max") == 0
+    assert sums_to_latency(run)
+
+
 def test_sidecars_add_their_cpu_on_each_way_of_each_hop():
     """Constant times, cores enough never to queue: edge -> a -> b with a sidecar per pod. The request enters
     a through a's sidecar, calls b out through a's and in through b's: three proxy passes each way, half a
@@ -841,7 +892,7 @@ def test_a_detailed_go_pod_on_a_linux_node_shares_its_cores():
 
 
 def test_pods_with_processors_of_their_own_are_refused_on_a_linux_node():
-    for runtime, what in (({"kind": "go"}, "fast Go"), ({"kind": "node"}, "Node.js")):
+    for runtime, what in (({"kind": "go"}, "fast Go"), ({"kind": "node"}, "Node.js"), ({"kind": "native"}, "native")):
         data = scenario({"a": {"runtime": runtime, "handler": [{"cpu": "1ms"}]}},
                         nodes={"count": 1, "cores": 1, "scheduler": "linux"})
         with pytest.raises(ScenarioError, match=f"services.a.runtime: {what} pods have processors of their own"):

@@ -38,7 +38,8 @@ after them, with no one request's share to name; likewise the requests a
 preempted goroutine or a paused P delays behind it after a pause. At a Node.js
 pod, ``gc`` is the V8 pauses its own callbacks' allocations set off (a pause
 in another request's callback it waited behind is loop lag, in ``runtime``);
-the arch model's Node.js pods have no V8 heap, so there it is 0. The
+the arch model's Node.js pods have no V8 heap, so there it is 0. A native pod
+(:mod:`models.runtime.native`: C++, Rust) has no collector: its ``gc`` is 0. The
 surrogate fidelity (:mod:`models.arch.surrogate`) draws a request's whole
 time from a detailed run without its parts: its ``gc`` is 0 and the
 collector is in ``runtime``.

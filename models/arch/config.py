@@ -113,18 +113,42 @@ class FaultConfig(TimeWindow):
 
 
 class RuntimeConfig(ScenarioPart):
-    """The runtime a service's pods run on: Go (:mod:`models.runtime.go`, fast or detailed fidelity) or
-    Node.js (:mod:`models.runtime.node`). On a node scheduled ``fcfs`` each pod has processors of its own;
-    on a ``linux`` node a detailed Go pod's Ps and sysmon are threads on the node's cores."""
+    """The runtime a service's pods run on: Go (:mod:`models.runtime.go`, fast or detailed fidelity),
+    Node.js (:mod:`models.runtime.node`) or native (:mod:`models.runtime.native`: C++ or Rust, worker threads
+    on non-blocking event loops, Envoy's threading model, no collector). On a node scheduled ``fcfs`` each pod
+    has processors of its own; on a ``linux`` node a detailed Go pod's Ps and sysmon are threads on the node's
+    cores. A native pod's CPU steps take their draw on a worker thread: the runtime's copy cost per byte
+    (``NativeRuntime.copy_cost_per_byte_s``) stays at its default 0, as nothing has measured it, so a step's
+    ``alloc`` would cost nothing there and is refused, as at a pod without a collector."""
 
-    kind: Literal["go", "node"] = Field(description="go or node")
+    kind: Literal["go", "node", "native"] = Field(description="go, node or native")
     fidelity: Literal["fast", "detailed", "surrogate"] = Field(
         "fast", description="Go: GOMAXPROCS servers with the runtime's queues (fast, models.runtime.go.fast), "
         "every goroutine on the G/M/P scheduler (detailed, models.runtime.go.detailed; needed on linux nodes), or "
         "each request's time at a pod drawn from the detailed model run once at the pod's load (surrogate, "
-        "models.arch.surrogate: the fastest, for architectures of thousands of pods)")
+        "models.arch.surrogate: the fastest, for architectures of thousands of pods); node and native: fast only")
     gomaxprocs: int = Field(1, ge=1, le=MAX_COUNT, description="Go: GOMAXPROCS of each pod")
     gc: GCConfig | None = Field(None, description="Go: the collector (null: its defaults, GOGC 100)")
+    threads: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="native: worker threads of each pod; null: the node's cores, "
+        "Envoy's default (its --concurrency defaults to the machine's hardware threads, and its threading model "
+        "recommends that many workers for most workloads)")
+
+    @model_validator(mode="after")
+    def _settings_of_its_kind(self) -> RuntimeConfig:
+        if self.threads is not None and self.kind != "native":
+            raise ValueError(f"threads: worker threads are a native runtime's (kind is {self.kind!r}"
+                             + ("; give gomaxprocs)" if self.kind == "go" else ": one event loop)"))
+        if self.kind == "native":
+            for field in ("gomaxprocs", "gc"):
+                if field in self.model_fields_set:
+                    raise ValueError(f"{field}: a Go setting; a native runtime has worker threads (threads) and "
+                                     "no collector")
+        return self
+
+
+RUNTIME_NAMES = {"go": "Go", "node": "Node.js", "native": "native"}
+"""How errors and documents name each runtime kind."""
 
 
 class RateLimitConfig(ScenarioPart):
@@ -169,7 +193,8 @@ class ServiceConfig(ScenarioPart):
         "null: unlimited")
     handler: list[StepConfig] = Field(min_length=1, description="what a request does at a pod, step by step")
     runtime: RuntimeConfig | None = Field(
-        None, description="run the handler on a Go or Node.js runtime model; null: CPU steps on the node's cores")
+        None, description="run the handler on a Go, Node.js or native runtime model; null: CPU steps on the node's "
+        "cores")
     max_requests: int = Field(
         1024, ge=1, le=MAX_COUNT, description="a client's requests in flight to the service; more fail at once "
         "(Envoy's circuit breaker, default 1024)")
@@ -537,19 +562,21 @@ class ArchScenario(ScenarioBase):
         names = ", ".join(self.services)
         for name, service in self.services.items():
             runtime = service.runtime
-            if runtime is not None and runtime.kind == "node" and runtime.fidelity != "fast":
-                raise ValueError(f"services.{name}.runtime.fidelity: Node.js pods have one fidelity (got "
+            what = RUNTIME_NAMES[runtime.kind] if runtime is not None else ""
+            if runtime is not None and runtime.kind != "go" and runtime.fidelity != "fast":
+                raise ValueError(f"services.{name}.runtime.fidelity: {what} pods have one fidelity, fast (got "
                                  f"{runtime.fidelity!r})")
             if self.nodes.scheduler == "linux" and runtime is not None and (
-                    runtime.kind == "node" or runtime.fidelity != "detailed"):
-                what = "Node.js" if runtime.kind == "node" else f"{runtime.fidelity} Go"
+                    runtime.kind != "go" or runtime.fidelity != "detailed"):
+                what = what if runtime.kind != "go" else f"{runtime.fidelity} Go"
                 raise ValueError(f"services.{name}.runtime: {what} pods have processors of their own; on nodes "
                                  "with scheduler linux give kind go, fidelity detailed (or nodes.scheduler fcfs)")
-            if service.runtime is None or service.runtime.kind == "node":
+            if runtime is None or runtime.kind != "go":
                 for index, step in enumerate(service.handler):
                     if step.alloc is not None:
+                        on = f"a {what} pod has none" if runtime is not None else "this pod has no runtime"
                         raise ValueError(f"services.{name}.handler.{index}.alloc: allocation needs a runtime with a "
-                                         f"collector (services.{name}.runtime.kind: go)")
+                                         f"collector ({on}; services.{name}.runtime.kind: go)")
         self.network.check_topology(self.nodes.count)
         if self.workload.entry not in self.services:
             raise ValueError(f"workload.entry: no service {self.workload.entry!r} (services: {names})")

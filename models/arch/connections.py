@@ -253,7 +253,8 @@ def make_pool(env: Environment, name: str, config: ConnectionsConfig, owner: Own
 
 
 def pool_owner(mesh: MeshConfig, runtime_kind: str | None) -> Owner:
-    """Whose rules a pod's pool follows: its sidecar's, else its app's (``runtime_kind``: go, node or None)."""
+    """Whose rules a pod's pool follows: its sidecar's, else its app's (``runtime_kind``: go, node, native or
+    None). A native app (C++, Rust) and a pod without a runtime keep Envoy's: every connection kept alive, 1 h."""
     if mesh.dataplane == "sidecar":
         return "go" if mesh.proxy.kind == "goproxy" else "envoy"
     if runtime_kind == "go":

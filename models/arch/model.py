@@ -28,9 +28,10 @@ on a node with ``scheduler: linux``, is a thread of that much work placed on
 the node's cores by the calibrated kernel model (:mod:`models.machine.cores`:
 a thread that wakes takes its core from the running one, which waits its
 turn); on a service with a ``runtime``, each pod runs the steps on its own
-runtime model instead (Go, fast or detailed fidelity, or Node.js: CPU steps
-as ``Compute`` with their allocation and the calibrated CPU of allocating it,
-calls as ``Wait``), so the runtime's scheduling and collector reach the
+runtime model instead (Go, fast or detailed fidelity, Node.js, or native:
+:mod:`models.runtime.native`, worker threads that a call's wait does not hold;
+CPU steps as ``Compute`` with their allocation and, on Go, the calibrated CPU of
+allocating it, calls as ``Wait``), so the runtime's scheduling and collector reach the
 latency: with processors of its own on an FCFS node, with its Ps' and
 sysmon's threads on the node's cores on a linux node (detailed Go only); a call
 is made with its probability and waited for; parallel calls are all made at
@@ -107,6 +108,7 @@ from models.machine.cores import Cores, calibrated_cores
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import GCConfig
+from models.runtime.native import NativeRuntime
 from models.runtime.node.loop import NodeRuntime
 from models.runtime.protocol import Compute, RequestTimes, Runtime, Step, Wait
 from models.net.tcp import DOWN, UP, ConnStats
@@ -219,6 +221,10 @@ class Pod:
         elif runtime is not None and runtime.kind == "go":
             self.runtime = FastGoRuntime(env, runtime.gomaxprocs, gc=runtime.gc or GCConfig(),
                                          name=f"pod.{self.name}.go")
+        elif runtime is not None and runtime.kind == "native":
+            # Envoy's --concurrency default: as many workers as the machine has hardware threads.
+            threads = runtime.threads if runtime.threads is not None else arch.config.nodes.cores
+            self.runtime = NativeRuntime(env, threads, name=f"pod.{self.name}.native")
         elif runtime is not None:
             self.runtime = NodeRuntime(env, name=f"pod.{self.name}.node")
         self.upstreams: dict[str, Upstream] = {}
@@ -736,7 +742,8 @@ class ArchModel(Model):
             for _elapsed, (call_ok, call_spent) in calls:
                 ok = ok and call_ok
                 spent.add(call_spent)
-            # The collector's share of the request's time in the runtime outside its calls (assists, pauses).
+            # The collector's share of the request's time in the runtime outside its calls (assists, pauses);
+            # 0 at a native pod, which has no collector, and at a Node.js pod (no V8 heap here).
             gc = times.gc_s
             spent.gc += gc
             spent.runtime += env.now - began - sum(elapsed for elapsed, _ in calls) - gc
