@@ -89,6 +89,67 @@ def test_http2_multiplexes_concurrent_requests_on_one_connection_per_pod():
     assert sums_to_latency(queued)
 
 
+def overflowed_at_once(result: RunResult, overflows: int) -> bool:
+    """``overflows`` requests to ``a`` from the edge failed at once as pending overflows, with one request
+    pending at most and one dial."""
+    return (result.value("requests.errors", "count") == overflows and result.value("requests.failed_s", "max") == 0
+            and result.value("calls.a.overflows", "count") == overflows
+            and result.value("pool.edge.a.pending_overflows", "count") == overflows
+            and result.value("pool.edge.a.pending", "max") == 1 and result.value("pool.edge.a.dials", "count") == 1)
+
+
+@pytest.mark.parametrize("connections", [{"max_connections": 1}, {"protocol": "http2"}])
+def test_a_request_waiting_for_a_dial_is_pending_and_the_next_overflows(connections):
+    """Three requests at once on a cold pool with one request allowed pending: the first finds no ready
+    connection and waits for its dial (pending, as in Envoy, even with no limit on connections), the other two
+    fail at once as overflows (nothing sent; no retries configured). The first: its dial 2d, then d + 1 ms + d."""
+    services = {"a": {"handler": [{"cpu": "1ms"}], "connections": {**connections, "max_pending_requests": 1}}}
+    result = run(scenario(services, users=3, requests=3))
+    assert result.value("requests.completed", "count") == 1
+    assert result.value("requests.sojourn_s", "max") == pytest.approx(4 * D + 1e-3, rel=1e-9)
+    assert overflowed_at_once(result, 2)
+
+
+@pytest.mark.parametrize("connections", [{"max_connections": 1}, {"protocol": "http2", "max_concurrent_streams": 1}])
+def test_at_the_pending_limit_a_request_overflows_at_once(connections):
+    """One connection (or one stream), one request allowed pending: a first request warms the pool, then three
+    arrive together. The first takes the idle connection at once (2d + 1 ms), the second is pending until it is
+    released and then takes it (twice that), the third finds one already pending and fails at once."""
+    services = {"a": {"handler": [{"cpu": "1ms"}], "connections": {**connections, "max_pending_requests": 1}}}
+    replay = {"dist": "empirical", "values": [0.0, 1.0, 1.0, 1.0]}
+    result = run(scenario(services, requests=4, workload={"entry": "a", "replay": replay}))
+    exchange = 2 * D + 1e-3
+    assert result.value("requests.completed", "count") == 3
+    assert result.value("requests.sojourn_s", "max") == pytest.approx(2 * exchange, rel=1e-9)
+    assert result.value("requests.sojourn_s", "min") == pytest.approx(exchange, rel=1e-9)
+    assert overflowed_at_once(result, 1)
+    assert result.value("calls.a.attempts", "count") == 4
+    assert result.value("pool.edge.a.wait_s", "max") == pytest.approx(exchange, rel=1e-9)  # the pending one
+    # One more allowed pending: the third waits for the second, nothing overflows.
+    roomy = {"a": {**services["a"], "connections": {**connections, "max_pending_requests": 2}}}
+    queued = run(scenario(roomy, requests=4, workload={"entry": "a", "replay": replay}))
+    assert queued.value("requests.errors", "count") == 0
+    assert queued.value("requests.sojourn_s", "max") == pytest.approx(3 * exchange, rel=1e-9)
+    assert queued.value("pool.edge.a.pending", "max") == 2
+    assert queued.value("calls.a.overflows", "count") == 0
+
+
+def test_a_pending_overflow_is_retried_like_any_overflow_and_holds_nothing():
+    """The model's overflows are retried after their back-off (Envoy never retries an overflow: this keeps the
+    model's one rule for every breaker). The overflowing attempt released its in-flight count: with
+    max_requests 2 the retry is not refused by that breaker while the other request is still in flight. An
+    overflow is the client's, not the pod's: it does not count for outlier detection."""
+    services = {"a": {"handler": [{"cpu": "1ms"}], "max_requests": 2, "outlier": {"consecutive_5xx": 1},
+                      "connections": {"max_connections": 1, "max_pending_requests": 1}}}
+    call = {"service": "a", "retries": {"attempts": 3, "base_interval": "10ms"}}
+    services = {"z": {"handler": [{"call": call}]}, **services}
+    result = run(scenario(services, users=2, requests=2, entry="z"))
+    assert result.value("requests.errors", "count") == 0
+    assert result.value("calls.a.overflows", "count") == 1
+    assert result.value("calls.a.retries", "count") == 1
+    assert result.value("calls.a.ejections", "count") == 0
+
+
 def _mesh(mtls: bool) -> dict:
     return {"dataplane": "sidecar", "mtls": mtls, "tls_handshake_cpu": "0.3ms",
             "proxy": {"request_cpu": "0.2ms", "connection_cpu": "0.05ms", "tls_request_cpu": 0}}
@@ -200,6 +261,8 @@ def test_bad_networks_are_named(fields, message):
     ({"protocol": "http3"}, "services.a.connections.protocol"),
     ({"max_connections": 0}, "services.a.connections.max_connections"),
     ({"max_concurrent_streams": 0}, "services.a.connections.max_concurrent_streams"),
+    ({"max_pending_requests": 0}, "services.a.connections.max_pending_requests"),
+    ({"max_pending_requests": -1}, "services.a.connections.max_pending_requests"),
     ({"idle_timeout": "2/s"}, "services.a.connections.idle_timeout: expected a duration, not a rate"),
 ])
 def test_bad_connection_settings_are_named(connections, message):

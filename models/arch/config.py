@@ -163,6 +163,10 @@ ENVOY_IDLE_TIMEOUT_S = 3600.0
 """Envoy's upstream connection idle timeout (``common_http_protocol_options.idle_timeout``, default 1 h)."""
 
 
+ENVOY_MAX_PENDING_REQUESTS = 1024
+"""Envoy's ``circuit_breakers.thresholds.max_pending_requests`` default (``CircuitBreakers.Thresholds``)."""
+
+
 class ConnectionsConfig(ScenarioPart):
     """How every client of a service connects to its pods (the shape of Istio's DestinationRule
     ``trafficPolicy.connectionPool``): a pool per client and service whose hosts are the service's pods
@@ -180,6 +184,10 @@ class ConnectionsConfig(ScenarioPart):
     idle_timeout: Duration | None = Field(
         None, gt=0, description="http1: an idle connection is closed after this long (Istio's http.idleTimeout); "
         "null: the pool owner's default (Envoy 1 h, Go 90 s, Node 5 s)")
+    max_pending_requests: int = Field(
+        ENVOY_MAX_PENDING_REQUESTS, ge=1, le=MAX_COUNT, description="requests of one client waiting at once for a "
+        "connection (http1) or a stream (http2), dials included; one more fails at once, an overflow (Envoy's "
+        "max_pending_requests, Istio's http.http1MaxPendingRequests; Envoy's default 1024)")
 
 
 class ServiceConfig(ScenarioPart):

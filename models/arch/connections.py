@@ -39,6 +39,38 @@ Who owns the pool, and whose rules it follows (the pools are those of
   flow-control windows); beyond ``max_concurrent_streams`` a request waits for
   a stream to end (Envoy would open a second connection).
 
+**Pending requests** (``max_pending_requests``, default 1024). Envoy's
+circuit breaker on "the maximum number of requests that will be queued while
+waiting for a ready connection pool connection": a request is pending
+"whenever there aren't enough upstream connections available to immediately
+dispatch the request", so also while its connection is being dialled, and on
+HTTP/2 the breaker is hit only while no connection is established or every
+stream is taken; beyond the limit it fails at once, counted in
+``upstream_rq_pending_overflow`` (Envoy, "Circuit breaking",
+envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/circuit_breaking;
+the default 1024 is ``CircuitBreakers.Thresholds.max_pending_requests``'s).
+Istio sets it as the DestinationRule's ``connectionPool.http.http1MaxPendingRequests``
+(whose own default, left unset, is 2^32-1: the model keeps Envoy's). Envoy
+counts it per cluster of one proxy, every worker thread together (its
+thresholds bound "the sum ... across all workers threads"): here per
+:class:`ClientPool`, one client's pool to one service, over all the
+service's pods. :meth:`ClientPool.acquire` asks the pool whether a
+connection (HTTP/1.1: an idle one) or a stream (HTTP/2: an established
+connection below ``max_concurrent_streams``) is ready at once
+(``has_ready`` of :mod:`models.net`'s pools, which changes nothing); if not,
+the request is pending until it is granted one, and if ``max_pending_requests``
+requests already are, it fails at once: an overflow (``calls.SERVICE.overflows``
+and ``pool.CLIENT.SERVICE.pending_overflows``), nothing sent, its in-flight
+count for ``max_requests`` released, the caller's proxy passing the local
+reply back. The model retries it as it retries every overflow and every
+failed attempt (Envoy never retries an overflow, ``RetryStateImpl::wouldRetry``;
+kept as the model's one rule for its breakers), and, as in Envoy, it is no
+failure of the pod for outlier detection (the router ignores an overflow's
+reset there: "cluster-wise, not upstream-related", envoyproxy/envoy#25487).
+The limit applies to whoever owns the pool (Go's and Node's clients have no
+such limit of their own; with the default, ``max_requests``' 1024 in flight
+is reached first, as a pending request is in flight).
+
 **mTLS** (``mesh.mtls``). Every new connection between two proxies (the
 caller's and the callee's sidecars, or in ambient mode their nodes'
 ztunnels) does a TLS 1.3 full handshake after TCP's: one more round trip
@@ -63,22 +95,24 @@ is not modelled, so this counts handshakes high).
 
 Not modelled: a pod going down does not close its connections (a refused or
 reset attempt returns its connection to the pool); an abandoned attempt keeps
-its connection until its response is in; ``maxRequestsPerConnection``.
+its connection until its response is in, and one abandoned while pending stays
+pending until it is granted one (Envoy cancels it); ``maxRequestsPerConnection``.
 
 Metrics of the pool of ``CLIENT`` (a pod's name, or ``edge``) to ``SERVICE``,
 named ``pool.CLIENT.SERVICE``: ``.wait_s`` (from asking for a connection to
 holding one: dials and handshakes included), ``.reuse_ratio``, ``.open``,
 ``.dials``, ``.closed``, ``.time_wait``, ``.retransmits`` (:mod:`models.net.http1`),
-for HTTP/2 ``.streams`` and ``.flow_wait_s`` (:mod:`models.net.http2`), and
-``.handshakes`` (TLS); each pod's server side ``pod.POD.connections.open`` and
-``.time_wait``; over every pool ``connections.wait_s``, ``connections.dials``
-and ``connections.handshakes``.
+for HTTP/2 ``.streams`` and ``.flow_wait_s`` (:mod:`models.net.http2`),
+``.handshakes`` (TLS), ``.pending`` (gauge: requests pending, Envoy's
+``upstream_rq_pending_active``) and ``.pending_overflows``; each pod's server
+side ``pod.POD.connections.open`` and ``.time_wait``; over every pool
+``connections.wait_s``, ``connections.dials`` and ``connections.handshakes``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import simpy
 
@@ -208,6 +242,11 @@ class ClientPool:
         self.env = env
         self.totals = totals
         self.pool: Http1Pool | H2Pool = make_pool(env, name, config, owner)
+        self.max_pending = config.max_pending_requests
+        self.waiting = 0
+        """Acquires not yet granted that found no ready connection or stream (Envoy's pending requests)."""
+        self.pending = env.metrics.gauge(f"{name}.pending")
+        self.pending_overflows = env.metrics.counter(f"{name}.pending_overflows")
         handshakes = env.metrics.counter(f"{name}.handshakes")
         uniform = Uniform(0.0, 1.0).sampler(env.rng(f"tcp.{name}"))
         self.upstreams = [
@@ -216,18 +255,32 @@ class ClientPool:
                 (client_proxy, proxy) if client_proxy is not None and proxy is not None else None))
             for index, (route, server, proxy) in enumerate(routes)]
 
-    def acquire(self, replica: int) -> Generator[Any, Any, Lease]:
-        """Take a connection (HTTP/1.1) or a stream (HTTP/2) to pod ``replica``, waiting as the pool says."""
+    def acquire(self, replica: int) -> Generator[Any, Any, Lease | None]:
+        """Take a connection (HTTP/1.1) or a stream (HTTP/2) to pod ``replica``, waiting as the pool says; None
+        (at once) if it would have to wait and ``max_pending_requests`` requests already wait (an overflow)."""
         env, pool = self.env, self.pool
         upstream = self.upstreams[replica]
         asked = env.now
+        pending = not pool.has_ready(upstream)
+        if pending:
+            if self.waiting >= self.max_pending:
+                self.pending_overflows.inc()
+                return None
+            self.waiting += 1
+            self.pending.add(1)
         conn: TcpConnection | H2Connection
         if isinstance(pool, H2Pool):
-            h2: H2Connection = yield pool.connection(upstream)
+            got = pool.connection(upstream)
+            if not got.triggered:  # being dialled (an established one: its stream is asked for now, before
+                yield got          # another request of this instant asks whether one is ready)
+            h2 = cast(H2Connection, got.value)
             yield h2.open_stream()
             conn, tcp = h2, h2.tcp
         else:
             conn = tcp = yield pool.get_conn(upstream)
+        if pending:
+            self.waiting -= 1
+            self.pending.add(-1)
         waited = env.now - asked
         pool.wait_s.record(waited)
         self.totals.wait_s.record(waited)

@@ -58,7 +58,8 @@ latency of failed ones); ``service.<name>.latency_s`` (from a request reaching
 a pod to its response leaving it), ``service.<name>.requests``,
 ``service.<name>.errors`` (error responses) and ``service.<name>.cpu_s`` (its
 CPU steps on node cores; a runtime pod's CPU is in the runtime's metrics); ``calls.<name>.calls``,
-``.attempts``, ``.retries``, ``.timeouts``, ``.overflows``,
+``.attempts``, ``.retries``, ``.timeouts``, ``.overflows`` (``max_requests``, and a pool's
+``max_pending_requests``: :mod:`models.arch.connections`),
 ``.ejections`` and ``.limited`` (what clients did calling the service:
 attempts over calls is
 the retry amplification); ``pod.<service>-<i>.requests``, ``.refused``,
@@ -125,13 +126,14 @@ RuntimeStep = Callable[["Pod", int, list[tuple[float, Outcome]]], Step]
 
 class AttemptState:
     """What one attempt's two sides tell each other: the client gave up on it (``abandoned``), the pod
-    answered it 429 (``limited``)."""
+    answered it 429 (``limited``), the client's pool had too many requests pending (``overflowed``)."""
 
-    __slots__ = ("abandoned", "limited")
+    __slots__ = ("abandoned", "limited", "overflowed")
 
     def __init__(self) -> None:
         self.abandoned = False
         self.limited = False
+        self.overflowed = False
 
 
 class Node:
@@ -582,6 +584,9 @@ class ArchModel(Model):
             ok, spent = cast(Outcome, attempt.value)
         else:  # nothing to race: no process of its own
             ok, spent = yield from exchange
+        if state.overflowed:  # a circuit breaker's, not the pod's: no outcome for outlier detection
+            counts["overflows"].inc()
+            return False, spent
         if state.limited:
             counts["limited"].inc()
         if upstream.outcome(replica, ok or state.limited, env.now):  # a 429 is no 5xx
@@ -631,6 +636,15 @@ class ArchModel(Model):
             yield env.timeout(there)
         else:  # over a pooled connection: take one (connect), then its bytes
             lease = yield from pool.acquire(replica)
+            if lease is None:
+                # Too many requests pending for a connection: the caller's side answers 503 at once (Envoy's
+                # upstream_rq_pending_overflow); the request never leaves, nothing is held.
+                state.overflowed = True
+                if out is not None:
+                    proxied += yield from out.passing(half, last=True)
+                if not state.abandoned:
+                    upstream.finished(replica)
+                return False, Spent(proxy=proxied)
             sent = env.now
             yield lease.send(UP, call.request)
             there = env.now - sent

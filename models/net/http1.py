@@ -130,6 +130,11 @@ class _Pool:
     def get_conn(self, upstream: Upstream) -> simpy.Event:
         raise NotImplementedError
 
+    def has_ready(self, upstream: Upstream) -> bool:
+        """Whether :meth:`get_conn` would hand a connection to ``upstream`` at once (an idle one: no dial, no
+        wait). Changes nothing."""
+        raise NotImplementedError
+
     def release(self, conn: TcpConnection, upstream: Upstream) -> None:
         raise NotImplementedError
 
@@ -169,6 +174,9 @@ class GoTransport(_Pool):
         if not self._queue_for_idle(want):
             self._queue_for_dial(want)
         return want.event
+
+    def has_ready(self, upstream: Upstream) -> bool:
+        return not self.settings.disable_keep_alives and bool(self.idle.get(upstream.name))
 
     def _queue_for_idle(self, want: _Want) -> bool:
         host = want.upstream.name
@@ -301,6 +309,9 @@ class NodeAgent(_Pool):
         else:
             self.requests[host].append(want)
         return want.event
+
+    def has_ready(self, upstream: Upstream) -> bool:
+        return bool(self.free.get(upstream.name))
 
     def _create_socket(self, want: _Want) -> None:
         self.sockets[want.upstream.name] += 1

@@ -284,6 +284,16 @@ class H2Pool:
             return event
         return slot
 
+    def has_ready(self, upstream: Upstream) -> bool:
+        """Whether a stream to ``upstream`` would open at once: the next connection in round-robin order is
+        established, not broken, and below ``max_concurrent_streams``. Changes nothing."""
+        slots = self._slots.get(upstream.name)
+        if slots is None:
+            return False
+        slot = slots[self._next.get(upstream.name, 0)]
+        return (isinstance(slot, H2Connection) and not slot.broken
+                and slot.active < self.settings.max_concurrent_streams)
+
     def _dial(self, upstream: Upstream, index: int):
         tcp = yield upstream.dialer.dial()
         conn = H2Connection(self.env, tcp, self.settings, self)
