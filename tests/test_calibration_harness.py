@@ -343,7 +343,11 @@ def test_quick_data_fit_end_to_end(quick_data, tmp_path):
     for entry in params:
         assert entry["dataset"].endswith(".csv") and entry["measured"]["quick"] is True
         if entry["kind"] == "constant":
-            assert math.isfinite(entry["value"]) and entry["value"] > 0
+            assert math.isfinite(entry["value"])
+            # A proxy cost is a difference of two one-second runs here (one round): its sign is noise at this
+            # size (a 10 ms CPU tick over ~300 requests is 33 us a request); the campaign's medians are positive.
+            if not entry["dataset"].endswith("proxy_costs.csv"):
+                assert entry["value"] > 0
 
 
 def test_cli_fit_and_report_on_quick_data(quick_data, tmp_path, capsys):
