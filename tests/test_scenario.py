@@ -256,6 +256,7 @@ BASES: dict[str, str | dict[str, object]] = {
     "cpubound.compare": "cpu-bound-goroutines-vs-workers",
     "net.fanin": "http1-pool-vs-http2",
     "arch": "three-tier",
+    "faas": "faas-cold-start-decomposition",
     "node.service": {"model": "node.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}},
     "native.service": {"model": "native.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}, "threads": 2},
 }

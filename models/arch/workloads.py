@@ -26,10 +26,11 @@ from sim.dists import Empirical
 from models.arch.config import WorkloadConfig
 
 
-def arrival_times(env: Environment, workload: WorkloadConfig) -> Iterator[float]:
+def arrival_times(env: Environment, workload: WorkloadConfig, stream: str = "workload") -> Iterator[float]:
     """Absolute arrival times of an open workload, endless (but for a replay), from the stream
-    ``workload.arrivals`` (and ``workload.bursts`` for the periods)."""
-    rng = env.rng("workload.arrivals")
+    ``STREAM.arrivals`` (and ``STREAM.bursts`` for the periods); ``stream`` names the workload's streams
+    when a model has several (default ``workload``)."""
+    rng = env.rng(f"{stream}.arrivals")
     if workload.replay is not None:
         assert isinstance(workload.replay, Empirical)
         yield from (float(t) for t in np.sort(workload.replay.values))
@@ -39,7 +40,7 @@ def arrival_times(env: Environment, workload: WorkloadConfig) -> Iterator[float]
     now = 0.0
     if workload.burst is not None:
         burst = workload.burst
-        periods = env.rng("workload.bursts")
+        periods = env.rng(f"{stream}.bursts")
         draw_on, draw_off = burst.on.sampler(periods), burst.off.sampler(periods)
         bursting, switch = False, draw_off()
         while True:

@@ -1,0 +1,167 @@
+"""Scenario schema of the model kind ``faas``: functions, their instances, cold-start stages and prices.
+
+Defaults and their sources:
+
+* ``keep_alive`` 10 minutes: the fixed keep-alive window "used by major platforms" that Shahrad et al.,
+  "Serverless in the Wild", USENIX ATC 2020, section 4, take as the baseline policy.
+* ``memory`` 128 MiB: AWS Lambda's default memory setting; the CPU it buys is proportional, a full vCPU
+  at 1,769 MB (AWS Lambda Developer Guide, "Configuring Lambda function memory",
+  https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html) (:data:`MIB_PER_VCPU`).
+* ``max_instances`` 1,000: AWS Lambda's default concurrent-executions quota per account and Region
+  (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); beyond it Lambda throttles
+  (``at_limit: reject``); Knative's activator buffers instead (``at_limit: queue``).
+* ``cold_start.sandbox``: ``firecracker``, cited, not measured here: the Firecracker specification's
+  boot-time bound, "<= 125 ms to go from receiving the InstanceStart API call to the start of the Linux
+  guest user-space /sbin/init" (https://github.com/firecracker-microvm/firecracker/blob/main/SPECIFICATION.md),
+  taken as a constant 125 ms (an upper bound, so cold starts err long); ``isolate``: a V8 context in an
+  already running Node.js process, measured here (parameter set ``node.isolate.context_create_s``).
+* ``cold_start.runtime_start``: measured here, parameter sets ``go.process.start_s`` (a static Go binary
+  from exec to exit) and ``node.process.start_s`` (``node -e 0``); 0 in a V8 isolate (the process runs).
+* ``cold_start.placement`` and ``cold_start.function_init``: 0 unless given (the platform's scheduling
+  decision and the user's initialisation code have no default a public source fixes).
+* Prices: AWS Lambda's published on-demand prices, x86, US East (https://aws.amazon.com/lambda/pricing/):
+  $0.0000166667 per GB-second, $0.20 per million requests, duration billed in 1 ms increments.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sim.dists import Constant, Distribution, Empirical
+from sim.params import param_dist
+from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, calibrated
+from models.arch.config import BurstConfig, DiurnalConfig, WorkloadConfig
+
+MIB = 2**20
+MIB_PER_VCPU = 1769.0
+"""Memory (MB, as Lambda counts them: MiB) that buys one full vCPU on AWS Lambda (AWS docs, above)."""
+FIRECRACKER_BOOT_S = 0.125
+"""Firecracker's published bound on a microVM's boot to guest user space (its SPECIFICATION.md)."""
+STAGES = ("placement", "sandbox", "runtime_start", "function_init")
+"""The cold-start stages, in the order a cold start goes through them."""
+RUNTIME_START = {"go": "go.process.start_s", "node": "node.process.start_s"}
+"""Parameter set of each runtime's process start."""
+ISOLATE = "node.isolate.context_create_s"
+
+
+class FaasWorkload(ScenarioPart):
+    """A function's invocations: Poisson at ``rate`` (optionally in bursts or along a daily curve) or the
+    timestamps of a replay, as the ``arch`` kind's open workloads (:mod:`models.arch.workloads`)."""
+
+    rate: Rate | None = Field(None, gt=0, description="mean invocations per second")
+    burst: BurstConfig | None = Field(None, description="on/off bursts at a higher rate; null: none")
+    diurnal: DiurnalConfig | None = Field(None, description="a daily rate curve; null: constant")
+    replay: DurationDist | None = Field(
+        None, description="invocation times, seconds from the start: an empirical distribution's values")
+
+    def as_arch(self, name: str) -> WorkloadConfig:
+        """The same workload as the ``arch`` kind's schema, whose checks it goes through."""
+        return WorkloadConfig(entry=name, rate=self.rate, burst=self.burst, diurnal=self.diurnal,
+                              replay=self.replay)
+
+
+class ColdStartConfig(ScenarioPart):
+    """The stages of a cold start, each a distribution, in order: placement, sandbox, runtime start,
+    function initialisation. A warm request skips them all."""
+
+    placement: DurationDist = Field(Constant(0.0), description="the platform choosing a host; default 0")
+    sandbox: Literal["firecracker", "isolate", "none"] | DurationDist = Field(
+        "firecracker", description="the sandbox's start: firecracker (a microVM, 125 ms, cited), isolate (a V8 "
+        "context in a running Node.js process, node.isolate.context_create_s), none (0) or a distribution")
+    runtime_start: DurationDist | None = Field(
+        None, description="the language runtime's process start; null: the parameter set node.process.start_s "
+        "(runtime node) or go.process.start_s (runtime go), 0 in an isolate",
+        json_schema_extra=calibrated("node.process.start_s", unless="runtime"))
+    function_init: DurationDist = Field(Constant(0.0), description="the function's own initialisation code")
+
+    def stages(self, runtime: str) -> dict[str, Distribution]:
+        """Each stage's distribution, defaults resolved (parameter sets read here)."""
+        sandbox: Distribution
+        if self.sandbox == "firecracker":
+            sandbox = Constant(FIRECRACKER_BOOT_S)
+        elif self.sandbox == "isolate":
+            sandbox = param_dist(ISOLATE)
+        elif self.sandbox == "none":
+            sandbox = Constant(0.0)
+        else:
+            assert isinstance(self.sandbox, Distribution)
+            sandbox = self.sandbox
+        runtime_start = self.runtime_start
+        if runtime_start is None:
+            runtime_start = Constant(0.0) if self.sandbox == "isolate" else param_dist(RUNTIME_START[runtime])
+        return {"placement": self.placement, "sandbox": sandbox, "runtime_start": runtime_start,
+                "function_init": self.function_init}
+
+
+class FunctionConfig(ScenarioPart):
+    """One function: its invocations, its service time and the instances that serve it."""
+
+    workload: FaasWorkload
+    service: DurationDist = Field(
+        description="a request's time in the handler, seconds (at a full vCPU with cpu_scaling)")
+    runtime: Literal["go", "node"] = Field("node", description="language runtime: its process start")
+    memory: Size = Field(128 * MIB, gt=0, description="instance memory: GB-seconds billed, CPU share")
+    cpu_scaling: bool = Field(
+        False, description="stretch service by 1 / min(1, memory / 1769 MiB): a CPU-bound handler on "
+        "Lambda's proportional CPU")
+    concurrency: int = Field(
+        1, ge=1, le=MAX_COUNT, description="requests an instance serves at once: 1 as AWS Lambda, N as "
+        "Knative's containerConcurrency")
+    max_instances: int = Field(1000, ge=1, le=MAX_COUNT, description="most instances at once, starting ones "
+                               "included (Lambda's default concurrency quota)")
+    at_limit: Literal["reject", "queue"] = Field(
+        "reject", description="a request finding every instance busy at max_instances: rejected (Lambda's "
+        "throttling) or queued FIFO for the next free slot")
+    provisioned: int = Field(0, ge=0, le=MAX_COUNT, description="instances always warm, started before the run")
+    keep_alive: Duration = Field(600.0, ge=0, description="an idle instance is reclaimed after this long idle")
+    cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> FunctionConfig:
+        if self.provisioned > self.max_instances:
+            raise ValueError(f"max_instances: {self.max_instances} is less than provisioned "
+                             f"({self.provisioned})")
+        if self.cold_start.sandbox == "isolate" and self.runtime != "node":
+            raise ValueError(f"cold_start.sandbox: isolate is a V8 isolate, for runtime node (got runtime "
+                             f"{self.runtime!r})")
+        return self
+
+    @property
+    def memory_gb(self) -> float:
+        """Memory in GB as Lambda bills it (1 GB = 1,024 MB of 2^20 bytes)."""
+        return self.memory / 2**30
+
+    @property
+    def cpu_share(self) -> float:
+        """vCPUs the memory buys on Lambda: memory / 1,769 MB."""
+        return self.memory / MIB / MIB_PER_VCPU
+
+
+class PricingConfig(ScenarioPart):
+    """What a run costs: GB-seconds of billed duration and a price per request (AWS Lambda's, above)."""
+
+    gb_s: float = Field(0.0000166667, ge=0, description="USD per GB-second of billed duration")
+    request: float = Field(0.20e-6, ge=0, description="USD per request")
+    granularity: Duration = Field(0.001, gt=0, description="billed duration is rounded up to a multiple of this")
+
+
+class FaasScenario(ScenarioBase):
+    """Functions on a FaaS platform: invocations, instances that start cold and are kept alive, and cost."""
+
+    duration: Duration = Field(3600.0, gt=0, description="simulated time, warm-up included")
+    functions: dict[str, FunctionConfig] = Field(min_length=1)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
+
+    @model_validator(mode="after")
+    def _workloads(self) -> FaasScenario:
+        for name, function in self.functions.items():
+            try:
+                function.workload.as_arch(name)
+            except ValueError as error:
+                raise ValueError(f"functions.{name}.workload: {error}") from None
+            replay = function.workload.replay
+            if replay is not None and not isinstance(replay, Empirical):
+                raise ValueError(f"functions.{name}.workload.replay: give the times as an empirical distribution")
+        return self

@@ -1,0 +1,55 @@
+"""Model kind ``faas``: each function's invocations (:mod:`models.arch.workloads`) on its instances
+(:class:`~models.faas.platform.FunctionPool`) for ``duration`` simulated seconds.
+
+Metrics with no prefix are the platform's totals; with several functions each one's are also written
+under ``function.NAME.``. The first ``warmup`` of the duration is left out of the metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sim.core import Environment, Model
+from models.arch.workloads import arrival_times
+from models.faas.config import FaasScenario
+from models.faas.platform import FunctionPool, Recorder
+
+
+class FaasModel(Model):
+    """Model kind ``faas``."""
+
+    config_class = FaasScenario
+
+    def __init__(self, env: Environment, config: FaasScenario) -> None:
+        super().__init__(env, config)
+        several = len(config.functions) > 1
+        self.pools: dict[str, FunctionPool] = {}
+        for name, function in config.functions.items():
+            prefixes = ["", f"function.{name}."] if several else [""]
+            pool = FunctionPool(env, name, function, config.pricing, Recorder(env, prefixes))
+            self.pools[name] = pool
+            times = arrival_times(env, function.workload.as_arch(name), stream=f"faas.{name}.workload")
+            env.process(self._invoke(pool, times))
+        self.done = env.event()
+        env.process(self._clock())
+
+    def _invoke(self, pool: FunctionPool, times: Iterator[float]):
+        end = self.config.duration
+        for at in times:
+            if at >= end:
+                return
+            if at > self.env.now:
+                yield self.env.timeout(at - self.env.now)
+            pool.arrive()
+
+    def _clock(self):
+        warmup = self.config.warmup * self.config.duration
+        if warmup > 0:
+            yield self.env.timeout(warmup)
+            self.env.metrics.reset()
+            for pool in self.pools.values():
+                pool.warmup_over()
+        yield self.env.timeout(self.config.duration - warmup)
+        for pool in self.pools.values():
+            pool.flush()
+        self.done.succeed()

@@ -1,0 +1,230 @@
+"""One function's instances on a FaaS platform: cold starts, reuse, keep-alive, the instance limit, cost.
+
+The mechanism (SimFaaS's, Mahmoudi and Khazaei, "SimFaaS: A Performance Simulator for Serverless
+Computing Platforms", CLOSER 2021, generalised to ``concurrency`` requests per instance):
+
+* A request goes to a ready instance with a free slot, the most recently created first (SimFaaS's
+  ``schedule_warm_instance``: the newest idle instance), and is **warm**.
+* Otherwise, if a starting instance has a free slot, it waits for that instance; otherwise, below
+  ``max_instances``, it starts a new instance and waits for its cold start (scale from zero included):
+  the request that triggered a cold start is served by the instance it started. Both are **cold**.
+* At ``max_instances`` it is rejected, or queued FIFO for the next free slot (``at_limit``).
+* A cold start is the stages ``placement``, ``sandbox``, ``runtime_start``, ``function_init`` in order,
+  each drawn from its own distribution and stream (``faas.NAME.coldstart.STAGE``).
+* An instance with no request in progress is idle; ``keep_alive`` seconds after it became idle, if still
+  idle, it is reclaimed. ``provisioned`` instances are warm at time 0 and never reclaimed.
+* Billed: each request's handler time rounded up to the pricing granularity, times the memory in GB
+  (cold-start time is not billed in this model).
+
+The handler's time is a distribution (``service``), stretched by the CPU share with ``cpu_scaling``; a
+request run on the runtime models (:mod:`models.runtime`) is a later step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+
+from sim.core import Environment
+from sim.stats import Counter, Gauge, Histogram
+from models.faas.config import STAGES, FunctionConfig, PricingConfig
+
+
+class Instance:
+    """One function instance: ready or starting, its requests in progress, since when it is idle."""
+
+    __slots__ = ("created", "ready", "busy", "idle", "idle_since", "idle_token", "provisioned", "pending")
+
+    def __init__(self, created: float, ready: bool, provisioned: bool = False) -> None:
+        self.created = created
+        self.ready = ready
+        self.busy = 0  # requests in progress, and those waiting for the instance to start
+        self.idle = False
+        self.idle_since = created
+        self.idle_token = 0  # changes whenever the instance leaves or enters idleness: a stale expiry sees it
+        self.provisioned = provisioned
+        self.pending: list[float] = []  # arrival times of the requests waiting for the instance to start
+
+
+class Recorder:
+    """The metrics of a function, written under one or more prefixes ('' for the platform's totals)."""
+
+    def __init__(self, env: Environment, prefixes: list[str]) -> None:
+        metrics = env.metrics
+
+        def hists(name: str) -> list[Histogram]:
+            return [metrics.histogram(p + name) for p in prefixes]
+
+        def counters(name: str) -> list[Counter]:
+            return [metrics.counter(p + name) for p in prefixes]
+
+        def gauges(name: str) -> list[Gauge]:
+            return [metrics.gauge(p + name) for p in prefixes]
+
+        self.sojourn = hists("requests.sojourn_s")
+        self.stage = {stage: hists(f"coldstart.{stage}_s") for stage in STAGES}
+        self.latency = hists("coldstart.latency_s")
+        self.cold, self.warm = counters("requests.cold"), counters("requests.warm")
+        self.rejected, self.queued = counters("requests.rejected"), counters("requests.queued")
+        self.completed = counters("requests.completed")
+        self.wasted, self.gb_s, self.usd = (
+            counters("instances.wasted_gb_s"), counters("cost.gb_s"), counters("cost.usd"))
+        self.count, self.idle = gauges("instances.count"), gauges("instances.idle")
+
+
+def _record(metrics: list[Histogram], value: float) -> None:
+    for metric in metrics:
+        metric.record(value)
+
+
+def _inc(metrics: list[Counter], n: float = 1) -> None:
+    for metric in metrics:
+        metric.inc(n)
+
+
+def _add(metrics: list[Gauge], delta: float) -> None:
+    for metric in metrics:
+        metric.add(delta)
+
+
+class FunctionPool:
+    """The instances of one function (see the module docstring)."""
+
+    def __init__(self, env: Environment, name: str, config: FunctionConfig, pricing: PricingConfig,
+                 recorder: Recorder) -> None:
+        self.env = env
+        self.name = name
+        self.config = config
+        self.pricing = pricing
+        self.metrics = recorder
+        self.stages = [
+            (stage, dist.sampler(env.rng(f"faas.{name}.coldstart.{stage}")))
+            for stage, dist in config.cold_start.stages(config.runtime).items()
+        ]
+        stretch = 1 / min(1.0, config.cpu_share) if config.cpu_scaling else 1.0
+        draw = config.service.sampler(env.rng(f"faas.{name}.service"))
+        self.draw_service: Callable[[], float] = (lambda: draw() * stretch) if stretch != 1.0 else draw
+        self.instances: list[Instance] = []
+        self.waiting: deque[float] = deque()
+        self.counted_from = 0.0
+        for _ in range(config.provisioned):
+            self._add_instance(Instance(0.0, ready=True, provisioned=True))
+
+    # -- instance bookkeeping ------------------------------------------------------------------------------
+
+    def _add_instance(self, instance: Instance) -> None:
+        self.instances.append(instance)
+        _add(self.metrics.count, 1)
+        if instance.ready:
+            self._become_idle(instance)
+
+    def _become_idle(self, instance: Instance) -> None:
+        instance.idle, instance.idle_since = True, self.env.now
+        instance.idle_token += 1
+        _add(self.metrics.idle, 1)
+        if not instance.provisioned:
+            token = instance.idle_token
+            self.env.timeout(self.config.keep_alive).callbacks.append(lambda _: self._expire(instance, token))
+
+    def _leave_idle(self, instance: Instance) -> None:
+        instance.idle = False
+        instance.idle_token += 1
+        _add(self.metrics.idle, -1)
+        self._waste(instance, self.env.now)
+
+    def _waste(self, instance: Instance, until: float) -> None:
+        start = max(instance.idle_since, self.counted_from)
+        if until > start:
+            _inc(self.metrics.wasted, (until - start) * self.config.memory_gb)
+
+    def _expire(self, instance: Instance, token: int) -> None:
+        if instance.idle_token != token or not instance.idle:
+            return
+        self._leave_idle(instance)
+        self.instances.remove(instance)
+        _add(self.metrics.count, -1)
+
+    def flush(self) -> None:
+        """End of the run: count the idle time of the instances still idle."""
+        for instance in self.instances:
+            if instance.idle:
+                self._waste(instance, self.env.now)
+
+    def warmup_over(self) -> None:
+        """Wasted memory-time is counted from now on (the metrics were just reset)."""
+        self.counted_from = self.env.now
+
+    # -- requests ------------------------------------------------------------------------------------------
+
+    def arrive(self) -> None:
+        """A request arrives now."""
+        arrived = self.env.now
+        limit = self.config.concurrency
+        best: Instance | None = None
+        starting: Instance | None = None
+        for instance in self.instances:
+            if instance.busy < limit:
+                if instance.ready:
+                    if best is None or instance.created > best.created:
+                        best = instance
+                elif starting is None:
+                    starting = instance
+        if best is not None:
+            _inc(self.metrics.warm)
+            self._start(best, arrived)
+        elif starting is not None:
+            _inc(self.metrics.cold)
+            starting.busy += 1  # a slot held for this request; served when the instance is ready
+            starting.pending.append(arrived)
+        elif len(self.instances) < self.config.max_instances:
+            _inc(self.metrics.cold)
+            instance = Instance(arrived, ready=False)
+            instance.busy = 1
+            instance.pending.append(arrived)
+            self._add_instance(instance)
+            self.env.process(self._cold_start(instance))
+        elif self.config.at_limit == "queue":
+            _inc(self.metrics.queued)
+            self.waiting.append(arrived)
+        else:
+            _inc(self.metrics.rejected)
+
+    def _cold_start(self, instance: Instance):
+        began = self.env.now
+        total = 0.0
+        for stage, draw in self.stages:
+            took = draw()
+            total += took
+            _record(self.metrics.stage[stage], took)
+            if took > 0:
+                yield self.env.timeout(took)
+        _record(self.metrics.latency, total)
+        assert math.isclose(self.env.now - began, total, rel_tol=1e-9, abs_tol=1e-12)
+        instance.ready = True
+        pending, instance.pending, instance.busy = instance.pending, [], 0
+        for arrived in pending:
+            self._start(instance, arrived)
+        while self.waiting and instance.busy < self.config.concurrency:
+            self._start(instance, self.waiting.popleft())
+
+    def _start(self, instance: Instance, arrived: float) -> None:
+        """Serve a request on a ready instance with a free slot."""
+        if instance.idle:
+            self._leave_idle(instance)
+        instance.busy += 1
+        service = self.draw_service()
+        self.env.timeout(service).callbacks.append(lambda _: self._done(instance, arrived, service))
+
+    def _done(self, instance: Instance, arrived: float, service: float) -> None:
+        instance.busy -= 1
+        _record(self.metrics.sojourn, self.env.now - arrived)
+        _inc(self.metrics.completed)
+        grain = self.pricing.granularity
+        gb_s = math.ceil(service / grain - 1e-9) * grain * self.config.memory_gb
+        _inc(self.metrics.gb_s, gb_s)
+        _inc(self.metrics.usd, gb_s * self.pricing.gb_s + self.pricing.request)
+        if self.waiting:
+            self._start(instance, self.waiting.popleft())
+        elif instance.busy == 0:
+            self._become_idle(instance)

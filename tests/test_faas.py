@@ -1,0 +1,175 @@
+"""The ``faas`` model kind: cold-start stages, keep-alive, limits, cost, bad input, and SimFaaS side by side."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim.core import Environment
+from sim.run import run_replications
+from sim.scenario import ScenarioError, load_scenario
+from models.faas.config import FIRECRACKER_BOOT_S, STAGES
+from models.faas.model import FaasModel
+
+
+def scenario(**function: object) -> dict[str, object]:
+    base: dict[str, object] = {"workload": {"rate": 2.0}, "service": {"dist": "exp", "mean": 0.2}}
+    base.update(function)
+    return {"model": "faas", "duration": 600, "warmup": 0, "functions": {"f": base}}
+
+
+def run(data: dict[str, object], seed: int = 1) -> tuple[Environment, FaasModel]:
+    config = load_scenario(data)
+    env = Environment(seed=seed, scenario=config)
+    model = FaasModel(env, config)
+    model.run()
+    return env, model
+
+
+def test_cold_start_latency_is_the_sum_of_its_stages_for_every_cold_start():
+    stages = {"placement": {"dist": "exp", "mean": 0.01}, "sandbox": {"dist": "exp", "mean": 0.1},
+              "runtime_start": {"dist": "uniform", "low": 0.01, "high": 0.03},
+              "function_init": {"dist": "exp", "mean": 0.05}}
+    env, _ = run(scenario(keep_alive=1.0, cold_start=stages, workload={"rate": 0.5}))
+    metrics = env.metrics.histograms
+    latency = metrics["coldstart.latency_s"]
+    assert latency.count > 100
+    assert all(metrics[f"coldstart.{stage}_s"].count == latency.count for stage in STAGES)
+    total = sum(metrics[f"coldstart.{stage}_s"].mean * metrics[f"coldstart.{stage}_s"].count for stage in STAGES)
+    assert math.isclose(total, latency.mean * latency.count, rel_tol=1e-9)
+    # and per cold start: the platform asserts the clock advanced by the sum of its stages (platform._cold_start)
+
+
+def test_defaults_firecracker_and_calibrated_runtime_start():
+    env, _ = run(scenario(runtime="node"))
+    metrics = env.metrics.histograms
+    assert metrics["coldstart.sandbox_s"].mean == pytest.approx(FIRECRACKER_BOOT_S)
+    assert 0.005 < metrics["coldstart.runtime_start_s"].mean < 0.2  # node.process.start_s, measured
+    assert metrics["coldstart.placement_s"].mean == 0 and metrics["coldstart.function_init_s"].mean == 0
+
+
+def test_warm_requests_skip_the_cold_start_and_counts_add_up():
+    env, model = run(scenario())
+    counters = env.metrics.counters
+    cold, warm = counters["requests.cold"].value, counters["requests.warm"].value
+    assert cold == env.metrics.histograms["coldstart.latency_s"].count  # concurrency 1: one start per cold request
+    assert warm > 50 * cold  # 2/s, 600 s keep-alive: a handful of instances serve everything
+    assert counters["requests.rejected"].value == 0
+
+
+def test_keep_alive_reclaims_idle_instances():
+    # one request every 100 s on average, 1 s keep-alive: almost every request is cold, few instances on average
+    env, _ = run(scenario(workload={"rate": 0.01}, keep_alive=1.0, service=0.1))
+    counters = env.metrics.counters
+    assert counters["requests.warm"].value <= 1
+    assert env.metrics.gauges["instances.count"].mean() < 0.05
+
+
+def test_provisioned_instances_are_warm_and_never_reclaimed():
+    env, _ = run(scenario(workload={"rate": 0.01}, keep_alive=1.0, service=0.1, provisioned=2))
+    assert env.metrics.counters["requests.cold"].value == 0
+    assert env.metrics.gauges["instances.count"].mean() == pytest.approx(2.0, abs=0.01)
+
+
+def test_max_instances_reject_or_queue():
+    slow = {"service": 10.0, "workload": {"rate": 1.0}, "max_instances": 2}
+    env, _ = run(scenario(**slow, at_limit="reject"))
+    assert env.metrics.counters["requests.rejected"].value > 400
+    assert env.metrics.gauges["instances.count"].max <= 2
+    env, _ = run(scenario(**slow, at_limit="queue"))
+    assert env.metrics.counters["requests.queued"].value > 400
+    assert env.metrics.counters["requests.rejected"].value == 0
+
+
+def test_concurrency_packs_requests_on_fewer_instances():
+    one, _ = run(scenario(workload={"rate": 20.0}, service=0.5))
+    many, _ = run(scenario(workload={"rate": 20.0}, service=0.5, concurrency=10))
+    assert many.metrics.gauges["instances.count"].mean() < one.metrics.gauges["instances.count"].mean() / 5
+
+
+def test_cost_is_billed_duration_times_memory_plus_requests():
+    env, _ = run(scenario(service=0.0101, memory="1GiB", workload={"rate": 1.0}))
+    completed = env.metrics.counters["requests.completed"].value
+    gb_s = env.metrics.counters["cost.gb_s"].value
+    assert gb_s == pytest.approx(completed * 0.011)  # 10.1 ms rounded up to 11 ms at 1 ms granularity
+    usd = env.metrics.counters["cost.usd"].value
+    assert usd == pytest.approx(gb_s * 0.0000166667 + completed * 0.20e-6)
+    wasted = env.metrics.counters["instances.wasted_gb_s"].value
+    idle = env.metrics.gauges["instances.idle"].mean() * 600
+    assert wasted == pytest.approx(idle, rel=1e-6)  # 1 GiB: idle instance-seconds = wasted GB-seconds
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("keep_alive", -1, "keep_alive"),
+    ("concurrency", 0, "concurrency"),
+    ("max_instances", 1, "max_instances: 1 is less than provisioned (2)"),
+])
+def test_bad_input_names_the_field(field: str, value: object, message: str):
+    extra: dict[str, object] = {field: value}
+    if field == "max_instances":
+        extra["provisioned"] = 2
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario(scenario(**extra))
+
+
+# -- SimFaaS (Mahmoudi and Khazaei), side by side --------------------------------------------------------------
+
+SIMFAAS_CONFIGS = [
+    # (arrival rate /s, warm service s, cold service s, expiration s): SimFaaS's README example first
+    (0.9, 1.991, 2.244, 600.0),
+    (0.2, 1.0, 3.0, 60.0),
+    (2.0, 0.5, 1.5, 30.0),
+]
+REPLICATIONS = 6
+DURATION = 20_000.0
+CONFIDENCE = 0.999
+
+
+def simfaas_runs(rate: float, warm: float, cold: float, expiration: float) -> dict[str, list[float]]:
+    simfaas = pytest.importorskip("simfaas.ServerlessSimulator")
+    out: dict[str, list[float]] = {"p_cold": [], "count": [], "idle": []}
+    for replication in range(REPLICATIONS):
+        np.random.seed(1000 + replication)  # SimFaaS draws from NumPy's global state; seeded here, in the test
+        sim = simfaas.ServerlessSimulator(arrival_rate=rate, warm_service_rate=1 / warm, cold_service_rate=1 / cold,
+                                          expiration_threshold=expiration, max_time=DURATION)
+        sim.generate_trace()
+        result = sim.get_result_dict()
+        out["p_cold"].append(result["prob_cold"])
+        out["count"].append(result["inst_count_avg"])
+        out["idle"].append(result["inst_idle_count_avg"])
+    return out
+
+
+def cnsim_runs(rate: float, warm: float, cold: float, expiration: float) -> dict[str, list[float]]:
+    # SimFaaS's cold service time is exponential with mean `cold`; cnsim's is a cold start then the warm service
+    # time, exponential with mean `warm`. Exp(cold) = X + Exp(warm) exactly when X is 0 with probability
+    # warm/cold and else Exp(cold) (Laplace transforms: (1 + warm s) / (1 + cold s)), so function_init is X.
+    init = {"dist": "mixture", "components": [{"dist": "const", "value": 0, "weight": warm / cold},
+                                              {"dist": "exp", "mean": cold, "weight": 1 - warm / cold}]}
+    data = {"model": "faas", "duration": DURATION, "warmup": 0, "replications": REPLICATIONS, "seed": 7,
+            "functions": {"f": {"workload": {"rate": rate}, "service": {"dist": "exp", "mean": warm},
+                                "keep_alive": expiration, "runtime": "go",
+                                "cold_start": {"sandbox": "none", "runtime_start": 0, "function_init": init}}}}
+    results = run_replications(load_scenario(data)).results
+    cold_n = [r.value("requests.cold", "count") for r in results]
+    warm_n = [r.value("requests.warm", "count") for r in results]
+    return {"p_cold": [c / (c + w) for c, w in zip(cold_n, warm_n)],
+            "count": [r.value("instances.count", "mean") for r in results],
+            "idle": [r.value("instances.idle", "mean") for r in results]}
+
+
+@pytest.mark.parametrize("config", SIMFAAS_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def test_matches_simfaas(config: tuple[float, float, float, float]):
+    """Welch's t-test on replication means: cnsim's and SimFaaS's estimates of cold-start probability, mean
+    instances and mean idle instances are not told apart at 99.9 % confidence (three metrics, three
+    configurations: a family-wise false alarm of about 1 %)."""
+    peer, ours = simfaas_runs(*config), cnsim_runs(*config)
+    for metric in ("p_cold", "count", "idle"):
+        result = stats.ttest_ind(ours[metric], peer[metric], equal_var=False)
+        assert result.pvalue > 1 - CONFIDENCE, (
+            f"{metric}: cnsim {np.mean(ours[metric]):.5g} vs SimFaaS {np.mean(peer[metric]):.5g} "
+            f"(p = {result.pvalue:.3g})")
