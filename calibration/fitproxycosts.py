@@ -87,8 +87,8 @@ def estimates(name: str, data: Dataset) -> pd.Series:
                 for round_, group in runs.groupby("round")}
         return pd.Series({r: fit[0] if what.endswith("per_connection") else fit[1] for r, fit in fits.items()})
     v = cpu_per_request(data, proxy)
+    sizes = data.frame(COSTS).drop_duplicates("variant").set_index("variant")["body_bytes"].astype(float)
     if what == "cpu_s_per_byte":
-        sizes = data.frame(COSTS).drop_duplicates("variant").set_index("variant")["body_bytes"]
         x = 2 * sizes[list(PAYLOAD_VARIANTS)].to_numpy()
         return pd.Series({r: _slope(x, v.loc[r, list(PAYLOAD_VARIANTS)].to_numpy())[0] for r in v.index})
     if what == "new_connection_cpu_s":
@@ -96,9 +96,7 @@ def estimates(name: str, data: Dataset) -> pd.Series:
     if what == "tls_request_cpu_s":
         return v["tls"] - v["base"]
     if what == "tls_cpu_s_per_byte":
-        size = data.frame(COSTS).set_index("variant")["body_bytes"].loc["payload-64k"]
-        size = float(np.asarray(size).ravel()[0])
-        return ((v["tls-payload-64k"] - v["tls"]) - (v["payload-64k"] - v["base"])) / (2 * size)
+        return ((v["tls-payload-64k"] - v["tls"]) - (v["payload-64k"] - v["base"])) / (2 * sizes["payload-64k"])
     if what == "tls_handshake_cpu_s":
         return (v["tls-new-conn"] - v["tls"]) - (v["new-conn"] - v["base"])
     if what.startswith("filter."):

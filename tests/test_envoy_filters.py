@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import http.client
 import http.server
-import json
-import subprocess
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from calibration import harness
 from calibration.harness import envoy_filters
-from calibration.measure_proxy import envoy_binary, free_port, sidecar_config
+from calibration.measure_proxy import Envoy, sidecar_config
 
 pytestmark = pytest.mark.harness
-READY_TIMEOUT_S = 20.0
 
 
 class _Echo(http.server.BaseHTTPRequestHandler):
@@ -60,44 +55,24 @@ def wasm_module() -> Path:
 
 
 def _through_envoy(entries: list[dict], app_port: int, scratch: Path, requests: int = 3):
-    """Start Envoy with ``entries`` before the router, send ``requests`` GETs; the last response's headers and
-    Envoy's log."""
-    listen, admin = free_port(), free_port()
-    config = envoy_filters.insert_http_filters(sidecar_config(listen, app_port, admin), entries)
-    filters = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+    """Start the harness's Envoy sidecar with ``entries`` before the router, send ``requests`` GETs; the last
+    response's headers and Envoy's log (its standard error)."""
+    bootstrap = sidecar_config(0, app_port, 0, filters=entries)
+    filters = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
         "http_filters"]
     assert filters[-1]["name"] == "envoy.filters.http.router" and filters[:-1] == entries
-    path, log = scratch / "envoy.json", scratch / "envoy.log"
-    path.write_text(json.dumps(config))
-    with log.open("w") as sink:
-        process = subprocess.Popen([str(envoy_binary()), "-c", str(path), "--concurrency", "1", "--log-level",
-                                    "warning", "--disable-hot-restart"], stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as answer:
-                        if answer.read().strip() == b"LIVE":
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"envoy not ready:\n{log.read_text()[-2000:]}")
-                time.sleep(0.1)
-            connection = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
-            for _ in range(requests):
-                connection.request("GET", "/probe?x=1")
-                response = connection.getresponse()
-                assert response.read() == b"ok" and response.status == 200
-            connection.close()
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    return {key.lower(): value for key, value in response.getheaders()}, log.read_text()
+    envoy = Envoy(app_port, [], scratch, filters=entries)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=5)
+        for _ in range(requests):
+            connection.request("GET", "/probe?x=1")
+            response = connection.getresponse()
+            assert response.read() == b"ok" and response.status == 200
+        connection.close()
+    finally:
+        envoy.stop()
+    log = envoy.process.stderr.read() if envoy.process.stderr else ""
+    return {key.lower(): value for key, value in response.getheaders()}, log
 
 
 def test_wasm_filter_builds_and_is_cached(wasm_module):

@@ -23,7 +23,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,10 +69,14 @@ def _source_files() -> list[tuple[str, Path]]:
 def source_hash(languages: Sequence[str] = ("go", "node")) -> str:
     """SHA-256 over the harness sources of ``languages`` (relative path and bytes of every ``.go`` file and
     ``go.mod`` for Go, every ``node/*.js`` for Node). Go files hash as they did before Node harnesses existed."""
+    return files_hash((name, path) for name, path in _source_files()
+                      if ("node" if name.startswith("node/") else "go") in languages)
+
+
+def files_hash(files: Iterable[tuple[str, Path]]) -> str:
+    """SHA-256 over ``files`` in order: each one's name and bytes, each followed by a NUL."""
     digest = hashlib.sha256()
-    for name, path in _source_files():
-        if ("node" if name.startswith("node/") else "go") not in languages:
-            continue
+    for name, path in files:
         digest.update(name.encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())

@@ -17,8 +17,8 @@ with the built module downloads nothing.
 
 The entries :func:`wasm_filter` and :func:`lua_filter` return go into an HTTP
 connection manager's ``http_filters`` before the router, which must stay last
-(:func:`insert_http_filters` does that for a bootstrap such as
-``calibration.measure_proxy.sidecar_config``'s).
+(``calibration.measure_proxy.sidecar_config(..., filters=...)`` puts them
+there).
 
 References:
 
@@ -36,8 +36,6 @@ References:
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import os
 import shutil
 import subprocess
@@ -64,16 +62,11 @@ def wasm_source_dir() -> Path:
 
 def wasm_source_hash() -> str:
     """SHA-256 over :data:`WASM_SOURCES` (relative path and bytes of each)."""
-    digest = hashlib.sha256()
-    for name in WASM_SOURCES:
-        path = wasm_source_dir() / name
+    files = [(name, wasm_source_dir() / name) for name in WASM_SOURCES]
+    for _, path in files:
         if not path.is_file():
             raise RuntimeError(f"wasm filter: source file {path} is missing")
-        digest.update(name.encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()
+    return harness.files_hash(files)
 
 
 def _npm_binary() -> Path:
@@ -209,23 +202,3 @@ def lua_filter() -> dict[str, Any]:
             "default_source_code": {"inline_string": LUA_CODE},
         },
     }
-
-
-def insert_http_filters(bootstrap: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """A copy of Envoy ``bootstrap`` with ``entries`` before the router in every HTTP connection manager of
-    its static listeners (the router must stay the last HTTP filter)."""
-    result = copy.deepcopy(bootstrap)
-    found = False
-    for listener in result.get("static_resources", {}).get("listeners", []):
-        for chain in listener.get("filter_chains", []):
-            for network_filter in chain.get("filters", []):
-                if network_filter.get("name") != "envoy.filters.network.http_connection_manager":
-                    continue
-                filters = network_filter["typed_config"].setdefault("http_filters", [])
-                at = next((i for i, f in enumerate(filters) if f.get("name") == "envoy.filters.http.router"),
-                          len(filters))
-                filters[at:at] = copy.deepcopy(entries)
-                found = True
-    if not found:
-        raise ValueError("bootstrap has no static listener with an HTTP connection manager")
-    return result
