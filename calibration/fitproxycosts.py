@@ -24,9 +24,14 @@ proxy's wake-ups at the rate of the campaign) cancels. For each proxy
 * ``proxy.envoy.filter.lua_cpu_s``, ``proxy.envoy.filter.wasm_cpu_s``: an HTTP
   filter's CPU per request (reading a header, adding a request and a response
   header), ``lua`` or ``wasm`` less ``base``;
-* ``proxy.<p>.memory_bytes`` and ``proxy.<p>.memory_bytes_per_connection``: the
-  resident set against the connections held, the least-squares intercept and
-  slope in each round, the median over rounds.
+* ``proxy.<p>.memory_bytes`` and ``proxy.<p>.memory_bytes_per_connection``: in
+  each round, the least-squares line of each run's growth (its resident set
+  holding the connections less its own resident set before any request)
+  against the connections held; its slope, and the round's mean idle
+  resident set plus its intercept; the median over rounds. Growth within one
+  process, not resident sets across processes: a fresh Envoy's idle resident
+  set moves by several MB from one process to the next (67-69 MB in the
+  campaign, 76-84 MB in a later quick run), as much as 50 connections add.
 """
 
 from __future__ import annotations
@@ -52,11 +57,12 @@ DESCRIPTIONS = {
     "tls_cpu_s_per_byte": ("s", "CPU mutual TLS 1.3 adds per byte of payload (encryption and decryption)"),
     "tls_handshake_cpu_s": ("s", "CPU of one TLS 1.3 handshake as the server of mutual TLS (RSA 2048 "
                                  "certificates, the client's certificate verified), beyond a plain connection's"),
-    "memory_bytes": ("bytes", "resident set (VmRSS) with no connection held: the intercept of the resident set "
+    "memory_bytes": ("bytes", "resident set (VmRSS) with no connection held: the idle resident set plus the "
+                              "intercept of its growth "
                               "against connections held"),
     "memory_bytes_per_connection": ("bytes", "resident set per connection held (a downstream connection that "
                                              "carried requests, with the upstream ones opened for it): the slope "
-                                             "of VmRSS against connections held"),
+                                             "of VmRSS's growth in one process against connections held"),
 }
 FILTERS = {"lua": "a Lua HTTP filter (envoy.filters.http.lua)",
            "wasm": "a proxy-wasm HTTP filter on Envoy's V8 runtime (envoy.filters.http.wasm, AssemblyScript)"}
@@ -83,9 +89,12 @@ def estimates(name: str, data: Dataset) -> pd.Series:
     if what.startswith("memory_bytes"):
         frame = data.frame(MEMORY)
         runs = frame[frame["path"] == proxy]
-        fits = {round_: _slope(group["connections"].to_numpy(), group["rss_bytes"].to_numpy())
+        fits = {round_: _slope(group["connections"].to_numpy(),
+                               (group["rss_bytes"] - group["idle_rss_bytes"]).to_numpy())
                 for round_, group in runs.groupby("round")}
-        return pd.Series({r: fit[0] if what.endswith("per_connection") else fit[1] for r, fit in fits.items()})
+        idle = runs.groupby("round")["idle_rss_bytes"].mean()
+        return pd.Series({r: fit[0] if what.endswith("per_connection") else idle[r] + fit[1]
+                          for r, fit in fits.items()})
     v = cpu_per_request(data, proxy)
     sizes = data.frame(COSTS).drop_duplicates("variant").set_index("variant")["body_bytes"].astype(float)
     if what == "cpu_s_per_byte":
