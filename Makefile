@@ -3,14 +3,26 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ETCD   := $(VENV)/etcd/usr/bin/etcd
 
-.PHONY: demo test test-quick lint bench clean
+.PHONY: demo test test-quick lint bench clean etcd
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	$(BIN)/python -m pip install -qq -e '.[test]'
 	touch $(STAMP)
+
+# etcd for its harness and validation (calibration/measure_etcd.py): Debian's etcd-server package, unpacked
+# into .venv/etcd (apt-get download + dpkg -x: nothing installed system-wide, no daemon started).
+$(ETCD): | $(STAMP)
+	rm -rf $(VENV)/etcd.partial && mkdir -p $(VENV)/etcd.partial
+	cd $(VENV)/etcd.partial && (apt-get download -qq etcd-server || (apt-get update -qq && apt-get download -qq etcd-server))
+	dpkg -x $(VENV)/etcd.partial/etcd-server_*.deb $(VENV)/etcd.partial/root
+	rm -rf $(VENV)/etcd && mv $(VENV)/etcd.partial/root $(VENV)/etcd && rm -rf $(VENV)/etcd.partial
+	$(ETCD) --version
+
+etcd: $(ETCD)
 
 demo: $(STAMP)
 	$(BIN)/cnsim run mmc --set arrival_rate=0.9 --replications 5
@@ -21,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Every test and every notebook at smoke size, after the gates; the 15 slowest are listed at the end.
-test: lint
+test: lint $(ETCD)
 	$(BIN)/python -m pytest --durations=15
 
 # The quick lane: no statistical tests of millions of requests (slow), no real harnesses (harness).

@@ -51,6 +51,9 @@ HARNESS_OF = {
     "proxy_sidecar.csv": "proxy",
     "proxy_costs.csv": "proxy_costs",
     "proxy_memory.csv": "proxy_costs",
+    "etcd_put.csv": "etcd",
+    "etcd_range.csv": "etcd",
+    "etcd_watch.csv": "etcd",
 }
 """Which harness (``cnsim calibrate measure --only NAME``) writes each CSV."""
 

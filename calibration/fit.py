@@ -11,7 +11,8 @@ heap is what the ``*_vs_heap`` lines show. gctrace rounds times (see
 :mod:`calibration.gctrace`); fits use the midpoint of each printed value's
 interval, and the bootstrap rounds its replicates the same way. The Node.js
 fits are in :mod:`calibration.fitnode`, the proxies' in
-:mod:`calibration.fitproxy` and :mod:`calibration.fitproxycosts`; the data folder and what fits share, in
+:mod:`calibration.fitproxy` and :mod:`calibration.fitproxycosts`, etcd's in :mod:`calibration.fitetcd`;
+the data folder and what fits share, in
 :mod:`calibration.dataset`.
 """
 
@@ -38,6 +39,8 @@ from calibration.fitmachine import (
 )
 from calibration.fitnode import fit_node_alloc
 from calibration.fitproxy import SERVER_CPU_VS_RATE, fit_proxy
+from calibration.fitetcd import fit_etcd
+from calibration.fitetcd import observations as etcd_observations
 from calibration.fitproxycosts import fit_proxy_costs
 from calibration.fitproxycosts import names as proxy_cost_names
 from calibration.fitproxycosts import observations as proxy_cost_observations
@@ -134,6 +137,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         return node_observations(name, data)
     if name.startswith("machine."):
         return machine_observations(name, data)
+    if name.startswith("etcd."):
+        return etcd_observations(name, data)
     if name.startswith("proxy.") and name in proxy_cost_names(data):
         return proxy_cost_observations(name, data)
     if name.startswith("proxy."):
@@ -388,6 +393,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("machine_sysmon.csv", fit_machine_sysmon),
     ("proxy_sidecar.csv", fit_proxy),
     ("proxy_costs.csv", fit_proxy_costs),
+    ("etcd_put.csv", fit_etcd),
 ]
 
 

@@ -20,7 +20,10 @@ docstring naming the files its harnesses write:
   as sidecars before the validation server, their CPU against their rate;
 * :mod:`calibration.measure_proxy_costs`: the same proxies' CPU against
   payload, new connections, mutual TLS and filters, and their memory against
-  the connections they hold.
+  the connections they hold;
+* :mod:`calibration.measure_etcd`: a real etcd, one and three members on
+  loopback: put latency by value size and clients, range cost by object count,
+  watch delivery by watchers.
 
 The names other modules use (:data:`DATA_ROOT`, :func:`measure`, the settings
 and constants the harness tests check) are importable from here.
@@ -52,6 +55,7 @@ from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QU
                                          measure_work_stretch)
 from calibration.measure_proxy import measure_proxy
 from calibration.measure_proxy_costs import measure_proxy_costs
+from calibration.measure_etcd import measure_etcd
 from calibration.measure_node import (NODE_CONTEXTS_RETAINED, NODE_GC_LIVE_MIB_QUICK, NODE_GC_MIXES_QUICK,
                                       NODE_HTTP_ROUNDS_QUICK, NODE_MESSAGE_BYTES, NODE_WORKERS_IDLE, NodeSettings,
                                       measure_node_alloc, measure_node_gc, measure_node_http, measure_node_isolate,
@@ -99,6 +103,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "sysmon": (("valserver",), measure_sysmon),
     "proxy": (("valserver", "valload", "goproxy"), measure_proxy),
     "proxy_costs": (("valserver", "valload", "goproxy", "certgen"), measure_proxy_costs),
+    "etcd": (("etcdload",), measure_etcd),
 }
 
 

@@ -13,6 +13,11 @@ The Node.js harnesses are scripts in ``node/`` beside this file (standard
 library only), run by the ``node`` on ``PATH`` (or ``$CNSIM_NODE``) with
 ``NODE_OPTIONS`` and other ``NODE_*`` variables removed from the environment,
 so the user's settings change nothing; :func:`run_node` bounds each run in time.
+
+etcd is Debian's ``etcd-server`` package (etcd 3.4), unpacked by ``make etcd``
+(``apt-get download`` and ``dpkg -x``, no daemon started) into
+``.venv/etcd/``; :func:`etcd_binary` finds it there, or at ``$CNSIM_ETCD``,
+or as ``etcd`` on ``PATH``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +35,7 @@ from pathlib import Path
 
 #: Every harness program, each a folder of ``go/``.
 PROGRAMS = ("gcpause", "allocgc", "goroutines", "chanlat", "schedlat", "jsoncodec", "valserver", "valload", "httplat",
-            "procstart", "goproxy", "certgen")
+            "procstart", "goproxy", "certgen", "etcdload")
 
 BUILD_TIMEOUT_S = 600.0
 
@@ -196,13 +202,35 @@ def run_bounded(argv: list[str], shown: list[str], env: dict[str, str], recorded
 
 def node_binary() -> Path:
     """The ``node`` to run harnesses with: ``$CNSIM_NODE`` or ``node`` on ``PATH``; :class:`ToolchainError` if none."""
-    chosen = os.environ.get("CNSIM_NODE") or shutil.which("node")
+    return _found(os.environ.get("CNSIM_NODE") or shutil.which("node"),
+                  "Node.js is missing: the Node harnesses need a 'node' executable on PATH "
+                  "(or CNSIM_NODE=/path/to/node)")
+
+
+def _found(chosen: str | None, missing: str) -> Path:
+    """``chosen`` as a path if it is a file, else :class:`ToolchainError` saying ``missing`` and what was found."""
     if not chosen or not Path(chosen).is_file():
-        raise ToolchainError(
-            "Node.js is missing: the Node harnesses need a 'node' executable on PATH "
-            f"(or CNSIM_NODE=/path/to/node); found {chosen or 'none'}"
-        )
+        raise ToolchainError(f"{missing}; found {chosen or 'none'}")
     return Path(chosen)
+
+
+def etcd_binary() -> Path:
+    """The etcd server: ``$CNSIM_ETCD``, else ``etcd/usr/bin/etcd`` in the virtual environment (``make etcd``
+    unpacks Debian's ``etcd-server`` there), else ``etcd`` on ``PATH``; :class:`ToolchainError` if none."""
+    chosen = os.environ.get("CNSIM_ETCD")
+    if not chosen:
+        local = Path(sys.prefix) / "etcd" / "usr" / "bin" / "etcd"
+        chosen = str(local) if local.is_file() else shutil.which("etcd")
+    return _found(chosen, "etcd is missing: `make etcd` unpacks Debian's etcd-server package into .venv/etcd "
+                          "(or set CNSIM_ETCD=/path/to/etcd)")
+
+
+def etcd_version() -> str:
+    """The first line of ``etcd --version`` of :func:`etcd_binary`, e.g. ``etcd Version: 3.4.23``."""
+    done = subprocess.run([str(etcd_binary()), "--version"], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise ToolchainError(f"etcd --version failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout.splitlines()[0].strip()
 
 
 def node_env() -> dict[str, str]:
