@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import simpy
+from scipy import stats
 
 from sim.core import Environment
+from sim.run import run_replications
 from sim.scenario import ScenarioError, load_scenario
 from models.k8s.etcd import (STREAM_WINDOW_BYTES, WATCH_CHANNEL_EVENTS, EtcdCosts, RaftGroup, WatchHub,
                              WatchStream)
@@ -170,3 +173,25 @@ def test_bad_input_names_the_field_and_the_value(fields, field, value):
     with pytest.raises(ScenarioError) as error:
         load_scenario(scenario(**fields))
     assert field in str(error.value) and value in str(error.value)
+
+
+def p99_by_replication(**overrides: object) -> list[float]:
+    scenario = load_scenario("etcd-watch-clients", {"replications": 8, **overrides})
+    return [run.value("watch.delivery_s", "p99") for run in run_replications(scenario).results]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cores, flush_share, lower", [(2, 0.8, True), (8, 0.8, False), (2, 0.0, False)])
+def test_the_shared_client_is_42_percent_lower_at_p99_only_on_few_cores_with_a_large_flush_share(
+        cores, flush_share, lower):
+    """etcd-watch-clients: the same puts (same seed) to 100 watchers on streams of their own or one shared
+    stream, each replication paired with its counterpart; the ratio's 95 % Student-t interval over 8 pairs."""
+    common = {"cores": cores, "watch.flush_share": flush_share}
+    separate = p99_by_replication(**common, **{"watch.clients": "per-watch"})
+    shared = p99_by_replication(**common, **{"watch.clients": "shared"})
+    ratios = np.array(shared) / np.array(separate)
+    half = stats.t.ppf(0.975, ratios.size - 1) * ratios.std(ddof=1) / np.sqrt(ratios.size)
+    if lower:
+        assert ratios.mean() + half < 1 and ratios.mean() <= 1 - 0.42, ratios
+    else:
+        assert ratios.mean() - half > 1, ratios

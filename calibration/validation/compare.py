@@ -98,6 +98,7 @@ from sim.scenario import ScenarioBase, load_kind, load_scenario, resolved, scena
 from sim.sweep_executors import choose_executor
 
 from calibration.validation.chain import DATAPLANES, chain_scenario
+from calibration.validation.etcd import etcd_scenario, metrics_of
 from calibration.validation.experiments import VALIDATION_ROOT
 from calibration.validation.grid import FACTORS
 from models.machine.cores import CORES_PARAMS
@@ -301,6 +302,8 @@ def scenario_for(experiment: Experiment, requests: int, replications: int) -> tu
     """(scenario data, fixed delay to add to the sojourn) of an experiment; Pending if something is missing."""
     if experiment.config.get("chain"):
         return chain_scenario(experiment, requests, replications)
+    if experiment.config.get("etcd"):
+        return etcd_scenario(experiment, requests, replications)
     runtime = experiment.runtime
     kind = MODEL_KINDS.get(runtime)
     if kind is None:
@@ -421,15 +424,17 @@ def simulated(experiment: Experiment, data: dict[str, Any], fixed: float, count:
               outcome: Replications) -> Simulated:
     """The statistics of a run of ``experiment``'s scenario ``data`` (:func:`plan`)."""
     replications = len(outcome.results)
-    latency = lambda statistic: outcome.get("requests.sojourn_s", statistic).mean + fixed  # noqa: E731
+    sojourn, completed = (metrics_of(experiment) if experiment.config.get("etcd")
+                          else ("requests.sojourn_s", "requests.completed"))
+    latency = lambda statistic: outcome.get(sojourn, statistic).mean + fixed  # noqa: E731
     if data["model"] in MODEL_KINDS.values():
         cores = int(data["gomaxprocs"] if experiment.runtime == "go" else data["cores"])
         gc_fraction, gc_cycles, gc_assist = simulated_gc(outcome, experiment.runtime, cores)
-    else:  # an architecture (a chain of services): no collector in its CPU steps
+    else:  # an architecture (a chain of services) or etcd: no collector simulated
         gc_fraction = gc_cycles = gc_assist = math.nan
     return Simulated(
         mean_s=latency("mean"), p50_s=latency("p50"), p99_s=latency("p99"),
-        throughput_rps=outcome.get("requests.completed", "rate").mean,
+        throughput_rps=outcome.get(completed, "rate").mean,
         fixed_delay_s=fixed, requests=count, replications=replications, scenario=data,
         gc_cpu_fraction=gc_fraction, gc_cycles_per_s=gc_cycles, gc_assist_fraction=gc_assist,
     )
@@ -589,7 +594,8 @@ def point_settings(config: dict[str, Any]) -> dict[str, Any]:
 def one_factor_pairs(comparisons: Sequence[Comparison]) -> list[tuple[Comparison, Comparison, str]]:
     """(a, b, factor) for every pair of compared (not pending) experiments of one runtime at the same load
     fraction whose settings differ in exactly one factor; ``a`` has its lower value."""
-    ready = [c for c in comparisons if c.pending is None]
+    # etcd's experiments have no server settings to pair on (calibration/validation/etcd.py)
+    ready = [c for c in comparisons if c.pending is None and not c.experiment.config.get("etcd")]
     pairs = []
     for i, first in enumerate(ready):
         for second in ready[i + 1:]:
@@ -684,7 +690,11 @@ def render(comparisons: Sequence[Comparison]) -> str:
     for comparison in comparisons:
         experiment = comparison.experiment
         config = experiment.config
+        etcd = config.get("etcd")
         lines.append(
+            f"{experiment.name}: {etcd['version']}, {etcd['members']} member(s), {etcd['watchers']} watchers, "
+            f"{float(config['rate_rps']):.0f} puts/s of {etcd['value_bytes']} B, {etcd['kind']}, "
+            f"n={experiment.summary['n']}" if etcd else
             f"{experiment.name}: {experiment.runtime}, {config.get('cores')} core(s), "
             f"{float(config['rate_rps']):.0f} req/s ({float(config['rate_fraction']) * 100:.0f} % of capacity "
             f"{float(config['capacity']['throughput_rps']):.0f}/s), n={experiment.summary['n']}"

@@ -13,7 +13,7 @@ Metrics: ``put.latency_s`` (from a put's send to its response), ``range.latency_
 ``watch.delivery_s`` (from a put's send to a watcher's receipt of its event, every watcher),
 ``watch.slow_delivery_s`` (the slow watchers alone), ``raft.batch_entries`` (proposals per batch the
 leader persists), ``watch.victim_events`` (events that found their stream's channel full),
-``puts.completed``.
+``puts.completed``, ``watch.events`` (events received, all watchers).
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ class EtcdModel(Model):
         self.delivery = metrics.histogram("watch.delivery_s")
         self.slow_delivery = metrics.histogram("watch.slow_delivery_s")
         self.completed = metrics.counter("puts.completed")
+        self.events = metrics.counter("watch.events")
         self.outstanding = 0
         self.expected_events = 0
         self.received_events = 0
@@ -155,6 +156,7 @@ class EtcdModel(Model):
             if slow:
                 self.delivery.record(latency)
             self.received_events += 1
+            self.events.inc()
         return record
 
     def write(self) -> Generator[Any, Any, None]:
