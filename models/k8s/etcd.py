@@ -27,7 +27,12 @@ measurement (:mod:`calibration.fitetcd`), or a scenario's own:
   :data:`VICTIM_RETRY_S` (``syncVictimsLoop``, 10 ms). A stream's sends stop when its client has not
   consumed :data:`STREAM_WINDOW_BYTES` (gRPC's initial stream window, 64 KiB, grpc-go
   ``internal/transport/defaults.go``), so a slow watcher fills its stream's channel, then falls behind
-  as a victim.
+  as a victim. Simplified: a victim keeps every event it missed and gets them from the retries, where
+  etcd keeps the batch that did not fit and lets ``syncWatchersLoop`` (every 100 ms) read the later
+  ones from the store once the watcher is out of the victims.
+
+Not modelled: compaction, leases, leader election and elections' effects, snapshots, the backend's
+(bbolt) commit interval, a follower's own reads.
 
 Every request also pays ``request_s``: the client's and the API layer's own path (gRPC, the gateway's
 JSON), half on the way in and half on the way out; a watch event pays the same half on its way out.
