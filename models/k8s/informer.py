@@ -23,12 +23,10 @@ Metrics: ``PREFIX.lists``, ``PREFIX.watches``, ``PREFIX.relists_after_gone``, ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import Any
-
-import simpy
+from collections.abc import Callable
 
 from sim.core import Environment
+from models.k8s.api import ApiCall
 from models.k8s.cacher import Cacher
 from models.k8s.watchcache import TooOldResourceVersion
 
@@ -43,13 +41,11 @@ BACKOFF_RESET_S = 120.0
 BACKOFF_JITTER = 1.0
 """The reflector's back-off: a delay d becomes d × (1 + jitter × U[0, 1))."""
 
-ListCall = Callable[[], Generator[simpy.Event, Any, int]]
-
 
 class Reflector:
     """One informer's reflector on one resource: LIST, then WATCH the cache, relisting after 410."""
 
-    def __init__(self, env: Environment, name: str, cacher: Cacher, list_call: ListCall,
+    def __init__(self, env: Environment, name: str, cacher: Cacher, list_call: ApiCall,
                  consume: Callable[[], float], trigger: object | None = None, prefix: str = "informer") -> None:
         self.env, self.name, self.cacher = env, name, cacher
         self.list_call, self.consume, self.trigger = list_call, consume, trigger
