@@ -72,3 +72,50 @@ def test_bad_settings_name_the_field():
         Scheduler(env, 10, _call(env, 0.0), 0.0, 0.0, feasible_fraction=0.0)
     with pytest.raises(ValueError, match="lease_duration"):
         NodeHeartbeats(env, 1, _call(env, 0.0), lease_duration=0.0)
+
+
+def test_controller_retries_with_back_off_and_deduplicates():
+    from models.k8s.controller import Controller
+
+    env = Environment()
+    attempts: list[tuple[str, float]] = []
+
+    def reconcile(key):
+        attempts.append((key, env.now))
+        yield env.timeout(0.001)
+        return sum(1 for k, _ in attempts if k == key) > 2  # fails twice, then succeeds
+
+    controller = Controller(env, "rs", reconcile, workers=2)
+    controller.enqueue("a")
+    controller.enqueue("a")  # deduplicated: still one key
+    controller.enqueue("b")
+    env.run(until=1)
+    times = [at for key, at in attempts if key == "a"]
+    assert len(times) == 3
+    # retried after the per-item back-off: 5 ms, then 10 ms (DefaultControllerRateLimiter)
+    assert times[1] - times[0] == pytest.approx(0.001 + 0.005)
+    assert times[2] - times[1] == pytest.approx(0.001 + 0.010)
+    assert env.metrics.counter("rs.reconciled").value == 2
+    assert env.metrics.counter("rs.failures").value == 4
+    assert controller.queue.num_requeues("a") == 0  # forgotten after success
+
+
+def test_webhook_timeout_follows_the_failure_policy():
+    from sim.dists import Constant
+    from models.k8s.webhook import Webhook
+
+    env = Environment()
+    strict = Webhook(env, "strict", Constant(15.0))  # slower than the 10 s default timeout
+    lenient = Webhook(env, "lenient", Constant(15.0), failure_policy="Ignore")
+    results = {}
+
+    def call(name, hook):
+        start = env.now
+        results[name] = (yield from hook.admit()), env.now - start
+
+    env.process(call("strict", strict))
+    env.process(call("lenient", lenient))
+    env.run()
+    assert results == {"strict": (False, 10.0), "lenient": (True, 10.0)}
+    with pytest.raises(ValueError, match="timeout"):
+        Webhook(env, "bad", Constant(0.0), timeout=31)

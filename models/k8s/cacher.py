@@ -33,17 +33,22 @@ import simpy
 from sim.core import Environment
 from models.k8s.watchcache import TimeBudget, WatchCacheHistory
 
+Event = tuple[int, float, Hashable]
+"""A watch event: its resource version, when the cache recorded it, the object's key."""
+
 
 class CacheWatcher:
     """One watch on the cache: its buffer, its client's pace, whether it was closed and why."""
 
     def __init__(self, cacher: Cacher, name: str, resource_version: int, buffer_events: int,
-                 consume: Callable[[], float], trigger: Hashable | None) -> None:
+                 consume: Callable[[], float], trigger: Hashable | None,
+                 on_event: Callable[[Hashable], None] | None = None) -> None:
         self.cacher, self.env, self.name = cacher, cacher.env, name
         self.buffer_events, self.consume, self.trigger = buffer_events, consume, trigger
+        self.on_event = on_event  # the client's handler, given the object's key
         self.resource_version = resource_version  # the newest event its client has consumed
-        self.backlog: deque[tuple[int, float]] = deque()  # events since the watch's start, from history
-        self.buffer: deque[tuple[int, float]] = deque()
+        self.backlog: deque[Event] = deque()  # events since the watch's start, from history
+        self.buffer: deque[Event] = deque()
         self.closed = cacher.env.event()  # value: "lagging" (closed by the server) or "stopped"
         self._space: simpy.Event | None = None
         self._wake: simpy.Event | None = None
@@ -53,7 +58,7 @@ class CacheWatcher:
     def active(self) -> bool:
         return not self.closed.triggered
 
-    def offer(self, event: tuple[int, float]) -> bool:
+    def offer(self, event: Event) -> bool:
         """Put an event in the buffer if there is room (``nonblockingAdd``)."""
         if len(self.buffer) >= self.buffer_events:
             return False
@@ -82,7 +87,7 @@ class CacheWatcher:
                 self._wake = self.env.event()
                 yield self._wake
                 continue
-            version, recorded = queue.popleft()
+            version, recorded, key = queue.popleft()
             if queue is self.buffer and self._space is not None and not self._space.triggered:
                 self._space.succeed()
             cost = self.consume()
@@ -92,6 +97,8 @@ class CacheWatcher:
                 return
             self.resource_version = version
             self.cacher.delivered(self.env.now - recorded)
+            if self.on_event is not None:
+                self.on_event(key)
 
 
 class Cacher:
@@ -114,26 +121,27 @@ class Cacher:
         self.events = metrics.counter(f"{prefix}.events")
         env.process(self._dispatch())
 
-    def record(self, trigger: Hashable | None = None) -> int:
-        """A change reached the cache from storage now: record it and queue it for dispatch; returns its
-        resource version. ``trigger`` is the indexed field's value (None: no index value)."""
+    def record(self, trigger: Hashable | None = None, key: Hashable = None) -> int:
+        """A change of object ``key`` reached the cache from storage now: record it and queue it for
+        dispatch; returns its resource version. ``trigger`` is the indexed field's value (None: none)."""
         self.resource_version += 1
         now = self.env.now
-        self.history.add(self.resource_version, now)
-        self._incoming.put((self.resource_version, now, trigger))
+        self.history.add(self.resource_version, now, key)
+        self._incoming.put(((self.resource_version, now, key), trigger))
         self.events.inc()
         return self.resource_version
 
     def watch(self, name: str, resource_version: int, consume: Callable[[], float],
-              trigger: Hashable | None = None, buffer_events: int | None = None) -> CacheWatcher:
+              trigger: Hashable | None = None, buffer_events: int | None = None,
+              on_event: Callable[[Hashable], None] | None = None) -> CacheWatcher:
         """Start a watch from ``resource_version`` (raises ``TooOldResourceVersion``); ``trigger``
-        restricts it to the events carrying that value, through the index."""
+        restricts it to the events carrying that value, through the index; ``on_event`` is called
+        with each consumed event's key."""
         self.history.check_resumable(resource_version)
         if buffer_events is None:
             buffer_events = 2 * self.history.suggested_watch_channel_size(True, trigger is not None)
-        watcher = CacheWatcher(self, name, resource_version, buffer_events, consume, trigger)
-        for version, recorded in self.history.since(resource_version):
-            watcher.backlog.append((version, recorded))
+        watcher = CacheWatcher(self, name, resource_version, buffer_events, consume, trigger, on_event)
+        watcher.backlog.extend(self.history.since(resource_version))
         if trigger is None:
             self.everything.append(watcher)
         else:
@@ -150,8 +158,7 @@ class Cacher:
 
     def _dispatch(self):
         while True:
-            version, recorded, trigger = yield self._incoming.get()
-            event = (version, recorded)
+            event, trigger = yield self._incoming.get()
             targets = self.everything if trigger is None else self.everything + self.by_trigger.get(trigger, [])
             blocked = [watcher for watcher in list(targets) if not watcher.offer(event)]
             if not blocked:

@@ -23,7 +23,7 @@ Metrics: ``PREFIX.lists``, ``PREFIX.watches``, ``PREFIX.relists_after_gone``, ``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from sim.core import Environment
 from models.k8s.api import ApiCall
@@ -46,9 +46,10 @@ class Reflector:
     """One informer's reflector on one resource: LIST, then WATCH the cache, relisting after 410."""
 
     def __init__(self, env: Environment, name: str, cacher: Cacher, list_call: ApiCall,
-                 consume: Callable[[], float], trigger: object | None = None, prefix: str = "informer") -> None:
+                 consume: Callable[[], float], trigger: Hashable | None = None,
+                 on_event: Callable[[Hashable], None] | None = None, prefix: str = "informer") -> None:
         self.env, self.name, self.cacher = env, name, cacher
-        self.list_call, self.consume, self.trigger = list_call, consume, trigger
+        self.list_call, self.consume, self.trigger, self.on_event = list_call, consume, trigger, on_event
         self.rng = env.rng(f"{prefix}.{name}")
         metrics = env.metrics
         self.lists = metrics.counter(f"{prefix}.lists")
@@ -74,7 +75,8 @@ class Reflector:
             self.lists.inc()
             while True:
                 try:
-                    watcher = self.cacher.watch(self.name, resource_version, self.consume, self.trigger)
+                    watcher = self.cacher.watch(self.name, resource_version, self.consume, self.trigger,
+                                                on_event=self.on_event)
                 except TooOldResourceVersion:
                     self.relists.inc()
                     yield from self._back_off()

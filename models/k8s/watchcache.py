@@ -22,6 +22,7 @@ The facts are those of ``k8s.io/apiserver/pkg/storage/cacher`` (``watch_cache_hi
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 
 DEFAULT_EVENT_FRESH_DURATION_S = 75.0
 """``DefaultEventFreshDuration``: ``defaultBookmarkFrequency`` (1 min) + 15 s (``cacher.go``)."""
@@ -78,6 +79,7 @@ class WatchCacheHistory:
         self.list_resource_version = 0
         self._times: list[float] = [0.0] * capacity
         self._versions: list[int] = [0] * capacity
+        self._keys: list[Hashable] = [None] * capacity
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -88,14 +90,14 @@ class WatchCacheHistory:
     def record_time(self, index: int) -> float:
         return self._times[index % self.capacity]
 
-    def add(self, resource_version: int, record_time: float) -> None:
-        """Record an event (``updateCache``): resize if due, drop the oldest if full."""
+    def add(self, resource_version: int, record_time: float, key: Hashable = None) -> None:
+        """Record an event of object ``key`` (``updateCache``): resize if due, drop the oldest if full."""
         self.resize(record_time)
         if self.full():
             self.start += 1
             self.removed_since_relist = True
         slot = self.end % self.capacity
-        self._times[slot], self._versions[slot] = record_time, resource_version
+        self._times[slot], self._versions[slot], self._keys[slot] = record_time, resource_version, key
         self.end += 1
 
     def load(self, count: int, first_time: float, interval: float, first_version: int = 1) -> None:
@@ -124,10 +126,11 @@ class WatchCacheHistory:
         if capacity < self.capacity:
             self.start = self.end - capacity
         times, versions = [0.0] * capacity, [0] * capacity
+        keys: list[Hashable] = [None] * capacity
         for index in range(self.start, self.end):
-            times[index % capacity] = self._times[index % self.capacity]
-            versions[index % capacity] = self._versions[index % self.capacity]
-        self._times, self._versions, self.capacity = times, versions, capacity
+            old, new = index % self.capacity, index % capacity
+            times[new], versions[new], keys[new] = self._times[old], self._versions[old], self._keys[old]
+        self._times, self._versions, self._keys, self.capacity = times, versions, keys, capacity
 
     def replace(self, resource_version: int) -> None:
         """A relist of the cache from storage at ``resource_version`` empties the buffer (``Replace``)."""
@@ -149,10 +152,12 @@ class WatchCacheHistory:
         if resource_version < oldest:
             raise TooOldResourceVersion(f"too old resource version: {resource_version} ({oldest})")
 
-    def since(self, resource_version: int) -> list[tuple[int, float]]:
-        """The held events newer than ``resource_version``: (resource version, record time), oldest first."""
+    def since(self, resource_version: int) -> list[tuple[int, float, Hashable]]:
+        """The held events newer than ``resource_version``: (resource version, record time, key), oldest
+        first."""
         slots = (i % self.capacity for i in range(self.start, self.end))
-        return [(self._versions[s], self._times[s]) for s in slots if self._versions[s] > resource_version]
+        return [(self._versions[s], self._times[s], self._keys[s]) for s in slots
+                if self._versions[s] > resource_version]
 
     def suggested_watch_channel_size(self, index_exists: bool, trigger_used: bool) -> int:
         """A watcher's channel: about a second of history, within the bounds above."""
