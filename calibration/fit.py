@@ -38,6 +38,9 @@ from calibration.fitmachine import (
 )
 from calibration.fitnode import fit_node_alloc
 from calibration.fitproxy import SERVER_CPU_VS_RATE, fit_proxy
+from calibration.fitk8s import PREFIX as K8S_CODEC_PREFIX
+from calibration.fitk8s import fit_k8s_codec
+from calibration.fitk8s import observations as k8s_codec_observations
 from calibration.fitproxycosts import fit_proxy_costs
 from calibration.fitproxycosts import names as proxy_cost_names
 from calibration.fitproxycosts import observations as proxy_cost_observations
@@ -134,6 +137,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         return node_observations(name, data)
     if name.startswith("machine."):
         return machine_observations(name, data)
+    if name.startswith(K8S_CODEC_PREFIX):
+        return k8s_codec_observations(name, data)
     if name.startswith("proxy.") and name in proxy_cost_names(data):
         return proxy_cost_observations(name, data)
     if name.startswith("proxy."):
@@ -388,6 +393,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("machine_sysmon.csv", fit_machine_sysmon),
     ("proxy_sidecar.csv", fit_proxy),
     ("proxy_costs.csv", fit_proxy_costs),
+    ("k8s_codec.csv", fit_k8s_codec),
 ]
 
 

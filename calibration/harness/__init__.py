@@ -29,7 +29,7 @@ from pathlib import Path
 
 #: Every harness program, each a folder of ``go/``.
 PROGRAMS = ("gcpause", "allocgc", "goroutines", "chanlat", "schedlat", "jsoncodec", "valserver", "valload", "httplat",
-            "procstart", "goproxy", "certgen")
+            "procstart", "goproxy", "certgen", "k8scodec")
 
 BUILD_TIMEOUT_S = 600.0
 
