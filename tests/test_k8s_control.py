@@ -42,7 +42,7 @@ def test_scheduling_cycles_are_serial_and_bindings_overlap():
     bound = []
     scheduler = Scheduler(env, 10, _call(env, 1.0), filter_s_per_node=0.01, score_s_per_node=0.0)
     for _ in range(5):
-        scheduler.submit(lambda: bound.append(env.now))
+        scheduler.submit(on_bound=lambda: bound.append(env.now))
     env.run(until=10)
     # cycles of 10 nodes x 10 ms = 0.1 s, one after another; each binding takes 1 s beside them
     assert bound == pytest.approx([1.1, 1.2, 1.3, 1.4, 1.5])

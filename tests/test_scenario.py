@@ -257,6 +257,7 @@ BASES: dict[str, str | dict[str, object]] = {
     "net.fanin": "http1-pool-vs-http2",
     "arch": "three-tier",
     "faas": "faas-cold-start-decomposition",
+    "k8s.cluster": "control-plane-at-scale",
     "node.service": {"model": "node.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}},
     "native.service": {"model": "native.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}, "threads": 2},
 }

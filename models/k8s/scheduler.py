@@ -24,7 +24,7 @@ included), ``PREFIX.e2e_s`` (queued to bound), ``PREFIX.scheduled``, ``PREFIX.no
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import simpy
 
@@ -68,25 +68,26 @@ class Scheduler:
         self.evaluated = metrics.counter(f"{prefix}.nodes_evaluated")
         env.process(self._schedule())
 
-    def submit(self, on_bound: Callable[[], None] | None = None) -> None:
-        """A new pending pod (the scheduler's informer saw it); ``on_bound`` runs once it is bound."""
-        self.pending.put((self.env.now, on_bound))
+    def submit(self, pod: Hashable = None, on_bound: Callable[[], None] | None = None) -> None:
+        """A new pending pod (the scheduler's informer saw it); ``bind`` is called with ``pod``, and
+        ``on_bound`` runs once it is bound."""
+        self.pending.put((self.env.now, pod, on_bound))
 
     def _schedule(self):
         while True:
-            queued, on_bound = yield self.pending.get()
+            queued, pod, on_bound = yield self.pending.get()
             start = self.env.now
             yield self.env.timeout(self.cycle_s)
             self.scheduling.record(self.env.now - start)
             self.evaluated.inc(self.nodes_evaluated)
-            self.env.process(self._bind(queued, on_bound))
+            self.env.process(self._bind(queued, pod, on_bound))
 
-    def _bind(self, queued: float, on_bound: Callable[[], None] | None):
+    def _bind(self, queued: float, pod: Hashable, on_bound: Callable[[], None] | None):
         start = self.env.now
         delay = self.limiter.reserve(start).delay(start)
         if delay > 0:
             yield self.env.timeout(delay)
-        yield from self.bind()
+        yield from self.bind(pod)
         self.binding.record(self.env.now - start)
         self.e2e.record(self.env.now - queued)
         self.scheduled.inc()
