@@ -155,6 +155,7 @@ class QueueSet:
         self.executing_by_fs: Counter[str] = Counter()
         self.seat_demand = Gauge(env)
         """Seats in use plus the widest phase of every waiting request (upstream's seat demand)."""
+        self.seat_demand_squared = Gauge(env)
 
     # -- the request's side -------------------------------------------------------------------------
 
@@ -234,6 +235,24 @@ class QueueSet:
         self._bound_next_dispatch(queue)
         request.decision.succeed(False)
         return True
+
+    def set_concurrency_limit(self, limit: int) -> None:
+        """A new concurrency limit (upstream ``setConfiguration``), then dispatch what now fits."""
+        self._sync_time()
+        self.concurrency_limit = limit
+        self._dispatch_as_much_as_possible()
+
+    def take_seat_demand(self) -> tuple[float, float, float, float]:
+        """The seat demand since the last call (or the start): its duration (s), time-weighted mean,
+        deviation and maximum; then start a new period (upstream's ``seatDemandIntegrator.Reset``)."""
+        demand, squared = self.seat_demand, self.seat_demand_squared
+        duration = self.env.now - demand.start
+        mean = demand.mean()
+        deviation = max(squared.mean() - mean * mean, 0.0) ** 0.5
+        result = (duration, mean, deviation, demand.max)
+        demand.reset()
+        squared.reset()
+        return result
 
     @property
     def idle(self) -> bool:
@@ -357,4 +376,6 @@ class QueueSet:
         self.cancel(request)
 
     def _set_demand(self) -> None:
-        self.seat_demand.set(self.seats_in_use + self.seats_waiting)
+        demand = self.seats_in_use + self.seats_waiting
+        self.seat_demand.set(demand)
+        self.seat_demand_squared.set(demand * demand)
