@@ -117,6 +117,7 @@ class APIServer:
         self.schemas = config.ordered_schemas()
         self.prefix = prefix
         self.recorders: dict[str, Recorder] = {}
+        self._classified: dict[tuple[str, tuple[str, ...], str, str, str, str], tuple[FlowSchema | None, str]] = {}
         limit = config.server_concurrency_limit
         self.levels: dict[str, Level] = {}
         if fifo_queue_length is not None:
@@ -139,7 +140,14 @@ class APIServer:
         return self.recorders[key]
 
     def classify(self, request: APIRequest) -> tuple[FlowSchema | None, str]:
-        """The first flow schema matching ``request`` and the request's flow distinguisher."""
+        """The first flow schema matching ``request`` and the request's flow distinguisher (remembered for
+        requests of the same user, groups, verb, resource, namespace and path)."""
+        key = (request.user, request.groups, request.verb, request.resource, request.namespace, request.path)
+        if key not in self._classified:
+            self._classified[key] = self._match(request)
+        return self._classified[key]
+
+    def _match(self, request: APIRequest) -> tuple[FlowSchema | None, str]:
         for schema in self.schemas:
             if schema.match(request.user, request.groups, request.verb, request.resource, request.namespace,
                             request.path):
