@@ -246,3 +246,76 @@ def test_noisy_tenant_scenario_apf_holds_the_others_fifo_does_not() -> None:
         assert fifo.get(f"tenant.{tenant}.rejected", "count").mean > 0
     assert with_apf.get("tenant.noisy.rejected", "count").mean > 1000
     assert math.isfinite(with_apf.get("apiserver.level.global-default.waiting_s", "p99").mean)
+
+
+@pytest.mark.parametrize(("lendable", "borrowing"), [
+    ((50, 33), (67, 50)),   # lendable-limited
+    ((50, 67), (33, 50)),   # borrowing-limited
+], ids=["lendable-limited", "borrowing-limited"])
+def test_borrowing_upstream_cases(lendable: tuple[int, int], borrowing: tuple[int, int]) -> None:
+    """TestBorrowing (``pkg/util/flowcontrol/borrowing_test.go``): two levels of 100 shares on 24 seats
+    (nominal 12 each beside the mandatory exempt and catch-all levels), 10 queues, hands of 2, queues of
+    10; 24 closed-loop clients of 250 ms requests on level 0 and 6 on level 1. After 10 s, over the next
+    15 s, level 0 delivers a concurrency of 15.5 to 16.1 and level 1 of 5.5 to 6.1, whether the lending
+    or the borrowing limit binds (lendable and borrowing percents of levels 0 and 1 as upstream's cases)."""
+    levels: list[dict[str, Any]] = [
+        {"name": "exempt", "exempt": True, "nominal_concurrency_shares": 0},
+        {"name": "catch-all", "nominal_concurrency_shares": 5, "queues": 0},
+    ]
+    schemas: list[dict[str, Any]] = []
+    for flow in range(2):
+        levels.append({"name": f"test-pl{flow}", "nominal_concurrency_shares": 100,
+                       "lendable_percent": lendable[flow], "borrowing_limit_percent": borrowing[flow],
+                       "queues": 10, "hand_size": 2, "queue_length_limit": 10})
+        schemas.append({"name": f"test-fs{flow}", "priority_level": f"test-pl{flow}", "matching_precedence": 100,
+                        "distinguisher": "user", "subjects": {"users": [f"test-user{flow}"]}, "paths": ["*"]})
+    env = Environment()
+    server = APIServer(env, APFConfig.model_validate(
+        {"server_concurrency_limit": 24, "priority_levels": levels, "flow_schemas": schemas}))
+
+    def client(user: str) -> Any:
+        while True:
+            yield env.process(server.handle(APIRequest(user, path="/foobar", service_s=0.25)))
+
+    for flow, clients in enumerate((24, 6)):
+        for _ in range(clients):
+            env.process(client(f"test-user{flow}"))
+    env.run(until=10.0)
+    env.metrics.reset()
+    env.run(until=25.0)
+    got = [env.metrics.gauges[f"apiserver.level.test-pl{flow}.executing_seats"].mean() for flow in range(2)]
+    assert [level.limits.nominal for name, level in server.levels.items() if name.startswith("test")] == [12, 12]
+    assert 15.5 <= got[0] <= 16.1 and 5.5 <= got[1] <= 6.1, got
+
+
+def test_update_borrowing_with_exempt_upstream_scenarios() -> None:
+    """TestUpdateBorrowing (``pkg/util/flowcontrol/exempt_borrowing_test.go``): the bootstrap levels
+    workload-high, exempt, workload-low and catch-all on (40 + 100 + 5) x 6 = 870 seats, each period's seat
+    demand held constant. 1: all want 970: exempt gets 970, the others their minimum. 2: exempt wants what
+    leaves the others halfway between minimum and nominal: they get that, after two periods. 3: only
+    workload-low lends (demand 1) and exempt takes it all: high and low get their nominal, workload-low its
+    minimum."""
+    bootstrap = {level.name: level for level in APFConfig().priority_levels}
+    names = ["workload-high", "exempt", "workload-low", "catch-all"]
+    levels = [bootstrap[name] for name in names]
+    server = sum(level.nominal_concurrency_shares for level in levels) * 6
+    limits = [apf_alloc.nominal_limits(server, level.nominal_concurrency_shares, 145, level.lendable_percent,
+                                       level.borrowing_limit_percent) for level in levels]
+    assert server == 870 and sum(limit.nominal for limit in limits) == server
+    exempt = [level.exempt for level in levels]
+    stats = [apf_alloc.SeatDemandStats() for _ in levels]
+
+    def period(demands: list[int]) -> list[int]:
+        for stat, demand in zip(stats, demands, strict=True):
+            stat.update(apf_alloc.BORROWING_PERIOD_S, demand, 0.0, demand)
+        return apf_alloc.borrowing_limits(server, limits, exempt, stats)
+
+    high, _, mid, low = limits
+    assert period([server + 100] * 4) == [high.min, server + 100, mid.min, low.min]
+    halfway = [(limit.nominal + limit.min) // 2 for limit in (high, mid, low)]
+    wanted = server - sum(halfway)
+    period([server + 100, wanted, server + 100, server + 100])
+    assert period([server + 100, wanted, server + 100, server + 100]) == [halfway[0], wanted, halfway[1], halfway[2]]
+    wanted = server - (high.nominal + mid.min + low.nominal)
+    period([server + 100, wanted, 1, server + 100])
+    assert period([server + 100, wanted, 1, server + 100]) == [high.nominal, wanted, mid.min, low.nominal]

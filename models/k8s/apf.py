@@ -22,8 +22,8 @@ seats, no classification into levels and no fairness (a queue set of one queue, 
 first come first served), the same wait limit and 429 when the queue is full.
 
 Metrics (``PREFIX`` is ``apiserver.``): ``PREFIX{level,schema}.NAME.latency_s`` (arrival to reply, served
-requests), ``.waiting_s`` (time in the queue), counters ``.rejected`` (429) and ``.timed_out`` (504); in
-FIFO mode the level is ``fifo``.
+requests), ``.waiting_s`` (time in the queue), counters ``.rejected`` (429) and ``.timed_out`` (504), and
+the gauge ``.executing_seats`` (seats of the requests executing); in FIFO mode the level is ``fifo``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from models.k8s import apf_alloc
 from models.k8s.apf_config import AUTHENTICATED, APFConfig, FlowSchema, PriorityLevel
 from models.k8s.queueset import QueueSet, QueuingConfig, WorkEstimate
 from sim.core import Environment
-from sim.stats import Counter, Histogram
+from sim.stats import Counter, Gauge, Histogram
 
 REQUEST_TIMEOUT_S = 60.0
 """``--request-timeout`` default (``pkg/server/config.go``, ``RequestTimeout: 60 s``)."""
@@ -76,6 +76,7 @@ class Recorder:
         self.waiting_s: Histogram = env.metrics.histogram(prefix + "waiting_s")
         self.rejected: Counter = env.metrics.counter(prefix + "rejected")
         self.timed_out: Counter = env.metrics.counter(prefix + "timed_out")
+        self.executing_seats: Gauge = env.metrics.gauge(prefix + "executing_seats")
 
 
 class Level:
@@ -181,7 +182,10 @@ class APIServer:
         waited = self.env.now - arrived
         for recorder in recorders:
             recorder.waiting_s.record(waited)
+            recorder.executing_seats.add(seats)
         yield self.env.timeout(request.service_s)
+        for recorder in recorders:
+            recorder.executing_seats.add(-seats)
         level.queue_set.finish(admitted)
         latency = self.env.now - arrived
         if latency > self.request_timeout_s:
