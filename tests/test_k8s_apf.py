@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 import simpy
+from hypothesis import given
+from hypothesis import strategies as st
 
 from models.k8s.queueset import TIME_OUT, QueueSet, QueuingConfig, WorkEstimate
 from models.k8s.shufflesharding import Dealer, DealerError, required_entropy_bits
@@ -509,3 +511,59 @@ def test_simpy_only_needs_a_simpy_environment() -> None:
     env = simpy.Environment()
     qs = QueueSet(env, QueuingConfig(4, 4, 2), 2)
     assert qs.start_request(WorkEstimate(1), 1, "fs") is not None
+
+
+# -- invariants on random workloads (hypothesis) -------------------------------------------------
+
+REQUESTS = st.lists(st.tuples(st.floats(0.0, 5.0), st.integers(1, 6), st.floats(0.0, 2.0), st.integers(0, 7),
+                              st.booleans()), min_size=1, max_size=60)
+
+
+@given(requests=REQUESTS, limit=st.integers(1, 5), queues=st.integers(1, 6), hand=st.integers(1, 3),
+       length=st.integers(1, 4))
+def test_queue_set_invariants(requests: list[tuple[float, int, float, int, bool]], limit: int, queues: int,
+                              hand: int, length: int) -> None:
+    """Whatever the arrivals, widths (some wider than the limit), service times, flows and wait limits: the
+    seats in use never exceed the limit but for one too-wide request alone; every request is decided once,
+    executed or rejected; a queue dispatches in arrival order; R never goes back; at the end the queue set
+    is idle with no seat in use."""
+    env = Environment()
+    qs = queue_set(env, queues, length, min(hand, queues), limit)
+    outcomes: list[str] = []
+    order: dict[int, list[int]] = {}
+    last_r = [0]
+
+    def check() -> None:
+        assert qs.seats_in_use <= limit or qs.requests_executing == 1
+        assert qs.current_r >= last_r[0]
+        last_r[0] = qs.current_r
+
+    def client(index: int, at: float, seats: int, service: float, flow: int, patient: bool) -> Any:
+        yield env.timeout(at)
+        request = qs.start_request(WorkEstimate(seats), flow * 7919, f"fs{flow}",
+                                   wait_limit_s=None if patient else 0.5)
+        check()
+        if request is None:
+            outcomes.append("rejected")
+            return
+        queue = request.queue
+        executed = yield request.decision
+        check()
+        if not executed:
+            outcomes.append("timed out")
+            return
+        assert queue is not None
+        order.setdefault(queue.index, []).append(index)
+        yield env.timeout(service)
+        qs.finish(request)
+        check()
+        outcomes.append("executed")
+
+    arrivals = sorted(requests, key=lambda r: r[0])
+    for index, (at, seats, service, flow, patient) in enumerate(arrivals):
+        env.process(client(index, at, seats, service, flow, patient))
+    env.run()
+    assert len(outcomes) == len(arrivals)
+    assert sum(qs.rejected.values()) == outcomes.count("rejected") + outcomes.count("timed out")
+    assert all(served == sorted(served) for served in order.values())
+    assert qs.idle and qs.seats_in_use == 0 and qs.seats_waiting == 0 and qs.active_queues == 0

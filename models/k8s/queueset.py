@@ -144,6 +144,12 @@ class QueueSet:
         self.last_ns = ss.to_ns(env.now)
         self.robin_index = 0
         self.enqueues = 0
+        self.active_queues = 0
+        """Queues with a request waiting or executing (kept as they change, not counted at each sync)."""
+        self.nonempty: set[int] = set()
+        """Indices of the queues with a request waiting."""
+        self._hands: dict[int, list[int]] = {}
+        """Each flow's hand, dealt once (a flow's hand never changes)."""
         self.requests_waiting = 0
         self.requests_executing = 0
         self.seats_in_use = 0
@@ -155,6 +161,7 @@ class QueueSet:
         self.executing_by_fs: Counter[str] = Counter()
         self.seat_demand = Gauge(env)
         """Seats in use plus the widest phase of every waiting request (upstream's seat demand)."""
+        self.seat_demand_squared = Gauge(env)
 
     # -- the request's side -------------------------------------------------------------------------
 
@@ -181,7 +188,9 @@ class QueueSet:
             return None
         if not queue.active:
             queue.next_dispatch_r = self.current_r
+            self.active_queues += 1
         queue.enqueue(request)
+        self.nonempty.add(queue.index)
         self.requests_waiting += 1
         self.seats_waiting += request.max_seats
         self.waiting_by_fs[fs_name] += 1
@@ -204,6 +213,7 @@ class QueueSet:
         queue = request.queue
         if queue is not None:
             queue.executing.discard(request)
+            self.active_queues -= not queue.active
             queue.next_dispatch_r -= ss.seats_times_duration(request.initial_seats,
                                                              self.estimated_service_ns - actual_ns)
             self._bound_next_dispatch(queue)
@@ -225,6 +235,7 @@ class QueueSet:
         queue = request.queue
         assert queue is not None
         queue.remove(request)
+        self._note_removed(queue)
         self.requests_waiting -= 1
         self.seats_waiting -= request.max_seats
         self.waiting_by_fs[request.fs_name] -= 1
@@ -234,6 +245,24 @@ class QueueSet:
         self._bound_next_dispatch(queue)
         request.decision.succeed(False)
         return True
+
+    def set_concurrency_limit(self, limit: int) -> None:
+        """A new concurrency limit (upstream ``setConfiguration``), then dispatch what now fits."""
+        self._sync_time()
+        self.concurrency_limit = limit
+        self._dispatch_as_much_as_possible()
+
+    def take_seat_demand(self) -> tuple[float, float, float, float]:
+        """The seat demand since the last call (or the start): its duration (s), time-weighted mean,
+        deviation and maximum; then start a new period (upstream's ``seatDemandIntegrator.Reset``)."""
+        demand, squared = self.seat_demand, self.seat_demand_squared
+        duration = self.env.now - demand.start
+        mean = demand.mean()
+        deviation = max(squared.mean() - mean * mean, 0.0) ** 0.5
+        result = (duration, mean, deviation, demand.max)
+        demand.reset()
+        squared.reset()
+        return result
 
     @property
     def idle(self) -> bool:
@@ -249,14 +278,12 @@ class QueueSet:
             self._advance_epoch()
 
     def _virtual_time_ratio(self) -> float:
-        active = 0
-        seats_requested = 0
-        for queue in self.queues:
-            seats_requested += queue.seats_in_use + queue.max_seats_sum
-            active += queue.active
-        if not active:
+        """``min(C, seats in use + widest phases waiting) / active queues`` over the queues (0 without
+        queues); the sums are the queue set's totals, equal to upstream's loop over its queues."""
+        if not self.active_queues:
             return 0.0
-        return min(float(seats_requested), float(self.concurrency_limit)) / active
+        seats_requested = self.seats_in_use + self.seats_waiting
+        return min(float(seats_requested), float(self.concurrency_limit)) / self.active_queues
 
     def _advance_epoch(self) -> None:
         self.current_r -= ss.R_DECREMENT
@@ -276,8 +303,10 @@ class QueueSet:
     # -- queues and dispatch ------------------------------------------------------------------------
 
     def _shuffle_shard(self, hash_value: int) -> int:
-        assert self.dealer is not None
-        hand = self.dealer.hand(hash_value)
+        hand = self._hands.get(hash_value)
+        if hand is None:
+            assert self.dealer is not None
+            hand = self._hands[hash_value] = self.dealer.hand(hash_value)
         offset = self.enqueues % len(hand)
         self.enqueues += 1
         best, least = -1, ss.MAX_SEAT_SECONDS
@@ -300,23 +329,27 @@ class QueueSet:
             pass
 
     def _dispatch(self) -> bool:
+        # upstream scans every queue round robin from the one after the last served and keeps the first
+        # least virtual finish; the queues with nothing waiting never win, so only the others are visited,
+        # in the same cyclic order, and the index ends where a full turn leaves it
         chosen: Queue | None = None
         chosen_index = 0
         least = ss.MAX_SEAT_SECONDS
         count = len(self.queues)
-        for _ in range(count):
-            self.robin_index = (self.robin_index + 1) % count
-            queue = self.queues[self.robin_index]
-            if queue.waiting:
-                finish_r = queue.next_dispatch_r + queue.waiting[0].total_work
-                if finish_r < least:
-                    chosen, chosen_index, least = queue, self.robin_index, finish_r
+        start = self.robin_index + 1
+        for index in sorted(self.nonempty, key=lambda i: (i - start) % count):
+            queue = self.queues[index]
+            finish_r = queue.next_dispatch_r + queue.waiting[0].total_work
+            if finish_r < least:
+                chosen, chosen_index, least = queue, index, finish_r
         if chosen is None:
             return False
         request = chosen.waiting[0]
         if not self._can_accommodate(request.max_seats):
             return False
         chosen.remove(request)
+        if not chosen.waiting:
+            self.nonempty.discard(chosen.index)
         self.robin_index = chosen_index
         self.requests_waiting -= 1
         self.seats_waiting -= request.max_seats
@@ -334,6 +367,11 @@ class QueueSet:
         self._bound_next_dispatch(chosen)
         request.decision.succeed(True)
         return True
+
+    def _note_removed(self, queue: Queue) -> None:
+        if not queue.waiting:
+            self.nonempty.discard(queue.index)
+        self.active_queues -= not queue.active
 
     def _start_executing(self, request: Request) -> None:
         request.start_s = self.env.now
@@ -357,4 +395,6 @@ class QueueSet:
         self.cancel(request)
 
     def _set_demand(self) -> None:
-        self.seat_demand.set(self.seats_in_use + self.seats_waiting)
+        demand = self.seats_in_use + self.seats_waiting
+        self.seat_demand.set(demand)
+        self.seat_demand_squared.set(demand * demand)
