@@ -29,7 +29,7 @@ the gauge ``.executing_seats`` (seats of the requests executing); in FIFO mode t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,8 +156,11 @@ class APIServer:
                 return schema, by[schema.distinguisher]
         return None, ""
 
-    def handle(self, request: APIRequest) -> Generator[Any, Any, int]:
-        """Serve ``request`` (a SimPy process body); its value is the HTTP status: 200, 429 or 504."""
+    def handle(self, request: APIRequest,
+               execute: Callable[[], Generator[Any, Any, Any]] | None = None) -> Generator[Any, Any, int]:
+        """Serve ``request`` (a SimPy process body); its value is the HTTP status: 200, 429 or 504. Its
+        handler holds its seats for ``request.service_s``, or runs ``execute`` (a generator function: the
+        model's own handler, on the server's cores and its storage) when one is given."""
         arrived = self.env.now
         schema, distinguisher = self.classify(request)
         schema_name = schema.name if schema is not None else "none"
@@ -183,7 +186,10 @@ class APIServer:
         for recorder in recorders:
             recorder.waiting_s.record(waited)
             recorder.executing_seats.add(seats)
-        yield self.env.timeout(request.service_s)
+        if execute is None:
+            yield self.env.timeout(request.service_s)
+        else:
+            yield from execute()
         for recorder in recorders:
             recorder.executing_seats.add(-seats)
         level.queue_set.finish(admitted)

@@ -33,6 +33,8 @@ import simpy
 
 from sim.core import Environment, Model
 from sim.params import param_value
+from models.k8s.apf import OK, APIRequest, APIServer
+from models.k8s.apf_config import AUTHENTICATED
 from models.k8s.cacher import Cacher
 from models.k8s.cluster_config import (CONTROLLER_MANAGER_BURST, CONTROLLER_MANAGER_QPS, KUBELET_BURST, KUBELET_QPS,
                                        ClusterScenario)
@@ -81,6 +83,8 @@ class ClusterModel(Model):
         self.cfg = config
         self.rng = env.rng("cluster.pods")
         self.cores = SharedCores(env, config.apiserver.cores, "apiserver.cores")
+        self.server = APIServer(env, config.apiserver.apf, fifo_queue_length=(
+            config.apiserver.fifo_queue_length if config.apiserver.fifo else None))
         self.codec = Codec(config.apiserver.codec)
         self.codecs: dict[str, Codec] = {config.apiserver.codec: self.codec}
         self.storage_write = config.storage.write.sampler(env.rng("cluster.storage"))
@@ -154,9 +158,12 @@ class ClusterModel(Model):
 
     def _serve(self, client: Client, verb: str, resource: str, seats: int,
                execute: Callable[[], Generator[simpy.Event, Any, None]]) -> Generator[simpy.Event, Any, bool]:
-        """Admission and execution on the server (seam for priority and fairness)."""
-        yield from execute()
-        return True
+        """Admission by priority and fairness (or the FIFO queue), then the handler."""
+        namespace = "kube-node-lease" if resource == "leases" else "default"
+        request = APIRequest(user=client.user, verb=verb, resource=resource, namespace=namespace,
+                             groups=(*client.groups, AUTHENTICATED), seats=seats)
+        status = yield from self.server.handle(request, execute)
+        return status == OK
 
     def _codec(self, format_: str | None) -> Codec:
         name = format_ or self.cfg.apiserver.codec

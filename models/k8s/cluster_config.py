@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from models.k8s.apf_config import APFConfig
 from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart
 
 CLUSTER_NODES = 5000
@@ -45,6 +46,10 @@ LIST_SLO_S = 30.0
 POD_STARTUP_SLO_S = 5.0
 """SLO: p99 start-up of a schedulable stateless pod with its image pre-pulled (``slos.md``)."""
 
+FIFO_QUEUE_LENGTH = 1000
+"""The FIFO alternative's queue (``apiserver.fifo``): an assumption, as in the ``k8s.apiserver`` kind; upstream
+has no such queue."""
+
 Codec = Literal["json", "protobuf"]
 
 
@@ -53,7 +58,9 @@ class ApiServerConfig(ScenarioPart):
 
     cores: int = Field(APISERVER_CORES, ge=1, le=1024, description="cores of the control-plane machine")
     codec: Codec = Field("protobuf", description="encoding of the system components' requests and responses")
+    apf: APFConfig = Field(default_factory=APFConfig, description="priority levels and flow schemas (bootstrap)")
     fifo: bool = Field(False, description="one FIFO queue in front of all seats instead of priority and fairness")
+    fifo_queue_length: int = Field(FIFO_QUEUE_LENGTH, ge=1, le=MAX_COUNT, description="the FIFO queue's length")
 
 
 class StorageConfig(ScenarioPart):
