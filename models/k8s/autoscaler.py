@@ -38,7 +38,7 @@ from pydantic import Field, field_validator, model_validator
 from sim.core import Environment
 from sim.scenario import MAX_COUNT, Duration, ScenarioPart
 from models.k8s import hpa
-from models.k8s.metricsserver import METRIC_RESOLUTION_S, MetricsServer
+from models.k8s.metricsserver import METRIC_RESOLUTION_S
 
 SYNC_PERIOD_S = 15.0
 """``--horizontal-pod-autoscaler-sync-period`` (kube-controller-manager reference, above)."""
@@ -149,6 +149,12 @@ class ScaleTarget(Protocol):
     def scale(self, replicas: int) -> None: ...
 
 
+class UsageSource(Protocol):
+    """Where the controller reads pods' usage (:class:`models.k8s.metricsserver.MetricsServer`)."""
+
+    def latest(self) -> dict[str, hpa.PodMetric]: ...
+
+
 def longest_period(rules: hpa.ScalingRules) -> int:
     """The longest policy period of a direction (upstream ``getLongestPolicyPeriod``)."""
     return max((policy.period_seconds for policy in rules.policies or ()), default=0)
@@ -158,7 +164,7 @@ class HorizontalPodAutoscaler:
     """The control loop of one HPA named ``name`` (see the module docstring); starts syncing at ``phase``."""
 
     def __init__(self, env: Environment, name: str, config: HPAConfig, controller: ControllerConfig,
-                 target: ScaleTarget, metrics: MetricsServer, phase: float) -> None:
+                 target: ScaleTarget, metrics: UsageSource, phase: float) -> None:
         self.env = env
         self.config = config
         self.controller = controller

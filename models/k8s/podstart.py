@@ -96,7 +96,7 @@ class PodStartConfig(ScenarioPart):
     process: Literal["go", "node"] = Field("go", description="the container's process, for container_start")
     container_start: DurationDist | None = Field(
         None, description="the container's start; null: the parameter set go.process.start_s (process go) or "
-        "node.process.start_s (process node)", json_schema_extra=calibrated("go.process.start_s", unless="process"))
+        "node.process.start_s (process node)", json_schema_extra=calibrated("go.process.start_s"))
     readiness: ProbeConfig | None = Field(default_factory=ProbeConfig,
                                           description="the readiness probe; null: Ready when the container starts")
 

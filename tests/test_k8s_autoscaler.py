@@ -1,0 +1,265 @@
+"""The HPA's control loop, metrics-server and the pod start-up pipeline (models/k8s/autoscaler.py,
+metricsserver.py, podstart.py), and their wiring into the arch kind (models/arch/autoscaling.py).
+
+The loop's stories: a known CPU load -> a known replica sequence, worked out by hand from upstream's rules
+(horizontal.go's reconcileAutoscaler, the behaviors' defaults; the arithmetic is in each test's comment)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from sim.core import Environment
+from sim.dists import Constant
+from sim.run import run_replications
+from sim.scenario import ScenarioError, load_scenario
+from models.arch.autoscaling import capacity_replicas
+from models.arch.balancers import LeastRequest, RingHash, RoundRobin
+from models.k8s import hpa
+from models.k8s.autoscaler import ControllerConfig, HorizontalPodAutoscaler, HPAConfig
+from models.k8s.metricsserver import MetricsServer
+from models.k8s.podstart import STAGES, PodLife, PodStartConfig, PodStartup, ProbeConfig, first_ready
+
+LONG_AGO = -86_400.0
+
+
+class Deployment:
+    """A scale target whose pods are Ready at once, long ago (no start-up), each 1 CPU requested."""
+
+    def __init__(self, replicas: int) -> None:
+        self.count = replicas
+        self.history: list[tuple[float, int]] = []
+        self.env: Environment | None = None
+
+    @property
+    def replicas(self) -> int:
+        return self.count
+
+    def pods(self) -> list[hpa.Pod]:
+        return [hpa.Pod(f"p{i}", 1000, ready_since=LONG_AGO, start_time=LONG_AGO) for i in range(self.count)]
+
+    def scale(self, replicas: int) -> None:
+        assert self.env is not None
+        self.count = replicas
+        self.history.append((self.env.now, replicas))
+
+
+class Load:
+    """Usage samples: a total CPU load (cores, a function of time) spread evenly over the target's pods."""
+
+    def __init__(self, env: Environment, target: Deployment, cores) -> None:
+        self.env, self.target, self.cores = env, target, cores
+
+    def latest(self) -> dict[str, hpa.PodMetric]:
+        share = round(1000 * self.cores(self.env.now) / self.target.count)
+        return {pod.name: hpa.PodMetric(share, self.env.now, 15.0) for pod in self.target.pods()}
+
+
+def controlled(env: Environment, replicas: int, cores, **hpa_fields) -> Deployment:
+    target = Deployment(replicas)
+    target.env = env
+    config = HPAConfig(**{"min_replicas": 1, "max_replicas": 10, "metrics": [{"cpu_utilization": 50}],
+                          **hpa_fields})
+    HorizontalPodAutoscaler(env, "web", config, ControllerConfig(), target, Load(env, target, cores), 0.0)
+    return target
+
+
+def test_scale_up_with_default_behavior_then_down_after_the_stabilization_window(env: Environment) -> None:
+    # 4 cores on 2 pods at a 50 % target: 200 % -> recommendation 8. t=0: the scale-up policies allow
+    # max(2 + 4 pods, 2 x 100 %) = 6. t=15: 4/6 = 67 % -> ceil(1.33 x 6) = 8; the 6 added at t=0 are not
+    # strictly within the last 15 s, so the limit starts from 6 again: 8. t=30, 45: 50 %, no change.
+    # From t=60 the load is 1 core: 12.5 % -> 2, held at 8 by the 300 s scale-down window while a
+    # recommendation of 8 lies strictly within it (the last, at 45 s, until 345 s); 100 %/15 s allows 2.
+    target = controlled(env, 2, lambda t: 4.0 if t < 60 else 1.0, behavior={})
+    env.run(until=400)
+    assert target.history == [(0.0, 6), (15.0, 8), (345.0, 2)]
+    assert env.metrics.counter("hpa.web.scale_ups").value == 2
+    assert env.metrics.counter("hpa.web.scale_downs").value == 1
+
+
+def test_without_behavior_the_older_rules_double_at_most(env: Environment) -> None:
+    # behavior null: at most max(2 x current, 4) per sync. t=0: 2 -> 4; t=15: 4 cores on 4 pods, 100 % ->
+    # 8 (within max(8, 4)); t=30: 50 %, stays. The load gone at t=60 (0.5 cores: 6.25 % -> 1): the
+    # downscale window keeps the highest recommendation of the last 300 s, its edge included (upstream's
+    # stabilizeRecommendation drops only samples Before the cutoff): the 8 of t=45 still holds at 345 s.
+    target = controlled(env, 2, lambda t: 4.0 if t < 60 else 0.5)
+    env.run(until=400)
+    assert target.history == [(0.0, 4), (15.0, 8), (360.0, 1)]
+
+
+def test_sync_period_and_scale_up_window_set_when_it_acts(env: Environment) -> None:
+    # A spike of one sync (t=15 only) against a 30 s scale-up window: the lowest recommendation of the
+    # window (1 at t=0) holds the count, so the spike never scales; a load lasting past the window does.
+    target = controlled(env, 1, lambda t: 2.0 if t == 15 or t >= 60 else 0.5,
+                        behavior={"scale_up": {"stabilization_window_seconds": 30}})
+    env.run(until=100)
+    # t=60: window (30, 60] holds 45 (rec 1) -> 1; t=75: window (45, 75] holds 60 and 75 (rec 4) -> 4.
+    assert target.history == [(75.0, 4)]
+
+
+def test_no_metrics_no_scaling(env: Environment) -> None:
+    target = Deployment(3)
+    target.env = env
+
+    class Nothing:
+        def latest(self) -> dict[str, hpa.PodMetric]:
+            return {}
+
+    HorizontalPodAutoscaler(env, "web", HPAConfig(max_replicas=10), ControllerConfig(), target, Nothing(), 0.0)
+    env.run(until=60)
+    assert target.history == []
+    assert env.metrics.counter("hpa.web.syncs_skipped").value == 4  # t = 0, 15, 30, 45
+
+
+def test_count_outside_the_bounds_goes_to_the_bound(env: Environment) -> None:
+    target = controlled(env, 12, lambda t: 6.0)  # 6 cores on 12 pods: 50 %, yet 12 > max 10
+    env.run(until=1)
+    assert target.history == [(0.0, 10)]
+
+
+# ---- metrics-server -----------------------------------------------------------------------------------
+
+
+def test_metrics_server_serves_the_rate_between_the_last_two_scrapes(env: Environment) -> None:
+    # A pod using 0.3 CPU from t=0 and one that appears at t=20: scrapes at 5, 20, 35 (15 s resolution).
+    def read():
+        pods = [("a", 0.3 * env.now)]
+        if env.now >= 20:
+            pods.append(("b", 0.9 * (env.now - 20)))
+        return pods
+
+    server = MetricsServer(env, read, 15.0, phase=5.0)
+    env.run(until=21)
+    assert server.latest() == {"a": hpa.PodMetric(300, 20.0, 15.0)}  # b scraped once: no sample yet
+    env.run(until=36)
+    assert server.latest() == {"a": hpa.PodMetric(300, 35.0, 15.0), "b": hpa.PodMetric(900, 35.0, 15.0)}
+
+
+# ---- pod start-up -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("admitted", "running", "app_ready", "probe", "ready"),
+    [
+        (0.0, 3.0, 3.0, {}, 3.0),  # the run at the container's start succeeds
+        (0.0, 3.1, 4.1, {}, 10.0),  # the app answers 1 s later: the next tick of the admission's ticker
+        (0.0, 3.1, 4.1, {"success_threshold": 3}, 30.0),  # three ticks in a row
+        (0.0, 3.0, 3.0, {"initial_delay_seconds": 5}, 10.0),  # the run at 3 s is skipped, so is none after 8 s
+        (0.0, 10.0, 10.0, {}, 10.0),  # a tick at the container's start is that run
+        (0.5, 2.0, 2.5, {"period_seconds": 1}, 2.5),  # ticks at 1.5, 2.5, ...
+    ],
+)
+def test_readiness_follows_the_probe_worker(admitted, running, app_ready, probe, ready) -> None:
+    assert first_ready(admitted, running, app_ready, ProbeConfig(**probe)) == pytest.approx(ready)
+
+
+def test_pipeline_stages_sum_to_the_total_and_a_node_pulls_once(env: Environment) -> None:
+    config = PodStartConfig(scheduling=Constant(0.1), sandbox=Constant(1.0), container_start=Constant(0.05),
+                            image={"pre_pulled": False, "size": 2e8, "pull_bandwidth": 1e8},
+                            readiness={"app_ready": Constant(1.0)})
+    startup = PodStartup(env, config, "web", "podstart.web")
+    lives = [PodLife("a", "n0", 0.0), PodLife("b", "n0", 0.0), PodLife("c", "n1", 0.0)]
+    for life in lives:
+        env.process(startup.start(life))
+    env.run(until=1)
+    late = PodLife("d", "n0", env.now)
+    env.process(startup.start(late))
+    env.run()
+    # a, b, c admitted at 0.1; n0 and n1 pull 2 s (b waits for a's pull), sandbox 1 s, start 0.05 s: running
+    # at 3.15, the app answers at 4.15, the ticker (from 0.1) ticks at 10.1. d on n0 at 1.0: admitted 1.1,
+    # waits for n0's pull (until 2.1), running 3.15 again, ready at its tick 11.1.
+    assert [life.ready for life in lives + [late]] == pytest.approx([10.1, 10.1, 10.1, 11.1])
+    assert startup.stage_s["image_pull"].max == pytest.approx(2.0)
+    assert startup.stage_s["image_pull"].min == pytest.approx(1.0)
+    stage_sum = sum(startup.stage_s[stage].mean * startup.stage_s[stage].count for stage in STAGES)
+    total = startup.total_s.mean * startup.total_s.count
+    assert stage_sum == pytest.approx(total)
+
+
+def test_container_start_defaults_to_the_calibrated_process_start() -> None:
+    from sim.params import param_dist
+
+    assert PodStartConfig().container_start_time() == param_dist("go.process.start_s")
+    assert PodStartConfig(process="node").container_start_time() == param_dist("node.process.start_s")
+
+
+# ---- balancers over a changing host set ---------------------------------------------------------------------
+
+
+def test_balancers_pick_only_their_hosts() -> None:
+    robin = RoundRobin(5)
+    robin.set_hosts([1, 3])
+    assert [robin.pick(0) for _ in range(4)] == [1, 3, 1, 3]
+    least = LeastRequest(5, np.random.default_rng(1))
+    least.set_hosts([0, 4])
+    assert {least.pick(0) for _ in range(50)} == {0, 4}
+    ring = RingHash([f"web-{i}" for i in range(4)])
+    before = {key: ring.pick(key) for key in range(500)}
+    ring.set_hosts([0, 1, 2])
+    after = {key: ring.pick(key) for key in range(500)}
+    assert set(after.values()) == {0, 1, 2}
+    assert all(after[key] == owner for key, owner in before.items() if owner != 3)  # only web-3's keys move
+
+
+# ---- the arch wiring and the scenario ---------------------------------------------------------------------------
+
+
+def test_capacity_is_the_count_the_hpa_settles_on() -> None:
+    # 400 requests/s x 10 ms = 4 CPUs; at 60 % of 1 CPU each: ceil(6.67) = 7.
+    assert capacity_replicas(load_scenario("hpa-reaction-time"), "api") == 7
+
+
+def test_hpa_reaction_time_scales_to_capacity_and_new_pods_serve_only_once_ready() -> None:
+    scenario = load_scenario("hpa-reaction-time", {"requests": 40_000, "replications": 1})
+    outcome = run_replications(scenario)
+    took = outcome.get("hpa.api.time_to_capacity_s", "mean").mean
+    # at least a scrape window, a sync and a pod's start-up (0.1 + 1 s sandbox + 1 s app): more than 2 s
+    assert 2.0 < took < 200.0
+    assert outcome.get("hpa.api.replicas", "max").mean <= 12
+    assert outcome.get("hpa.api.scale_ups", "count").mean >= 1
+    assert outcome.get("podstart.api.total_s", "count").mean >= 5  # 2 -> 7 at least
+
+
+def test_a_slot_never_started_gets_no_request() -> None:
+    from models.arch.model import ArchModel
+
+    scenario = load_scenario("hpa-reaction-time", {"requests": 20_000})
+    env = Environment(seed=1, replication=0, scenario=scenario)
+    model = ArchModel(env, scenario)
+    env.run(until=model.done)
+    # No scale-down within the 300 s window: pods took slots 0, 1, 2... in turn, one name each.
+    started = model.scaled["api"]._made
+    assert 2 < started < 12
+    served = [env.metrics.counter(f"pod.api-{i}.requests").value for i in range(12)]
+    assert all(count > 0 for count in served[:started])
+    assert all(count == 0 for count in served[started:])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"services.api.autoscaling.hpa.min_replicas": 20},
+         "services.api.autoscaling.hpa: min_replicas (20) must not be above max_replicas (12)"),
+        ({"services.api.autoscaling.hpa.metrics": [{"cpu_utilization": "0%"}]},
+         "services.api.autoscaling.hpa.metrics.0.cpu_utilization: Input should be greater than 0 (got '0')"),
+        ({"kubernetes.sync_period": "-1s"},
+         "kubernetes.sync_period: a duration must be a finite number >= 0, got '-1s'"),
+        ({"kubernetes.metric_resolution": 0}, "kubernetes.metric_resolution: Input should be greater than 0 (got 0.0)"),
+        ({"services.api.autoscaling.startup.readiness.period_seconds": -10},
+         "services.api.autoscaling.startup.readiness.period_seconds: Input should be greater than or equal to 1 "
+         "(got -10)"),
+        ({"services.api.autoscaling.hpa.behavior": {"scale_up": {"stabilization_window_seconds": -5}}},
+         "services.api.autoscaling.hpa.behavior.scale_up.stabilization_window_seconds: Input should be greater "
+         "than or equal to 0 (got -5)"),
+        ({"services.api.cpu_request": None}, "services.api: autoscaling: a CPU utilization target needs the pods' "
+         "cpu_request"),
+        ({"services.api.replicas": 13}, "services.api: replicas: 13 is above autoscaling.hpa.max_replicas (12)"),
+        ({"services.api.cpu_request": "lotsm"}, "services.api.cpu_request: expected cores (0.5) or millicores"),
+        ({"workload.burst": {"rate": 10, "on": 1, "off": 1}}, "workload: step: a load step changes a plain Poisson"),
+    ],
+)
+def test_bad_autoscaling_input_names_the_field_and_value(override, message) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario("hpa-reaction-time", override)
