@@ -18,7 +18,8 @@ from sim.scenario import ScenarioError, load_scenario
 from models.arch.autoscaling import capacity_replicas
 from models.arch.balancers import LeastRequest, RingHash, RoundRobin
 from models.k8s import hpa
-from models.k8s.autoscaler import ControllerConfig, HorizontalPodAutoscaler, HPAConfig
+from models.k8s.autoscaler import (ControllerConfig, HorizontalPodAutoscaler, HPAConfig, StoredEvent,
+                                   store_scale_event)
 from models.k8s.metricsserver import MetricsServer
 from models.k8s.podstart import STAGES, PodLife, PodStartConfig, PodStartup, ProbeConfig, first_ready
 
@@ -117,6 +118,29 @@ def test_count_outside_the_bounds_goes_to_the_bound(env: Environment) -> None:
     target = controlled(env, 12, lambda t: 6.0)  # 6 cores on 12 pods: 50 %, yet 12 > max 10
     env.run(until=1)
     assert target.history == [(0.0, 10)]
+
+
+# Upstream horizontal_test.go, TestStoreScaleEvents (the cases with a behavior; without one the controller
+# stores nothing): a scale-up of 5 stored at now=0 among the events before it (change, seconds before now),
+# with the policies' longest period; the events kept after it (change, outdated), and the change of the
+# events before it within the last 60 s (upstream's expectedReplicasChange).
+STORE_CASES = [
+    ("empty entries with two-policy-behavior", 60, [], [(5, False)], 0),
+    ("one outdated entry to be replaced with behavior", 60, [(7, 61)], [(5, False)], 0),
+    ("one actual entry to be not touched with behavior", 60, [(7, 58)], [(7, False), (5, False)], 7),
+    ("two entries, one of them to be replaced", 60, [(7, 61), (6, 59)], [(5, False), (6, False)], 6),
+    ("replace one entry, use policies with different periods", 60, [(8, 29), (6, 59), (7, 61), (9, 61)],
+     [(8, False), (6, False), (7, True), (5, False)], 14),
+    ("two entries, both actual", 120, [(7, 58), (6, 59)], [(7, False), (6, False), (5, False)], 13),
+]
+
+
+@pytest.mark.parametrize(("name", "longest", "before", "after", "change"), STORE_CASES, ids=[c[0] for c in STORE_CASES])
+def test_scale_events_are_stored_as_upstream_stores_them(name, longest, before, after, change) -> None:
+    events = [StoredEvent(replicas, -ago) for replicas, ago in before]
+    assert hpa.replicas_change_per_period(60, [hpa.ScaleEvent(e.change, e.timestamp) for e in events], 0.0) == change
+    store_scale_event(events, 5, 0.0, longest)
+    assert [(event.change, event.outdated) for event in events] == after
 
 
 # ---- metrics-server -----------------------------------------------------------------------------------

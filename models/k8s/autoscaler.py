@@ -19,8 +19,8 @@ usage samples (:class:`models.k8s.metricsserver.MetricsServer`), then:
   ``--horizontal-pod-autoscaler-downscale-stabilization``, 5 min), without one by upstream's older rules
   (:func:`models.k8s.hpa.legacy_stabilize`, :func:`models.k8s.hpa.legacy_bounds`);
 * a new count is set on the target; with a behavior the change is stored as a scale event of its direction
-  (events older than the direction's longest policy period are dropped: upstream marks them outdated and
-  reuses their slots, which leaves the same sums), as are the recommendations the normalization keeps.
+  (:func:`store_scale_event`: events older than the direction's longest policy period are marked outdated
+  and the last outdated one's place is reused), as are the recommendations the normalization keeps.
 
 Metrics (``<name>`` the target): ``hpa.<name>.replicas`` (the count set, a time-weighted gauge),
 ``hpa.<name>.desired_replicas`` (the metrics' recommendation, before normalization),
@@ -31,6 +31,7 @@ Metrics (``<name>`` the target): ``hpa.<name>.replicas`` (the count set, a time-
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
@@ -160,6 +161,32 @@ def longest_period(rules: hpa.ScalingRules) -> int:
     return max((policy.period_seconds for policy in rules.policies or ()), default=0)
 
 
+@dataclass
+class StoredEvent:
+    """A scale event as the controller keeps it: the change, when, and whether it is outdated."""
+
+    change: int
+    timestamp: float
+    outdated: bool = False
+
+
+def store_scale_event(events: list[StoredEvent], change: int, now: float, longest: int) -> None:
+    """Mark the events older than ``longest`` seconds outdated and put the new one in the place of the last
+    outdated event, or after the others (upstream ``storeScaleEvent``, ``markScaleEventsOutdated``)."""
+    cutoff = now - longest
+    place = None
+    for index, event in enumerate(events):
+        if event.timestamp < cutoff:
+            event.outdated = True
+        if event.outdated:
+            place = index
+    new = StoredEvent(change, now)
+    if place is None:
+        events.append(new)
+    else:
+        events[place] = new
+
+
 class HorizontalPodAutoscaler:
     """The control loop of one HPA named ``name`` (see the module docstring); starts syncing at ``phase``."""
 
@@ -173,8 +200,8 @@ class HorizontalPodAutoscaler:
         self.target = target
         self.metrics = metrics
         self.recommendations: tuple[hpa.TimedRecommendation, ...] = ()
-        self.up_events: list[hpa.ScaleEvent] = []
-        self.down_events: list[hpa.ScaleEvent] = []
+        self.up_events: list[StoredEvent] = []
+        self.down_events: list[StoredEvent] = []
         sink = env.metrics
         self.replicas = sink.gauge(f"hpa.{name}.replicas", target.replicas)
         self.desired = sink.gauge(f"hpa.{name}.desired_replicas", target.replicas)
@@ -245,19 +272,18 @@ class HorizontalPodAutoscaler:
         if self.config.behavior is None:
             stabilized, self.recommendations = hpa.legacy_stabilize(self.recommendations, recommended, window, now)
             return hpa.legacy_bounds(spec, current, stabilized)[0]
-        normalized = hpa.normalize_with_behaviors(spec, current, recommended, self.recommendations,
-                                                  self.up_events, self.down_events, now, window)
+        up = [hpa.ScaleEvent(event.change, event.timestamp) for event in self.up_events]
+        down = [hpa.ScaleEvent(event.change, event.timestamp) for event in self.down_events]
+        normalized = hpa.normalize_with_behaviors(spec, current, recommended, self.recommendations, up, down, now,
+                                                  window)
         self.recommendations = normalized.recommendations
         return normalized.replicas
 
     def _store_event(self, previous: int, new: int, now: float) -> None:
         """Keep the change as a scale event of its direction (upstream ``storeScaleEvent``)."""
         if new > previous:
-            events, rules, change = self.up_events, hpa.with_defaults(self.spec.scale_up, hpa.SCALE_UP_DEFAULT), \
-                new - previous
+            rules = hpa.with_defaults(self.spec.scale_up, hpa.SCALE_UP_DEFAULT)
+            store_scale_event(self.up_events, new - previous, now, longest_period(rules))
         else:
-            events, rules, change = self.down_events, hpa.with_defaults(
-                self.spec.scale_down, hpa.SCALE_DOWN_DEFAULT), previous - new
-        cutoff = now - longest_period(rules)
-        events[:] = [event for event in events if event.timestamp > cutoff]
-        events.append(hpa.ScaleEvent(change, now))
+            rules = hpa.with_defaults(self.spec.scale_down, hpa.SCALE_DOWN_DEFAULT)
+            store_scale_event(self.down_events, previous - new, now, longest_period(rules))
