@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.core import Environment
 from sim.dists import Constant
@@ -98,6 +100,20 @@ def test_sync_period_and_scale_up_window_set_when_it_acts(env: Environment) -> N
     env.run(until=100)
     # t=60: window (30, 60] holds 45 (rec 1) -> 1; t=75: window (45, 75] holds 60 and 75 (rec 4) -> 4.
     assert target.history == [(75.0, 4)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(loads=st.lists(st.floats(0.0, 20.0), min_size=1, max_size=40), start=st.integers(1, 10))
+def test_the_loop_keeps_the_bounds_the_sync_instants_and_the_scale_up_policies(loads, start) -> None:
+    # A load (cores) per sync period: counts stay in 1..10, change only at syncs, and a scale-up adds at most
+    # max(4 pods, 100 %) of the count it starts from (the default policies; one sync per 15 s period).
+    env = Environment(seed=1, replication=0)
+    target = controlled(env, start, lambda t: loads[min(int(t // 15), len(loads) - 1)], behavior={})
+    env.run(until=15 * len(loads))
+    counts = [start] + [count for _, count in target.history]
+    assert all(1 <= count <= 10 for count in counts)
+    assert all(at % 15 == 0 for at, _ in target.history)
+    assert all(new <= max(old + 4, 2 * old) for old, new in zip(counts, counts[1:]))
 
 
 def test_no_metrics_no_scaling(env: Environment) -> None:

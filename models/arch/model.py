@@ -50,7 +50,9 @@ their window cannot connect: the attempt fails after
 timeout if that comes first. A pod with a ``rate_limit`` answers 429 at once
 to a request that finds its token bucket empty; the call is not retried.
 Pods are placed on the nodes in turn (the ``k``-th pod overall on node
-``k mod count``).
+``k mod count``). A service with ``autoscaling`` has ``hpa.max_replicas`` pod slots placed so, and a
+HorizontalPodAutoscaler sets how many run (:mod:`models.arch.autoscaling`): a new pod starts through the
+start-up pipeline and joins its clients' balancers once Ready, a deleted one leaves them at once and drains.
 
 Metrics: ``requests.sojourn_s`` (end-to-end latency of successful requests),
 ``requests.completed``, ``requests.errors`` and ``requests.failed_s`` (the
@@ -74,8 +76,10 @@ cores); with a
 mesh (:mod:`models.arch.mesh`), ``proxy.<name>.cpu_s`` and ``.requests`` (a pod's sidecar, a node's
 ``ztunnel``, ``ebpf`` or ``envoy``, a ``waypoint-I``) and ``mesh.proxy_cpu_s`` (the data plane's CPU), with
 filters ``mesh.filter_cpu_s``, with ebpf ``mesh.ebpf_cpu_s``, with ``mesh.proxy.memory``
-``proxy.<name>.memory_bytes`` and ``mesh.proxy_memory_bytes`` (gauges). The first ``warmup`` fraction of
-the requests is not measured.
+``proxy.<name>.memory_bytes`` and ``mesh.proxy_memory_bytes`` (gauges); with autoscaling
+``hpa.<service>.*`` and ``podstart.<service>.*`` (:mod:`models.k8s.autoscaler`,
+:mod:`models.arch.autoscaling`, :mod:`models.k8s.podstart`). The first ``warmup`` fraction of the requests
+is not measured.
 """
 
 from __future__ import annotations
