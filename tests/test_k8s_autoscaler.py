@@ -163,18 +163,24 @@ def test_scale_events_are_stored_as_upstream_stores_them(name, longest, before, 
 
 
 def test_metrics_server_serves_the_rate_between_the_last_two_scrapes(env: Environment) -> None:
-    # A pod using 0.3 CPU from t=0 and one that appears at t=20: scrapes at 5, 20, 35 (15 s resolution).
+    # Scrapes at 5, 20, 35, 50 (15 s resolution). a: 0.3 CPU, running long before. b: started at 20, scraped
+    # at once (0 s old): no sample until its second scrape. c: started at 8, 12 s old at the scrape at 20,
+    # within one resolution and at least 10 s: a sample from its start (upstream's fresh container point).
+    # d: started at 13, 7 s old at 20: too young for a point at its start, so that scrape is its first point
+    # and its first sample comes at 35.
     def read():
-        pods = [("a", 0.3 * env.now)]
-        if env.now >= 20:
-            pods.append(("b", 0.9 * (env.now - 20)))
+        now = env.now
+        pods = [("a", 0.3 * now, -100.0)]
+        pods += [(name, rate * (now - start), start) for name, rate, start in
+                 (("b", 0.9, 20.0), ("c", 0.5, 8.0), ("d", 0.2, 13.0)) if now >= start]
         return pods
 
     server = MetricsServer(env, read, 15.0, phase=5.0)
     env.run(until=21)
-    assert server.latest() == {"a": hpa.PodMetric(300, 20.0, 15.0)}  # b scraped once: no sample yet
+    assert server.latest() == {"a": hpa.PodMetric(300, 20.0, 15.0), "c": hpa.PodMetric(500, 20.0, 12.0)}
     env.run(until=36)
-    assert server.latest() == {"a": hpa.PodMetric(300, 35.0, 15.0), "b": hpa.PodMetric(900, 35.0, 15.0)}
+    assert server.latest() == {"a": hpa.PodMetric(300, 35.0, 15.0), "b": hpa.PodMetric(900, 35.0, 15.0),
+                               "c": hpa.PodMetric(500, 35.0, 15.0), "d": hpa.PodMetric(200, 35.0, 15.0)}
 
 
 # ---- pod start-up -----------------------------------------------------------------------------------------

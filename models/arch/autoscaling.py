@@ -122,10 +122,10 @@ class ScaledService:
             self._publish()
 
     # ------------------------------------------------------------------ pods
-    def cpu_readings(self) -> list[tuple[str, float]]:
-        """Each running pod's cumulative CPU seconds, as its kubelet reports it."""
-        return [(life.name, self.slots[index].cpu_s - self._cpu_base[index]) for index, life in enumerate(self.lives)
-                if life is not None and life.running is not None]
+    def cpu_readings(self) -> list[tuple[str, float, float]]:
+        """Each running pod's cumulative CPU seconds and its container's start, as its kubelet reports them."""
+        return [(life.name, self.slots[index].cpu_s - self._cpu_base[index], life.running)
+                for index, life in enumerate(self.lives) if life is not None and life.running is not None]
 
     def _deletion_rank(self, index: int) -> tuple[bool, bool, bool, float, float]:
         life = self.lives[index]
@@ -138,14 +138,13 @@ class ScaledService:
         index = min(free, key=lambda i: (self._freed[i], i))
         life = PodLife(self._new_name(index), self.slots[index].node.name, self.env.now)
         self.lives[index] = life
+        self._cpu_base[index] = self.slots[index].cpu_s
         self.env.process(self._start(index, life))
 
     def _start(self, index: int, life: PodLife) -> Generator[Any, Any, None]:
         yield from self.startup.start(life)
-        if life.deleted:
-            return
-        self._cpu_base[index] = self.slots[index].cpu_s
-        self._publish()
+        if not life.deleted:
+            self._publish()
 
     def _delete(self, index: int) -> None:
         life = self.lives[index]

@@ -6,9 +6,11 @@ e.g. https://github.com/kubernetes-sigs/metrics-server/releases/download/v0.6.4/
 flag's own default in the program is 60 s, ``cmd/metrics-server/app/options/options.go``) it scrapes each
 kubelet's resource metrics: the cumulative CPU seconds of every running container. A pod's usage is the
 rate between its last two scrapes, ``(cpu_2 - cpu_1) / (t_2 - t_1)``, served with the later scrape's
-``timestamp`` and the ``window`` ``t_2 - t_1``; a pod scraped once has no usage yet (the HPA counts it
-missing). The HPA reads the latest sample (:meth:`MetricsServer.latest`), in milli-CPU as upstream's
-``MilliValue``.
+``timestamp`` and the ``window`` ``t_2 - t_1``. A container that started within one resolution of a
+scrape, but at least 10 s before it (``freshContainerMinMetricsResolution``), is given a first point at
+its start with no CPU used, so it has a usage at that scrape; one scraped once otherwise has none yet (the
+HPA counts it missing) (``pkg/storage/pod.go``, ``podStorage.Store``). The HPA reads the latest sample
+(:meth:`MetricsServer.latest`), in milli-CPU as upstream's ``MilliValue``.
 
 The scrapes begin at ``phase`` (the ``arch`` kind draws it uniform over one resolution: metrics-server
 started at a time unrelated to the run). Not modelled: the kubelet's own statistics interval (cAdvisor's
@@ -26,8 +28,12 @@ from models.k8s.hpa import PodMetric
 METRIC_RESOLUTION_S = 15.0
 """``--metric-resolution`` in metrics-server's released ``components.yaml`` (see the module docstring)."""
 
-CpuReading = tuple[str, float]
-"""(pod name, cumulative CPU seconds) of one running pod, as a kubelet reports it."""
+FRESH_CONTAINER_MIN_S = 10.0
+"""``freshContainerMinMetricsResolution``: the youngest container given a first point at its start."""
+
+CpuReading = tuple[str, float, float]
+"""(pod name, cumulative CPU seconds, its container's start time) of one running pod, as a kubelet reports
+it."""
 
 
 class MetricsServer:
@@ -52,11 +58,14 @@ class MetricsServer:
             yield self.env.timeout(self.resolution)
 
     def scrape(self) -> None:
-        """One scrape now: a new usage sample for every pod scraped before; pods gone are forgotten."""
+        """One scrape now: a new usage sample for every pod with a point before (see the module docstring);
+        pods gone are forgotten."""
         now = self.env.now
         last, samples = {}, {}
-        for name, cpu_s in self.read():
+        for name, cpu_s, started in self.read():
             before = self._last.get(name)
+            if started < now and FRESH_CONTAINER_MIN_S <= now - started < self.resolution:
+                before = (0.0, started)
             if before is not None and now > before[1]:
                 used, then = before
                 samples[name] = PodMetric(round(1000 * (cpu_s - used) / (now - then)), now, now - then)
