@@ -268,19 +268,49 @@ def test_hpa_reaction_time_scales_to_capacity_and_new_pods_serve_only_once_ready
     assert outcome.get("podstart.api.total_s", "count").mean >= 5  # 2 -> 7 at least
 
 
-def test_a_slot_never_started_gets_no_request() -> None:
+def arrivals_at_pods(overrides: dict) -> tuple:
+    """Run hpa-reaction-time with ``overrides``, recording when requests reach each pod: the model, and
+    {pod: [arrival times]}."""
     from models.arch.model import ArchModel
 
-    scenario = load_scenario("hpa-reaction-time", {"requests": 20_000})
+    scenario = load_scenario("hpa-reaction-time", overrides)
     env = Environment(seed=1, replication=0, scenario=scenario)
     model = ArchModel(env, scenario)
+    seen: dict[str, list[float]] = {}
+    handle = model._handle
+
+    def recording(pod, key):
+        seen.setdefault(pod.name, []).append(env.now)
+        return (yield from handle(pod, key))
+
+    model._handle = recording  # type: ignore[method-assign]
     env.run(until=model.done)
+    return model, seen
+
+
+def test_a_new_pod_serves_only_once_ready_and_a_slot_never_started_serves_nothing() -> None:
+    model, seen = arrivals_at_pods({"requests": 20_000})
     # No scale-down within the 300 s window: pods took slots 0, 1, 2... in turn, one name each.
-    started = model.scaled["api"]._made
+    scaled = model.scaled["api"]
+    started = scaled._made
     assert 2 < started < 12
-    served = [env.metrics.counter(f"pod.api-{i}.requests").value for i in range(12)]
-    assert all(count > 0 for count in served[:started])
-    assert all(count == 0 for count in served[started:])
+    assert sorted(seen) == sorted(f"api-{i}" for i in range(started))
+    for index in range(2, started):
+        life = scaled.lives[index]
+        assert life is not None and life.ready is not None
+        assert min(seen[f"api-{index}"]) >= life.ready
+
+
+def test_a_deleted_pod_gets_no_new_request() -> None:
+    # 7 pods at 400/s, then 50/s from 30 s (0.5 CPU: min_replicas 2), no downscale window: pods are deleted.
+    model, seen = arrivals_at_pods({"requests": 14_000, "services.api.replicas": 7, "workload.rate": 400,
+                                    "workload.step": {"at": 30, "rate": 50}, "kubernetes.downscale_stabilization": 0})
+    scaled = model.scaled["api"]
+    gone = [index for index, life in enumerate(scaled.lives) if life is None and scaled._freed[index] > 0]
+    assert gone
+    hop = 2 * 0.25e-3  # a request picked just before the deletion still crosses the network
+    for index in gone:
+        assert max(seen[f"api-{index}"]) <= scaled._freed[index] + hop
 
 
 @pytest.mark.parametrize(
