@@ -1,0 +1,323 @@
+"""Knative's autoscaler (:mod:`models.faas.knative`) held to knative/serving's own unit tests.
+
+Each case cites its upstream test (``pkg/autoscaler/scaling/autoscaler_test.go`` and
+``pkg/autoscaler/aggregation/bucketing_test.go``, knative/serving 98e5ef9); inputs and expected outputs are
+upstream's, the form is ours. Upstream's test autoscaler: target utilisation 75 % (total = target / 0.75),
+panic threshold 2, max scale-up and scale-down rates 10, stable window 60 s, one ready pod; excess burst
+capacity compared within +-1 as upstream (``approxEquateInt32``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from models.faas.knative import (
+    MIN_EXPONENT,
+    TICK_S,
+    Autoscaler,
+    DeciderSpec,
+    ScaleToZero,
+    TimedBuckets,
+    WeightedBuckets,
+    apply_bounds,
+    resolve_target,
+    smoothing_coeff,
+)
+
+UTILIZATION = 0.75
+STABLE_WINDOW = 60.0
+NOW = 1_700_000_000.4  # an arbitrary wall-clock time, not on a bucket boundary (upstream uses time.Now())
+
+
+def spec(target: float, tbc: float, **changes: object) -> DeciderSpec:
+    """Upstream's ``newTestAutoscalerWithScalingMetric`` decider spec."""
+    fields: dict[str, object] = {
+        "target_value": target, "total_value": target / UTILIZATION, "target_burst_capacity": tbc,
+        "panic_threshold": 2.0, "max_scale_up_rate": 10.0, "max_scale_down_rate": 10.0,
+        "stable_window_s": STABLE_WINDOW, "reachable": True}
+    fields.update(changes)
+    return DeciderSpec(**fields)  # type: ignore[arg-type]
+
+
+def ebc(total_per_pod: float, tbc: float, observed: float, pods: float) -> int:
+    """Upstream's ``expectedEBC``."""
+    return math.floor(total_per_pod / UTILIZATION * pods - tbc - observed)
+
+
+def check(scaler: Autoscaler, now: float, ready: int, stable: float, panic: float, desired: int,
+          excess: int) -> None:
+    result = scaler.scale(now, ready, stable, panic)
+    assert result.desired == desired
+    assert abs(result.excess_burst_capacity - excess) <= 1
+
+
+# -- autoscaler_test.go: TestAutoscalerScale's table ----------------------------------------------------------
+
+SCALE_TABLE = [
+    # (upstream label, target, tbc, stable, panic, ready, spec changes, panic state (seconds ago, max pods),
+    #  wanted desired, wanted ebc)
+    ("AutoscalerNoDataAtZeroNoAutoscale", 10, 100, 0, 0, 1, {}, None, 0, ebc(10, 100, 0, 1)),
+    ("AutoscalerStableModeUnlimitedTBC", 181, -1, 21, 26, 1, {}, None, 1, -1),
+    ("Autoscaler0TBC", 10, 0, 50, 49, 1, {}, None, 5, 0),
+    ("AutoscalerStableModeNoChange", 10, 100, 50, 50, 1, {}, None, 5, ebc(10, 100, 50, 1)),
+    ("AutoscalerPanicStableLargerThanPanic", 1, 100, 50, 30, 5, {}, (5, 5), 50, ebc(1, 100, 30, 5)),
+    ("AutoscalerPanicStableLessThanPanic", 1, 100, 20, 30, 5, {}, (5, 5), 30, ebc(1, 100, 30, 5)),
+    ("AutoscalerStableModeNoChangeAlreadyScaled", 10, 100, 50, 50, 5, {}, None, 5, ebc(10, 100, 50, 5)),
+    ("AutoscalerStableModeIncreaseWithSmallScaleUpRate", 1, 1982, 3, 3.1, 2, {"max_scale_up_rate": 1.1}, None,
+     3, ebc(1, 1982, 3.1, 2)),
+    ("AutoscalerStableModeDecreaseWithSmallScaleDownRate", 10, 1982, 1, 1, 100, {"max_scale_down_rate": 1.1},
+     None, 90, ebc(10, 1982, 1, 100)),
+    ("AutoscalerStableModeDecreaseNonReachable", 10, 1982, 1, 1, 100,
+     {"max_scale_down_rate": 1.1, "reachable": False}, None, 1, ebc(10, 1982, 1, 100)),
+    ("AutoscalerPanicModeDoublePodCount", 10, 84, 50, 100, 1, {}, None, 10, ebc(10, 84, 100, 1)),
+]
+
+
+@pytest.mark.parametrize("case", SCALE_TABLE, ids=[c[0] for c in SCALE_TABLE])
+def test_autoscaler_scale_table(case: tuple) -> None:
+    _, target, tbc, stable, panic, ready, changes, panic_state, desired, excess = case
+    scaler = Autoscaler(spec(target, tbc, **changes), ready=1, now=NOW)
+    if panic_state is not None:
+        scaler.panic_time, scaler.max_panic_pods = NOW - panic_state[0], panic_state[1]
+    check(scaler, NOW, ready, stable, panic, desired, excess)
+
+
+# -- autoscaler_test.go: the sequence tests --------------------------------------------------------------------
+
+def test_stable_mode_increase_with_concurrency_default():
+    # TestAutoscalerStableModeIncreaseWithConcurrencyDefault
+    scaler = Autoscaler(spec(10, 101), ready=1, now=NOW)
+    check(scaler, NOW, 1, 50, 10, 5, ebc(10, 101, 10, 1))
+    check(scaler, NOW, 1, 100, 10, 10, ebc(10, 101, 10, 1))
+
+
+def test_unpanic_after_slow_increase():
+    # TestAutoscalerUnpanicAfterSlowIncrease
+    scaler = Autoscaler(spec(1, 98), ready=1, now=NOW)
+    check(scaler, NOW, 10, 11, 25, 25, ebc(1, 98, 25, 10))
+    assert scaler.panic_time == NOW
+    later = NOW + STABLE_WINDOW / 2
+    check(scaler, later, 40, 30, 41, 41, ebc(1, 98, 41, 40))
+    assert scaler.panic_time == NOW  # 41 / 40 < 2: not extended
+    check(scaler, later + STABLE_WINDOW / 2 + TICK_S, 55, 50, 56, 50, ebc(1, 98, 56, 55))
+    assert scaler.panic_time is None
+
+
+def test_extend_panic_window():
+    # TestAutoscalerExtendPanicWindow
+    scaler = Autoscaler(spec(1, 98), ready=1, now=NOW)
+    check(scaler, NOW, 10, 11, 25, 25, ebc(1, 98, 25, 10))
+    later = NOW + STABLE_WINDOW / 2
+    check(scaler, later, 40, 30, 80, 80, ebc(1, 98, 80, 40))
+    assert scaler.panic_time == later
+
+
+def test_stable_mode_decrease():
+    # TestAutoscalerStableModeDecrease
+    scaler = Autoscaler(spec(10, 98), ready=1, now=NOW)
+    check(scaler, NOW, 8, 100, 100, 10, ebc(10, 98, 100, 8))
+    check(scaler, NOW, 8, 50, 50, 5, ebc(10, 98, 50, 8))
+
+
+def test_stable_mode_no_traffic_scale_to_zero():
+    # TestAutoscalerStableModeNoTrafficScaleToZero
+    scaler = Autoscaler(spec(10, 75), ready=1, now=NOW)
+    check(scaler, NOW, 1, 1, 0, 1, ebc(10, 75, 0, 1))
+    check(scaler, NOW, 1, 0, 0, 0, ebc(10, 75, 0, 1))
+
+
+def test_activation_scale():
+    # TestAutoscalerActivationScale
+    scaler = Autoscaler(spec(10, 75, activation_scale=2), ready=1, now=NOW)
+    check(scaler, NOW, 1, 0, 0, 0, ebc(10, 75, 0, 1))
+    check(scaler, NOW, 1, 1, 0, 2, ebc(10, 75, 0, 1))
+
+
+def test_panic_mode_exponential_track_and_stabilize():
+    # TestAutoscalerPanicModeExponentialTrackAndStabilize
+    scaler = Autoscaler(spec(1, 101), ready=1, now=NOW)
+    check(scaler, NOW, 1, 6, 6, 6, ebc(1, 101, 6, 1))
+    t = NOW + 0.25
+    check(scaler, t, 6, 36, 36, 36, ebc(1, 101, 36, 6))
+    assert scaler.panic_time == t
+    t += 1
+    check(scaler, t, 36, 216, 216, 216, ebc(1, 101, 216, 36))
+    assert scaler.panic_time == t
+    check(scaler, t, 216, 1296, 1296, 1296, ebc(1, 101, 1296, 216))
+    assert scaler.panic_time == t
+    check(scaler, t + 1, 1296, 1296, 1296, 1296, ebc(1, 101, 1296, 1296))
+
+
+def test_panic_then_unpanic_scale_down():
+    # TestAutoscalerPanicThenUnPanicScaleDown
+    scaler = Autoscaler(spec(10, 93), ready=1, now=NOW)
+    check(scaler, NOW, 1, 100, 100, 10, ebc(10, 93, 100, 1))
+    check(scaler, NOW, 10, 100, 1000, 100, ebc(10, 93, 1000, 10))
+    check(scaler, NOW + 30, 10, 1, 1, 100, ebc(10, 93, 1, 10))  # still panicking: no scale-down
+    check(scaler, NOW + 61, 10, 1, 1, 1, ebc(10, 93, 1, 10))
+
+
+def test_rate_limit_scale_up():
+    # TestAutoscalerRateLimitScaleUp
+    scaler = Autoscaler(spec(10, 61), ready=1, now=NOW)
+    check(scaler, NOW, 1, 1000, 1001, 10, ebc(10, 61, 1001, 1))
+    check(scaler, NOW, 10, 1000, 1001, 100, ebc(10, 61, 1001, 10))
+
+
+def test_rate_limit_scale_down():
+    # TestAutoscalerRateLimitScaleDown
+    scaler = Autoscaler(spec(10, 61), ready=1, now=NOW)
+    check(scaler, NOW, 100, 1, 1, 10, ebc(10, 61, 1, 100))
+    check(scaler, NOW, 10, 1, 1, 1, ebc(10, 61, 1, 10))
+
+
+def test_use_one_pod_as_minimum_if_endpoints_not_found():
+    # TestAutoscalerUseOnePodAsMinimumIfEndpointsNotFound
+    scaler = Autoscaler(spec(10, 81), ready=1, now=NOW)
+    check(scaler, NOW, 0, 1000, 888, 10, ebc(10, 81, 888, 0))
+
+
+def test_update_target():
+    # TestAutoscalerUpdateTarget
+    scaler = Autoscaler(spec(10, 77), ready=1, now=NOW)
+    check(scaler, NOW, 1, 100, 101, 10, ebc(10, 77, 101, 1))
+    scaler.spec = spec(1, 71)
+    check(scaler, NOW, 10, 100, 101, 100, ebc(1, 71, 101, 10))
+
+
+def test_stable_mode_metrics_case():
+    # TestAutoscalerMetrics: stable 50, panic 50, target 10, TBC 100, one pod
+    check(Autoscaler(spec(10, 100), ready=1, now=NOW), NOW, 1, 50, 50, 5, ebc(10, 100, 50, 1))
+
+
+@pytest.mark.parametrize(("ready", "panicking"), [(0, False), (1, False), (2, True)])
+def test_start_in_panic_mode(ready: int, panicking: bool):
+    # TestStartInPanicMode: created with more than one ready pod, the autoscaler panics
+    scaler = Autoscaler(spec(100, 11, total_value=120, panic_threshold=220), ready=ready, now=NOW)
+    assert (scaler.panic_time is not None) == panicking
+    assert scaler.max_panic_pods == ready
+
+
+# -- bucketing_test.go ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("buckets", "want"), [(100, MIN_EXPONENT), (60, MIN_EXPONENT), (40, 0.20567),
+                                               (6, 0.78456)])
+def test_compute_decay_multiplier(buckets: int, want: float):
+    # TestComputeDecayMultiplier (upstream's tolerance is weightPrecision, ours the 5 digits given)
+    assert smoothing_coeff(buckets) == pytest.approx(want, abs=1e-5)
+
+
+def test_timed_buckets_window_average():
+    # TestTimedFloat64BucketsWindowAverage
+    now = NOW
+    buckets = TimedBuckets(5.0)
+    buckets.record(now, 1)
+    assert buckets.window_average(now) == 1.0  # the first write counts: not 1/5
+    for i in range(1, 5):
+        buckets.record(now + i, i + 1)
+    assert buckets.window_average(now + 4) == 15 / 5
+    assert buckets.window_average(now + 3.6) == 15 / 5  # now lagging behind the last write
+    assert buckets.window_average(now + 6) == (15 - 1 - 2) / (5 - 2)  # short hole
+    assert buckets.window_average(now + 10) == 0.0  # long hole
+    buckets.record(now + 6, 91)
+    assert buckets.window_average(now + 6) == (15 - 1 - 2 + 91) / 5
+    now += 60
+    buckets.record(now, 1984)
+    assert buckets.window_average(now) == 1984.0
+    buckets.record(now - 3, 4)
+    assert buckets.window_average(now) == (4 + 1984) / 4
+    now += 1
+    buckets.record(now, 5)
+    assert buckets.window_average(now) == (4 + 1984 + 5) / 5
+    buckets.record(now - 3, 10)
+    assert buckets.window_average(now) == (4 + 10 + 1984 + 5) / 5
+    buckets.record(now - 6, 10)  # too early: ignored
+    assert buckets.window_average(now) == (4 + 10 + 1984 + 5) / 5
+    buckets.record(now - 5, 10)  # on the bound: ignored
+    assert buckets.window_average(now) == (4 + 10 + 1984 + 5) / 5
+    buckets.record(now + 5, 10)  # exactly a window without data: cleared
+    assert buckets.window_average(now + 5) == 10.0
+
+
+def test_descending_record():
+    # TestDescendingRecord
+    buckets = TimedBuckets(5.0)
+    for i in range(8, -1, -1):
+        buckets.record(NOW + i, 5)
+    assert buckets.window_average(NOW + 5) == 5.0
+
+
+def test_timed_buckets_holes():
+    # TestTimedFloat64BucketsHoles: a write at +8 s zeroes the buckets of +5, +6, +7
+    buckets = TimedBuckets(5.0)
+    for i in range(5):
+        buckets.record(NOW + i, i + 1)
+    assert sum(buckets.buckets) == 15 and buckets.window_average(NOW + 4) == 15 / 5
+    buckets.record(NOW + 8, 2.0)
+    assert sum(buckets.buckets) == 7.0
+
+
+def test_timed_buckets_many_reps():
+    # TestTimedFloat64BucketsManyReps and ...WithNonMonotonicalOrder: five values per bucket, sum 100
+    for order in ([1, 2, 3, 4, 5], [0, 3, 2, 1, 4]):
+        buckets = TimedBuckets(60.0)
+        for p, offset in enumerate(order):
+            for t in range(5):
+                buckets.record(NOW + offset, float(p + t))
+        assert sum(buckets.buckets) == 100.0
+
+
+def test_timed_buckets_simple_granularity_5s():
+    # TestTimedFloat64BucketsSimple, "granularity = 5s": two writes in one 5 s bucket, one in the next
+    start = math.floor(NOW / 5) * 5
+    buckets = TimedBuckets(120.0, granularity_s=5.0)
+    assert buckets.is_empty(start)
+    for offset, value in [(0, 1.0), (3, 11.0), (6, 1.0)]:
+        buckets.record(start + offset, value)
+    assert sorted(b for b in buckets.buckets if b > 0) == [1.0, 12.0]
+
+
+def test_weighted_buckets_average():
+    # TestTimedFloat64BucketsWeightedAverage
+    buckets = WeightedBuckets(5.0)
+    m = buckets.coeff
+    buckets.record(NOW, 2)
+    want = 2 * m
+    assert buckets.window_average(NOW) == pytest.approx(want, rel=1e-12)
+    want *= 1 - m
+    assert buckets.window_average(NOW + 1) == pytest.approx(want, rel=1e-12)  # read ahead, no write
+    buckets.record(NOW + 1, 2)
+    want += 2 * m
+    assert buckets.window_average(NOW + 1) == pytest.approx(want, rel=1e-12)
+    for i in range(5):
+        buckets.record(NOW + 2 + i, i + 2)
+    want = sum((6 - k) * m * (1 - m) ** k for k in range(5))
+    assert buckets.window_average(NOW + 6) == pytest.approx(want, rel=1e-12)
+    assert buckets.window_average(NOW + 16) == 0.0
+
+
+# -- target resolution, bounds and scale to zero ---------------------------------------------------------------
+
+def test_resolve_target_defaults_and_annotation():
+    # ResolveMetricTarget (pkg/reconciler/autoscaling/resources/target.go): containerConcurrency 0 -> 100 x 0.7
+    assert resolve_target(0, None, 0.7) == pytest.approx((70.0, 100.0))
+    assert resolve_target(10, None, 0.7) == pytest.approx((7.0, 10.0))
+    assert resolve_target(10, 50, 0.7) == pytest.approx((7.0, 10.0))  # annotation capped by concurrency
+    assert resolve_target(0, 0.001, 0.7) == pytest.approx((0.01, 0.001))  # TargetMin
+
+
+def test_apply_bounds():
+    # applyBounds (pkg/reconciler/autoscaling/kpa/scaler.go): max 0 means no maximum
+    assert apply_bounds(2, 0, 1) == 2 and apply_bounds(0, 5, 9) == 5 and apply_bounds(0, 0, 9) == 9
+
+
+def test_scale_to_zero_waits_a_stable_window_active_then_the_grace_period():
+    policy = ScaleToZero(stable_window_s=60, grace_s=30, active_since=0.0)
+    assert policy.decide(10, 0) == 1  # active for less than a stable window: keep one pod
+    assert policy.decide(60, 0) is None  # deactivated now: the activator goes into the path
+    assert policy.decide(89, 0) is None
+    assert policy.decide(90, 0) == 0
+    assert policy.decide(100, 3) == 3 and policy.active_since == 100  # activated again
+    assert ScaleToZero(60, 30, enabled=False, active_since=0.0).decide(500, 0) == 1
