@@ -10,9 +10,14 @@ capacity compared within +-1 as upstream (``approxEquateInt32``).
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
+from sim.core import Environment
+from sim.scenario import ScenarioError, load_scenario
+from models.faas.model import FaasModel
+from test_faas import run
 from models.faas.knative import (
     MIN_EXPONENT,
     TICK_S,
@@ -321,3 +326,103 @@ def test_scale_to_zero_waits_a_stable_window_active_then_the_grace_period():
     assert policy.decide(90, 0) == 0
     assert policy.decide(100, 3) == 3 and policy.active_since == 100  # activated again
     assert ScaleToZero(60, 30, enabled=False, active_since=0.0).decide(500, 0) == 1
+
+
+# -- the autoscaler on the platform (scaling: knative) ----------------------------------------------------------
+
+def knative_scenario(duration: float = 300.0, warmup: float = 0.0, knative: dict | None = None,
+                     **function: object) -> dict[str, object]:
+    base: dict[str, object] = {"workload": {"rate": 1.0}, "service": {"dist": "exp", "mean": 0.1},
+                               "runtime": "go", "concurrency": 10, "scaling": "knative",
+                               "cold_start": {"sandbox": 0.5, "runtime_start": 0}, "knative": knative or {}}
+    base.update(function)
+    return {"model": "faas", "duration": duration, "warmup": warmup, "functions": {"f": base}}
+
+
+def replay(times: list[float]) -> dict[str, object]:
+    return {"replay": {"dist": "empirical", "values": times}}
+
+
+def test_scale_from_zero_buffers_requests_for_exactly_the_cold_start():
+    # one request every 200 s: the pod goes after ~90 s idle (stable window, then grace), so every request finds
+    # none; the activator's poke starts one at once and the request waits exactly its 0.5 s cold start
+    times = [100.0 + 200.0 * k for k in range(10)]
+    env, _ = run(knative_scenario(duration=2100, workload=replay(times)))
+    counters, hists = env.metrics.counters, env.metrics.histograms
+    assert counters["requests.cold"].value == 10 and counters["requests.warm"].value == 0
+    wait = hists["knative.activator.wait_s"]
+    assert wait.count == 10
+    assert wait.min == pytest.approx(0.5, rel=0.01) and wait.max == pytest.approx(0.5, rel=0.01)
+    assert hists["coldstart.latency_s"].count == 11  # the initial-scale pod and one per request
+
+
+@pytest.mark.parametrize(("until", "instances"), [(88.0, 1), (96.0, 0)])
+def test_scale_to_zero_after_the_stable_window_and_the_grace_period(until: float, instances: int):
+    # requests in the first 2 s; the stable average is 0 a window (60 s) after the last, the revision is then
+    # made inactive and the pod goes after the 30 s grace period, at a 2 s tick: between 90 s and 96 s
+    env, model = run(knative_scenario(duration=until, workload=replay([0.6, 0.9, 1.5])))
+    assert len(model.pools["f"].instances) == instances
+
+
+def test_steady_load_settles_at_concurrency_over_target():
+    # 315 requests/s of 0.1 s: a concurrency of 31.5 against a target of 10 x 0.7 = 7 per pod: ceil(4.5) = 5 pods.
+    # The 60 s average of the concurrency has a standard deviation of about sqrt(2 x 31.5 x 0.1 / 60) = 0.32, so
+    # 4.5 pods is more than ten deviations from 4 and 5: after the start-up panic the count must be exactly 5.
+    env, _ = run(knative_scenario(duration=400, warmup=0.5, workload={"rate": 315.0}))
+    gauges = env.metrics.gauges
+    assert gauges["knative.pods.desired"].mean() == pytest.approx(5.0)
+    assert gauges["knative.pods.ready"].mean() == pytest.approx(5.0)
+    assert env.metrics.counters["knative.panic_s"].value == 0
+
+
+def test_a_load_step_panics_holds_the_pods_then_scales_down_at_the_max_rate():
+    # 10/s of 0.1 s, then 300/s from 120 s (a concurrency of 30: ceil(30 / 7) = 5 pods). Checked at every 2 s
+    # decision: panic begins within the panic window (6 s) of the step; no pod goes while panicking; panic ends
+    # a stable window after the last tick over the threshold; then the count falls by at most half per decision
+    # (max scale-down rate 2) and settles at 5.
+    step = {"rate": 10.0, "burst": {"rate": 300.0, "on": 1e9, "off": 120.0}}
+    config = load_scenario(knative_scenario(duration=300, workload=step))
+    env = Environment(seed=1, scenario=config)
+    pool = FaasModel(env, config).pools["f"]
+    began = ended = None
+    previous, last_over = 1, math.nan
+    previous_panic_time: float | None = None
+    for t in range(2, 300, 2):
+        env.run(until=t + 0.001)
+        live = len([i for i in pool.instances if i not in pool.draining])
+        panic_time = pool.autoscaler.panic_time
+        if began is None and panic_time is not None:
+            began = t
+        if began is not None and ended is None:
+            if panic_time is None:
+                assert previous_panic_time is not None
+                ended, last_over = t, previous_panic_time
+            else:
+                assert live >= previous  # no scale-down while panicking
+        if ended is not None:
+            assert live >= previous // 2
+        previous, previous_panic_time = live, panic_time
+    assert began is not None and 120 < began <= 126
+    assert ended is not None and last_over + 60 < ended <= last_over + 60 + 2
+    assert previous == 5
+
+
+def test_container_concurrency_bounds_requests_per_instance():
+    # concurrency 1 and a burst: no instance ever serves two at once; extra requests wait in the activator
+    env, model = run(knative_scenario(concurrency=1, workload={"rate": 20.0}, duration=120))
+    assert env.metrics.histograms["knative.activator.wait_s"].count > 0
+    assert all(instance.busy <= 1 for instance in model.pools["f"].instances)
+
+
+@pytest.mark.parametrize(("knative", "function", "message"), [
+    ({"target": 0}, {}, "knative.target"),
+    ({"target": -5}, {}, "knative.target"),
+    ({"panic_threshold_percentage": 90}, {}, "knative.panic_threshold_percentage"),
+    ({"min_scale": 5, "max_scale": 2}, {}, "min_scale: 5 is more than max_scale (2)"),
+    ({}, {"concurrency": 0}, "concurrency"),
+    ({}, {"provisioned": 2}, "provisioned: 2 with scaling knative"),
+    ({"target_utilization": 0}, {}, "knative.target_utilization"),
+])
+def test_bad_knative_input_names_the_field(knative: dict, function: dict, message: str):
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario(knative_scenario(knative=knative, **function))

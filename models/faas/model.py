@@ -1,5 +1,6 @@
 """Model kind ``faas``: each function's invocations (:mod:`models.arch.workloads`) on its instances
-(:class:`~models.faas.platform.FunctionPool`) for ``duration`` simulated seconds.
+(:class:`~models.faas.platform.FunctionPool`, or :class:`~models.faas.knative_pool.KnativePool` with
+``scaling: knative``) for ``duration`` simulated seconds.
 
 Metrics with no prefix are the platform's totals; with several functions each one's are also written
 under ``function.NAME.``. The first ``warmup`` of the duration is left out of the metrics.
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from sim.core import Environment, Model
 from models.arch.workloads import arrival_times
 from models.faas.config import FaasScenario
+from models.faas.knative_pool import KnativePool, KnativeRecorder
 from models.faas.platform import FunctionPool, Recorder
 
 
@@ -26,7 +28,11 @@ class FaasModel(Model):
         self.pools: dict[str, FunctionPool] = {}
         for name, function in config.functions.items():
             prefixes = ["", f"function.{name}."] if several else [""]
-            pool = FunctionPool(env, name, function, config.pricing, Recorder(env, prefixes))
+            pool: FunctionPool
+            if function.scaling == "knative":
+                pool = KnativePool(env, name, function, config.pricing, KnativeRecorder(env, prefixes))
+            else:
+                pool = FunctionPool(env, name, function, config.pricing, Recorder(env, prefixes))
             self.pools[name] = pool
             times = arrival_times(env, function.workload.as_arch(name), stream=f"faas.{name}.workload")
             env.process(self._invoke(pool, times))
