@@ -92,9 +92,9 @@ class KnativePool(FunctionPool):
         self.area, self.area_since = 0.0, env.now
         self.panicking, self.in_path = False, True
         self.state_since = env.now
+        self.generation, self.sleeping, self.scale_target = 0, False, 0
         self._scale_to(apply_bounds(settings.min_scale, self.high, initial))
-        env.process(self._sample())
-        env.process(self._tick())
+        self._wake()
 
     # -- concurrency, as the collector sees it ------------------------------------------------------------------
 
@@ -104,20 +104,39 @@ class KnativePool(FunctionPool):
         self.area_since = now
         self.in_system += delta
 
-    def _sample(self):
+    def _wake(self) -> None:
+        """Start sampling and deciding (at time 0, and when a request finds the revision at zero)."""
+        self.generation += 1
+        self.sleeping = False
+        self.area, self.area_since = 0.0, self.env.now
+        self.env.process(self._sample(self.generation))
+        self.env.process(self._tick(self.generation))
+
+    def _asleep(self, generation: int) -> bool:
+        return generation != self.generation
+
+    def _sample(self, generation: int):
         while True:
             yield self.env.timeout(GRANULARITY_S)
+            if self._asleep(generation):
+                return
             self._level(0)
             mean, self.area = self.area / GRANULARITY_S, 0.0
             if mean > 0 or self.instances:  # a scrape, stamped with its time (collector.go)
                 self.stable.record(self.env.now, mean)
                 self.panic.record(self.env.now, mean)
+            elif self.scale_target == 0:
+                self.sleeping = True  # at zero with nothing in flight: no scrape, no decision until a request
+                self.generation += 1
+                return
 
     # -- decisions ------------------------------------------------------------------------------------------------
 
-    def _tick(self):
+    def _tick(self, generation: int):
         while True:
             yield self.env.timeout(TICK_S)
+            if self._asleep(generation):
+                return
             self._decide()
 
     def _ready_count(self) -> int:
@@ -159,6 +178,7 @@ class KnativePool(FunctionPool):
         super().flush()
 
     def _scale_to(self, count: int) -> None:
+        self.scale_target = count
         live = [i for i in self.instances if i not in self.draining]
         for _ in range(count - len(live)):
             instance = Instance(self.env.now, ready=False)
@@ -233,6 +253,8 @@ class KnativePool(FunctionPool):
 
     def _poke(self) -> None:
         """Scale from zero: the activator reports the request at once and the autoscaler decides."""
+        if self.sleeping:
+            self._wake()
         self.stable.record(self.env.now, 1.0)
         self.panic.record(self.env.now, 1.0)
         self._decide()
