@@ -426,3 +426,28 @@ def test_container_concurrency_bounds_requests_per_instance():
 def test_bad_knative_input_names_the_field(knative: dict, function: dict, message: str):
     with pytest.raises(ScenarioError, match=re.escape(message)):
         load_scenario(knative_scenario(knative=knative, **function))
+
+
+@pytest.mark.parametrize(("tbc", "in_path_share"), [(-1, 1.0), (0, 0.0)])
+def test_activator_in_the_path_follows_the_target_burst_capacity(tbc: float, in_path_share: float):
+    # excess burst capacity is -1 with an unlimited target burst capacity (always in the path) and 0 with a target
+    # of 0 (never, once a pod is ready): the time in the path is the whole run or nothing after the first pod
+    env, _ = run(knative_scenario(duration=300, warmup=0.1, knative={"target_burst_capacity": tbc}))
+    assert env.metrics.counters["knative.activator.in_path_s"].value == pytest.approx(270 * in_path_share, abs=2)
+
+
+def test_min_and_max_scale_bound_the_pods():
+    # no traffic: min_scale 2 keeps two pods; 315/s wants 5 pods but max_scale 3 holds it at 3
+    idle, _ = run(knative_scenario(duration=300, workload={"rate": 1e-6}, knative={"min_scale": 2}))
+    assert idle.metrics.gauges["knative.pods.ready"].level == 2
+    assert idle.metrics.gauges["instances.count"].max == 2
+    busy, _ = run(knative_scenario(duration=200, workload={"rate": 315.0}, knative={"max_scale": 3}))
+    assert busy.metrics.gauges["instances.count"].max == 3
+    assert busy.metrics.gauges["knative.pods.ready"].level == 3
+
+
+def test_weighted_aggregation_settles_at_the_same_count():
+    # the weighted-exponential average of a steady concurrency is the same 31.5 (weights sum to about 1)
+    env, _ = run(knative_scenario(duration=400, warmup=0.5, workload={"rate": 315.0},
+                                  knative={"aggregation": "weighted-exponential"}))
+    assert env.metrics.gauges["knative.pods.ready"].mean() == pytest.approx(5.0)

@@ -110,16 +110,20 @@ class KnativePool(FunctionPool):
         self.sleeping = False
         self.area, self.area_since = 0.0, self.env.now
         self.env.process(self._sample(self.generation))
-        self.env.process(self._tick(self.generation))
 
     def _asleep(self, generation: int) -> bool:
         return generation != self.generation
 
     def _sample(self, generation: int):
+        """A scrape every second, and every :data:`TICK_S` a decision on it (scrape first, so that a decision
+        sees the second it is in: read before it, a weighted average would count that second as 0)."""
+        every = round(TICK_S / GRANULARITY_S)
+        seconds = 0
         while True:
             yield self.env.timeout(GRANULARITY_S)
             if self._asleep(generation):
                 return
+            seconds += 1
             self._level(0)
             mean, self.area = self.area / GRANULARITY_S, 0.0
             if mean > 0 or self.instances:  # a scrape, stamped with its time (collector.go)
@@ -129,15 +133,10 @@ class KnativePool(FunctionPool):
                 self.sleeping = True  # at zero with nothing in flight: no scrape, no decision until a request
                 self.generation += 1
                 return
+            if seconds % every == 0:
+                self._decide()
 
     # -- decisions ------------------------------------------------------------------------------------------------
-
-    def _tick(self, generation: int):
-        while True:
-            yield self.env.timeout(TICK_S)
-            if self._asleep(generation):
-                return
-            self._decide()
 
     def _ready_count(self) -> int:
         return sum(1 for i in self.instances if i.ready and i not in self.draining)
