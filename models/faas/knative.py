@@ -33,9 +33,9 @@ older one by a further ``1 - m``, ``m = max(1 - (1 - 0.9999)^(1/buckets), 0.2)``
 **Scale to zero** (``pkg/reconciler/autoscaling/kpa/scaler.go``, ``handleScaleToZero``, simplified in
 :class:`ScaleToZero`): a desired 0 is applied only after the revision has been active a stable window and
 then inactive (the activator in the path) for ``scale-to-zero-grace-period`` (30 s); until it has been
-active a stable window the scale is held at 1. Not modelled: the activator probes, pod retention period,
-scale-down delay window, RPS as the metric, and activation scale above 1 is kept (as upstream) but
-initial-scale initialisation is the pool's.
+active a stable window the scale is held at 1. Kept from upstream: the activation scale (``DeciderSpec``).
+Not modelled: the activator probes, the last pod's retention period, the scale-down delay window and RPS as
+the metric; min, max and initial scale are applied by :mod:`models.faas.knative_pool`.
 """
 
 from __future__ import annotations
