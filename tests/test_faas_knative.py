@@ -451,3 +451,18 @@ def test_weighted_aggregation_settles_at_the_same_count():
     env, _ = run(knative_scenario(duration=400, warmup=0.5, workload={"rate": 315.0},
                                   knative={"aggregation": "weighted-exponential"}))
     assert env.metrics.gauges["knative.pods.ready"].mean() == pytest.approx(5.0)
+
+
+def test_initial_scale_starts_pods_that_go_once_initialised_without_traffic():
+    # initial_scale 3 with no traffic: three pods start at 0; once ready the revision is initialised, the
+    # autoscaler wants 0, the rate limit halves (3 -> 1) and one pod stays until a stable window active, then goes
+    # after the grace period
+    config = load_scenario(knative_scenario(duration=200, workload={"rate": 1e-6}, knative={"initial_scale": 3}))
+    env = Environment(seed=1, scenario=config)
+    pool = FaasModel(env, config).pools["f"]
+    env.run(until=0.1)
+    assert len(pool.instances) == 3
+    env.run(until=10)
+    assert len(pool.instances) == 1
+    env.run(until=120)
+    assert len(pool.instances) == 0
