@@ -23,6 +23,7 @@ from models.faas.knative import (
     TICK_S,
     Autoscaler,
     DeciderSpec,
+    MaxWindow,
     ScaleToZero,
     TimedBuckets,
     WeightedBuckets,
@@ -356,11 +357,14 @@ def test_scale_from_zero_buffers_requests_for_exactly_the_cold_start():
     assert hists["coldstart.latency_s"].count == 11  # the initial-scale pod and one per request
 
 
-@pytest.mark.parametrize(("until", "instances"), [(88.0, 1), (96.0, 0)])
-def test_scale_to_zero_after_the_stable_window_and_the_grace_period(until: float, instances: int):
+@pytest.mark.parametrize(("delay", "until", "instances"), [(0, 88.0, 1), (0, 96.0, 0), (120, 205.0, 1),
+                                                          (120, 216.0, 0)])
+def test_scale_to_zero_after_the_stable_window_and_the_grace_period(delay: float, until: float, instances: int):
     # requests in the first 2 s; the stable average is 0 a window (60 s) after the last, the revision is then
-    # made inactive and the pod goes after the 30 s grace period, at a 2 s tick: between 90 s and 96 s
-    env, model = run(knative_scenario(duration=until, workload=replay([0.6, 0.9, 1.5])))
+    # made inactive and the pod goes after the 30 s grace period, at a 2 s tick: between 90 s and 96 s. A
+    # scale-down delay of 120 s holds the desired 1 that much longer: between 210 s and 216 s
+    knative = {"scale_down_delay": delay}
+    env, model = run(knative_scenario(duration=until, workload=replay([0.6, 0.9, 1.5]), knative=knative))
     assert len(model.pools["f"].instances) == instances
 
 
@@ -428,6 +432,7 @@ def test_container_concurrency_bounds_requests_per_instance(concurrency: int):
     ({}, {"concurrency": 0}, "concurrency"),
     ({}, {"provisioned": 2}, "provisioned: 2 with scaling knative"),
     ({"target_utilization": 0}, {}, "knative.target_utilization"),
+    ({"scale_down_delay": -1}, {}, "knative.scale_down_delay"),
 ])
 def test_bad_knative_input_names_the_field(knative: dict, function: dict, message: str):
     with pytest.raises(ScenarioError, match=re.escape(message)):
@@ -472,3 +477,89 @@ def test_initial_scale_starts_pods_that_go_once_initialised_without_traffic():
     assert len(pool.instances) == 1
     env.run(until=120)
     assert len(pool.instances) == 0
+
+
+# -- scale-down delay: aggregation/max/*_test.go and autoscaler_test.go -------------------------------------------
+
+WINDOW_MAX_TABLE = [
+    # (upstream TestWindowMax case, values, indices (None: 0, 1, 2...), expected maxima), window of 5 buckets
+    ("single value", [1], None, [1]),
+    ("ascending values", [1, 2], None, [1, 2]),
+    ("descending values", [2, 1], None, [2, 2]),
+    ("up, down, up", [1, 2, 1], None, [1, 2, 2]),
+    ("windowing out", [5, 6, 5, 5, 5, 5, 5], None, [5, 6, 6, 6, 6, 6, 5]),
+    ("windowing out with gaps", [6, 5, 2, 1], [0, 1, 2, 6], [6, 6, 6, 2]),
+    ("windowing out 2", [5, 6, 5, 7, 5, 5, 1], None, [5, 6, 6, 7, 7, 7, 7]),
+    ("windowing out 3", [5, 8, 5, 7, 5, 5], None, [5, 8, 8, 8, 8, 8]),
+    ("windowing out 4", [5, 8, 5, 7, 5, 5, 1], None, [5, 8, 8, 8, 8, 8, 7]),
+    ("windowing out 5", [5, 8, 5, 7, 5, 5, 1, 4, 4, 4], None, [5, 8, 8, 8, 8, 8, 7, 7, 5, 5]),
+    ("windowing out 6", [5, 8, 5, 7, 5, 5, 1, 4, 4, 4, 4], None, [5, 8, 8, 8, 8, 8, 7, 7, 5, 5, 4]),
+    ("windowing out 7", [5, 8, 5, 7, 5, 5, 1, 4, 4, 4, 4, 9], None, [5, 8, 8, 8, 8, 8, 7, 7, 5, 5, 4, 9]),
+    ("windowing out 8", [5, 8, 5, 7, 5, 5, 1, 4, 4, 4, 4, 9, 3, 4, 2, 1, 0], None,
+     [5, 8, 8, 8, 8, 8, 7, 7, 5, 5, 4, 9, 9, 9, 9, 9, 4]),
+    ("multiple with same index, ascending", [1, 2, 3, 4, 5, 6, 7], [1] * 7, [1, 2, 3, 4, 5, 6, 7]),
+    ("multiple with same index, descending", [7, 6, 5, 4, 3, 2, 1], [1] * 7, [7] * 7),
+]
+
+
+@pytest.mark.parametrize("case", WINDOW_MAX_TABLE, ids=[c[0] for c in WINDOW_MAX_TABLE])
+def test_window_max(case: tuple) -> None:
+    # TestWindowMax (pkg/autoscaler/aggregation/max/window_test.go)
+    _, values, indices, expected = case
+    window = MaxWindow(5)
+    seen = []
+    for i, value in enumerate(values):
+        window.record(indices[i] if indices else i, value)
+        seen.append(window.current())
+    assert seen == expected
+
+
+@pytest.mark.parametrize(("records", "expected"), [
+    ([(0.0, 5)], 5),  # single value
+    ([(0.0, 6), (0.5, 5)], 6),  # two values in the same second
+    ([(0.0, 5), (1.0, 8)], 8),  # two values
+    ([(0.0, 5), (6.0, 4)], 4),  # time gap
+])
+def test_timed_window_max(records: list[tuple[float, int]], expected: int) -> None:
+    # TestTimedWindowMax (max/timewindow_test.go): 5 s of 1 s buckets, indexed by whole seconds
+    window = MaxWindow(5)
+    for offset, value in records:
+        window.record(math.floor(NOW + offset), value)
+    assert window.current() == expected
+
+
+def delay_spec(**changes: object) -> DeciderSpec:
+    """Upstream's spec of the scale-down delay tests: target 10, rates 10, panic threshold 100 (never), 5 min."""
+    fields: dict[str, object] = {"target_value": 10, "total_value": 0, "target_burst_capacity": 0,
+                                 "panic_threshold": 100, "max_scale_up_rate": 10, "max_scale_down_rate": 10,
+                                 "stable_window_s": STABLE_WINDOW, "scale_down_delay_s": 300.0}
+    fields.update(changes)
+    return DeciderSpec(**fields)  # type: ignore[arg-type]
+
+
+EPOCH = 1_700_000_000.0  # upstream starts these at time.Time{}; any even second will do (2 s buckets)
+
+
+def test_scale_down_delay():
+    # TestAutoscalerScaleDownDelay, "simple" then "gradual" on the same autoscaler; no ready pods
+    scaler = Autoscaler(delay_spec(), ready=0, now=EPOCH)
+    steps = [(2, 40, 4), (300, 0, 4), (302, 0, 0),  # simple
+             (540, 40, 4), (600, 30, 4), (660, 0, 4), (840, 0, 3), (900, 0, 0)]  # gradual (minutes 9 .. 15)
+    for offset, concurrency, desired in steps:
+        check(scaler, EPOCH + offset, 0, concurrency, concurrency, desired, 0)
+
+
+def test_scale_down_delay_not_reachable():
+    # TestAutoscalerScaleDownDelayNotReachable: once unreachable, the delay no longer holds the count
+    scaler = Autoscaler(delay_spec(), ready=0, now=EPOCH)
+    check(scaler, EPOCH + 2, 0, 40, 40, 4, 0)
+    check(scaler, EPOCH + 60, 0, 0, 0, 4, 0)
+    scaler.spec = delay_spec(reachable=False)
+    check(scaler, EPOCH + 2, 0, 0, 0, 0, 0)
+
+
+def test_scale_down_delay_zero():
+    # TestAutoscalerScaleDownDelayZero: no delay window, so a decision half a second later scales down at once
+    scaler = Autoscaler(delay_spec(scale_down_delay_s=0.0), ready=0, now=EPOCH)
+    check(scaler, EPOCH, 0, 40, 40, 4, 0)
+    check(scaler, EPOCH + 0.5, 0, 20, 20, 2, 0)

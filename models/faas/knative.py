@@ -26,6 +26,9 @@ older one by a further ``1 - m``, ``m = max(1 - (1 - 0.9999)^(1/buckets), 0.2)``
   still over it; it ends at the first tick under it more than a stable window after the last tick over it.
   While panicking the desired count is the larger of stable and panic, never below the highest count of
   this panic (no scale-down);
+* with a scale-down delay (``scale-down-delay``, default 0: none) and a reachable revision, the desired count
+  is the highest of the decisions of the last delay (``pkg/autoscaler/aggregation/max``, a sliding maximum
+  over 2 s buckets: :class:`MaxWindow`), so a scale-down waits that long;
 * excess burst capacity = floor(ready x total - target burst capacity - panic average) (``total``: the
   per-pod capacity before utilisation); 0 with a target burst capacity of 0, -1 when it is -1 (unlimited).
   Negative: the activator stays in the request path.
@@ -34,13 +37,14 @@ older one by a further ``1 - m``, ``m = max(1 - (1 - 0.9999)^(1/buckets), 0.2)``
 :class:`ScaleToZero`): a desired 0 is applied only after the revision has been active a stable window and
 then inactive (the activator in the path) for ``scale-to-zero-grace-period`` (30 s); until it has been
 active a stable window the scale is held at 1. Kept from upstream: the activation scale (``DeciderSpec``).
-Not modelled: the activator probes, the last pod's retention period, the scale-down delay window and RPS as
-the metric; min, max and initial scale are applied by :mod:`models.faas.knative_pool`.
+Not modelled: the activator probes, the last pod's retention period and RPS as the metric; min, max and
+initial scale are applied by :mod:`models.faas.knative_pool`.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 GRANULARITY_S = 1.0
@@ -159,6 +163,27 @@ class WeightedBuckets(TimedBuckets):
         return average
 
 
+class MaxWindow:
+    """The maximum of the values recorded in the last ``size`` buckets (``pkg/autoscaler/aggregation/max``,
+    ``window.go``): a deque of decreasing maxima, the oldest first; a bucket recorded twice keeps its larger."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.maxima: deque[tuple[int, int]] = deque()  # (bucket index, value)
+
+    def record(self, index: int, value: int) -> None:
+        while self.maxima and value >= self.maxima[-1][1]:
+            self.maxima.pop()
+        while self.maxima and index - self.maxima[0][0] >= self.size:
+            self.maxima.popleft()
+        if self.maxima and self.maxima[-1][0] == index:
+            value = max(value, self.maxima.pop()[1])
+        self.maxima.append((index, value))
+
+    def current(self) -> int:
+        return self.maxima[0][1]
+
+
 def resolve_target(container_concurrency: int, target: float | None, utilization: float) -> tuple[float, float]:
     """(target per pod, total per pod) of the concurrency metric (``ResolveMetricTarget``): total is the
     container concurrency, or 100 (``container-concurrency-target-default``) when it is 0 (unlimited), or the
@@ -182,6 +207,7 @@ class DeciderSpec:
     stable_window_s: float
     reachable: bool = True
     activation_scale: int = 0
+    scale_down_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -201,6 +227,8 @@ class Autoscaler:
         self.spec = spec
         self.panic_time: float | None = now if ready > 1 else None
         self.max_panic_pods = ready
+        delay = spec.scale_down_delay_s
+        self.delay = MaxWindow(math.ceil(delay / TICK_S)) if delay > 0 else None
 
     def scale(self, now: float, ready: int, stable: float, panic: float) -> ScaleResult:
         """The decision at ``now`` with ``ready`` pods and the stable and panic window averages."""
@@ -226,6 +254,9 @@ class Autoscaler:
         if self.panic_time is not None:
             self.max_panic_pods = max(self.max_panic_pods, desired, desired_panic)
             desired = self.max_panic_pods
+        if spec.reachable and self.delay is not None:
+            self.delay.record(math.floor(now) // int(TICK_S), desired)
+            desired = self.delay.current()
         if spec.target_burst_capacity == 0:
             excess = 0.0
         elif spec.target_burst_capacity > 0:

@@ -4,10 +4,11 @@ Defaults are Knative Serving's ``config-autoscaler`` ConfigMap defaults, as ``de
 ``knative/serving`` ``pkg/autoscaler/config/config.go`` sets them (and ``config/core/configmaps/
 autoscaler.yaml`` documents them): target utilisation 70 %, container-concurrency target default 100,
 stable window 60 s, panic window 10 % of it, panic threshold 200 %, max scale-up rate 1000, max scale-down
-rate 2, target burst capacity 211 (200 in older releases' documentation), scale-to-zero grace period 30 s,
-initial scale 1, min scale 0, max scale 0 (no maximum). The checks on them are ``validate``'s in the same
-file and the bounds of ``pkg/apis/autoscaling/register.go`` (window 6 s .. 1 h, panic window 1 .. 100 %,
-panic threshold 110 .. 1000 %).
+rate 2, scale-down delay 0, target burst capacity 211 (200 in older releases' documentation), scale-to-zero
+grace period 30 s, initial scale 1, min scale 0, max scale 0 (no maximum). The checks on them are
+``validate``'s in the same file and the bounds of ``pkg/apis/autoscaling/register.go`` (window 6 s .. 1 h,
+panic window 1 .. 100 %, panic threshold 110 .. 1000 %) and ``annotation_validation.go`` (scale-down delay
+0 .. 1 h).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class KnativeConfig(ScenarioPart):
         "-1: always in it")
     scale_to_zero_grace_period: Duration = Field(
         30.0, gt=0, description="inactive (activator in the path) this long before the last pod goes")
+    scale_down_delay: Duration = Field(
+        0.0, ge=0, le=3600, description="a scale-down waits until the count has been lower this long (0 .. 1 h)")
     enable_scale_to_zero: bool = Field(True, description="false: never fewer than one pod")
     initial_scale: int = Field(1, ge=0, le=MAX_COUNT, description="pods started at time 0")
     min_scale: int = Field(0, ge=0, le=MAX_COUNT, description="never fewer pods (autoscaling.knative.dev/min-scale)")

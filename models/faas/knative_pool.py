@@ -76,7 +76,8 @@ class KnativePool(FunctionPool):
         self.spec = DeciderSpec(
             target_value=target, total_value=total, target_burst_capacity=settings.target_burst_capacity,
             panic_threshold=settings.panic_threshold_percentage / 100, max_scale_up_rate=settings.max_scale_up_rate,
-            max_scale_down_rate=settings.max_scale_down_rate, stable_window_s=window)
+            max_scale_down_rate=settings.max_scale_down_rate, stable_window_s=window,
+            scale_down_delay_s=settings.scale_down_delay)
         buckets = WeightedBuckets if settings.aggregation == "weighted-exponential" else TimedBuckets
         self.stable = buckets(window)
         self.panic = buckets(max(GRANULARITY_S, window * settings.panic_window_percentage / 100))
