@@ -30,7 +30,8 @@ import simpy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.k8s.queueset import TIME_OUT, QueueSet, QueuingConfig, WorkEstimate
+from models.k8s import seatseconds as ss
+from models.k8s.queueset import TIME_OUT, QueueSet, QueuingConfig, Request, WorkEstimate
 from models.k8s.shufflesharding import Dealer, DealerError, required_entropy_bits
 from sim.core import Environment
 from sim.stats import Gauge
@@ -511,6 +512,73 @@ def test_simpy_only_needs_a_simpy_environment() -> None:
     env = simpy.Environment()
     qs = QueueSet(env, QueuingConfig(4, 4, 2), 2)
     assert qs.start_request(WorkEstimate(1), 1, "fs") is not None
+
+
+FIND_DISPATCH = [
+    # limit, seats in use, queues (next dispatch R as seconds of one seat, head's seats), attempts:
+    # (seats in use set before it or None, queue expected or None, robin index expected)
+    (1, 0, [(200, 1), (100, 1)], [(None, 1, 1)]),
+    (1, 1, [(200, 1)], [(None, None, 0)]),
+    (50, 25, [(200, 50), (100, 25)], [(None, 1, 1)]),
+    (50, 26, [(200, 10), (100, 25)], [(None, None, 1)] * 3),
+    (50, 26, [(200, 10), (100, 25)], [(None, None, 1), (None, None, 1), (25, 1, 1)]),
+]
+
+
+@pytest.mark.parametrize(("limit", "in_use", "queues", "attempts"), FIND_DISPATCH)
+def test_find_dispatch_queue(limit: int, in_use: int, queues: list[tuple[int, int]],
+                             attempts: list[tuple[int | None, int | None, int]]) -> None:
+    """TestFindDispatchQueueLocked: the queue whose head finishes first in virtual time is chosen when its
+    head's seats are free, else none, whatever the other queues hold; the round-robin index starts at -1
+    and ends on the chosen queue (or where a full turn leaves it)."""
+    env = Environment()
+    qs = queue_set(env, len(queues), 10, 1, limit)
+    for queue, (start_s, seats) in zip(qs.queues, queues, strict=True):
+        queue.next_dispatch_r = ss.seats_times_duration(1, ss.to_ns(start_s))
+        queue.enqueue(Request(qs, WorkEstimate(seats), "fs", "", queue, None))
+        qs.nonempty.add(queue.index)
+    qs.seats_in_use, qs.robin_index = in_use, -1
+    for seats_now, expected_queue, expected_robin in attempts:
+        if seats_now is not None:
+            qs.seats_in_use = seats_now
+        found = qs._find_dispatch_queue()  # noqa: SLF001 - the upstream test holds this step alone
+        assert (found[0].index if found else None, qs.robin_index) == (expected_queue, expected_robin)
+
+
+@pytest.mark.parametrize("work", [WorkEstimate(1, 10, 60.0), WorkEstimate(10)],
+                         ids=["additional-latency", "no-additional-latency"])
+def test_finish_request(work: WorkEstimate) -> None:
+    """TestFinishRequestLocked: finishing one of two executing requests of a queue takes it out of the
+    executing ones at once and its widest phase's seats out of the set's and the queue's (111 requests and
+    222 seats in the set, 22 in the queue), after its additional latency if it has one."""
+    env = Environment()
+    qs = queue_set(env, 1, 10, 1, 1000)
+    queue = qs.queues[0]
+    request, other = (Request(qs, w, "fs", "", queue, None) for w in (work, WorkEstimate(1)))
+    queue.executing = {request, other}
+    qs.requests_executing, qs.seats_in_use, queue.seats_in_use, qs.active_queues = 111, 222, 22, 1
+    qs.finish(request)
+    assert (qs.requests_executing, queue.executing) == (110, {other})
+    env.run()
+    assert env.now == work.additional_latency_s
+    assert (qs.seats_in_use, queue.seats_in_use) == (222 - work.max_seats, 22 - work.max_seats)
+
+
+@pytest.mark.parametrize(("initial", "final", "seats"), [(3, 3, 3), (1, 3, 3), (3, 1, 3)])
+def test_request_seats(initial: int, final: int, seats: int) -> None:
+    """TestRequestSeats: a request takes the seats of its widest phase."""
+    assert WorkEstimate(initial, final).max_seats == seats
+
+
+def test_request_work() -> None:
+    """TestRequestWork: with G = 2 s, 3 initial seats and 50 final seats for 70 s are 3 x 2 + 50 x 70
+    seat-seconds of work."""
+    qs = queue_set(Environment(), 1, 10, 1, 10)
+    qs.estimated_service_ns = 2 * ss.NS_PER_S
+    request = Request(qs, WorkEstimate(3, 50, 70.0), "fs", "", qs.queues[0], None)
+    second = ss.NS_PER_S
+    assert request.total_work == ss.seats_times_duration(3, 2 * second) + ss.seats_times_duration(50, 70 * second)
+    assert ss.to_float(request.total_work) == 3506.0
 
 
 # -- invariants on random workloads (hypothesis) -------------------------------------------------

@@ -4,7 +4,8 @@ Defaults and their sources:
 
 * The server's seats: ``--max-requests-inflight`` 400 plus ``--max-mutating-requests-inflight`` 200 = 600
   (``kubernetes/apiserver`` ``pkg/server/config.go``, ``NewConfig``: ``MaxRequestsInFlight: 400``,
-  ``MaxMutatingRequestsInFlight: 200``; with APF on, the server's concurrency limit is their sum).
+  ``MaxMutatingRequestsInFlight: 200``; with APF on, the server's concurrency limit is their sum,
+  ``pkg/server/options/feature.go``, ``ApplyTo``).
 * Priority levels and flow schemas: the mandatory and suggested objects of the bootstrap configuration
   (``pkg/apis/flowcontrol/bootstrap/default.go``): levels ``exempt`` (0 shares), ``system`` (30 shares,
   33 % lendable, 64 queues, hands of 6, queues of 50), ``node-high`` (40, 25 %, 64/6/50),

@@ -88,6 +88,8 @@ class Request:
         self.final_seats = work.final_seats
         self.additional_latency_ns = ss.to_ns(work.additional_latency_s)
         self.max_seats = work.max_seats
+        self.queued_seats = work.max_seats
+        """Seats counted while it waited (its widest phase before any cut to the limit)."""
         self.final_work = ss.seats_times_duration(work.final_seats, self.additional_latency_ns)
         self.total_work = ss.seats_times_duration(work.initial_seats, qs.estimated_service_ns) + self.final_work
         self.arrival_r = qs.current_r
@@ -329,9 +331,29 @@ class QueueSet:
             pass
 
     def _dispatch(self) -> bool:
-        # upstream scans every queue round robin from the one after the last served and keeps the first
-        # least virtual finish; the queues with nothing waiting never win, so only the others are visited,
-        # in the same cyclic order, and the index ends where a full turn leaves it
+        found = self._find_dispatch_queue()
+        if found is None:
+            return False
+        chosen, request = found
+        self.requests_waiting -= 1
+        self.seats_waiting -= request.queued_seats
+        self.waiting_by_fs[request.fs_name] -= 1
+        request.note_queued(False)
+        chosen.executing.add(request)
+        chosen.seats_in_use += request.max_seats
+        self._start_executing(request)
+        chosen.next_dispatch_r += request.total_work
+        self._bound_next_dispatch(chosen)
+        request.decision.succeed(True)
+        return True
+
+    def _find_dispatch_queue(self) -> tuple[Queue, Request] | None:
+        """The queue whose head finishes first in virtual time, and that head, taken off its queue; None if
+        that head's seats are not free (upstream ``findDispatchQueueToBoundLocked``).
+
+        Upstream scans every queue round robin from the one after the last served and keeps the first
+        least virtual finish; queues with nothing waiting never win, so only the others are visited, in
+        the same cyclic order; a scan that dispatches nothing leaves the index where a full turn does."""
         chosen: Queue | None = None
         chosen_index = 0
         least = ss.MAX_SEAT_SECONDS
@@ -342,31 +364,23 @@ class QueueSet:
             finish_r = queue.next_dispatch_r + queue.waiting[0].total_work
             if finish_r < least:
                 chosen, chosen_index, least = queue, index, finish_r
+        self.robin_index %= count
         if chosen is None:
-            return False
+            return None
         request = chosen.waiting[0]
         if not self._can_accommodate(request.max_seats):
-            return False
+            return None
         chosen.remove(request)
         if not chosen.waiting:
             self.nonempty.discard(chosen.index)
         self.robin_index = chosen_index
-        self.requests_waiting -= 1
-        self.seats_waiting -= request.max_seats
+        request.queued_seats = request.max_seats
         if request.final_seats > self.concurrency_limit:
             # final seats beyond the limit are cut to it, their latency stretched to keep the work
             request.additional_latency_ns = ss.duration_per_seat_ns(request.final_work, self.concurrency_limit)
             request.final_seats = self.concurrency_limit
             request.max_seats = max(request.initial_seats, request.final_seats)
-        self.waiting_by_fs[request.fs_name] -= 1
-        request.note_queued(False)
-        chosen.executing.add(request)
-        chosen.seats_in_use += request.max_seats
-        self._start_executing(request)
-        chosen.next_dispatch_r += request.total_work
-        self._bound_next_dispatch(chosen)
-        request.decision.succeed(True)
-        return True
+        return chosen, request
 
     def _note_removed(self, queue: Queue) -> None:
         if not queue.waiting:
