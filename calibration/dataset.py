@@ -32,6 +32,7 @@ HARNESS_OF = {
     "channel_handoff.csv": "channels",
     "sched_wakeup.csv": "sched",
     "json_codec.csv": "json",
+    "k8s_codec.csv": "k8s_codec",
     "http_latency.csv": "http",
     "http_server_cpu.csv": "http",
     "go_process.csv": "go_process",

@@ -41,6 +41,9 @@ from calibration.fitnode import fit_node_alloc
 from calibration.fitproxy import SERVER_CPU_VS_RATE, fit_proxy
 from calibration.fitetcd import fit_etcd
 from calibration.fitetcd import observations as etcd_observations
+from calibration.fitk8s import PREFIX as K8S_CODEC_PREFIX
+from calibration.fitk8s import fit_k8s_codec
+from calibration.fitk8s import observations as k8s_codec_observations
 from calibration.fitproxycosts import fit_proxy_costs
 from calibration.fitproxycosts import names as proxy_cost_names
 from calibration.fitproxycosts import observations as proxy_cost_observations
@@ -139,6 +142,8 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
         return machine_observations(name, data)
     if name.startswith("etcd."):
         return etcd_observations(name, data)
+    if name.startswith(K8S_CODEC_PREFIX):
+        return k8s_codec_observations(name, data)
     if name.startswith("proxy.") and name in proxy_cost_names(data):
         return proxy_cost_observations(name, data)
     if name.startswith("proxy."):
@@ -394,6 +399,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("proxy_sidecar.csv", fit_proxy),
     ("proxy_costs.csv", fit_proxy_costs),
     ("etcd_put.csv", fit_etcd),
+    ("k8s_codec.csv", fit_k8s_codec),
 ]
 
 

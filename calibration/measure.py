@@ -48,7 +48,7 @@ from calibration.measure_go import (GC_GOGC, GO_PROCESS_REPS_QUICK, HTTP_CPU_CAS
                                     HTTP_LATENCY_SAMPLES_QUICK, HTTP_ROUNDS_QUICK, SCHED_BUSY, SCHED_PROCS,
                                     measure_alloc, measure_channels, measure_gc, measure_gc_work,
                                     measure_go_process, measure_goroutines, measure_http, measure_json,
-                                    measure_sched)
+                                    measure_k8s_codec, measure_sched)
 from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QUICK, MACHINE_PLACEMENT_RATES,
                                          MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
                                          SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon,
@@ -90,6 +90,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "channels": (("chanlat",), measure_channels),
     "sched": (("schedlat",), measure_sched),
     "json": (("jsoncodec",), measure_json),
+    "k8s_codec": (("k8scodec",), measure_k8s_codec),
     "http": (("httplat",), measure_http),
     "go_process": (("procstart",), measure_go_process),
     "node_process": ((), measure_node_process),

@@ -16,6 +16,7 @@ bounded in time. Files (columns are the CSV headers):
   heap, heap shape, GOGC, GOMAXPROCS and the mutator's busy share, both from
   ``allocgc`` (``runtime/metrics``);
 * ``goroutines.csv``, ``channel_handoff.csv``, ``sched_wakeup.csv``, ``json_codec.csv``;
+* ``k8s_codec.csv``: one typical Pod encoded and decoded in JSON and in protobuf, from ``k8scodec``;
 * ``http_latency.csv`` (one row per request) and ``http_server_cpu.csv`` (the
   server process's CPU time per case and round), from ``httplat``;
 * ``go_process.csv``: start-up time and idle RSS of a Go process, from ``procstart``.
@@ -153,6 +154,13 @@ def measure_json(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
     args = ["-reps", str(s.json_reps), "-bytes", "8192", "-benchtime", s.json_benchtime]
     result = rec.run("json", "jsoncodec", args, {"GOMAXPROCS": "2"}, timeout=120)
     return {"json_codec.csv": _csv_rows(result.stdout)}
+
+
+def measure_k8s_codec(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:
+    """One typical Pod encoded and decoded in JSON and in protobuf, as kube-apiserver does per object."""
+    args = ["-reps", str(s.json_reps), "-benchtime", s.json_benchtime]
+    result = rec.run("k8s_codec", "k8scodec", args, {"GOMAXPROCS": "2"}, timeout=180)
+    return {"k8s_codec.csv": _csv_rows(result.stdout)}
 
 
 def measure_http(rec: Recorder, s: Settings) -> dict[str, list[dict[str, Any]]]:

@@ -118,6 +118,14 @@ def test_quick_other_harnesses(quick_data):
     assert set(codec["operation"]) == {"marshal", "unmarshal"} and len(codec) == 2 * QUICK.json_reps
     assert (codec["object_bytes"] >= 8192).all() and (codec["allocs_per_op"] > 0).all()
 
+    pods = pd.read_csv(quick_data / "k8s_codec.csv")
+    assert len(pods) == 4 * QUICK.json_reps
+    assert set(map(tuple, pods[["format", "operation"]].drop_duplicates().to_numpy())) == {
+        (f, o) for f in ("json", "protobuf") for o in ("marshal", "unmarshal")}
+    sizes = pods.groupby("format")["object_bytes"].first()
+    assert sizes["protobuf"] < sizes["json"]  # the wire format drops the field names
+    assert (pods["ns_per_op"] > 0).all()
+
 
 def test_quick_machine_rows(quick_data):
     """The burn loop's wall time is at least most of its CPU time, each wake-up rate answered every request,

@@ -258,12 +258,14 @@ BASES: dict[str, str | dict[str, object]] = {
     "arch": "three-tier",
     "faas": "faas-cold-start-decomposition",
     "k8s.etcd": "etcd-watch-clients",
+    "k8s.cluster": "control-plane-at-scale",
+    "k8s.apiserver": "apf-noisy-tenant",
     "node.service": {"model": "node.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}},
     "native.service": {"model": "native.service", "arrival_rate": 600, "handler": {"cpu": "1ms"}, "threads": 2},
 }
 
 
-DICT_KEYS = {"stations": "db", "services": "cart"}
+DICT_KEYS = {"stations": "db", "services": "cart", "tenants": "noisy"}
 """A key of each mapping of parts in the base scenarios (tandem's stations, three-tier's services)."""
 
 

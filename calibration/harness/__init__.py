@@ -35,7 +35,7 @@ from pathlib import Path
 
 #: Every harness program, each a folder of ``go/``.
 PROGRAMS = ("gcpause", "allocgc", "goroutines", "chanlat", "schedlat", "jsoncodec", "valserver", "valload", "httplat",
-            "procstart", "goproxy", "certgen", "etcdload")
+            "procstart", "goproxy", "certgen", "k8scodec", "etcdload")
 
 BUILD_TIMEOUT_S = 600.0
 

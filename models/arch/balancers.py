@@ -17,6 +17,11 @@ only its own requests. Semantics follow Envoy's load balancers
   point and goes to the replica owning the next point clockwise, so one key
   always reaches one replica and adding a replica moves only the keys of the
   arcs it takes.
+
+A balancer picks among its *hosts* (replica indices; all replicas unless told otherwise): when a service's
+pod set changes at run time (an autoscaler adds a pod once it is ready, removes one it deletes:
+:mod:`models.arch.autoscaling`), :meth:`Balancer.set_hosts` gives it the new set, as Envoy's EDS updates a
+cluster's hosts; requests in flight to a removed host still end with :meth:`Balancer.done`.
 """
 
 from __future__ import annotations
@@ -39,62 +44,90 @@ RING_POINTS_PER_REPLICA = 128
 
 
 class Balancer(Protocol):
-    """Picks a replica index in ``range(replicas)`` for one request; told when that request ends."""
+    """Picks a replica index among its hosts for one request; told when that request ends."""
+
+    replicas: int
+    """How many hosts it picks among."""
 
     def pick(self, key: int) -> int: ...
 
     def done(self, replica: int) -> None: ...
 
+    def set_hosts(self, hosts: Sequence[int]) -> None: ...
 
-class RoundRobin:
-    __slots__ = ("replicas", "_next")
+
+class _Hosts:
+    """The replica indices a balancer picks among (at first ``range(replicas)``)."""
+
+    __slots__ = ("replicas", "hosts")
 
     def __init__(self, replicas: int) -> None:
         self.replicas = replicas
+        self.hosts: list[int] = list(range(replicas))
+
+    def set_hosts(self, hosts: Sequence[int]) -> None:
+        if not hosts:
+            raise ValueError("a balancer needs at least one host")
+        self.hosts = list(hosts)
+        self.replicas = len(self.hosts)
+
+
+class RoundRobin(_Hosts):
+    __slots__ = ("_next",)
+
+    def __init__(self, replicas: int) -> None:
+        super().__init__(replicas)
         self._next = 0
 
     def pick(self, key: int) -> int:
-        choice = self._next
+        choice = self._next % self.replicas
         self._next = (choice + 1) % self.replicas
-        return choice
+        return self.hosts[choice]
 
     def done(self, replica: int) -> None:
         pass
 
 
-class Random:
-    __slots__ = ("replicas", "_uniform")
+class Random(_Hosts):
+    __slots__ = ("_uniform",)
 
     def __init__(self, replicas: int, rng: np.random.Generator) -> None:
-        self.replicas = replicas
+        super().__init__(replicas)
         self._uniform = Uniform(0.0, 1.0).sampler(rng, DRAW_BLOCK)
 
     def pick(self, key: int) -> int:
-        return min(int(self._uniform() * self.replicas), self.replicas - 1)
+        return self.hosts[min(int(self._uniform() * self.replicas), self.replicas - 1)]
 
     def done(self, replica: int) -> None:
         pass
 
 
-class LeastRequest:
-    """Power of two choices over this client's requests in flight (``active``, one count per replica)."""
+class LeastRequest(_Hosts):
+    """Power of two choices over this client's requests in flight (``active``, one count per replica index:
+    a removed host's requests still end there)."""
 
-    __slots__ = ("replicas", "_uniform", "active")
+    __slots__ = ("_uniform", "active")
 
     def __init__(self, replicas: int, rng: np.random.Generator) -> None:
-        self.replicas = replicas
+        super().__init__(replicas)
         self._uniform = Uniform(0.0, 1.0).sampler(rng, DRAW_BLOCK)
         self.active = [0] * replicas
 
+    def set_hosts(self, hosts: Sequence[int]) -> None:
+        super().set_hosts(hosts)
+        if max(hosts) >= len(self.active):
+            self.active += [0] * (max(hosts) + 1 - len(self.active))
+
     def pick(self, key: int) -> int:
-        replicas = self.replicas
+        replicas, hosts = self.replicas, self.hosts
         if replicas == 1:
-            choice = 0
+            choice = hosts[0]
         else:
-            # Two distinct replicas, the ordered pair uniform: the first of all, the second of the others.
+            # Two distinct hosts, the ordered pair uniform: the first of all, the second of the others.
             first = min(int(self._uniform() * replicas), replicas - 1)
             second = min(int(self._uniform() * (replicas - 1)), replicas - 2)
             second += second >= first
+            first, second = hosts[first], hosts[second]
             choice = second if self.active[second] < self.active[first] else first
         self.active[choice] += 1
         return choice
@@ -111,12 +144,21 @@ def ring_hash(text: str) -> int:
 class RingHash:
     """Consistent hashing of request keys onto replicas named ``names`` (see the module docstring)."""
 
-    __slots__ = ("replicas", "_points", "_owners")
+    __slots__ = ("replicas", "_names", "_per_replica", "_points", "_owners")
 
     def __init__(self, names: Sequence[str], points_per_replica: int = RING_POINTS_PER_REPLICA) -> None:
-        self.replicas = len(names)
-        ring = sorted((ring_hash(f"{name}_{point}"), index)
-                      for index, name in enumerate(names) for point in range(points_per_replica))
+        self._names = list(names)
+        self._per_replica = points_per_replica
+        self.set_hosts(range(len(names)))
+
+    def set_hosts(self, hosts: Sequence[int]) -> None:
+        """Rebuild the ring over the replicas ``hosts`` (indices into the names): a host's points depend on
+        its name only, so the others keep theirs."""
+        if not hosts:
+            raise ValueError("a balancer needs at least one host")
+        self.replicas = len(hosts)
+        ring = sorted((ring_hash(f"{self._names[index]}_{point}"), index)
+                      for index in hosts for point in range(self._per_replica))
         self._points = [point for point, _ in ring]
         self._owners = [owner for _, owner in ring]
 

@@ -13,16 +13,32 @@ called service must exist, and the workload's entry must be a service.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import networkx as nx
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from sim.dists import Constant, Empirical
 from sim.scenario import (MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist,
                           calibrated)
 from models.arch.balancers import BalancerKind
+from models.k8s.autoscaler import ControllerConfig, HPAConfig
+from models.k8s.podstart import PodStartConfig
 from models.runtime.go.gc import GCConfig
+
+
+def _cores(value: Any) -> Any:
+    """CPU as Kubernetes writes it: cores (``0.5``) or millicores (``"500m"``)."""
+    if isinstance(value, str) and value.strip().endswith("m"):
+        try:
+            return float(value.strip()[:-1]) / 1000
+        except ValueError:
+            raise ValueError(f"expected cores (0.5) or millicores (\"500m\"), got {value!r}") from None
+    return value
+
+
+Cores = Annotated[float, BeforeValidator(_cores)]
+"""CPU in cores, written as cores or millicores."""
 
 
 class RetryConfig(ScenarioPart):
@@ -190,6 +206,13 @@ class ConnectionsConfig(ScenarioPart):
         "max_pending_requests, Istio's http.http1MaxPendingRequests; Envoy's default 1024)")
 
 
+class AutoscalingConfig(ScenarioPart):
+    """A HorizontalPodAutoscaler on the service and how its new pods start (:mod:`models.arch.autoscaling`)."""
+
+    hpa: HPAConfig
+    startup: PodStartConfig = Field(default_factory=PodStartConfig, description="a new pod's start-up stages")
+
+
 class ServiceConfig(ScenarioPart):
     """A service: its replicas (pods), how clients balance between them, what a request does there, and
     what its clients apply to it (Istio's DestinationRule: circuit breaking, retry budget, outliers)."""
@@ -217,6 +240,27 @@ class ServiceConfig(ScenarioPart):
     rate_limit: RateLimitConfig | None = Field(
         None, description="each pod answers 429 at once to a request that finds no token (not retried, as "
         "Istio's default retry policy; not a failure for outlier detection); null: none")
+    cpu_request: Cores | None = Field(
+        None, gt=0, description="each pod's CPU request, cores (0.5) or millicores (\"500m\"): what CPU "
+        "utilization is a percentage of; null: none")
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="scale the pods with a HorizontalPodAutoscaler (replicas: the count at the start); "
+        "null: a fixed count")
+
+    @model_validator(mode="after")
+    def _scalable(self) -> ServiceConfig:
+        scaling = self.autoscaling
+        if scaling is None:
+            return self
+        if self.cpu_request is None:
+            raise ValueError("autoscaling: a CPU utilization target needs the pods' cpu_request")
+        if self.runtime is not None:
+            raise ValueError("autoscaling: pods on a runtime model cannot be autoscaled yet (their CPU is the "
+                             "runtime's); give runtime null")
+        if self.replicas > scaling.hpa.max_replicas:
+            raise ValueError(f"replicas: {self.replicas} is above autoscaling.hpa.max_replicas "
+                             f"({scaling.hpa.max_replicas})")
+        return self
 
 
 class NodeFailureConfig(TimeWindow):
@@ -521,6 +565,13 @@ class UsersConfig(ScenarioPart):
     think: DurationDist = Field(description="think time between an answer and the user's next request")
 
 
+class LoadStepConfig(ScenarioPart):
+    """A load step: from ``at`` on, Poisson arrivals at ``rate`` instead of the workload's rate."""
+
+    at: Duration = Field(ge=0, description="when the rate changes, seconds from the start")
+    rate: Rate = Field(gt=0, description="requests per second from then on")
+
+
 class WorkloadConfig(ScenarioPart):
     """Requests at the edge into one service: Poisson at ``rate`` (optionally in ``burst``s or along a
     ``diurnal`` curve), the timestamps of a ``replay``, or closed-loop ``users``."""
@@ -536,11 +587,15 @@ class WorkloadConfig(ScenarioPart):
         None, description="arrival times, seconds from the start: the values of an empirical distribution "
         "(a CSV column), in order")
     users: UsersConfig | None = Field(None, description="closed-loop users instead of an open workload")
+    step: LoadStepConfig | None = Field(None, description="a step of the Poisson rate; null: none")
 
     @model_validator(mode="after")
     def _one_kind(self) -> WorkloadConfig:
         closed = [name for name in ("replay", "users") if getattr(self, name) is not None]
         open_loop = [name for name in ("rate", "burst", "diurnal") if getattr(self, name) is not None]
+        if self.step is not None and (closed or self.burst is not None or self.diurnal is not None):
+            raise ValueError("step: a load step changes a plain Poisson rate (give rate without burst, diurnal, "
+                             "replay or users)")
         if len(closed) > 1 or (closed and open_loop):
             raise ValueError(f"give rate (with burst or diurnal), replay or users, one of them (got "
                              f"{', '.join(closed + open_loop)})")
@@ -560,6 +615,9 @@ class ArchScenario(ScenarioBase):
     nodes: NodesConfig = Field(default_factory=NodesConfig)
     network: NetworkConfig
     mesh: MeshConfig = Field(default_factory=MeshConfig)
+    kubernetes: ControllerConfig = Field(
+        default_factory=ControllerConfig, description="the HPA controller's and metrics-server's settings "
+        "(services with autoscaling)")
 
     @model_validator(mode="after")
     def _graph(self) -> ArchScenario:

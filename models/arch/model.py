@@ -50,7 +50,9 @@ their window cannot connect: the attempt fails after
 timeout if that comes first. A pod with a ``rate_limit`` answers 429 at once
 to a request that finds its token bucket empty; the call is not retried.
 Pods are placed on the nodes in turn (the ``k``-th pod overall on node
-``k mod count``).
+``k mod count``). A service with ``autoscaling`` has ``hpa.max_replicas`` pod slots placed so, and a
+HorizontalPodAutoscaler sets how many run (:mod:`models.arch.autoscaling`): a new pod starts through the
+start-up pipeline and joins its clients' balancers once Ready, a deleted one leaves them at once and drains.
 
 Metrics: ``requests.sojourn_s`` (end-to-end latency of successful requests),
 ``requests.completed``, ``requests.errors`` and ``requests.failed_s`` (the
@@ -74,8 +76,10 @@ cores); with a
 mesh (:mod:`models.arch.mesh`), ``proxy.<name>.cpu_s`` and ``.requests`` (a pod's sidecar, a node's
 ``ztunnel``, ``ebpf`` or ``envoy``, a ``waypoint-I``) and ``mesh.proxy_cpu_s`` (the data plane's CPU), with
 filters ``mesh.filter_cpu_s``, with ebpf ``mesh.ebpf_cpu_s``, with ``mesh.proxy.memory``
-``proxy.<name>.memory_bytes`` and ``mesh.proxy_memory_bytes`` (gauges). The first ``warmup`` fraction of
-the requests is not measured.
+``proxy.<name>.memory_bytes`` and ``mesh.proxy_memory_bytes`` (gauges); with autoscaling
+``hpa.<service>.*`` and ``podstart.<service>.*`` (:mod:`models.k8s.autoscaler`,
+:mod:`models.arch.autoscaling`, :mod:`models.k8s.podstart`). The first ``warmup`` fraction of the requests
+is not measured.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ import simpy
 from sim.core import Environment, Model
 from sim.dists import Constant, Distribution, Uniform
 from sim.stats import Counter
+from models.arch.autoscaling import ScaledService, capacity_replicas
 from models.arch.balancers import make_balancer
 from models.arch.breakdown import KINDS, Spent
 from models.arch.config import (
@@ -105,6 +110,8 @@ from models.arch.resilience import TokenBucket, Upstream
 from models.arch.routes import Routes
 from models.arch.surrogate import Surrogates
 from models.arch.workloads import arrival_times
+from models.k8s.autoscaler import HorizontalPodAutoscaler
+from models.k8s.metricsserver import MetricsServer
 from models.machine.cores import Cores, calibrated_cores
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.fast.runtime import FastGoRuntime
@@ -196,6 +203,8 @@ class Pod:
         self.node = node
         self.slots = simpy.Resource(env, capacity=config.concurrency) if config.concurrency else None
         self.requests = env.metrics.counter(f"pod.{self.name}.requests")
+        self.cpu_s = 0.0
+        """CPU its handler's steps ran on the node's cores, counted as each ends (what its kubelet reports)."""
         faults = config.faults
         if faults is not None and faults.slow_replicas is not None and index >= faults.slow_replicas:
             faults = None  # not one of the faulty pods
@@ -279,10 +288,15 @@ class ArchModel(Model):
         self.surrogates = Surrogates(config)
         self.nodes = [Node(env, i, config.nodes, config.mesh) for i in range(config.nodes.count)]
         self.pods: dict[str, list[Pod]] = {}
+        """Every service's pods; an autoscaled service's are its slots, running or not
+        (:mod:`models.arch.autoscaling`)."""
+        self._clients: dict[str, list[Upstream]] = {name: [] for name in config.services}
+        """Every client's upstream of each service (an autoscaled service's hosts change as it scales)."""
         placed = 0
-        for service in config.services:
+        for service, service_config in config.services.items():
             self.pods[service] = []
-            for index in range(config.services[service].replicas):
+            scaling = service_config.autoscaling
+            for index in range(scaling.hpa.max_replicas if scaling is not None else service_config.replicas):
                 self.pods[service].append(Pod(self, service, index, self.nodes[placed % len(self.nodes)]))
                 placed += 1
         self.waypoints = (Waypoints(env, mesh.waypoint, self.nodes, placed, envoy_cpu_table(mesh.waypoint.request_cpu),
@@ -340,8 +354,26 @@ class ArchModel(Model):
         self._keys = env.rng("workload.keys")
         users = config.workload.users
         env.process(self._users(users.think, users.count) if users is not None else self._arrivals())
+        self.scaled = {name: self._autoscale(name, service) for name, service in config.services.items()
+                       if service.autoscaling is not None}
+        """Each autoscaled service's scale target (:mod:`models.arch.autoscaling`)."""
 
     # ------------------------------------------------------------------ building
+    def _autoscale(self, name: str, service: ServiceConfig) -> ScaledService:
+        """The HPA of service ``name``, its metrics-server and its scale target; the controller's and the
+        scrapes' first instants are uniform over their periods (started at times unrelated to the run)."""
+        env, settings = self.env, self.config.kubernetes
+        step = self.config.workload.step
+        target = ScaledService(env, name, service, self.pods[name], self._clients[name],
+                               capacity_replicas(self.config, name), step.at if step is not None else 0.0)
+        phases = env.rng(f"hpa.{name}.phase")
+        metrics = MetricsServer(env, target.cpu_readings, settings.metric_resolution,
+                                float(phases.uniform(0.0, settings.metric_resolution)))
+        assert service.autoscaling is not None
+        HorizontalPodAutoscaler(env, name, service.autoscaling.hpa, settings, target, metrics,
+                                float(phases.uniform(0.0, settings.sync_period)))
+        return target
+
     def extra(self, name: str, kind: str):
         """What proxy ``name`` of ``kind`` adds per request beyond its base (:mod:`models.arch.filters`)."""
         return self.costs.extra(self.env, name, kind) if self.costs is not None else None
@@ -382,7 +414,8 @@ class ArchModel(Model):
             target = self.config.services[service]
             balancer = make_balancer(target.balancer, [pod.name for pod in self.pods[service]],
                                      self.env.rng(f"lb.{client}.{service}"))
-            upstreams[service] = Upstream(balancer, target, self.env.rng(f"retry.{client}.{service}"))
+            upstreams[service] = upstream = Upstream(balancer, target, self.env.rng(f"retry.{client}.{service}"))
+            self._clients[service].append(upstream)
         return upstreams
 
     def _build_pools(self) -> dict[Upstream, ClientPool]:
@@ -779,6 +812,7 @@ class ArchModel(Model):
     def _cpu(self, pod: Pod, seconds: float) -> Generator[Any, Any, Outcome]:
         waited = yield from pod.node.compute(seconds)
         self.service_cpu[pod.service].inc(seconds)
+        pod.cpu_s += seconds
         return True, Spent(queue=waited, cpu=seconds)
 
     def _maybe_call(self, pod: Pod, call: CallConfig, key: int) -> Generator[Any, Any, Outcome]:

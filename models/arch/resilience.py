@@ -50,15 +50,22 @@ class Upstream:
     def __init__(self, balancer: Balancer, config: ServiceConfig, rng: np.random.Generator) -> None:
         self.balancer = balancer
         self.config = config
-        self.replicas = config.replicas
+        self.replicas = balancer.replicas
+        """The pods the balancer picks among (its hosts)."""
         self._rng = rng
         self.active = 0
         """Attempts in flight from this client to the service."""
         self.retrying = 0
         """Retries in flight (from the start of their back-off to their end)."""
-        self._consecutive = [0] * self.replicas
-        self._ejections = [0] * self.replicas
-        self._ejected_until = [-math.inf] * self.replicas
+        slots = balancer.replicas  # one entry per replica index the service can ever have
+        self._consecutive = [0] * slots
+        self._ejections = [0] * slots
+        self._ejected_until = [-math.inf] * slots
+
+    def set_hosts(self, hosts: list[int]) -> None:
+        """The service's pods to pick among from now on (replica indices below the balancer's first count)."""
+        self.balancer.set_hosts(hosts)
+        self.replicas = len(hosts)
 
     # --------------------------------------------------------------- circuit breaking
     def overflowing(self) -> bool:

@@ -10,6 +10,8 @@
   Shedler 1979): candidates at the peak rate ``rate (1 + a)``, each kept with
   probability ``rate(t) / peak rate``.
 * ``replay``: the given arrival times, sorted.
+* ``step``: Poisson at ``rate`` until ``step.at``, then at ``step.rate`` (restarted at the step: the
+  exponential gaps are memoryless, so this is the piecewise-constant Poisson process).
 
 Closed-loop users are driven by the model itself (:class:`~models.arch.model.ArchModel`).
 """
@@ -60,6 +62,17 @@ def arrival_times(env: Environment, workload: WorkloadConfig, stream: str = "wor
             level = rate * (1 + curve.amplitude * math.cos(2 * math.pi * (now - curve.peak) / curve.period))
             if rng.random() * peak < level:
                 yield now
+    step = workload.step
+    while step is not None and now < step.at:
+        candidate = now + rng.exponential(1 / rate)
+        if candidate >= step.at:
+            now, rate = step.at, step.rate
+            break
+        now = candidate
+        yield now
+    else:
+        if step is not None:
+            rate = step.rate
     while True:
         now += rng.exponential(1 / rate)
         yield now

@@ -17,6 +17,11 @@ Defaults and their sources:
   already running Node.js process, measured here (parameter set ``node.isolate.context_create_s``).
 * ``cold_start.runtime_start``: measured here, parameter sets ``go.process.start_s`` (a static Go binary
   from exec to exit) and ``node.process.start_s`` (``node -e 0``); 0 in a V8 isolate (the process runs).
+* ``cold_start.first_request``: the first request's extra cost on a new instance (Node.js: V8's JIT warming
+  up), the parameter set ``node.function.first_request_s`` for runtime node when it exists, else 0 (not
+  measured yet); 0 for runtime go (compiled ahead of time).
+* ``scaling: knative``: Knative's autoscaler and activator instead of a cold start per request
+  (:mod:`models.faas.knative_config` cites its defaults).
 * ``cold_start.placement`` and ``cold_start.function_init``: 0 unless given (the platform's scheduling
   decision and the user's initialisation code have no default a public source fixes).
 * Prices: AWS Lambda's published on-demand prices, x86, US East (https://aws.amazon.com/lambda/pricing/):
@@ -30,20 +35,23 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sim.dists import Constant, Distribution, Empirical
-from sim.params import param_dist
+from sim.params import available, param_as_dist, param_dist
 from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, calibrated
 from models.arch.config import BurstConfig, DiurnalConfig, WorkloadConfig
+from models.faas.knative_config import KnativeConfig
 
 MIB = 2**20
 MIB_PER_VCPU = 1769.0
 """Memory (MB, as Lambda counts them: MiB) that buys one full vCPU on AWS Lambda (AWS docs, above)."""
 FIRECRACKER_BOOT_S = 0.125
 """Firecracker's published bound on a microVM's boot to guest user space (its SPECIFICATION.md)."""
-STAGES = ("placement", "sandbox", "runtime_start", "function_init")
+STAGES = ("placement", "sandbox", "runtime_start", "function_init", "first_request")
 """The cold-start stages, in the order a cold start goes through them."""
 RUNTIME_START = {"go": "go.process.start_s", "node": "node.process.start_s"}
 """Parameter set of each runtime's process start."""
 ISOLATE = "node.isolate.context_create_s"
+FIRST_REQUEST = "node.function.first_request_s"
+"""Parameter set of a Node.js function's first request's extra cost (read when it exists)."""
 
 
 class FaasWorkload(ScenarioPart):
@@ -75,6 +83,9 @@ class ColdStartConfig(ScenarioPart):
         "(runtime node) or go.process.start_s (runtime go), 0 in an isolate",
         json_schema_extra=calibrated("node.process.start_s", unless="runtime"))
     function_init: DurationDist = Field(Constant(0.0), description="the function's own initialisation code")
+    first_request: DurationDist | None = Field(
+        None, description="the first request's extra cost on a new instance (JIT warm-up); null: parameter set "
+        "node.function.first_request_s for runtime node if it exists, else 0; 0 for runtime go")
 
     def stages(self, runtime: str) -> dict[str, Distribution]:
         """Each stage's distribution, defaults resolved (parameter sets read here)."""
@@ -91,8 +102,12 @@ class ColdStartConfig(ScenarioPart):
         runtime_start = self.runtime_start
         if runtime_start is None:
             runtime_start = Constant(0.0) if self.sandbox == "isolate" else param_dist(RUNTIME_START[runtime])
+        first_request = self.first_request
+        if first_request is None:
+            node_measured = runtime == "node" and FIRST_REQUEST in available()
+            first_request = param_as_dist(FIRST_REQUEST) if node_measured else Constant(0.0)
         return {"placement": self.placement, "sandbox": sandbox, "runtime_start": runtime_start,
-                "function_init": self.function_init}
+                "function_init": self.function_init, "first_request": first_request}
 
 
 class FunctionConfig(ScenarioPart):
@@ -117,12 +132,21 @@ class FunctionConfig(ScenarioPart):
     provisioned: int = Field(0, ge=0, le=MAX_COUNT, description="instances always warm, started before the run")
     keep_alive: Duration = Field(600.0, ge=0, description="an idle instance is reclaimed after this long idle")
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
+    scaling: Literal["per_request", "knative"] = Field(
+        "per_request", description="per_request: a cold start for a request finding no free slot (Lambda-like); "
+        "knative: Knative's autoscaler adds and removes instances every 2 s, the activator buffers requests")
+    knative: KnativeConfig = Field(default_factory=KnativeConfig, description="settings of scaling: knative")
 
     @model_validator(mode="after")
     def _check(self) -> FunctionConfig:
         if self.provisioned > self.max_instances:
             raise ValueError(f"max_instances: {self.max_instances} is less than provisioned "
                              f"({self.provisioned})")
+        if self.scaling == "knative" and self.provisioned:
+            raise ValueError(f"provisioned: {self.provisioned} with scaling knative; give knative.min_scale instead")
+        if self.scaling == "knative" and self.knative.min_scale > self.max_instances:
+            raise ValueError(f"knative.min_scale: {self.knative.min_scale} is more than max_instances "
+                             f"({self.max_instances})")
         if self.cold_start.sandbox == "isolate" and self.runtime != "node":
             raise ValueError(f"cold_start.sandbox: isolate is a V8 isolate, for runtime node (got runtime "
                              f"{self.runtime!r})")
