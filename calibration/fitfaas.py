@@ -3,8 +3,10 @@
 Every set is a distribution of clock differences (:func:`calibration.dataset.clock_fit`):
 
 * ``go.function.start_s``, ``node.function.start_s``, ``node.function.start_typical_s``: exec of the
-  function's process until its first response was read (``first_response`` rows), for the Go binary, the Node
-  function with no dependencies and the one on Express's module graph;
+  function's process until it listens and says so (``ready`` rows), for the Go binary, the Node function with
+  no dependencies and the one on Express's module graph: a platform's runtime start, before the first request
+  (its extra is the set below, its steady latency the handler's; the three add up to the ``first_response``
+  rows, whose median each set lists);
 * ``*.function.first_request_s``: the first request's latency less the median of the same process's steady
   requests (the second half of them), one value per start: what the first request costs more than a warm
   one (lazy initialisation of the runtime's and libraries' code paths, and on Node, JIT warm-up: V8 runs new
@@ -74,7 +76,7 @@ def _ivm(data: Dataset) -> pd.DataFrame:
 def faas_observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind set ``name`` (see :func:`calibration.fit.observations`)."""
     if name in START_SETS:
-        rows = _starts(data, START_SETS[name][0], "first_response")
+        rows = _starts(data, START_SETS[name][0], "ready")
         return pd.DataFrame({"y": rows["seconds"].to_numpy(), "group": "round " + rows["round"].astype(str)})
     if name in FIRST_REQUEST_SETS:
         extra = _first_request_extra(data, FIRST_REQUEST_SETS[name])
@@ -107,14 +109,14 @@ def fit_faas_start(data: Dataset) -> list[dict[str, Any]]:
     per_start = int(requests["index"].max())
     out = []
     for name, (variant, what) in START_SETS.items():
-        entry = _distribution(data, name, f"Cold start of a small HTTP function to its first response: {what}; "
-                              "from just before exec until the body of a first GET on 127.0.0.1 (a new "
-                              "connection) was read by the driver faasstart", "faas_start.csv")
+        entry = _distribution(data, name, f"Start of a small HTTP function's process until it serves: {what}; "
+                              "from just before exec until the function printed that it listens on 127.0.0.1 "
+                              "(read by the driver faasstart through a pipe)", "faas_start.csv")
         ready = _starts(data, variant, "ready")
         entry["fit"].update({
             "samples": "one per start: the variants take turns in rounds, each round's starts after one "
             "unrecorded start",
-            "ready_median_s": float(ready["seconds"].median()),
+            "first_response_median_s": float(_starts(data, variant, "first_response")["seconds"].median()),
             "modules_loaded_median": float(ready["modules"].median()),
             "median_by_round_s": _by_round(data, name)})
         out.append(entry)

@@ -49,6 +49,18 @@ def test_shipped_start_holds_its_parts():
     assert load_params("node.function.start_typical_s")["fit"]["modules_loaded_median"] > 50
 
 
+def test_shipped_stages_add_up_to_the_first_response():
+    """Per start, the first response = ready (the start set) + the first request's latency (its extra + the
+    steady latency) + the driver's few instructions between them: the remainder is >= 0 and its median
+    under 0.1 ms."""
+    start = SHIPPED.frame("faas_start.csv").pivot_table(index=["variant", "round", "rep"], columns="measurement",
+                                                         values="seconds")
+    requests = SHIPPED.frame("faas_requests.csv")
+    first = requests[requests["index"] == 1].set_index(["variant", "round", "rep"])["seconds"]
+    rest = start["first_response"] - start["ready"] - first.reindex(start.index)
+    assert (rest >= 0).all() and rest.median() < 1e-4
+
+
 # --- the harness, run ------------------------------------------------------------------------------------
 
 ROUNDS, STARTS, REQUESTS, ISOLATE_SAMPLES = FAAS_COUNTS_QUICK

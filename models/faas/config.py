@@ -13,10 +13,14 @@ Defaults and their sources:
 * ``cold_start.sandbox``: ``firecracker``, cited, not measured here: the Firecracker specification's
   boot-time bound, "<= 125 ms to go from receiving the InstanceStart API call to the start of the Linux
   guest user-space /sbin/init" (https://github.com/firecracker-microvm/firecracker/blob/main/SPECIFICATION.md),
-  taken as a constant 125 ms (an upper bound, so cold starts err long); ``isolate``: a V8 context in an
-  already running Node.js process, measured here (parameter set ``node.isolate.context_create_s``).
-* ``cold_start.runtime_start``: measured here, parameter sets ``go.process.start_s`` (a static Go binary
-  from exec to exit) and ``node.process.start_s`` (``node -e 0``); 0 in a V8 isolate (the process runs).
+  taken as a constant 125 ms (an upper bound, so cold starts err long); ``isolate``: a new V8 isolate and
+  context in an already running Node.js process (isolated-vm), measured here (parameter set
+  ``node.ivm.sandbox_s``).
+* ``cold_start.runtime_start``: measured here (harness ``faas_coldstart``), a small HTTP function's process
+  from exec until it listens: ``go.function.start_s`` (a static net/http binary), ``node.function.start_s``
+  (Node's http module, ``modules: none``) or ``node.function.start_typical_s`` (Express 4 and its module
+  graph, ``modules: typical``); in a V8 isolate, the function's code compiled and run in it
+  (``node.ivm.function_load_s``).
 * ``cold_start.placement`` and ``cold_start.function_init``: 0 unless given (the platform's scheduling
   decision and the user's initialisation code have no default a public source fixes).
 * Prices: AWS Lambda's published on-demand prices, x86, US East (https://aws.amazon.com/lambda/pricing/):
@@ -41,9 +45,12 @@ FIRECRACKER_BOOT_S = 0.125
 """Firecracker's published bound on a microVM's boot to guest user space (its SPECIFICATION.md)."""
 STAGES = ("placement", "sandbox", "runtime_start", "function_init")
 """The cold-start stages, in the order a cold start goes through them."""
-RUNTIME_START = {"go": "go.process.start_s", "node": "node.process.start_s"}
-"""Parameter set of each runtime's process start."""
-ISOLATE = "node.isolate.context_create_s"
+RUNTIME_START = {("go", "none"): "go.function.start_s", ("node", "none"): "node.function.start_s",
+                 ("node", "typical"): "node.function.start_typical_s"}
+"""Parameter set of a function's process start to listening, by runtime and module graph."""
+ISOLATE = "node.ivm.sandbox_s"
+ISOLATE_LOAD = "node.ivm.function_load_s"
+"""Parameter sets of a V8 isolate with its context, and of a function's code compiled and run in it."""
 
 
 class FaasWorkload(ScenarioPart):
@@ -69,11 +76,15 @@ class ColdStartConfig(ScenarioPart):
     placement: DurationDist = Field(Constant(0.0), description="the platform choosing a host; default 0")
     sandbox: Literal["firecracker", "isolate", "none"] | DurationDist = Field(
         "firecracker", description="the sandbox's start: firecracker (a microVM, 125 ms, cited), isolate (a V8 "
-        "context in a running Node.js process, node.isolate.context_create_s), none (0) or a distribution")
+        "isolate and context in a running Node.js process, node.ivm.sandbox_s), none (0) or a distribution")
+    modules: Literal["none", "typical"] = Field(
+        "none", description="the function's module graph (runtime node): none (Node's http module only) or "
+        "typical (Express 4, 132 modules, as measured)")
     runtime_start: DurationDist | None = Field(
-        None, description="the language runtime's process start; null: the parameter set node.process.start_s "
-        "(runtime node) or go.process.start_s (runtime go), 0 in an isolate",
-        json_schema_extra=calibrated("node.process.start_s", unless="runtime"))
+        None, description="the function's process from exec until it listens; null: the parameter set "
+        "node.function.start_s (runtime node; node.function.start_typical_s with modules typical) or "
+        "go.function.start_s (runtime go); in an isolate, node.ivm.function_load_s (its code loaded)",
+        json_schema_extra=calibrated("node.function.start_s", unless="runtime"))
     function_init: DurationDist = Field(Constant(0.0), description="the function's own initialisation code")
 
     def stages(self, runtime: str) -> dict[str, Distribution]:
@@ -90,7 +101,8 @@ class ColdStartConfig(ScenarioPart):
             sandbox = self.sandbox
         runtime_start = self.runtime_start
         if runtime_start is None:
-            runtime_start = Constant(0.0) if self.sandbox == "isolate" else param_dist(RUNTIME_START[runtime])
+            runtime_start = param_dist(ISOLATE_LOAD if self.sandbox == "isolate" else
+                                       RUNTIME_START[runtime, self.modules])
         return {"placement": self.placement, "sandbox": sandbox, "runtime_start": runtime_start,
                 "function_init": self.function_init}
 
@@ -126,6 +138,9 @@ class FunctionConfig(ScenarioPart):
         if self.cold_start.sandbox == "isolate" and self.runtime != "node":
             raise ValueError(f"cold_start.sandbox: isolate is a V8 isolate, for runtime node (got runtime "
                              f"{self.runtime!r})")
+        if (self.runtime, self.cold_start.modules) not in RUNTIME_START:
+            raise ValueError(f"cold_start.modules: {self.cold_start.modules} is measured for runtime node only "
+                             f"(got runtime {self.runtime!r})")
         return self
 
     @property
