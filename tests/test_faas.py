@@ -13,7 +13,7 @@ from sim.core import Environment
 from sim.params import param_dist
 from sim.run import run_replications
 from sim.scenario import ScenarioError, load_scenario
-from models.faas.config import FIRECRACKER_BOOT_S, STAGES
+from models.faas.config import CONTAINER_START_S, FIRECRACKER_BOOT_S, STAGES
 from models.faas.model import FaasModel
 
 
@@ -53,6 +53,12 @@ def test_short_cold_starts_late_in_a_long_run_pass_the_stage_sum_check():
     data["duration"] = 1e6
     env, _ = run(data)
     assert env.metrics.histograms["coldstart.latency_s"].count > 50
+
+
+def test_container_sandbox_is_the_cited_constant():
+    config = load_scenario(scenario(runtime="go", cold_start={"sandbox": "container"}))
+    f = config.functions["f"]
+    assert f.cold_start.stages(f.runtime)["sandbox"].spec() == {"dist": "const", "value": CONTAINER_START_S}
 
 
 def test_defaults_firecracker_and_calibrated_runtime_start():

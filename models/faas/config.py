@@ -13,7 +13,10 @@ Defaults and their sources:
 * ``cold_start.sandbox``: ``firecracker``, cited, not measured here: the Firecracker specification's
   boot-time bound, "<= 125 ms to go from receiving the InstanceStart API call to the start of the Linux
   guest user-space /sbin/init" (https://github.com/firecracker-microvm/firecracker/blob/main/SPECIFICATION.md),
-  taken as a constant 125 ms (an upper bound, so cold starts err long); ``isolate``: a new V8 isolate and
+  taken as a constant 125 ms (an upper bound, so cold starts err long); ``container``, cited, not measured
+  here: a Docker container's start, 568 ms on a cloud VM with premium SSD (S. Khan, "Decomposing Docker
+  Container Startup Performance", arXiv:2602.15214, 2026: 50 runs per test; 1,157 ms on a standard HDD),
+  taken as a constant; ``isolate``: a new V8 isolate and
   context in an already running Node.js process (isolated-vm), measured here (parameter set
   ``node.ivm.sandbox_s``).
 * ``cold_start.runtime_start``: measured here (harness ``faas_coldstart``), a small HTTP function's process
@@ -43,6 +46,8 @@ MIB_PER_VCPU = 1769.0
 """Memory (MB, as Lambda counts them: MiB) that buys one full vCPU on AWS Lambda (AWS docs, above)."""
 FIRECRACKER_BOOT_S = 0.125
 """Firecracker's published bound on a microVM's boot to guest user space (its SPECIFICATION.md)."""
+CONTAINER_START_S = 0.568
+"""A Docker container's start on a cloud VM's premium SSD, published (Khan, arXiv:2602.15214, above)."""
 STAGES = ("placement", "sandbox", "runtime_start", "function_init")
 """The cold-start stages, in the order a cold start goes through them."""
 RUNTIME_START = {("go", "none"): "go.function.start_s", ("node", "none"): "node.function.start_s",
@@ -74,9 +79,10 @@ class ColdStartConfig(ScenarioPart):
     function initialisation. A warm request skips them all."""
 
     placement: DurationDist = Field(Constant(0.0), description="the platform choosing a host; default 0")
-    sandbox: Literal["firecracker", "isolate", "none"] | DurationDist = Field(
-        "firecracker", description="the sandbox's start: firecracker (a microVM, 125 ms, cited), isolate (a V8 "
-        "isolate and context in a running Node.js process, node.ivm.sandbox_s), none (0) or a distribution")
+    sandbox: Literal["firecracker", "container", "isolate", "none"] | DurationDist = Field(
+        "firecracker", description="the sandbox's start: firecracker (a microVM, 125 ms, cited), container (a "
+        "Docker container, 568 ms, cited), isolate (a V8 isolate and context in a running Node.js process, "
+        "node.ivm.sandbox_s), none (0) or a distribution")
     modules: Literal["none", "typical"] = Field(
         "none", description="the function's module graph (runtime node): none (Node's http module only) or "
         "typical (Express 4, 132 modules, as measured)")
@@ -92,6 +98,8 @@ class ColdStartConfig(ScenarioPart):
         sandbox: Distribution
         if self.sandbox == "firecracker":
             sandbox = Constant(FIRECRACKER_BOOT_S)
+        elif self.sandbox == "container":
+            sandbox = Constant(CONTAINER_START_S)
         elif self.sandbox == "isolate":
             sandbox = param_dist(ISOLATE)
         elif self.sandbox == "none":
