@@ -36,9 +36,10 @@ START_SETS = {
     "node.function.start_typical_s": ("node-express", "node running an Express 4 app (express.json() mounted, "
                                       "one route): Express's module graph loaded with require"),
 }
-#: First-request sets by name: the variant they measure.
-FIRST_REQUEST_SETS = {"go.function.first_request_s": "go", "node.function.first_request_s": "node",
-                      "node.function.first_request_typical_s": "node-express"}
+#: First-request sets by name: the start set of the same function.
+FIRST_REQUEST_SETS = {"go.function.first_request_s": "go.function.start_s",
+                      "node.function.first_request_s": "node.function.start_s",
+                      "node.function.first_request_typical_s": "node.function.start_typical_s"}
 MODULE_LOAD_SET = "node.function.module_load_typical_s"
 #: Isolate sets by name: the column of ``faas_isolate.csv`` (isolated-vm rows) or how it is made.
 ISOLATE_SETS = {"node.ivm.sandbox_s": "isolate_s + context_s", "node.ivm.function_load_s": "load_s",
@@ -79,7 +80,7 @@ def faas_observations(name: str, data: Dataset) -> pd.DataFrame:
         rows = _starts(data, START_SETS[name][0], "ready")
         return pd.DataFrame({"y": rows["seconds"].to_numpy(), "group": "round " + rows["round"].astype(str)})
     if name in FIRST_REQUEST_SETS:
-        extra = _first_request_extra(data, FIRST_REQUEST_SETS[name])
+        extra = _first_request_extra(data, START_SETS[FIRST_REQUEST_SETS[name]][0])
         rounds = extra.index.get_level_values("round").astype(str)
         return pd.DataFrame({"y": extra["extra_s"].to_numpy(), "group": "round " + rounds})
     if name == MODULE_LOAD_SET:
@@ -120,10 +121,10 @@ def fit_faas_start(data: Dataset) -> list[dict[str, Any]]:
             "modules_loaded_median": float(ready["modules"].median()),
             "median_by_round_s": _by_round(data, name)})
         out.append(entry)
-    for name, variant in FIRST_REQUEST_SETS.items():
-        entry = _distribution(data, name, "The first request's extra latency in a freshly started function "
-                              f"({START_SETS[[k for k, v in START_SETS.items() if v[0] == variant][0]][1]}): the "
-                              "first GET's latency less the median of the same process's steady requests (the "
+    for name, start in FIRST_REQUEST_SETS.items():
+        variant, what = START_SETS[start]
+        entry = _distribution(data, name, f"The first request's extra latency in a freshly started function ({what}): "
+                              "the first GET's latency less the median of the same process's steady requests (the "
                               "second half), every request on a new loopback connection", "faas_requests.csv")
         extra = _first_request_extra(data, variant)
         rows = requests[requests["variant"] == variant]
