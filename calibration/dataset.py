@@ -42,6 +42,9 @@ HARNESS_OF = {
     "node_gc_pauses.csv": "node_gc",
     "node_alloc.csv": "node_alloc",
     "node_http_cpu.csv": "node_http",
+    "faas_start.csv": "faas_coldstart",
+    "faas_requests.csv": "faas_coldstart",
+    "faas_isolate.csv": "faas_coldstart",
     "machine_work.csv": "machine",
     "machine_work_cpu.csv": "work_stretch",
     "machine_wake.csv": "machine",
@@ -57,6 +60,8 @@ HARNESS_OF = {
     "etcd_watch.csv": "etcd",
 }
 """Which harness (``cnsim calibrate measure --only NAME``) writes each CSV."""
+VERSIONS_OF = {"node": ("node_version",), "faas": ("go_version", "node_version")}
+"""The toolchain versions of meta.json a harness's sets repeat, by its name's first word (else Go's)."""
 
 
 def seed_of(name: str) -> int:
@@ -104,11 +109,11 @@ class Dataset:
         run = self.meta.get("harnesses", {}).get(HARNESS_OF[filename], {})
         commands = run.get("commands", [])
         loads = [c["loadavg_before"][0] for c in commands] + [c["loadavg_after"][0] for c in commands]
-        version = "node_version" if HARNESS_OF[filename].startswith("node_") else "go_version"
+        versions = VERSIONS_OF.get(HARNESS_OF[filename].split("_")[0], ("go_version",))
         return {
             "host": self.meta.get("host"),
             "date": run.get("date", self.meta.get("date")),
-            version: self.meta.get(version),
+            **{version: self.meta.get(version) for version in versions},
             "cores": self.meta.get("cores"),
             "quick": run.get("quick"),
             "harness_source_sha256": run.get("harness_source_sha256", self.meta.get("harness_source_sha256")),

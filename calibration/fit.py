@@ -10,10 +10,9 @@ none forced), pooled over heap sizes and GOGC: whether pauses depend on the
 heap is what the ``*_vs_heap`` lines show. gctrace rounds times (see
 :mod:`calibration.gctrace`); fits use the midpoint of each printed value's
 interval, and the bootstrap rounds its replicates the same way. The Node.js
-fits are in :mod:`calibration.fitnode`, the proxies' in
+fits are in :mod:`calibration.fitnode`, the FaaS cold start's in :mod:`calibration.fitfaas`, the proxies' in
 :mod:`calibration.fitproxy` and :mod:`calibration.fitproxycosts`, etcd's in :mod:`calibration.fitetcd`;
-the data folder and what fits share, in
-:mod:`calibration.dataset`.
+the data folder and what fits share, in :mod:`calibration.dataset`.
 """
 
 from __future__ import annotations
@@ -37,6 +36,8 @@ from calibration.fitmachine import (
     fit_machine_work_cpu,
     machine_observations,
 )
+from calibration.fitfaas import faas_observations, fit_faas_isolate, fit_faas_start
+from calibration.fitfaas import names as faas_names
 from calibration.fitnode import fit_node_alloc
 from calibration.fitproxy import SERVER_CPU_VS_RATE, fit_proxy
 from calibration.fitetcd import fit_etcd
@@ -79,6 +80,8 @@ def _mark_cpu_s(steady: pd.DataFrame) -> np.ndarray:
 
 def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind parameter set ``name``: column ``y``, with ``x`` for a line and ``group`` where useful."""
+    if name in faas_names():
+        return faas_observations(name, data)
     if name.startswith("go.alloc.") or name == "go.gc.mark_cpu_vs_objects":
         return alloc_observations(name, data)
     if name == SERVER_CPU_VS_RATE:  # measured beside the proxies
@@ -389,6 +392,8 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("node_gc_pauses.csv", fit_node_gc),
     ("node_alloc.csv", fit_node_alloc),
     ("node_http_cpu.csv", fit_node_http),
+    ("faas_start.csv", fit_faas_start),
+    ("faas_isolate.csv", fit_faas_isolate),
     ("machine_work.csv", fit_machine_work),
     ("machine_work_cpu.csv", fit_machine_work_cpu),
     ("machine_wake.csv", fit_machine_wake),

@@ -14,6 +14,8 @@ docstring naming the files its harnesses write:
 
 * :mod:`calibration.measure_go`: the Go programs (``calibration/harness/go/*/main.go``);
 * :mod:`calibration.measure_node`: the Node.js scripts (``calibration/harness/node/*.js``);
+* :mod:`calibration.measure_faas`: a function's cold start (Go, Node.js with and without a module graph,
+  V8 isolates), ``calibration/harness/faas/`` and two Go programs;
 * :mod:`calibration.measure_machine`: the machine and sysmon harnesses, on the
   validation server and load generator;
 * :mod:`calibration.measure_proxy`: real proxies (Envoy, a Go reverse proxy)
@@ -53,6 +55,7 @@ from calibration.measure_machine import (MACHINE_BURN_S, MACHINE_JITTER_LOOPS_QU
                                          MACHINE_WAKE_RATES, MACHINE_WAKE_RUNTIMES, SYSMON_SAMPLES_QUICK,
                                          SYSMON_SPIN_MS, _idle_gaps, measure_machine, measure_sysmon,
                                          measure_work_stretch)
+from calibration.measure_faas import measure_faas_coldstart
 from calibration.measure_proxy import measure_proxy
 from calibration.measure_proxy_costs import measure_proxy_costs
 from calibration.measure_etcd import measure_etcd
@@ -99,6 +102,7 @@ HARNESSES: dict[str, tuple[tuple[str, ...], Callable[[Recorder, Settings], dict[
     "node_gc": ((), measure_node_gc),
     "node_alloc": ((), measure_node_alloc),
     "node_http": ((), measure_node_http),
+    "faas_coldstart": (("faasfn", "faasstart"), measure_faas_coldstart),
     "machine": (("valserver", "valload"), measure_machine),
     "work_stretch": (("valserver",), measure_work_stretch),
     "sysmon": (("valserver",), measure_sysmon),
@@ -162,7 +166,7 @@ def measure(
     for entry in harness_meta.values():  # entries from before per-harness hashes: the hash of their time
         entry.setdefault("harness_source_sha256", meta.get("harness_source_sha256"))
     harness_meta.update(measured)
-    if any(name.startswith("node_") for name in names):
+    if any(name.startswith(("node_", "faas_")) for name in names):
         meta["node_version"] = harness.node_version()
     meta.update(
         {

@@ -263,7 +263,8 @@ def _add_calibrate(commands) -> None:
     measure.add_argument("--only", action="append", metavar="NAME",
                          help="run only this harness (gc, alloc, gc_work, goroutines, channels, sched, json, http, "
                          "go_process, node_process, node_isolate, node_worker, node_gc, node_http, node_alloc, "
-                         "machine, work_stretch, sysmon, proxy, proxy_costs, k8s_codec, etcd); repeatable")
+                         "faas_coldstart, machine, work_stretch, sysmon, proxy, proxy_costs, k8s_codec, etcd); "
+                         "repeatable")
     measure.add_argument("--host", help="name of the data folder (default: this machine's hostname)")
     measure.add_argument("--out", metavar="DIR", help="parent of the host folder (default calibration/data)")
     fit = actions.add_parser("fit", help="fit parameter sets from a data folder")

@@ -10,9 +10,10 @@ import pytest
 from scipy import stats
 
 from sim.core import Environment
+from sim.params import param_dist
 from sim.run import run_replications
 from sim.scenario import ScenarioError, load_scenario
-from models.faas.config import FIRECRACKER_BOOT_S, STAGES
+from models.faas.config import CONTAINER_START_S, FIRECRACKER_BOOT_S, STAGES
 from models.faas.model import FaasModel
 
 
@@ -54,11 +55,17 @@ def test_short_cold_starts_late_in_a_long_run_pass_the_stage_sum_check():
     assert env.metrics.histograms["coldstart.latency_s"].count > 50
 
 
+def test_container_sandbox_is_the_cited_constant():
+    config = load_scenario(scenario(runtime="go", cold_start={"sandbox": "container"}))
+    f = config.functions["f"]
+    assert f.cold_start.stages(f.runtime)["sandbox"].spec() == {"dist": "const", "value": CONTAINER_START_S}
+
+
 def test_defaults_firecracker_and_calibrated_runtime_start():
     env, _ = run(scenario(runtime="node"))
     metrics = env.metrics.histograms
     assert metrics["coldstart.sandbox_s"].mean == pytest.approx(FIRECRACKER_BOOT_S)
-    assert 0.005 < metrics["coldstart.runtime_start_s"].mean < 0.2  # node.process.start_s, measured
+    assert 0.005 < metrics["coldstart.runtime_start_s"].mean < 0.2  # node.function.start_s, measured
     assert metrics["coldstart.placement_s"].mean == 0 and metrics["coldstart.function_init_s"].mean == 0
 
 
@@ -124,6 +131,33 @@ def test_bad_input_names_the_field(field: str, value: object, message: str):
         extra["provisioned"] = 2
     with pytest.raises(ScenarioError, match=re.escape(message)):
         load_scenario(scenario(**extra))
+
+
+@pytest.mark.parametrize(("function", "message"), [
+    ({"runtime": "go", "cold_start": {"modules": "typical"}},
+     "cold_start.modules: typical is measured for runtime node only (got runtime 'go')"),
+    ({"cold_start": {"modules": "huge"}}, "modules"),
+])
+def test_bad_module_graph_names_the_field(function: dict[str, object], message: str):
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        load_scenario(scenario(**function))
+
+
+@pytest.mark.parametrize(("function", "sandbox", "runtime_start"), [
+    ({"runtime": "go"}, None, "go.function.start_s"),
+    ({"runtime": "node"}, None, "node.function.start_s"),
+    ({"runtime": "node", "cold_start": {"modules": "typical"}}, None, "node.function.start_typical_s"),
+    ({"runtime": "node", "cold_start": {"sandbox": "isolate"}}, "node.ivm.sandbox_s", "node.ivm.function_load_s"),
+])
+def test_calibrated_stages_are_the_faas_coldstart_sets(function, sandbox, runtime_start):
+    """Each default stage is the parameter set of the harness faas_coldstart for its runtime, module graph and
+    sandbox (calibration/fitfaas.py)."""
+    config = load_scenario(scenario(**function))
+    f = config.functions["f"]
+    stages = f.cold_start.stages(f.runtime)
+    assert stages["runtime_start"].spec() == param_dist(runtime_start).spec()
+    if sandbox is not None:
+        assert stages["sandbox"].spec() == param_dist(sandbox).spec()
 
 
 # -- SimFaaS (Mahmoudi and Khazaei), side by side --------------------------------------------------------------

@@ -35,7 +35,7 @@ from pathlib import Path
 
 #: Every harness program, each a folder of ``go/``.
 PROGRAMS = ("gcpause", "allocgc", "goroutines", "chanlat", "schedlat", "jsoncodec", "valserver", "valload", "httplat",
-            "procstart", "goproxy", "certgen", "k8scodec", "etcdload")
+            "procstart", "goproxy", "certgen", "k8scodec", "faasfn", "faasstart", "etcdload")
 
 BUILD_TIMEOUT_S = 600.0
 
@@ -65,16 +65,24 @@ def node_source_dir() -> Path:
     return Path(__file__).resolve().parent / "node"
 
 
+def faas_source_dir() -> Path:
+    """The folder holding the FaaS functions and isolate harness (``*.js``) with their ``package.json`` and
+    ``package-lock.json`` (:mod:`calibration.measure_faas`)."""
+    return Path(__file__).resolve().parent / "faas"
+
+
 def _source_files() -> list[tuple[str, Path]]:
     go = [p for p in source_dir().rglob("*") if p.is_file() and (p.suffix == ".go" or p.name == "go.mod")]
     node = [p for p in node_source_dir().glob("*.js") if p.is_file()]
+    faas = [p for p in faas_source_dir().glob("*") if p.is_file() and p.suffix in (".js", ".json")]
     return sorted((p.relative_to(source_dir()).as_posix(), p) for p in go) + sorted(
-        ("node/" + p.name, p) for p in node)
+        ("node/" + p.name, p) for p in node) + sorted(("node/faas/" + p.name, p) for p in faas)
 
 
 def source_hash(languages: Sequence[str] = ("go", "node")) -> str:
     """SHA-256 over the harness sources of ``languages`` (relative path and bytes of every ``.go`` file and
-    ``go.mod`` for Go, every ``node/*.js`` for Node). Go files hash as they did before Node harnesses existed."""
+    ``go.mod`` for Go, every ``node/*.js`` and ``faas/*.js``/``*.json`` for Node). Go files hash as they did
+    before Node harnesses existed."""
     return files_hash((name, path) for name, path in _source_files()
                       if ("node" if name.startswith("node/") else "go") in languages)
 

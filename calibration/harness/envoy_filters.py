@@ -36,13 +36,12 @@ References:
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from calibration import harness
+from calibration.harness import npm
 
 #: The files of ``wasm/`` that define the build (hashed for the cache key, copied into the build folder).
 WASM_SOURCES = ("package.json", "package-lock.json", "asconfig.json", "assembly/index.ts")
@@ -50,7 +49,6 @@ WASM_SOURCES = ("package.json", "package-lock.json", "asconfig.json", "assembly/
 WASM_ROOT_ID = "cnsim"
 WASM_HEADER = "x-cnsim-wasm"
 LUA_HEADER = "x-cnsim-lua"
-NPM_TIMEOUT_S = 600.0
 ASC_TIMEOUT_S = 300.0
 WASM_MAGIC = b"\0asm"
 
@@ -69,79 +67,37 @@ def wasm_source_hash() -> str:
     return harness.files_hash(files)
 
 
-def _npm_binary() -> Path:
-    chosen = os.environ.get("CNSIM_NPM") or shutil.which("npm")
-    if not chosen or not Path(chosen).is_file():
-        raise harness.ToolchainError(
-            "npm is missing: building the Wasm filter needs 'npm' (with Node.js) on PATH "
-            f"(or CNSIM_NPM=/path/to/npm); found {chosen or 'none'}")
-    return Path(chosen)
-
-
-def _step(what: str, argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> None:
-    try:
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        raise harness.ToolchainError(f"wasm filter: {what} took more than {timeout:.0f} s") from error
-    except OSError as error:
-        raise harness.ToolchainError(f"wasm filter: {what} could not start: {error}") from error
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr.strip() or done.stdout.strip()).splitlines()[-15:])
-        raise harness.ToolchainError(f"wasm filter: {what} failed ({done.returncode}):\n{tail}")
+def _compile(work: Path, env: dict[str, str]) -> None:
+    """Compile the filter in the build folder ``work`` with the installed ``asc``; then drop ``node_modules``."""
+    asc = work / "node_modules" / "assemblyscript" / "bin" / "asc"
+    if not asc.is_file():
+        raise harness.ToolchainError(f"wasm filter: npm ci installed no AssemblyScript compiler at {asc}")
+    npm.run_step("wasm filter: asc (AssemblyScript compiler)",
+                 [str(harness.node_binary()), str(asc), "assembly/index.ts", "--config", "asconfig.json",
+                  "--target", "release"], work, env, ASC_TIMEOUT_S)
+    built = work / "build" / "filter.wasm"
+    if not built.is_file() or built.read_bytes()[:4] != WASM_MAGIC:
+        raise harness.ToolchainError(f"wasm filter: asc wrote no Wasm module at {built}")
+    shutil.rmtree(work / "node_modules")  # 17 MB the module no longer needs (npm-cache keeps the tarballs)
 
 
 def build_wasm_filter(build_dir: Path) -> Path:
     """Build the AssemblyScript proxy-wasm filter into ``build_dir``; the path of its ``filter.wasm``.
 
-    The result is cached by :func:`wasm_source_hash`: ``build_dir/wasm-<hash16>/build/filter.wasm`` is
-    returned as is when it exists. Otherwise the sources are copied into a fresh folder under
-    ``build_dir``, ``npm ci --ignore-scripts`` installs the locked packages there (npm's cache in
-    ``build_dir/npm-cache``, the user's npm configuration otherwise unchanged), and ``asc`` compiles
+    The result is cached by :func:`wasm_source_hash`: ``build_dir/wasm-<hash16>/build/filter.wasm``
+    (:func:`calibration.harness.npm.install_locked`, which copies the sources into a fresh folder and runs
+    ``npm ci --ignore-scripts`` there, npm's cache in ``build_dir/npm-cache``). ``asc`` then compiles
     ``assembly/index.ts`` with the ``release`` target of ``asconfig.json`` (optimised, runtime ``full``,
-    ``abort`` routed to the SDK's ``abort_proc_exit`` as the SDK's README asks). ``node_modules`` is then
-    removed and the folder renamed into place, so a failed or interrupted build leaves no cache entry.
+    ``abort`` routed to the SDK's ``abort_proc_exit`` as the SDK's README asks) and ``node_modules`` is
+    removed, before the folder is renamed into place, so a failed or interrupted build leaves no cache entry.
 
     Node.js is :func:`calibration.harness.node_binary` (``$CNSIM_NODE`` or ``node`` on PATH), npm is
     ``$CNSIM_NPM`` or ``npm`` on PATH; a missing tool or a failed step raises
     :class:`calibration.harness.ToolchainError` (a :class:`RuntimeError`) naming it.
     """
-    key = wasm_source_hash()[:16]
-    build_dir = Path(build_dir)
-    final = build_dir / f"wasm-{key}"
-    target = final / "build" / "filter.wasm"
-    if target.is_file():
-        return target
-    node, npm = harness.node_binary(), _npm_binary()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    work = build_dir / f".wasm-{key}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    try:
-        for name in WASM_SOURCES:
-            (work / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(wasm_source_dir() / name, work / name)
-        env = harness.node_env()
-        env["PATH"] = os.pathsep.join([str(node.parent), env.get("PATH", "")])
-        env.update({"npm_config_cache": str(build_dir / "npm-cache"), "npm_config_update_notifier": "false",
-                    "npm_config_fund": "false", "npm_config_audit": "false"})
-        _step("npm ci", [str(npm), "ci", "--ignore-scripts", "--no-audit", "--no-fund"], work, env, NPM_TIMEOUT_S)
-        asc = work / "node_modules" / "assemblyscript" / "bin" / "asc"
-        if not asc.is_file():
-            raise harness.ToolchainError(f"wasm filter: npm ci installed no AssemblyScript compiler at {asc}")
-        _step("asc (AssemblyScript compiler)",
-              [str(node), str(asc), "assembly/index.ts", "--config", "asconfig.json", "--target", "release"],
-              work, env, ASC_TIMEOUT_S)
-        built = work / "build" / "filter.wasm"
-        if not built.is_file() or built.read_bytes()[:4] != WASM_MAGIC:
-            raise harness.ToolchainError(f"wasm filter: asc wrote no Wasm module at {built}")
-        shutil.rmtree(work / "node_modules")  # 17 MB the module no longer needs (npm-cache keeps the tarballs)
-        try:
-            work.rename(final)
-        except OSError:
-            if not target.is_file():  # not a concurrent build that finished first
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+    folder = npm.install_locked(wasm_source_dir(), WASM_SOURCES, build_dir, "wasm", scripts=False,
+                                finish=_compile)
+    return folder / "build" / "filter.wasm"
 
 
 def wasm_filter(path: Path) -> dict[str, Any]:

@@ -13,13 +13,22 @@ Defaults and their sources:
 * ``cold_start.sandbox``: ``firecracker``, cited, not measured here: the Firecracker specification's
   boot-time bound, "<= 125 ms to go from receiving the InstanceStart API call to the start of the Linux
   guest user-space /sbin/init" (https://github.com/firecracker-microvm/firecracker/blob/main/SPECIFICATION.md),
-  taken as a constant 125 ms (an upper bound, so cold starts err long); ``isolate``: a V8 context in an
-  already running Node.js process, measured here (parameter set ``node.isolate.context_create_s``).
-* ``cold_start.runtime_start``: measured here, parameter sets ``go.process.start_s`` (a static Go binary
-  from exec to exit) and ``node.process.start_s`` (``node -e 0``); 0 in a V8 isolate (the process runs).
-* ``cold_start.first_request``: the first request's extra cost on a new instance (Node.js: V8's JIT warming
-  up), the parameter set ``node.function.first_request_s`` for runtime node when it exists, else 0 (not
-  measured yet); 0 for runtime go (compiled ahead of time).
+  taken as a constant 125 ms (an upper bound, so cold starts err long); ``container``, cited, not measured
+  here: a Docker container's start, 568 ms on a cloud VM with premium SSD (S. Khan, "Decomposing Docker
+  Container Startup Performance", arXiv:2602.15214, 2026: 50 runs per test; 1,157 ms on a standard HDD),
+  taken as a constant; ``isolate``: a new V8 isolate and
+  context in an already running Node.js process (isolated-vm), measured here (parameter set
+  ``node.ivm.sandbox_s``).
+* ``cold_start.runtime_start``: measured here (harness ``faas_coldstart``), a small HTTP function's process
+  from exec until it listens: ``go.function.start_s`` (a static net/http binary), ``node.function.start_s``
+  (Node's http module, ``modules: none``) or ``node.function.start_typical_s`` (Express 4 and its module
+  graph, ``modules: typical``); in a V8 isolate, the function's code compiled and run in it
+  (``node.ivm.function_load_s``).
+* ``cold_start.first_request``: the first request's extra cost on a new instance over the same process's
+  steady requests (Node.js: V8's JIT warming up), measured here (harness ``faas_coldstart``):
+  ``go.function.first_request_s``, ``node.function.first_request_s`` or
+  ``node.function.first_request_typical_s`` (``modules: typical``), in an isolate ``node.ivm.first_call_s``;
+  0 where the parameter set is absent.
 * ``scaling: knative``: Knative's autoscaler and activator instead of a cold start per request
   (:mod:`models.faas.knative_config` cites its defaults).
 * ``cold_start.placement`` and ``cold_start.function_init``: 0 unless given (the platform's scheduling
@@ -45,13 +54,21 @@ MIB_PER_VCPU = 1769.0
 """Memory (MB, as Lambda counts them: MiB) that buys one full vCPU on AWS Lambda (AWS docs, above)."""
 FIRECRACKER_BOOT_S = 0.125
 """Firecracker's published bound on a microVM's boot to guest user space (its SPECIFICATION.md)."""
+CONTAINER_START_S = 0.568
+"""A Docker container's start on a cloud VM's premium SSD, published (Khan, arXiv:2602.15214, above)."""
 STAGES = ("placement", "sandbox", "runtime_start", "function_init", "first_request")
 """The cold-start stages, in the order a cold start goes through them."""
-RUNTIME_START = {"go": "go.process.start_s", "node": "node.process.start_s"}
-"""Parameter set of each runtime's process start."""
-ISOLATE = "node.isolate.context_create_s"
-FIRST_REQUEST = "node.function.first_request_s"
-"""Parameter set of a Node.js function's first request's extra cost (read when it exists)."""
+RUNTIME_START = {("go", "none"): "go.function.start_s", ("node", "none"): "node.function.start_s",
+                 ("node", "typical"): "node.function.start_typical_s"}
+"""Parameter set of a function's process start to listening, by runtime and module graph."""
+ISOLATE = "node.ivm.sandbox_s"
+ISOLATE_LOAD = "node.ivm.function_load_s"
+"""Parameter sets of a V8 isolate with its context, and of a function's code compiled and run in it."""
+FIRST_REQUEST = {("go", "none"): "go.function.first_request_s", ("node", "none"): "node.function.first_request_s",
+                 ("node", "typical"): "node.function.first_request_typical_s"}
+"""Parameter set of the first request's extra cost, by runtime and module graph (read when it exists)."""
+ISOLATE_FIRST_CALL = "node.ivm.first_call_s"
+"""Parameter set of the first call of a function in a new isolate."""
 
 
 class FaasWorkload(ScenarioPart):
@@ -75,13 +92,18 @@ class ColdStartConfig(ScenarioPart):
     function initialisation. A warm request skips them all."""
 
     placement: DurationDist = Field(Constant(0.0), description="the platform choosing a host; default 0")
-    sandbox: Literal["firecracker", "isolate", "none"] | DurationDist = Field(
-        "firecracker", description="the sandbox's start: firecracker (a microVM, 125 ms, cited), isolate (a V8 "
-        "context in a running Node.js process, node.isolate.context_create_s), none (0) or a distribution")
+    sandbox: Literal["firecracker", "container", "isolate", "none"] | DurationDist = Field(
+        "firecracker", description="the sandbox's start: firecracker (a microVM, 125 ms, cited), container (a "
+        "Docker container, 568 ms, cited), isolate (a V8 isolate and context in a running Node.js process, "
+        "node.ivm.sandbox_s), none (0) or a distribution")
+    modules: Literal["none", "typical"] = Field(
+        "none", description="the function's module graph (runtime node): none (Node's http module only) or "
+        "typical (Express 4, 132 modules, as measured)")
     runtime_start: DurationDist | None = Field(
-        None, description="the language runtime's process start; null: the parameter set node.process.start_s "
-        "(runtime node) or go.process.start_s (runtime go), 0 in an isolate",
-        json_schema_extra=calibrated("node.process.start_s", unless="runtime"))
+        None, description="the function's process from exec until it listens; null: the parameter set "
+        "node.function.start_s (runtime node; node.function.start_typical_s with modules typical) or "
+        "go.function.start_s (runtime go); in an isolate, node.ivm.function_load_s (its code loaded)",
+        json_schema_extra=calibrated("node.function.start_s", unless="runtime"))
     function_init: DurationDist = Field(Constant(0.0), description="the function's own initialisation code")
     first_request: DurationDist | None = Field(
         None, description="the first request's extra cost on a new instance (JIT warm-up); null: parameter set "
@@ -92,6 +114,8 @@ class ColdStartConfig(ScenarioPart):
         sandbox: Distribution
         if self.sandbox == "firecracker":
             sandbox = Constant(FIRECRACKER_BOOT_S)
+        elif self.sandbox == "container":
+            sandbox = Constant(CONTAINER_START_S)
         elif self.sandbox == "isolate":
             sandbox = param_dist(ISOLATE)
         elif self.sandbox == "none":
@@ -101,11 +125,12 @@ class ColdStartConfig(ScenarioPart):
             sandbox = self.sandbox
         runtime_start = self.runtime_start
         if runtime_start is None:
-            runtime_start = Constant(0.0) if self.sandbox == "isolate" else param_dist(RUNTIME_START[runtime])
+            runtime_start = param_dist(ISOLATE_LOAD if self.sandbox == "isolate" else
+                                       RUNTIME_START[runtime, self.modules])
         first_request = self.first_request
         if first_request is None:
-            node_measured = runtime == "node" and FIRST_REQUEST in available()
-            first_request = param_as_dist(FIRST_REQUEST) if node_measured else Constant(0.0)
+            name = ISOLATE_FIRST_CALL if self.sandbox == "isolate" else FIRST_REQUEST.get((runtime, self.modules))
+            first_request = param_as_dist(name) if name is not None and name in available() else Constant(0.0)
         return {"placement": self.placement, "sandbox": sandbox, "runtime_start": runtime_start,
                 "function_init": self.function_init, "first_request": first_request}
 
@@ -150,6 +175,9 @@ class FunctionConfig(ScenarioPart):
         if self.cold_start.sandbox == "isolate" and self.runtime != "node":
             raise ValueError(f"cold_start.sandbox: isolate is a V8 isolate, for runtime node (got runtime "
                              f"{self.runtime!r})")
+        if (self.runtime, self.cold_start.modules) not in RUNTIME_START:
+            raise ValueError(f"cold_start.modules: {self.cold_start.modules} is measured for runtime node only "
+                             f"(got runtime {self.runtime!r})")
         return self
 
     @property
