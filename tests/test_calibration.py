@@ -409,6 +409,10 @@ NODE_EXPECTED = {
     "node.gc.scavenge_pause_vs_survived": "linear", "node.gc.scavenge_pause_s": "distribution",
     "node.gc.markcompact_pause_vs_heap": "linear", "node.gc.markcompact_pause_s": "distribution",
     "node.gc.markcompact_mark_cpu_vs_heap": "linear", "node.http.server_cpu_s": "constant",
+    "node.function.start_s": "distribution", "node.function.start_typical_s": "distribution",
+    "node.function.first_request_s": "distribution", "node.function.first_request_typical_s": "distribution",
+    "node.function.module_load_typical_s": "distribution", "node.ivm.sandbox_s": "distribution",
+    "node.ivm.function_load_s": "distribution", "node.ivm.first_call_s": "distribution",
 }
 
 
