@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,11 @@ import pytest
 import sim.sweep as sweep
 import sim.sweep_executors as sweep_executors
 import sim.sweep_store as sweep_store
+from cnsim.cli import main
 from sim.run import run_replication
 from sim.scenario import ScenarioError, load_scenario, resolved
+from sweep_rows import run_rows
+
 from sim.sweep import (
     expand_grid,
     latin_hypercube,
@@ -221,11 +226,52 @@ def test_unknown_executor_and_missing_dask_are_clear(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-def test_dask_gives_the_same_values_as_serial(tmp_path):
+def test_serial_processes_and_dask_write_byte_identical_rows(tmp_path):
+    """Every run file's rows (all but the wall time) and metadata, byte for byte, on each executor."""
     pytest.importorskip("distributed")
     small_sweep(tmp_path / "serial")
-    report = small_sweep(tmp_path / "dask", executor="dask", jobs=2)
-    assert report.ran == 8 and report.failed == []
+    expected = run_rows(tmp_path / "serial")
+    assert len(expected) == 8
+    for executor in ("processes", "dask"):
+        report = small_sweep(tmp_path / executor, executor=executor, jobs=2)
+        assert report.ran == 8 and report.failed == []
+        assert run_rows(tmp_path / executor) == expected, executor
     pd.testing.assert_frame_equal(
         load_sweep(tmp_path / "serial").drop(columns="wall_s"), load_sweep(tmp_path / "dask").drop(columns="wall_s")
     )
+
+
+def test_a_scheduler_needs_the_dask_executor(tmp_path):
+    with pytest.raises(ValueError, match=r"--scheduler 'tcp://127.0.0.1:8786': only with --executor dask"):
+        small_sweep(tmp_path, executor="processes", scheduler="tcp://127.0.0.1:8786")
+    assert not tmp_path.joinpath("runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("nonsense::::", "not a scheduler address"),
+        ("http://127.0.0.1:8786", "not a scheduler address"),
+        ("tcp://127.0.0.1", "not a scheduler address"),
+        ("tcp://127.0.0.1:{port}", "no Dask scheduler answered within 1 s"),
+    ],
+)
+def test_a_bad_scheduler_address_is_one_clear_error_within_its_timeout(tmp_path, monkeypatch, capsys, address, why):
+    pytest.importorskip("distributed")
+    import socket
+
+    import sim.sweep_dask as sweep_dask
+
+    monkeypatch.setattr(sweep_dask, "CONNECT_TIMEOUT_S", 1.0)
+    with socket.socket() as closed:  # a free port, nothing listening on it once closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    address = address.format(port=port)
+    started = time.monotonic()
+    status = main(["sweep", "mmc", "--grid", "arrival_rate=0.5", "--executor", "dask", "--scheduler", address,
+                   "--out", str(tmp_path / "out")], out=io.StringIO())
+    assert time.monotonic() - started < 15
+    assert status == 2
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and f"--scheduler {address!r}: {why}" in message, message
+    assert not (tmp_path / "out").exists()  # refused before the store is touched
