@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import shutil
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,10 @@ import pytest
 import sim.sweep as sweep
 import sim.sweep_executors as sweep_executors
 import sim.sweep_store as sweep_store
+from tqdm import tqdm
+
 from cnsim.cli import main
+from sim.provenance import params_digest
 from sim.run import run_replication
 from sim.scenario import ScenarioError, load_scenario, resolved
 from sweep_rows import run_rows
@@ -26,6 +32,7 @@ from sim.sweep import (
     load_sweep,
     parse_grid,
     run_sweep,
+    stored_provenance,
     stored_scenario,
 )
 
@@ -127,6 +134,7 @@ def test_a_failing_run_is_recorded_the_others_finish_and_it_is_retried(tmp_path,
     assert len(records) == 2
     assert {r["replication"] for r in records} == {0, 1}
     assert all(r["point"] == {"arrival_rate": 0.5, "servers": 2} for r in records)
+    assert all(r["scenario"]["servers"] == 2 and r["scenario"]["requests"] == 2000 for r in records)
     assert all(r["type"] == "ZeroDivisionError" and "simulated model bug" in r["traceback"] for r in records)
 
     monkeypatch.undo()
@@ -205,6 +213,44 @@ def test_sweep_json_keeps_every_invocation(tmp_path):
     assert first["base_scenario"] == resolved(load_scenario("mmc", BASE))
     assert len(first["invoked_at"]) == 2
     assert second["points"] == [{"servers": 3}]
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {path.stem: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.glob("*.json"))}
+
+
+def test_a_sweep_records_the_version_and_parameter_sets_that_produced_it(tmp_path, monkeypatch):
+    shipped = file_hashes(Path(sweep_store.__file__).parents[1] / "calibration" / "params")
+    assert len(shipped) > 10
+    small_sweep(tmp_path / "shipped")
+    recorded = json.loads((tmp_path / "shipped" / "sweep.json").read_text())["invocations"][0]["provenance"]
+    assert recorded["cnsim_version"] == metadata.version("cnsim")
+    assert recorded["params"] == shipped
+    assert recorded["params_sha256"] == params_digest(shipped)
+    runs = sorted((tmp_path / "shipped" / "runs").glob("*.parquet"))
+    assert [stored_provenance(path) for path in runs] == [
+        {"cnsim_version": metadata.version("cnsim"), "params_sha256": params_digest(shipped)}
+    ] * len(runs)
+
+    own = tmp_path / "params"  # the user's own parameter sets, one of them changed
+    shutil.copytree(Path(sweep_store.__file__).parents[1] / "calibration" / "params", own)
+    changed = sorted(own.glob("*.json"))[0]
+    changed.write_text(changed.read_text().replace("{", '{"note": "changed", ', 1))
+    monkeypatch.setenv("CNSIM_PARAMS", str(own))
+    small_sweep(tmp_path / "own")
+    digest = params_digest(file_hashes(own))
+    assert digest != params_digest(shipped)
+    assert {stored_provenance(path)["params_sha256"] for path in (tmp_path / "own" / "runs").glob("*.parquet")} == {
+        digest
+    }
+
+
+def test_the_progress_bar_shows_runs_running_and_failed():
+    stream = io.StringIO()
+    report = sweep.SweepReport(total=10, ran=3, skipped=2, failed=[("k", "ZeroDivisionError: x")])
+    with tqdm(total=10, initial=6, file=stream) as bar:
+        sweep._show_status(bar, report, running=2)
+    assert "6/10" in stream.getvalue() and "running=2, failed=1" in stream.getvalue()
 
 
 def test_serial_and_processes_give_identical_values(tmp_path):
