@@ -88,6 +88,8 @@ def run(requests: int, folder: Path) -> dict[str, Any]:
         "same_values": same,
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
+        "python": sys.version,
+        "platform": platform.platform(),
     }
 
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20_000, help="requests per run (default 20000)")
-    parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the numbers as JSON")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cnsim-bench-sweep-") as folder:
         got = run(args.requests, Path(folder))
@@ -107,10 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  (the dask cluster took {got['dask_cluster_start_s']:.1f} s to start; "
           f"target speed-up on 2 cores: {TARGET_SPEEDUP}x)")
     print(f"  same values on every variant: {'yes' if got['same_values'] else 'NO'}")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({**got, "args": vars(args), "python": sys.version, "platform": platform.platform()}, handle,
-                      indent=2)
+    if args.json is not None:
+        args.json.write_text(json.dumps(got, indent=2) + "\n")
     return 0
 
 
