@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,9 @@ START_TIMEOUT_S = 60
 class Cluster:
     """A scheduler and workers started as subprocesses; :meth:`stop` kills them all."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, **environment: str) -> None:
         self.folder = folder
+        self.environment = environment
         self.scheduler_file = folder / "scheduler.json"
         self.processes: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
@@ -54,7 +56,8 @@ class Cluster:
 
     def _start(self, module: str, *arguments: str) -> subprocess.Popen:
         log = open(self.folder / f"{module.rsplit('.', 1)[1]}-{len(self.processes)}.log", "w")  # noqa: SIM115
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        environment = {**os.environ, **self.environment,
+                       "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         process = subprocess.Popen(
             [sys.executable, "-m", module, *arguments], cwd=ROOT, env=environment, stdout=log, stderr=log
         )
@@ -89,14 +92,21 @@ class Cluster:
             process.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    started = Cluster(tmp_path_factory.mktemp("cluster"))
+@contextmanager
+def running_cluster(folder: Path, workers: int, **environment: str) -> Iterator[Cluster]:
+    folder.mkdir(parents=True, exist_ok=True)
+    started = Cluster(folder, **environment)
     try:
-        started.start(workers=2)
+        started.start(workers)
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster"), workers=2) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -186,4 +196,32 @@ def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_on_the_cluster(clus
                            timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{RUNS} runs: {RUNS - kept} ran, {kept} already done, 0 failed" in rerun.stdout
+    assert run_rows(out) == run_rows(serial)
+
+
+def test_a_run_whose_workers_keep_dying_is_recorded_as_failed_and_rerun(serial, tmp_path):
+    """With the scheduler's allowed-failures at 0, the first worker death gives a run up as KilledWorker."""
+    out = tmp_path / "sweep"
+    log = tmp_path / "sweep.log"
+    with running_cluster(tmp_path / "cluster", workers=2, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0") as strict:
+        sweep = start_sweep(out, strict.address, log)
+        try:
+            victim = busy_worker(strict, sweep)
+            os.kill(victim.pid, signal.SIGKILL)
+            assert sweep.wait(timeout=120) == 1, log.read_text()
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+                sweep.wait()
+        records = [json.loads(path.read_text()) for path in (out / "failed").glob("*.json")]
+        assert records and all(record["type"] == "KilledWorker" for record in records), records
+        assert all(record["scenario"]["requests"] == REQUESTS for record in records)
+        assert finished(out) + len(records) == RUNS
+        assert f"{len(records)} failed" in log.read_text()
+
+        rerun = subprocess.run(sweep_command(out, strict.address), cwd=ROOT, capture_output=True, text=True,
+                               timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{RUNS} runs: {len(records)} ran, {RUNS - len(records)} already done, 0 failed" in rerun.stdout
+    assert list((out / "failed").glob("*.json")) == []
     assert run_rows(out) == run_rows(serial)
