@@ -118,11 +118,16 @@ def _on_client(client: Any, payloads: list[dict[str, Any]]) -> Completions:
 
 
 def _running(client: Any, keys: set[Any]) -> int:
-    """How many of ``keys`` are running on a worker now (asked of the scheduler); 0 if it cannot say."""
+    """How many of ``keys`` are running on workers now, asked of the scheduler; 0 if it cannot say.
+
+    The scheduler counts as processing on a worker a task sent to it, which may
+    wait there for a thread, so the count is capped at the workers' threads.
+    """
     if not keys:
         return 0
     try:
         processing = client.processing()
+        threads = sum(client.nthreads().values())
     except (OSError, TimeoutError):
         return 0
-    return sum(1 for tasks in processing.values() for key in tasks if key in keys)
+    return min(threads, sum(1 for tasks in processing.values() for key in tasks if key in keys))
