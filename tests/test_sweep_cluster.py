@@ -173,7 +173,7 @@ def test_a_sweep_through_scheduler_survives_a_killed_worker_and_equals_serial(cl
     assert run_rows(out) == run_rows(serial)
 
 
-def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_on_the_cluster(cluster, serial, tmp_path):
+def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_and_a_client_resumes(cluster, serial, tmp_path):
     out = tmp_path / "sweep"
     log = tmp_path / "sweep.log"
     sweep = start_sweep(out, cluster.address, log)
@@ -192,10 +192,11 @@ def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_on_the_cluster(clus
     with cluster.client() as client:  # the cluster stops computing runs nobody will store
         wait_for(lambda: not any(client.processing().values()), 30, "the cluster to drop the cancelled runs")
 
-    rerun = subprocess.run(sweep_command(out, cluster.address), cwd=ROOT, capture_output=True, text=True,
-                           timeout=120)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"{RUNS} runs: {RUNS - kept} ran, {kept} already done, 0 failed" in rerun.stdout
+    with cluster.client() as client:  # the rerun from Python, through a client of the running cluster
+        report = run_sweep("mmc", expand_grid(parse_grid(GRID)), {"requests": REQUESTS}, replications=REPLICATIONS,
+                           out_dir=out, progress=False, executor="dask", client=client)
+        assert client.status == "running"  # a client passed in is left open
+    assert (report.total, report.ran, report.skipped, report.failed) == (RUNS, RUNS - kept, kept, [])
     assert run_rows(out) == run_rows(serial)
 
 
