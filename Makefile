@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_go
 	$(BIN)/python -m bench.bench_arch
 	$(BIN)/python -m bench.bench_k8s --seconds 30
+	$(BIN)/python -m bench.bench_sweep
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -155,6 +155,7 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
         report = run_sweep(
             args.scenario, points, overrides=overrides, replications=args.replications, jobs=args.jobs,
             out_dir=Path(args.out), progress=not args.no_progress, executor=args.executor,
+            scheduler=args.scheduler,
         )
     out.write(
         f"{report.total} runs: {report.ran} ran, {report.skipped} already done, {len(report.failed)} failed; "
@@ -513,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", "-j", type=int, default=1, help="parallel worker processes (default 1)")
     sweep.add_argument("--executor", choices=("serial", "processes", "dask"), default="processes",
                        help="where runs execute (default processes)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="with --executor dask: the address of a running Dask scheduler (tcp://host:8786) "
+                       "to send the runs to, instead of starting a local cluster (--jobs is then ignored)")
     sweep.add_argument("--out", required=True, metavar="DIR", help="directory of the Parquet store")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=cmd_sweep)

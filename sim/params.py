@@ -38,6 +38,7 @@ is read once per folder and kept (``lru_cache``); every call returns a fresh cop
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -81,6 +82,22 @@ def _read(folder: Traversable, name: str) -> str:
     if not entry.is_file():
         raise KeyError(f"no calibrated parameter set {name!r} (available: {', '.join(_available(folder)) or 'none'})")
     return entry.read_text()
+
+
+def params_hashes() -> dict[str, str]:
+    """SHA-256 of the bytes of every parameter set in :func:`params_folder`, by name.
+
+    What a result was computed from, as far as calibration goes: two runs whose
+    hashes agree read the same numbers. Computed once per folder and kept.
+    """
+    # The folders files() and Path give are hashable; typeshed's Traversable does not say so.
+    return dict(_hashes(params_folder()))  # type: ignore[arg-type]
+
+
+@cache
+def _hashes(folder: Traversable) -> tuple[tuple[str, str], ...]:
+    return tuple((name, hashlib.sha256(_read(folder, name).encode()).hexdigest())  # type: ignore[arg-type]
+                 for name in _available(folder))
 
 
 def load_params(name: str) -> dict[str, Any]:

@@ -15,8 +15,9 @@ This module is the public entry; the parts live beside it, one purpose each:
 
 * :mod:`sim.sweep_plan`: points (:func:`parse_grid`, :func:`expand_grid`,
   :func:`latin_hypercube`), their validation and the runs they expand to;
-* :mod:`sim.sweep_executors`: the worker function and the serial, process-pool
-  and Dask executors;
+* :mod:`sim.sweep_executors`: the worker function and the serial and
+  process-pool executors; :mod:`sim.sweep_dask`: Dask, a local cluster or a
+  running one;
 * :mod:`sim.sweep_store`: the store's layout (``sweep.json``, ``runs/<key>.parquet``,
   ``failed/<key>.json``), its atomic writes, and :func:`load_sweep` to read it.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sim.dists import Distribution
+from sim.provenance import provenance
 from sim.scenario import ScenarioError, load_scenario, parse_override, read_source, resolved
 from sim.sweep_executors import Executor, choose_executor
 from sim.sweep_plan import Point, Run, expand_grid, latin_hypercube, parse_grid, plan_runs, resolve_points
@@ -51,6 +54,7 @@ from sim.sweep_store import (
     run_path,
     set_aside,
     store_run,
+    stored_provenance,
     stored_scenario,
 )
 
@@ -65,6 +69,7 @@ __all__ = [
     "param_columns",
     "parse_grid",
     "run_sweep",
+    "stored_provenance",
     "stored_scenario",
 ]
 
@@ -91,6 +96,8 @@ def run_sweep(
     out_dir: str | Path = "sweep",
     progress: bool = True,
     executor: str = "processes",
+    scheduler: str | None = None,
+    client: Any = None,
 ) -> SweepReport:
     """Run every replication of every point that is not already in ``out_dir``.
 
@@ -102,16 +109,32 @@ def run_sweep(
     invocation. Each finished run is written as soon as it completes, so an
     interrupted sweep keeps what it finished. The store is locked for the
     sweep's life: :class:`StoreInUse` if another sweep is writing to it.
+
+    With ``executor="dask"`` the runs go to a local cluster of ``jobs`` workers
+    started for the sweep, or to a running cluster: ``scheduler``, its address
+    (connected to, and disconnected from at the end; see
+    :func:`sim.sweep_dask.connect`), or ``client``, a
+    :class:`distributed.Client` already connected (left open).
     """
     if jobs < 1:
         raise ValueError(f"jobs: must be >= 1 (got {jobs})")
-    execute = choose_executor(executor, jobs)
+    if scheduler is not None and client is not None:
+        raise ValueError("scheduler: give a scheduler's address or a client, not both")
+    if scheduler is not None and executor != "dask":
+        raise ValueError(f"--scheduler {scheduler!r}: only with --executor dask (got --executor {executor})")
+    choose_executor(executor, jobs, client)  # a bad executor fails before anything else
     out = Path(out_dir)
     base = read_source(source)
     base_overrides = _as_overrides(overrides)
     points = [_plain(dict(point)) for point in points]
     runs = plan_runs(resolve_points(base, base_overrides, points), points, replications)
-    with locked(out):
+    with ExitStack() as stack:
+        if scheduler is not None:
+            from sim.sweep_dask import connect
+
+            client = stack.enter_context(connect(scheduler))
+        execute = choose_executor(executor, jobs, client)
+        stack.enter_context(locked(out))
         record_invocation(out, _invocation(source, base, base_overrides, points, replications, runs))
         remove_temporaries(out)
         broken = _set_aside_broken(out, runs)
@@ -170,6 +193,7 @@ def _invocation(
         "replications": replications,
         "runs": len(runs),
         "base_scenario": _base_scenario(base, overrides),
+        "provenance": provenance(),
     }
 
 
@@ -189,22 +213,23 @@ def _run_pending(
     with tqdm(
         total=report.total, initial=report.skipped, unit="run", desc="sweep", file=sys.stderr, disable=not progress
     ) as bar:
-        _show_problems(bar, report)
+        _show_status(bar, report, running=0)
         try:
-            for index, outcome in outcomes:
+            for index, outcome, running in outcomes:
                 run = pending[index]
                 message = store_run(out, run, outcome)
                 if message is None:
                     report.ran += 1
                 else:
                     report.failed.append((run.key, message))
-                    _show_problems(bar, report)
+                _show_status(bar, report, running)
                 bar.update()
         finally:
             outcomes.close()
 
 
-def _show_problems(bar: tqdm, report: SweepReport) -> None:
-    """Count the broken run files being redone and the failed runs after the progress bar."""
-    counts = {"broken": len(report.broken), "failed": len(report.failed)}
-    bar.set_postfix({name: count for name, count in counts.items() if count})
+def _show_status(bar: tqdm, report: SweepReport, running: int) -> None:
+    """After the progress bar (which counts runs done, failed included): the runs running on workers,
+    the failed ones and the broken run files being redone."""
+    counts = {"running": running, "failed": len(report.failed), "broken": len(report.broken)}
+    bar.set_postfix({name: count for name, count in counts.items() if count}, refresh=False)

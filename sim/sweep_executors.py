@@ -4,21 +4,25 @@
 scenario as JSON, a replication index and the planned key) and returns plain
 data (the tidy rows, or the error as data), so it pickles cheaply and behaves
 the same in any process. An executor (:func:`choose_executor`) maps it over the
-payloads and yields ``(index, outcome)`` pairs as they complete: here, in
-order; on a spawn-started process pool; or on a local Dask cluster. Because
+payloads and yields ``(index, outcome, running)`` as they complete, ``running``
+being how many runs it has on workers at that moment: here, in order; on a
+spawn-started process pool; or on Dask, a local cluster or a running one
+(:mod:`sim.sweep_dask`). Because
 workers only take and return plain data and only the parent process writes the
 store (:mod:`sim.sweep_store`), the same code runs on each executor, with the
 same seed giving the same values on each.
 
 A pool worker dies with the process that started it, however that process
 ends (Ctrl-C, SIGTERM, SIGKILL, the out-of-memory killer): see
-:func:`_die_with_parent`. Dask's worker processes do so by themselves (each
-exits when a pipe held open by its parent closes).
+:func:`_die_with_parent`. A local Dask cluster's worker processes do so by
+themselves (each exits when a pipe held open by its parent closes); a running
+cluster's workers are not ours and stay.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import multiprocessing
 import os
 import signal
@@ -27,9 +31,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Generator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+from sim.provenance import worker_provenance
 from sim.run import run_replication
 from sim.scenario import validate
 
@@ -39,7 +44,9 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_POLL_S = 1.0  # how often a worker without PR_SET_PDEATHSIG checks that its parent lives
 
 Outcome = dict[str, Any]
-Executor = Callable[[list[dict[str, Any]], int], Generator[tuple[int, Outcome], None, None]]
+Completions = Generator[tuple[int, Outcome, int], None, None]
+"""``(index of the payload, its outcome, runs still running on workers)`` as runs complete."""
+Executor = Callable[[list[dict[str, Any]], int], Completions]
 
 
 # --- the worker -------------------------------------------------------------------------
@@ -51,7 +58,9 @@ def execute_run(payload: Mapping[str, Any]) -> Outcome:
     This is what a worker runs. It takes and returns plain JSON-like data, so it
     pickles cheaply and behaves the same in any process. The key is recomputed
     from the re-validated scenario and must match the planned one, which holds
-    the worker to the scenario the parent resolved.
+    the worker to the scenario the parent resolved. A success carries the
+    worker's :func:`sim.provenance.worker_provenance` (on a cluster, the
+    worker's installation may not be the parent's).
     """
     try:
         scenario = validate(payload["scenario"])
@@ -60,7 +69,12 @@ def execute_run(payload: Mapping[str, Any]) -> Outcome:
             raise RuntimeError(
                 f"the scenario changed on its way to the worker (key {result.key}, planned {payload['key']})"
             )
-        return {"rows": [list(row) for row in result.rows], "wall_s": result.wall_s, "sim_time_s": result.sim_time_s}
+        return {
+            "rows": [list(row) for row in result.rows],
+            "wall_s": result.wall_s,
+            "sim_time_s": result.sim_time_s,
+            "provenance": worker_provenance(),
+        }
     except Exception as error:  # a failed run is recorded and the sweep goes on
         return _failure(error)
 
@@ -78,10 +92,10 @@ def _failure(error: BaseException) -> Outcome:
 # --- executors --------------------------------------------------------------------------
 
 
-def _in_process(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[int, Outcome], None, None]:
+def _in_process(payloads: list[dict[str, Any]], jobs: int) -> Completions:
     """Run each payload here, in order."""
     for index, payload in enumerate(payloads):
-        yield index, execute_run(payload)
+        yield index, execute_run(payload), 0
 
 
 def _start_worker(parent: int) -> None:
@@ -128,10 +142,11 @@ def _watch_parent(parent: int, interval_s: float) -> None:
     os._exit(1)
 
 
-def _outcome(future: Future) -> Outcome:
+def outcome_of(future: Any) -> Outcome:
+    """The outcome a finished future holds; the error as data if it holds an exception instead."""
     try:
         return future.result()
-    except Exception as error:  # the worker died (BrokenProcessPool) or the result did not unpickle
+    except Exception as error:  # the worker died (BrokenProcessPool, KilledWorker) or the result did not unpickle
         return _failure(error)
 
 
@@ -145,7 +160,7 @@ def _terminate_workers(pool: ProcessPoolExecutor) -> None:
         process.terminate()
 
 
-def _in_processes(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[int, Outcome], None, None]:
+def _in_processes(payloads: list[dict[str, Any]], jobs: int) -> Completions:
     """A pool of ``jobs`` processes started by *spawn* (a fresh interpreter each; the global
     start method is left alone), results yielded as they complete. If the consumer stops
     early (Ctrl-C, an error) the pending runs are cancelled and the workers terminated."""
@@ -159,7 +174,8 @@ def _in_processes(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[
     try:
         futures = {pool.submit(execute_run, payload): index for index, payload in enumerate(payloads)}
         for future in as_completed(futures):
-            yield futures[future], _outcome(future)
+            running = min(jobs, sum(1 for other in futures if other.running()))
+            yield futures[future], outcome_of(future), running
         finished = True
     finally:
         if not finished:
@@ -167,32 +183,21 @@ def _in_processes(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[
         pool.shutdown(wait=finished, cancel_futures=True)
 
 
-def _require_distributed() -> None:
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise RuntimeError("the dask executor needs the distributed package: pip install cnsim[dask]") from None
+def choose_executor(name: str, jobs: int, client: Any = None) -> Executor:
+    """The executor function for ``name``; ``processes`` with one job runs in this process.
 
-
-def _on_dask(payloads: list[dict[str, Any]], jobs: int) -> Generator[tuple[int, Outcome], None, None]:
-    """A local Dask cluster of ``jobs`` single-threaded worker processes, results as they complete."""
-    from distributed import Client
-    from distributed import as_completed as dask_as_completed
-
-    with Client(n_workers=jobs, threads_per_worker=1, processes=True) as client:
-        futures = client.map(execute_run, payloads, pure=False)
-        index = {future.key: position for position, future in enumerate(futures)}
-        for future in dask_as_completed(futures):
-            yield index[future.key], _outcome(future)
-
-
-def choose_executor(name: str, jobs: int) -> Executor:
-    """The executor function for ``name``; ``processes`` with one job runs in this process."""
+    ``client``, a :class:`distributed.Client` connected to a running cluster, is
+    for ``dask`` only; without it, ``dask`` starts a local cluster of ``jobs`` workers.
+    """
     if name not in EXECUTORS:
         raise ValueError(f"executor: must be one of {', '.join(EXECUTORS)} (got {name!r})")
     if name == "dask":
-        _require_distributed()
-        return _on_dask
+        from sim.sweep_dask import on_dask, require_distributed
+
+        require_distributed()
+        return functools.partial(on_dask, client=client)
+    if client is not None:
+        raise ValueError(f"executor: a Dask client or scheduler needs executor 'dask' (got {name!r})")
     if name == "serial" or jobs == 1:
         return _in_process
     return _in_processes

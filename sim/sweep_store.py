@@ -3,10 +3,12 @@
 The store under ``out_dir`` is::
 
     sweep.json            every invocation: source, overrides, points, replications,
-                          the resolved base scenario (the configuration kept with the results)
+                          the resolved base scenario (the configuration kept with the results),
+                          the provenance (cnsim version, parameter sets' hashes: sim.provenance)
     runs/<key>.parquet    one file per finished run: the tidy rows plus run columns;
-                          the resolved scenario in the file's key-value metadata
-    failed/<key>.json     a run that raised: its point, error and traceback
+                          in the file's key-value metadata the resolved scenario, the point,
+                          and the version and parameter digest of the worker that ran it
+    failed/<key>.json     a run that raised: its point, resolved scenario, error and traceback
     failed/<key>.parquet  a run file found broken when resuming, set aside (the run is redone)
     sweep.lock            locked by the sweep writing to the store; holds its pid
 
@@ -48,6 +50,8 @@ PARAM_PREFIX = "param."
 SCENARIO_METADATA = b"cnsim.scenario"
 POINT_METADATA = b"cnsim.point"
 SIM_TIME_METADATA = b"cnsim.sim_time_s"
+VERSION_METADATA = b"cnsim.version"
+PARAMS_METADATA = b"cnsim.params_sha256"
 
 
 class StoreInUse(ValueError):
@@ -140,6 +144,8 @@ def run_table(run: Run, outcome: Outcome) -> pa.Table:
         SCENARIO_METADATA: json.dumps(run.scenario, sort_keys=True),
         POINT_METADATA: json.dumps(run.point, sort_keys=True),
         SIM_TIME_METADATA: repr(float(outcome["sim_time_s"])),
+        VERSION_METADATA: outcome["provenance"]["cnsim_version"],
+        PARAMS_METADATA: outcome["provenance"]["params_sha256"],
     }
     return pa.table(columns).replace_schema_metadata(metadata)
 
@@ -159,7 +165,7 @@ def store_run(out_dir: Path, run: Run, outcome: Outcome) -> str | None:
     """
     if "error" in outcome:
         error = outcome["error"]
-        record = {"key": run.key, "point": run.point, "replication": run.replication, **error}
+        record = {"key": run.key, "point": run.point, "replication": run.replication, "scenario": run.scenario, **error}
         _write_json(failure_path(out_dir, run.key), record)
         first = (error["message"].strip().splitlines() or [""])[0]
         return f"{error['type']}: {first}"
@@ -212,10 +218,22 @@ def remove_temporaries(out_dir: Path) -> None:
 
 def stored_scenario(path: str | Path) -> dict[str, Any]:
     """The resolved scenario kept in a run file's metadata."""
+    return json.loads(_run_metadata(path, SCENARIO_METADATA))
+
+
+def stored_provenance(path: str | Path) -> dict[str, str]:
+    """The cnsim version and parameter digest of the worker that ran a run, kept in its file's metadata."""
+    return {
+        "cnsim_version": _run_metadata(path, VERSION_METADATA).decode(),
+        "params_sha256": _run_metadata(path, PARAMS_METADATA).decode(),
+    }
+
+
+def _run_metadata(path: str | Path, name: bytes) -> bytes:
     metadata = pq.read_schema(path).metadata or {}
-    if SCENARIO_METADATA not in metadata:
-        raise ValueError(f"{path}: not a cnsim run file (no scenario in its metadata)")
-    return json.loads(metadata[SCENARIO_METADATA])
+    if name not in metadata:
+        raise ValueError(f"{path}: not a cnsim run file (no {name.decode()} in its metadata)")
+    return metadata[name]
 
 
 def record_invocation(out_dir: Path, invocation: dict[str, Any]) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import shutil
 import sys
+import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +18,21 @@ import pytest
 import sim.sweep as sweep
 import sim.sweep_executors as sweep_executors
 import sim.sweep_store as sweep_store
+from tqdm import tqdm
+
+from cnsim.cli import main
+from sim.provenance import params_digest
 from sim.run import run_replication
 from sim.scenario import ScenarioError, load_scenario, resolved
+from sweep_rows import run_rows
+
 from sim.sweep import (
     expand_grid,
     latin_hypercube,
     load_sweep,
     parse_grid,
     run_sweep,
+    stored_provenance,
     stored_scenario,
 )
 
@@ -122,6 +134,7 @@ def test_a_failing_run_is_recorded_the_others_finish_and_it_is_retried(tmp_path,
     assert len(records) == 2
     assert {r["replication"] for r in records} == {0, 1}
     assert all(r["point"] == {"arrival_rate": 0.5, "servers": 2} for r in records)
+    assert all(r["scenario"]["servers"] == 2 and r["scenario"]["requests"] == 2000 for r in records)
     assert all(r["type"] == "ZeroDivisionError" and "simulated model bug" in r["traceback"] for r in records)
 
     monkeypatch.undo()
@@ -202,6 +215,44 @@ def test_sweep_json_keeps_every_invocation(tmp_path):
     assert second["points"] == [{"servers": 3}]
 
 
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {path.stem: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.glob("*.json"))}
+
+
+def test_a_sweep_records_the_version_and_parameter_sets_that_produced_it(tmp_path, monkeypatch):
+    shipped = file_hashes(Path(sweep_store.__file__).parents[1] / "calibration" / "params")
+    assert len(shipped) > 10
+    small_sweep(tmp_path / "shipped")
+    recorded = json.loads((tmp_path / "shipped" / "sweep.json").read_text())["invocations"][0]["provenance"]
+    assert recorded["cnsim_version"] == metadata.version("cnsim")
+    assert recorded["params"] == shipped
+    assert recorded["params_sha256"] == params_digest(shipped)
+    runs = sorted((tmp_path / "shipped" / "runs").glob("*.parquet"))
+    assert [stored_provenance(path) for path in runs] == [
+        {"cnsim_version": metadata.version("cnsim"), "params_sha256": params_digest(shipped)}
+    ] * len(runs)
+
+    own = tmp_path / "params"  # the user's own parameter sets, one of them changed
+    shutil.copytree(Path(sweep_store.__file__).parents[1] / "calibration" / "params", own)
+    changed = sorted(own.glob("*.json"))[0]
+    changed.write_text(changed.read_text().replace("{", '{"note": "changed", ', 1))
+    monkeypatch.setenv("CNSIM_PARAMS", str(own))
+    small_sweep(tmp_path / "own")
+    digest = params_digest(file_hashes(own))
+    assert digest != params_digest(shipped)
+    assert {stored_provenance(path)["params_sha256"] for path in (tmp_path / "own" / "runs").glob("*.parquet")} == {
+        digest
+    }
+
+
+def test_the_progress_bar_shows_runs_running_and_failed():
+    stream = io.StringIO()
+    report = sweep.SweepReport(total=10, ran=3, skipped=2, failed=[("k", "ZeroDivisionError: x")])
+    with tqdm(total=10, initial=6, file=stream) as bar:
+        sweep._show_status(bar, report, running=2)
+    assert "6/10" in stream.getvalue() and "running=2, failed=1" in stream.getvalue()
+
+
 def test_serial_and_processes_give_identical_values(tmp_path):
     small_sweep(tmp_path / "serial")
     report = small_sweep(tmp_path / "processes", executor="processes", jobs=2)
@@ -221,11 +272,52 @@ def test_unknown_executor_and_missing_dask_are_clear(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-def test_dask_gives_the_same_values_as_serial(tmp_path):
+def test_serial_processes_and_dask_write_byte_identical_rows(tmp_path):
+    """Every run file's rows (all but the wall time) and metadata, byte for byte, on each executor."""
     pytest.importorskip("distributed")
     small_sweep(tmp_path / "serial")
-    report = small_sweep(tmp_path / "dask", executor="dask", jobs=2)
-    assert report.ran == 8 and report.failed == []
+    expected = run_rows(tmp_path / "serial")
+    assert len(expected) == 8
+    for executor in ("processes", "dask"):
+        report = small_sweep(tmp_path / executor, executor=executor, jobs=2)
+        assert report.ran == 8 and report.failed == []
+        assert run_rows(tmp_path / executor) == expected, executor
     pd.testing.assert_frame_equal(
         load_sweep(tmp_path / "serial").drop(columns="wall_s"), load_sweep(tmp_path / "dask").drop(columns="wall_s")
     )
+
+
+def test_a_scheduler_needs_the_dask_executor(tmp_path):
+    with pytest.raises(ValueError, match=r"--scheduler 'tcp://127.0.0.1:8786': only with --executor dask"):
+        small_sweep(tmp_path, executor="processes", scheduler="tcp://127.0.0.1:8786")
+    assert not tmp_path.joinpath("runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("nonsense::::", "not a scheduler address"),
+        ("http://127.0.0.1:8786", "not a scheduler address"),
+        ("tcp://127.0.0.1", "not a scheduler address"),
+        ("tcp://127.0.0.1:{port}", "no Dask scheduler answered within 1 s"),
+    ],
+)
+def test_a_bad_scheduler_address_is_one_clear_error_within_its_timeout(tmp_path, monkeypatch, capsys, address, why):
+    pytest.importorskip("distributed")
+    import socket
+
+    import sim.sweep_dask as sweep_dask
+
+    monkeypatch.setattr(sweep_dask, "CONNECT_TIMEOUT_S", 1.0)
+    with socket.socket() as closed:  # a free port, nothing listening on it once closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    address = address.format(port=port)
+    started = time.monotonic()
+    status = main(["sweep", "mmc", "--grid", "arrival_rate=0.5", "--executor", "dask", "--scheduler", address,
+                   "--out", str(tmp_path / "out")], out=io.StringIO())
+    assert time.monotonic() - started < 15
+    assert status == 2
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and f"--scheduler {address!r}: {why}" in message, message
+    assert not (tmp_path / "out").exists()  # refused before the store is touched

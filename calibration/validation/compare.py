@@ -552,7 +552,7 @@ def compare(
                              "key": scenario_key(scenario, replication)})
             owner.append(index)
     results: dict[int, list[RunResult]] = {index: [] for index in range(len(experiments))}
-    for position, outcome in choose_executor("processes", max(1, jobs))(payloads, max(1, jobs)):
+    for position, outcome, _running in choose_executor("processes", max(1, jobs))(payloads, max(1, jobs)):
         if "error" in outcome:
             error = outcome["error"]
             raise ModelError(f"{experiments[owner[position]].name}: {error['type']}: {error['message']}")
