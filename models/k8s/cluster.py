@@ -36,6 +36,8 @@ from sim.params import param_value
 from models.k8s.apf import OK, APIRequest, APIServer
 from models.k8s.apf_config import AUTHENTICATED
 from models.k8s.cacher import Cacher
+from models.k8s.etcd import EtcdCosts, RaftGroup
+from models.k8s.etcd import put as etcd_put
 from models.k8s.cluster_config import (CONTROLLER_MANAGER_BURST, CONTROLLER_MANAGER_QPS, KUBELET_BURST, KUBELET_QPS,
                                        ClusterScenario)
 from models.k8s.informer import Reflector
@@ -87,7 +89,13 @@ class ClusterModel(Model):
             config.apiserver.fifo_queue_length if config.apiserver.fifo else None))
         self.codec = Codec(config.apiserver.codec)
         self.codecs: dict[str, Codec] = {config.apiserver.codec: self.codec}
-        self.storage_write = config.storage.write.sampler(env.rng("cluster.storage"))
+        self.storage_write = (config.storage.write.sampler(env.rng("cluster.storage"))
+                              if config.storage.write is not None else None)
+        self.raft: RaftGroup | None = None
+        if config.storage.etcd is not None:
+            etcd = config.storage.etcd
+            self.raft = RaftGroup(env, etcd.members, EtcdCosts.calibrated(), simpy.Resource(env, etcd.cores))
+            self.object_bytes = param_value("apiserver.codec.protobuf.object_bytes")
         self.container_start = config.container_start.sampler(env.rng("cluster.container_start"))
         self.pods_cache = Cacher(env, prefix="watch.pods")
         self.node_of: dict[int, int] = {}  # pod -> its node (-1 while being scheduled)
@@ -143,7 +151,11 @@ class ClusterModel(Model):
         def execute() -> Generator[simpy.Event, Any, None]:
             if write:
                 yield self.cores.run(codec.unmarshal_s + self.codec.marshal_s)
-                yield self.env.timeout(float(self.storage_write()))
+                if self.raft is not None:
+                    yield from etcd_put(self.env, self.raft, self.object_bytes)
+                else:
+                    assert self.storage_write is not None
+                    yield self.env.timeout(float(self.storage_write()))
             yield self.cores.run(objects * codec.marshal_s)
 
         served = yield from self._serve(client, verb, resource, seats, execute)

@@ -46,6 +46,11 @@ LIST_SLO_S = 30.0
 POD_STARTUP_SLO_S = 5.0
 """SLO: p99 start-up of a schedulable stateless pod with its image pre-pulled (``slos.md``)."""
 
+ETCD_MEMBERS = 3
+"""etcd's smallest cluster that survives a member's failure (etcd FAQ, "What is failure tolerance?": 3
+members tolerate 1)."""
+ETCD_CORES = 2
+"""The cores of the machine the ``etcd.*`` costs were measured on (as the ``k8s.etcd`` kind's default)."""
 FIFO_QUEUE_LENGTH = 1000
 """The FIFO alternative's queue (``apiserver.fifo``): an assumption, as in the ``k8s.apiserver`` kind; upstream
 has no such queue."""
@@ -63,10 +68,26 @@ class ApiServerConfig(ScenarioPart):
     fifo_queue_length: int = Field(FIFO_QUEUE_LENGTH, ge=1, le=MAX_COUNT, description="the FIFO queue's length")
 
 
-class StorageConfig(ScenarioPart):
-    """What a write to etcd takes, seen from the API server (commit by a quorum, then apply)."""
+class EtcdStorageConfig(ScenarioPart):
+    """etcd as the ``k8s.etcd`` kind models it (:mod:`models.k8s.etcd`): a Raft group at the calibrated
+    costs ``etcd.*``; each write is an object of the protobuf size ``apiserver.codec.protobuf.object_bytes``."""
 
-    write: DurationDist = Field(description="a write's latency: a distribution (an etcd model's, or measured)")
+    members: int = Field(ETCD_MEMBERS, ge=1, le=9, description="members of the Raft group, the leader included")
+    cores: int = Field(ETCD_CORES, ge=1, le=1024, description="the etcd server's cores for requests' paths")
+
+
+class StorageConfig(ScenarioPart):
+    """What a write to etcd takes, seen from the API server: a distribution, or the etcd model."""
+
+    write: DurationDist | None = Field(None, description="a write's latency as a distribution; or give etcd")
+    etcd: EtcdStorageConfig | None = Field(None, description="etcd's Raft group (models.k8s.etcd); or give write")
+
+    @model_validator(mode="after")
+    def _one(self) -> StorageConfig:
+        if (self.write is None) == (self.etcd is None):
+            raise ValueError("storage: give either write (a distribution) or etcd (the Raft model), not "
+                             f"{'both' if self.write is not None else 'neither'}")
+        return self
 
 
 class ListClientConfig(ScenarioPart):

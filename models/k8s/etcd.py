@@ -108,6 +108,16 @@ def on_core(env: Environment, cores: simpy.Resource, seconds: float) -> Generato
         yield env.timeout(seconds)
 
 
+def put(env: Environment, raft: RaftGroup, size_bytes: float) -> Generator[Any, Any, None]:
+    """One put as a client sees it: the request's way in on a core, the proposal until the leader has applied
+    it, the way out on a core."""
+    sent = env.now
+    yield from on_core(env, raft.cores, raft.costs.request_s / 2)
+    entry = raft.propose(size_bytes, sent)
+    yield entry.applied
+    yield from on_core(env, raft.cores, raft.costs.request_s / 2)
+
+
 @dataclass
 class Entry:
     """One proposal: its bytes, the event succeeded when it is applied, its watch event's send time."""

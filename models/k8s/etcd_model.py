@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 
 from sim.core import Environment, Model
 from sim.scenario import Duration, Rate, ScenarioBase, ScenarioPart, Size, calibrated_field
-from models.k8s.etcd import EtcdCosts, RaftGroup, WatchHub, WatchStream, on_core
+from models.k8s.etcd import EtcdCosts, RaftGroup, WatchHub, WatchStream, on_core, put
 
 MAX_REQUEST_BYTES = 1.5 * 1024 * 1024
 """etcd's default ``--max-request-bytes`` (``embed/config.go``, ``DefaultMaxRequestBytes``): 1.5 MiB."""
@@ -177,10 +177,7 @@ class EtcdModel(Model):
 
     def put(self, size: float) -> Generator[Any, Any, None]:
         sent = self.env.now
-        yield from on_core(self.env, self.cores, self.costs.request_s / 2)
-        entry = self.raft.propose(size, sent)
-        yield entry.applied
-        yield from on_core(self.env, self.cores, self.costs.request_s / 2)
+        yield from put(self.env, self.raft, size)
         self.put_latency.record(self.env.now - sent)
         self.completed.inc()
         self.outstanding -= 1
