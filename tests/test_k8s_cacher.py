@@ -87,3 +87,23 @@ def test_reflector_watch_times_out_and_resumes_without_listing():
     assert reflector.lists.value == 1
     assert 5 <= reflector.watches.value <= 11
     assert reflector.closed_by_server.value == 0
+
+
+def test_resync_hands_every_stored_object_to_the_handler_again_without_a_call():
+    env = Environment()
+    cacher = Cacher(env)
+    seen: list[object] = []
+    calls = []
+
+    def list_call():
+        calls.append(env.now)
+        yield env.timeout(0.1)
+        return cacher.resource_version
+
+    Reflector(env, "ctl", cacher, list_call, consume=lambda: 0.0, on_event=seen.append,
+              resync=30.0, store=lambda: ["a", "b", "c"])
+    env.run(until=95)
+    assert seen == ["a", "b", "c"] * 3  # at 30, 60 and 90 s
+    assert len(calls) == 1  # the first LIST only: a resync asks the server nothing
+    with pytest.raises(ValueError, match="resync"):
+        Reflector(env, "bad", cacher, list_call, consume=lambda: 0.0, resync=-1)

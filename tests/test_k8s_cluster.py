@@ -46,3 +46,15 @@ def test_bad_input_names_the_field():
         load_scenario("control-plane-at-scale", {"nodes": 10, "pods": 5000})
     with pytest.raises(ScenarioError, match="churn"):
         load_scenario("control-plane-at-scale", {"churn": "-1/s"})
+
+
+def test_a_slow_webhook_on_pods_slows_every_pod_write_and_fail_denies_on_timeout():
+    """A webhook answering in 2 s sits inside every pod write; one slower than its 10 s timeout denies every
+    pod creation under failurePolicy Fail, and lets them through under Ignore."""
+    slow = _run({"apiserver.webhooks": {"policy": {"latency": "2s"}}})
+    assert slow["webhook.policy.latency_s", "mean"] == pytest.approx(2.0)
+    assert slow["api.mutating.latency_s", "p99"] > 2.0
+    dead = _run({"apiserver.webhooks": {"policy": {"latency": "12s"}}})
+    assert dead["api.denied", "count"] > 0 and dead.get(("pod.startup_s", "count"), 0) == 0
+    ignored = _run({"apiserver.webhooks": {"policy": {"latency": "12s", "failure_policy": "Ignore"}}})
+    assert ignored["api.denied", "count"] == 0 and ignored["pod.startup_s", "count"] > 0

@@ -17,8 +17,12 @@ Components (each its own module) wired around one API server:
 * **LIST clients** fetch every pod now and then (``lists``): a cluster-scoped read that takes many seats
   and the object count times the codec's cost of CPU.
 
+Admission webhooks (``apiserver.webhooks``, :mod:`models.k8s.webhook`) are called in turn on the writes of
+their resources, inside the request's seats; a write they deny is counted and not stored.
+
 Metrics: ``api.mutating.latency_s`` and ``api.list.latency_s`` (the SLOs' two latencies, the client's
-view: its rate limit excluded, the server's queues included), ``api.rejected``, ``pod.startup_s``
+view: its rate limit excluded, the server's queues included), ``api.rejected`` (429), ``api.denied`` (by a
+webhook), ``webhook.NAME.*``, ``pod.startup_s``
 (created to reported running), plus the components' own (``nodes.*``, ``scheduler.*``, ``watch.*``,
 ``informer.*``, ``apiserver.*``).
 """
@@ -44,6 +48,7 @@ from models.k8s.informer import Reflector
 from models.k8s.nodes import NodeHeartbeats
 from models.k8s.ratelimit import TokenBucket
 from models.k8s.scheduler import Scheduler
+from models.k8s.webhook import Webhook
 from models.runtime.node.workers import SharedCores
 
 OBJECTS_PER_SEAT = 100
@@ -88,6 +93,9 @@ class ClusterModel(Model):
         self.server = APIServer(env, config.apiserver.apf, fifo_queue_length=(
             config.apiserver.fifo_queue_length if config.apiserver.fifo else None))
         self.codec = Codec(config.apiserver.codec)
+        self.webhooks = [(hook.resources, Webhook(env, name, hook.latency, hook.timeout, hook.failure_policy,
+                                                  hook.error_rate))
+                         for name, hook in config.apiserver.webhooks.items()]
         self.codecs: dict[str, Codec] = {config.apiserver.codec: self.codec}
         self.storage_write = (config.storage.write.sampler(env.rng("cluster.storage"))
                               if config.storage.write is not None else None)
@@ -108,6 +116,7 @@ class ClusterModel(Model):
         self.mutating = metrics.histogram("api.mutating.latency_s")
         self.listing = metrics.histogram("api.list.latency_s")
         self.rejected = metrics.counter("api.rejected")
+        self.denied = metrics.counter("api.denied")
         self.startup = metrics.histogram("pod.startup_s")
         for index in range(config.pods):
             pod = self._new_pod()
@@ -148,8 +157,15 @@ class ClusterModel(Model):
         codec = self._codec(format_)
         seats = min(MAX_LIST_SEATS, max(1, math.ceil(objects / OBJECTS_PER_SEAT)))
 
+        admitted = True
+
         def execute() -> Generator[simpy.Event, Any, None]:
+            nonlocal admitted
             if write:
+                for resources, webhook in self.webhooks:
+                    if resource in resources and not (yield from webhook.admit()):
+                        admitted = False
+                        return
                 yield self.cores.run(codec.unmarshal_s + self.codec.marshal_s)
                 if self.raft is not None:
                     yield from etcd_put(self.env, self.raft, self.object_bytes)
@@ -159,6 +175,9 @@ class ClusterModel(Model):
             yield self.cores.run(objects * codec.marshal_s)
 
         served = yield from self._serve(client, verb, resource, seats, execute)
+        if not admitted:
+            self.denied.inc()
+            return False
         if not served:
             self.rejected.inc()
             return False
@@ -235,6 +254,8 @@ class ClusterModel(Model):
         self.created_at[pod] = self.env.now
         if (yield from self._call(self.manager, "create", "pods", write=True)):
             self.pods_cache.record(None, pod)
+        else:  # refused (429) or denied by a webhook: the controller will try another pod later
+            del self.created_at[pod]
 
     def _delete_pod(self):
         pod = self._take_running()

@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from models.k8s.apf_config import APFConfig
+from models.k8s.webhook import MAX_TIMEOUT_S, MIN_TIMEOUT_S, TIMEOUT_S
 from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart
 
 CLUSTER_NODES = 5000
@@ -58,6 +59,17 @@ has no such queue."""
 Codec = Literal["json", "protobuf"]
 
 
+class WebhookConfig(ScenarioPart):
+    """An admission webhook (:mod:`models.k8s.webhook`) on the writes of some resources."""
+
+    latency: DurationDist = Field(description="the webhook service's answer time (a service the user runs)")
+    timeout: Duration = Field(TIMEOUT_S, ge=MIN_TIMEOUT_S, le=MAX_TIMEOUT_S,
+                              description="timeoutSeconds (admissionregistration.k8s.io/v1: 10 s, 1-30 s)")
+    failure_policy: Literal["Fail", "Ignore"] = Field("Fail", description="on timeout or error: reject or allow")
+    error_rate: float = Field(0.0, ge=0, le=1, description="share of calls that fail at once")
+    resources: list[str] = Field(["pods"], min_length=1, description="the resources whose writes it admits")
+
+
 class ApiServerConfig(ScenarioPart):
     """The API server's machine and how it serves (priority and fairness come with the server)."""
 
@@ -66,6 +78,8 @@ class ApiServerConfig(ScenarioPart):
     apf: APFConfig = Field(default_factory=APFConfig, description="priority levels and flow schemas (bootstrap)")
     fifo: bool = Field(False, description="one FIFO queue in front of all seats instead of priority and fairness")
     fifo_queue_length: int = Field(FIFO_QUEUE_LENGTH, ge=1, le=MAX_COUNT, description="the FIFO queue's length")
+    webhooks: dict[str, WebhookConfig] = Field(
+        default_factory=dict, description="admission webhooks called in turn on a write, inside its seats")
 
 
 class EtcdStorageConfig(ScenarioPart):

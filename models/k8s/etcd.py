@@ -108,12 +108,12 @@ def on_core(env: Environment, cores: simpy.Resource, seconds: float) -> Generato
         yield env.timeout(seconds)
 
 
-def put(env: Environment, raft: RaftGroup, size_bytes: float) -> Generator[Any, Any, None]:
+def put(env: Environment, raft: RaftGroup, size_bytes: float, watched: bool = True) -> Generator[Any, Any, None]:
     """One put as a client sees it: the request's way in on a core, the proposal until the leader has applied
-    it, the way out on a core."""
+    it, the way out on a core. ``watched`` False: a request that changes no key (no watch event)."""
     sent = env.now
     yield from on_core(env, raft.cores, raft.costs.request_s / 2)
-    entry = raft.propose(size_bytes, sent)
+    entry = raft.propose(size_bytes, sent, watched)
     yield entry.applied
     yield from on_core(env, raft.cores, raft.costs.request_s / 2)
 
@@ -126,6 +126,7 @@ class Entry:
     applied: simpy.Event
     sent_at: float
     index: int = 0
+    watched: bool = True  # False: a request that changes no key (a compaction), so no watch event
 
 
 @dataclass
@@ -158,10 +159,10 @@ class RaftGroup:
         env.process(self.replicate())
         env.process(self.apply())
 
-    def propose(self, size_bytes: float, sent_at: float) -> Entry:
+    def propose(self, size_bytes: float, sent_at: float, watched: bool = True) -> Entry:
         """Queue a proposal at the leader; its ``applied`` event fires when the leader has applied it."""
         self.last_index += 1
-        entry = Entry(size_bytes, self.env.event(), sent_at, self.last_index)
+        entry = Entry(size_bytes, self.env.event(), sent_at, self.last_index, watched)
         self.pending.append(entry)
         if not self.wakeup.triggered:
             self.wakeup.succeed()
@@ -218,7 +219,7 @@ class RaftGroup:
             yield self.env.timeout(self.costs.apply_s)
             self.applied_index = entry.index
             entry.applied.succeed()
-            if self.on_apply is not None:
+            if self.on_apply is not None and entry.watched:
                 self.on_apply(entry)
             while self.applied_waiters and self.applied_waiters[0][0] <= self.applied_index:
                 self.applied_waiters.pop(0)[1].succeed()
@@ -310,14 +311,33 @@ class WatchStream:
 
 
 class WatchHub:
-    """The watchable store: hands each applied event to every watcher's stream, victims retried."""
+    """The watchable store: hands each applied event to every watcher's stream, victims retried.
+
+    **Compaction** (``mvcc/kvstore.go`` ``Compact``, ``mvcc/watchable_store.go`` ``syncWatchers``): once the
+    store is compacted at a revision, a watcher that still needs an event at or below it can never get it;
+    etcd cancels it with a compacted response (``ErrCompacted``), and its client must list again.
+    """
 
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.watchers: list[Watcher] = []
         self.victims: list[Watcher] = []
         self.victim_events = env.metrics.counter("watch.victim_events")
+        self.compacted = env.metrics.counter("watch.compacted")
         env.process(self.retry_victims())
+
+    def compact(self, revision: int) -> int:
+        """The store was compacted at ``revision``: every watcher still waiting for an event at or below it
+        is cancelled. Returns the events those watchers will not receive."""
+        lost = [w for w in self.victims if w.victim and w.victim[0].index <= revision]
+        dropped = 0
+        for watcher in lost:
+            dropped += len(watcher.victim)
+            watcher.victim.clear()
+            self.watchers.remove(watcher)
+            self.compacted.inc()
+        self.victims = [w for w in self.victims if w not in lost]
+        return dropped
 
     def add(self, stream: WatchStream, record: Callable[[float], None]) -> Watcher:
         watcher = Watcher(stream, record)

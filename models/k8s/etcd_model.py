@@ -105,6 +105,10 @@ class EtcdScenario(ScenarioBase):
     cores: int = Field(2, ge=1, le=1024, description="server cores that requests' paths, ranges and watch "
                        "streams' sends share (the calibration machine had 2)")
     duration: Duration = Field(10.0, gt=0, description="simulated seconds of load, warm-up included")
+    compaction: Duration = Field(
+        0.0, ge=0, description="every this long, compact at the revision of one interval before, as "
+        "kube-apiserver does (--etcd-compaction-interval, 5 min); 0: never (etcd's own default: "
+        "--auto-compaction-retention 0)")
 
 
 class EtcdModel(Model):
@@ -133,6 +137,8 @@ class EtcdModel(Model):
         env.process(self.write())
         if config.reads is not None:
             env.process(self.read(config.reads))
+        if config.compaction > 0:
+            env.process(self.compact(config.compaction))
         self.done = env.process(self.finish())
 
     def _watches(self, watch: WatchConfig) -> None:
@@ -172,7 +178,7 @@ class EtcdModel(Model):
                 self.env.metrics.reset()
                 reset = True
             self.outstanding += 1
-            self.expected_events += self.config.watch.watchers
+            self.expected_events += len(self.hub.watchers)
             self.env.process(self.put(size))
 
     def put(self, size: float) -> Generator[Any, Any, None]:
@@ -197,6 +203,17 @@ class EtcdModel(Model):
         yield from self.raft.read(reads.objects, reads.object_size, linearizable)
         yield from on_core(self.env, self.cores, self.costs.request_s / 2)
         self.range_latency.record(self.env.now - sent)
+
+    def compact(self, interval: float) -> Generator[Any, Any, None]:
+        """kube-apiserver's compactor (``storage/etcd3/compact.go``): each interval it compacts at the revision
+        it saw one interval before; the compaction is itself a request through Raft."""
+        previous = 0
+        while True:
+            yield self.env.timeout(interval)
+            if previous:
+                yield from put(self.env, self.raft, 0.0, watched=False)
+                self.expected_events -= self.hub.compact(previous)
+            previous = self.raft.applied_index
 
     def finish(self) -> Generator[Any, Any, None]:
         """End when the load is over and every response and event has arrived, or :data:`DRAIN_LIMIT_S` later."""

@@ -15,15 +15,20 @@ simulated clock:
   at most 30 s, reset after 2 minutes without failure, jitter 1.0: ``defaultBackoffInit``,
   ``defaultBackoffMax``, ``defaultBackoffReset``, ``defaultBackoffJitter`` in ``reflector.go``).
 
+* **Resync** (``resyncPeriod`` of a shared informer, ``tools/cache/shared_informer.go``; 0, none, by
+  default): every period the informer hands every object of its local store to its handlers again, as
+  updates, without asking the server; a controller's queue gets every key once more.
+
 The LIST itself is a callable that runs it through whatever path the model gives (the API server's
 priority and fairness, the cache or etcd) and returns the resource version it saw.
 
-Metrics: ``PREFIX.lists``, ``PREFIX.watches``, ``PREFIX.relists_after_gone``, ``PREFIX.closed_by_server``.
+Metrics: ``PREFIX.lists``, ``PREFIX.watches``, ``PREFIX.relists_after_gone``, ``PREFIX.closed_by_server``,
+``PREFIX.resynced`` (objects handed out again by resyncs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 
 from sim.core import Environment
 from models.k8s.api import ApiCall
@@ -47,7 +52,8 @@ class Reflector:
 
     def __init__(self, env: Environment, name: str, cacher: Cacher, list_call: ApiCall,
                  consume: Callable[[], float], trigger: Hashable | None = None,
-                 on_event: Callable[[Hashable], None] | None = None, prefix: str = "informer") -> None:
+                 on_event: Callable[[Hashable], None] | None = None, prefix: str = "informer",
+                 resync: float = 0.0, store: Callable[[], Iterable[Hashable]] | None = None) -> None:
         self.env, self.name, self.cacher = env, name, cacher
         self.list_call, self.consume, self.trigger, self.on_event = list_call, consume, trigger, on_event
         self.rng = env.rng(f"{prefix}.{name}")
@@ -56,6 +62,13 @@ class Reflector:
         self.watches = metrics.counter(f"{prefix}.watches")
         self.relists = metrics.counter(f"{prefix}.relists_after_gone")
         self.closed_by_server = metrics.counter(f"{prefix}.closed_by_server")
+        self.resynced = metrics.counter(f"{prefix}.resynced")
+        if resync < 0:
+            raise ValueError(f"{name}: resync must be >= 0 s, got {resync!r}")
+        if resync > 0:
+            if store is None or on_event is None:
+                raise ValueError(f"{name}: a resync needs the informer's store and a handler")
+            env.process(self._resync(resync, store, on_event))
         self._backoff = 0.0
         self._last_failure = -float("inf")
         self.process = env.process(self.run())
@@ -68,6 +81,14 @@ class Reflector:
             self._backoff = min(BACKOFF_MAX_S, self._backoff * 2)
         self._last_failure = now
         yield self.env.timeout(self._backoff * (1 + BACKOFF_JITTER * self.rng.random()))
+
+    def _resync(self, period: float, store: Callable[[], Iterable[Hashable]],
+                handler: Callable[[Hashable], None]):
+        while True:
+            yield self.env.timeout(period)
+            for key in store():
+                handler(key)
+                self.resynced.inc()
 
     def run(self):
         while True:
