@@ -123,6 +123,8 @@ class FastGoRuntime(Vacations):
         self._arrival: tuple[float, Sequence[Step], Hashable] | None = None
         self._poll_at = math.inf
         self._uniform = Uniform(0.0, 1.0).sampler(env.rng(f"{name}.steal"))
+        self._resume_after_wait, self._resume_after_syscall = self._back_from_wait, self._back_from_syscall
+        """Bound once: what a waiting request is resumed by (it is its own wait's callback, no closure)."""
         metrics = env.metrics
         self.goroutines = metrics.gauge(f"{name}.goroutines")
         self.memory_bytes = metrics.gauge(f"{name}.memory_in_use_bytes")
@@ -376,9 +378,11 @@ class FastGoRuntime(Vacations):
                     continue
                 if job.times is not None and self.gc is not None:
                     job.times.leave(self.gc.stopped_s())
-                event.callbacks.append(lambda _event, job=job: self._back_from_wait(job))
+                job.resume = self._resume_after_wait
+                event.callbacks.append(job)
             elif kind is Syscall:
-                self.env.timeout(step.duration_s).callbacks.append(lambda _event, job=job: self._back_from_syscall(job))
+                job.resume = self._resume_after_syscall
+                self.env.timeout(step.duration_s).callbacks.append(job)
             else:
                 raise TypeError(f"{self.name}: the fast fidelity runs Compute, Wait and Syscall steps, not {step!r}")
             self._release(server)
