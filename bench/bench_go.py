@@ -33,7 +33,6 @@ Not a test: it asserts nothing. ``make bench`` or::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -54,6 +53,7 @@ from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
 from models.runtime.go.gc import MARK_COST_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig
 from models.runtime.protocol import Compute, Wait
+from bench.output import publish
 
 FALLBACK = {
     # GC pauses "usually under 100 microseconds and often as low as 10 microseconds" (Go 1.8 release notes)
@@ -203,10 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < 100 or args.repeats < 1 or args.goroutines < 1:
         parser.error("--requests must be >= 100, --repeats and --goroutines >= 1")
     numbers = measure(args.requests, args.repeats, args.goroutines)
-    print(report(numbers))
-    if args.json is not None:
-        args.json.write_text(json.dumps(numbers, indent=2) + "\n")
-    return 0
+    return publish(numbers, report(numbers), args.json)
 
 
 if __name__ == "__main__":

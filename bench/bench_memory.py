@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.output import publish
+
 DEFAULT_SIZES = (100_000, 1_000_000)
 
 
@@ -117,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_here(args.child[0], int(args.child[1]))))
         return 0
     numbers = measure(args.scenario or ["mmc"], args.sizes)
-    print(report(numbers))
-    if args.json is not None:
-        args.json.write_text(json.dumps(numbers, indent=2) + "\n")
-    return 0
+    return publish(numbers, report(numbers), args.json)
 
 
 if __name__ == "__main__":
