@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_arch
 	$(BIN)/python -m bench.bench_k8s --seconds 30
 	$(BIN)/python -m bench.bench_sweep
+	$(BIN)/python -m bench.bench_memory
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

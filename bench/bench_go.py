@@ -7,12 +7,17 @@ Two measurements, reported as a table (and as JSON with ``--json``):
    fidelities, ``--requests`` requests each, median of ``--repeats`` alternating
    runs, with the mean and p99 latency of each (on this scenario they agree
    exactly: see tests/test_go_fast.py), and the ratio of their speeds.
-2. **100,000 goroutines alive at once** in the detailed model: a handler fans
-   out to ``--goroutines`` goroutines that each do 5 µs of CPU and then wait 1 s
-   on the network, so all of them are parked together; reports the wall time,
-   the peak number of goroutines and stack bytes the model counted, and the
-   peak resident memory of this Python process (``ru_maxrss``) before and after
-   that run (it runs first, so the difference is its own).
+2. **Goroutines alive at once** in the detailed model (``--goroutines``,
+   100,000 by default; ``--goroutines 1000000`` for the million of issue 18): a
+   handler fans out to that many goroutines that each do 5 µs of CPU and then
+   wait on the network, each on its own timeout, for 1 s or 10 µs per goroutine
+   if longer (:data:`WAIT_PER_GOROUTINE_S`: starting a goroutine and running its
+   5 µs take at most ~4.5 µs of the run on 2 Ps, so the last one has parked
+   before the first wakes), so all of them are parked together; reports the
+   wall time, the peak number of goroutines and stack bytes the model counted,
+   and the peak resident memory of this Python process (``ru_maxrss``) before
+   and after that run (it runs first, so the difference is its own), and that
+   difference per goroutine.
 
 The pauses, the mark costs, goroutine creation and stacks come from calibration
 (``calibration/params/go.*.json``); on a checkout without them the benchmark
@@ -28,7 +33,6 @@ Not a test: it asserts nothing. ``make bench`` or::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -49,6 +53,7 @@ from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.steps import fan_out
 from models.runtime.go.gc import MARK_COST_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig
 from models.runtime.protocol import Compute, Wait
+from bench.output import publish
 
 FALLBACK = {
     # GC pauses "usually under 100 microseconds and often as low as 10 microseconds" (Go 1.8 release notes)
@@ -71,6 +76,11 @@ NAMES = {
     "stack_bytes": STACK_PARAM,
     "wakeup_late": WAKEUP_LATE_PARAM,
 }
+
+
+WAIT_PER_GOROUTINE_S = 10e-6
+"""The network wait of each fanned-out goroutine lasts this long per goroutine (at least 1 s), so that every
+one has started and parked before the first wakes."""
 
 
 def fallbacks() -> dict[str, Any]:
@@ -104,19 +114,23 @@ def many_goroutines(count: int) -> dict[str, float]:
     stack = 4096.0 if "stack_bytes" in extra else None
     wakeup_late = Constant(80e-6) if "wakeup_late" in extra else None
     go = GoRuntime(env, 2, gc=gc, spawn=spawn, stack_bytes=stack, wakeup_late=wakeup_late)
-    branch = [Compute(5e-6, 256.0), Wait(lambda: env.timeout(1.0))]
+    wait_s = max(1.0, WAIT_PER_GOROUTINE_S * count)
+    branch = [Compute(5e-6, 256.0), Wait(lambda: env.timeout(wait_s))]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     started = time.perf_counter()
     done = go.execute(fan_out([branch] * count))
     env.run(until=done)
     wall = time.perf_counter() - started
+    peak_rss = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {
         "goroutines": count,
+        "wait_s": wait_s,
         "wall_s": wall,
         "peak_goroutines": go.goroutines.max,
         "peak_stack_bytes": go.stack_bytes.max,
         "peak_rss_bytes_before": float(rss_before),
-        "peak_rss_bytes": float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        "peak_rss_bytes": peak_rss,
+        "rss_bytes_per_goroutine": (peak_rss - rss_before) / count,
         "simulated_s": float(env.now),
     }
 
@@ -171,7 +185,8 @@ def report(numbers: dict[str, Any]) -> str:
         f"{many['goroutines']:,} goroutines alive at once (detailed): {many['wall_s']:.2f} wall s, "
         f"peak {many['peak_goroutines']:,.0f} goroutines, {many['peak_stack_bytes'] / 2**20:.0f} MiB of "
         f"simulated stacks; this process: peak RSS {many['peak_rss_bytes'] / 2**20:.0f} MiB "
-        f"({many['peak_rss_bytes_before'] / 2**20:.0f} MiB before this run)",
+        f"({many['peak_rss_bytes_before'] / 2**20:.0f} MiB before this run: "
+        f"{many['rss_bytes_per_goroutine']:,.0f} B per goroutine)",
     ]
     if numbers["fallbacks_used"]:
         lines.append(f"(calibration missing, used: {numbers['fallbacks_used']})")
@@ -188,10 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < 100 or args.repeats < 1 or args.goroutines < 1:
         parser.error("--requests must be >= 100, --repeats and --goroutines >= 1")
     numbers = measure(args.requests, args.repeats, args.goroutines)
-    print(report(numbers))
-    if args.json is not None:
-        args.json.write_text(json.dumps(numbers, indent=2) + "\n")
-    return 0
+    return publish(numbers, report(numbers), args.json)
 
 
 if __name__ == "__main__":

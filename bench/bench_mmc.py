@@ -23,7 +23,6 @@ This is a benchmark, not a test: it asserts nothing and is run by ``make bench``
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -38,6 +37,7 @@ import simpy
 from models.queueing import formulas
 from sim.run import run_replication
 from sim.scenario import load_scenario
+from bench.output import publish
 
 SERVERS = 16
 LOAD = 0.9
@@ -174,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < 10 or args.repeats < 1:
         parser.error("--requests must be >= 10 and --repeats >= 1")
     numbers = measure(args.requests, args.repeats)
-    print(report(numbers))
-    if args.json is not None:
-        args.json.write_text(json.dumps(numbers, indent=2) + "\n")
-    return 0
+    return publish(numbers, report(numbers), args.json)
 
 
 if __name__ == "__main__":

@@ -174,11 +174,19 @@ def run_replications(
     replications: int | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
     on_done: Callable[[RunResult], None] | None = None,
+    jobs: int = 1,
 ) -> Replications:
-    """Run replications 0..R-1 (R from the argument or the scenario) in this process."""
+    """Run replications 0..R-1 (R from the argument or the scenario): in this process, or with
+    ``jobs`` > 1 on that many worker processes (:mod:`sim.parallel_runs`), with the same results."""
     count = scenario.replications if replications is None else replications
     if count < 1:
         raise ValueError(f"replications: must be >= 1 (got {count})")
+    if jobs < 1:
+        raise ValueError(f"jobs: must be >= 1 (got {jobs})")
+    if jobs > 1 and count > 1:
+        from sim.parallel_runs import run_in_processes  # it imports this module
+
+        return Replications(scenario, run_in_processes(scenario, count, min(jobs, count), on_done), confidence)
     results: list[RunResult] = []
     for index in range(count):
         try:

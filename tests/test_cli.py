@@ -48,6 +48,25 @@ def test_same_seed_gives_identical_json() -> None:
     assert first == second
 
 
+def test_run_on_two_processes_prints_the_serial_json() -> None:
+    serial = run_cli(["run", "tandem", *SMALL, "--json"])
+    assert run_cli(["run", "tandem", *SMALL, "--json", "--jobs", "2"]) == serial
+
+
+@pytest.mark.parametrize("jobs", ["0", "-3"])
+def test_run_refuses_a_bad_jobs_naming_it(jobs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli(["run", "mmc", *SMALL, "--jobs", jobs])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("cnsim: error: --jobs: must be between 1 and") and f"(got {jobs})" in error
+
+
+def test_run_help_explains_jobs() -> None:
+    text = subprocess.run([sys.executable, "-m", "cnsim", "run", "--help"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "--jobs N" in text and "worker processes" in text and "same" in text
+
+
 def test_bad_input_is_one_line_per_problem_naming_field_and_value(capsys: pytest.CaptureFixture[str]) -> None:
     code, _ = run_cli(["run", "mmc", "--set", "servers=0", "--set", "colour=red"])
     assert code == 2

@@ -121,3 +121,19 @@ def test_long_requests_share_the_server_in_turns():
     first, last = sorted([a.value, b.value])
     assert first >= 25 * MS + 10 * MS - 1e-12
     assert last == pytest.approx(50 * MS)
+
+
+@pytest.mark.parametrize("last", ["exit", "park"])
+def test_a_long_run_of_requests_that_need_no_cpu_does_not_nest(last: str) -> None:
+    """20,000 requests of 1 µs of CPU and a wait on one network event that fires at 1 ms, on one server: those
+    that ran before it park and are woken together; the server then takes request after request that ends
+    (or waits again, on a system call) with no CPU between them, in a loop, not a call per request, so
+    Python's recursion limit does not stop the run. The last ends when the 20 ms of CPU are done."""
+    env = Environment(seed=1)
+    go = FastGoRuntime(env, 1, gc=GCConfig(enabled=False), stack_bytes=4096)
+    wake = env.timeout(1 * MS)
+    tail = [] if last == "exit" else [Syscall(1 * MS)]
+    done = [go.execute([Compute(1e-6), Wait(lambda: wake), *tail]) for _ in range(20_000)]
+    env.run(until=env.all_of(done))
+    assert env.now == pytest.approx(20 * MS + (1 * MS if tail else 0.0))
+    assert go.goroutines.max == 20_000

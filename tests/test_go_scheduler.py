@@ -198,3 +198,18 @@ def test_both_fidelities_are_runtimes(env):
 
     assert isinstance(runtime(env, 1), Runtime)
     assert isinstance(FastGoRuntime(Environment(), 1, gc=NO_GC, stack_bytes=STACK_MIN_BYTES), Runtime)
+
+
+@pytest.mark.parametrize("last", ["exit", "park"])
+def test_a_long_run_of_goroutines_that_need_no_cpu_does_not_nest(env, last: str):
+    """20,000 goroutines park on the same network event; woken together, one P runs them one after the other
+    without a CPU slice between them, each ending (or parking again on a system call): the P goes from one
+    to the next in a loop, so the run is not limited by Python's recursion depth, and the parent's Join
+    ends when the last one does, at the instant they were woken."""
+    go = runtime(env, 1)
+    wake = env.timeout(1 * MS)
+    tail = [] if last == "exit" else [Syscall(1 * MS)]
+    done = go.execute(fan_out([[Wait(lambda: wake), *tail]] * 20_000))
+    env.run(until=done)
+    assert done.value == pytest.approx(2 * MS if tail else 1 * MS)
+    assert go.goroutines.max == 20_001

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from sim.core import ModelError
+from sim.parallel_runs import failure_of
 from sim.run import Estimate, estimate, run_replication, run_replications, t_interval
-from sim.scenario import load_scenario, scenario_key
+from sim.scenario import ScenarioError, load_scenario, scenario_key
 
 SMALL = ["requests=3000", "warmup=0.2"]
 
@@ -44,6 +46,35 @@ def test_rows_do_not_depend_on_the_process() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env)
     here = run_replication(load_scenario("mmc", SMALL), 1)
     assert out.stdout.strip() == rows_json(here)
+
+
+def test_replications_on_processes_equal_serial_ones() -> None:
+    scenario = load_scenario("mmc", SMALL)
+    serial = run_replications(scenario, 4)
+    finished: list[int] = []
+    parallel = run_replications(scenario, 4, jobs=2, on_done=lambda result: finished.append(result.replication))
+    assert sorted(finished) == [0, 1, 2, 3]
+    assert [r.replication for r in parallel.results] == [0, 1, 2, 3]
+    assert [rows_json(r) for r in parallel.results] == [rows_json(r) for r in serial.results]
+    assert [r.key for r in parallel.results] == [r.key for r in serial.results]
+    assert json.dumps(parallel.to_json()) == json.dumps(serial.to_json())
+
+
+def test_a_worker_failure_is_raised_as_its_kind() -> None:
+    done = run_replication(load_scenario("mmc", SMALL), 1)
+    bad_input = failure_of({"type": "ScenarioError", "message": "servers: must be >= 1", "traceback": "tb"}, [])
+    assert isinstance(bad_input, ScenarioError) and str(bad_input) == "servers: must be >= 1"
+    crash = failure_of({"type": "ZeroDivisionError", "message": "division by zero", "traceback": "TB here"}, [done])
+    assert isinstance(crash, ModelError)
+    assert str(crash).splitlines()[0] == "ZeroDivisionError: division by zero" and "TB here" in str(crash)
+    assert crash.completed == [done]
+    model = failure_of({"type": "ModelError", "message": "model 'mmc' failed", "traceback": ""}, [])
+    assert str(model).splitlines()[0] == "model 'mmc' failed"
+
+
+def test_jobs_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="jobs: must be >= 1"):
+        run_replications(load_scenario("mmc", SMALL), 2, jobs=0)
 
 
 def test_other_replications_and_seeds_give_other_rows() -> None:

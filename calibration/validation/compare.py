@@ -94,7 +94,8 @@ from sim.dists import Constant, Distribution, LogNormal
 from sim.params import available, param_dist, param_value
 from sim.core import ModelError
 from sim.run import Replications, RunResult
-from sim.scenario import ScenarioBase, load_kind, load_scenario, resolved, scenario_key
+from sim.scenario import ScenarioBase, load_kind, load_scenario
+from sim.parallel_runs import payload, result_of
 from sim.sweep_executors import choose_executor
 
 from calibration.validation.chain import DATAPLANES, chain_scenario
@@ -548,19 +549,14 @@ def compare(
         scenario = load_scenario(data)
         plans.append((data, fixed, count, scenario))
         for replication in range(replications):
-            payloads.append({"scenario": resolved(scenario), "replication": replication,
-                             "key": scenario_key(scenario, replication)})
+            payloads.append(payload(scenario, replication))
             owner.append(index)
     results: dict[int, list[RunResult]] = {index: [] for index in range(len(experiments))}
     for position, outcome, _running in choose_executor("processes", max(1, jobs))(payloads, max(1, jobs)):
         if "error" in outcome:
             error = outcome["error"]
             raise ModelError(f"{experiments[owner[position]].name}: {error['type']}: {error['message']}")
-        payload = payloads[position]
-        results[owner[position]].append(RunResult(
-            scenario=payload["scenario"], replication=payload["replication"], key=payload["key"],
-            rows=[tuple(row) for row in outcome["rows"]], wall_s=outcome["wall_s"],
-            sim_time_s=outcome["sim_time_s"]))
+        results[owner[position]].append(result_of(payloads[position], outcome))
         if on_done is not None:
             on_done(results[owner[position]][-1])
     comparisons = []

@@ -54,6 +54,9 @@ class Netpoller:
         self.sched = sched
         self.sysmon = sysmon
         self._wakeup_late = wakeup_late
+        self.ready_from_net = self.netpoll_ready
+        """:meth:`netpoll_ready`, bound once: what a goroutine parked on the network is resumed by."""
+        self._ready_from_syscall = self._exitsyscall
 
     def netpoll_ready(self, g: G) -> None:
         """A network wait of ``g`` ended: an idle P (blocked in ``netpoll``) takes it at once, else it waits in
@@ -78,7 +81,8 @@ class Netpoller:
         """``entersyscallblock``: the P is handed off (the caller parks it); sysmon is woken; ``g`` comes back
         after ``duration_s``."""
         self.sysmon.wake()
-        self.env.timeout(duration_s).callbacks.append(lambda _event: self._exitsyscall(g))
+        g.resume = self._ready_from_syscall
+        self.env.timeout(duration_s).callbacks.append(g)
 
     def _exitsyscall(self, g: G) -> None:
         sched = self.sched

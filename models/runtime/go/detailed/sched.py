@@ -149,6 +149,7 @@ class Scheduler:
         self.memory_bytes.set(self.process_bytes + self.heap.in_use() + stacks)
 
     def _exit(self, p: P, g: G) -> None:
+        """``goexit``: ``g`` ends on ``p``; ``p``'s caller schedules next (:meth:`run`)."""
         self.alive -= 1
         self.heap.free(g)
         self._memory_changed()
@@ -167,7 +168,6 @@ class Scheduler:
             g.done.succeed(self.env.now - g.born)
         if self.cores is not None:
             self.cores.yield_core(p)
-        self.schedule(p)
 
     # ------------------------------------------------------------ run queues
     def runqput(self, p: P, g: G) -> None:
@@ -211,16 +211,23 @@ class Scheduler:
 
     # -------------------------------------------------------------- schedule
     def schedule(self, p: P) -> None:
+        """``schedule``: ``p`` runs what :meth:`pick` gives it."""
+        if self.pick(p):
+            self.run(p)
+
+    def pick(self, p: P) -> bool:
+        """``schedule``'s choice for ``p``: True when ``p`` has a goroutine to run (``p.g``, started by
+        :meth:`start`); False when it is frozen, runs a mark worker or went idle."""
         if self.frozen:
             p.pending = True
             self.set_kind(p, None)
-            return
+            return False
         netpoller = self.netpoller
         assert netpoller is not None and self.workers is not None, f"{self.name}: Scheduler.connect() first"
         if p.expired:
             netpoller.run_timers(p)
         if self.mark.marking and self.workers.gc_worker(p):
-            return
+            return False
         g = None
         inherit = False
         if p.schedtick % GLOBAL_QUEUE_EVERY == 0 and self.global_q:
@@ -235,8 +242,9 @@ class Scheduler:
                 g = self._findrunnable(p, netpoller)
         if g is None:
             self.idle(p)
-        else:
-            self.execute(p, g, inherit)
+            return False
+        self.start(p, g, inherit)
+        return True
 
     def _findrunnable(self, p: P, netpoller: Netpoller) -> G | None:
         """``findRunnable``: the global queue's batch, the network, stealing half a queue, another P's expired
@@ -266,7 +274,12 @@ class Scheduler:
 
     # ------------------------------------------------------------- execution
     def execute(self, p: P, g: G, inherit: bool = False) -> None:
-        """``execute``: ``schedtick`` counts the goroutines started without inheriting the time slice."""
+        """``execute``: ``p`` starts ``g`` (:meth:`start`) and runs it."""
+        self.start(p, g, inherit)
+        self.run(p)
+
+    def start(self, p: P, g: G, inherit: bool = False) -> None:
+        """``schedtick`` counts the goroutines started without inheriting the time slice."""
         if not inherit:
             p.schedtick += 1
         if g.observe is not None:
@@ -274,12 +287,23 @@ class Scheduler:
             g.observe = None
         p.g = g
         self.set_kind(p, RUN)
-        self.run(p)
 
     def run(self, p: P) -> None:
-        """Advance ``p``'s goroutine through its steps until it needs CPU time, blocks or ends."""
+        """Run ``p``'s goroutine (:meth:`advance`) until it needs CPU time; each time it blocks or ends,
+        ``p`` schedules (:meth:`pick`) and goes on with the next one here. A loop, not a call per
+        goroutine: a run of goroutines that end or park without using CPU (a netpoll batch of them) would
+        otherwise nest one call each, and a million would exceed Python's recursion limit."""
         g = p.g
         assert g is not None
+        while self.advance(p, g):
+            if not self.pick(p):
+                return
+            g = p.g
+            assert g is not None
+
+    def advance(self, p: P, g: G) -> bool:
+        """Take ``g`` through its steps on ``p``: False once it is on CPU (a slice is running), True once it
+        has blocked or ended and ``p`` must schedule."""
         steps, netpoller = g.steps, self.netpoller
         while True:
             if g.assist_due > 0:
@@ -288,12 +312,12 @@ class Scheduler:
                 if gc is not None:
                     gc.add_assisting(1)
                 self.start_slice(p, g.assist_due)
-                return
+                return False
             if p.kind is not RUN:
                 self.set_kind(p, RUN)
             if g.pc >= len(steps):
                 self._exit(p, g)
-                return
+                return True
             step = steps[g.pc]
             kind = type(step)
             if kind is Compute or kind is Go:
@@ -304,7 +328,7 @@ class Scheduler:
                         g.remaining, g.alloc_left = self.spawn_cost(), 0.0
                 if g.remaining > 0:
                     self.start_slice(p, g.remaining)
-                    return
+                    return False
                 if g.alloc_left > 0:
                     self.heap.allocate(g, g.alloc_left)
                     g.alloc_left = 0.0
@@ -319,31 +343,32 @@ class Scheduler:
                 if g.times is not None and self.heap.gc is not None:
                     self._waits(g, g.times, self.heap.gc, event, netpoller)
                 else:
-                    event.callbacks.append(lambda _event: netpoller.netpoll_ready(g))
-                self._park(p)
-                return
+                    g.resume = netpoller.ready_from_net
+                    event.callbacks.append(g)
+                p.g = None
+                return True
             if kind is Syscall:
                 assert netpoller is not None
                 netpoller.syscall(g, step.duration_s)
-                self._park(p)
-                return
+                p.g = None
+                return True
             if kind is Sleep:
                 assert netpoller is not None
                 netpoller.sleep(p, g, step)
-                self._park(p)
-                return
+                p.g = None
+                return True
             if kind is Send or kind is Recv:
                 op = step.chan.send if kind is Send else step.chan.recv
                 if op(g, lambda other, p=p: self.ready(other, p)):
                     continue
-                self._park(p)
-                return
+                p.g = None
+                return True
             if kind is Join:
                 if step.wg.count <= 0:
                     continue
                 step.wg.waiters.append(g)
-                self._park(p)
-                return
+                p.g = None
+                return True
             raise TypeError(f"{self.name}: unknown step {step!r}")
 
     @staticmethod
@@ -365,10 +390,6 @@ class Scheduler:
             child = self.new_g(step.steps, None, step.wg)
             self.runqput(p, child)
             self.wakep()
-
-    def _park(self, p: P) -> None:
-        p.g = None
-        self.schedule(p)
 
     # ----------------------------------------------------------------- slices
     def start_slice(self, p: P, length: float) -> None:
@@ -406,7 +427,6 @@ class Scheduler:
             return
         g = p.g
         assert g is not None
-        g.cpu_s += dt
         if kind is ASSIST:
             g.assist_due = max(g.assist_due - dt, 0.0)
             if g.times is not None:

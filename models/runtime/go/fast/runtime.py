@@ -123,6 +123,8 @@ class FastGoRuntime(Vacations):
         self._arrival: tuple[float, Sequence[Step], Hashable] | None = None
         self._poll_at = math.inf
         self._uniform = Uniform(0.0, 1.0).sampler(env.rng(f"{name}.steal"))
+        self._resume_after_wait, self._resume_after_syscall = self._back_from_wait, self._back_from_syscall
+        """Bound once: what a waiting request is resumed by (it is its own wait's callback, no closure)."""
         metrics = env.metrics
         self.goroutines = metrics.gauge(f"{name}.goroutines")
         self.memory_bytes = metrics.gauge(f"{name}.memory_in_use_bytes")
@@ -276,11 +278,21 @@ class FastGoRuntime(Vacations):
             self._schedule(self._take_idle())
 
     def _schedule(self, server: Server) -> None:
+        """``schedule``: the server takes what :meth:`_pick` gives it, and the next when that one leaves it
+        without using CPU (ends, waits). A loop, not a call per request: a netpoll batch of requests that
+        need no CPU would otherwise nest one call each and exceed Python's recursion limit."""
+        while True:
+            job = self._pick(server)
+            if job is None or not self._begin(server, job):
+                return
+
+    def _pick(self, server: Server) -> Job | None:
+        """``schedule``'s choice for the server: a request, or None when it is frozen, marks or went idle."""
         if self.frozen:
             server.pending = True
-            return
+            return None
         if self.mark.marking and self._gc_worker(server):
-            return
+            return None
         global_q = self.global_q
         job: Job | None
         if server.schedtick % GLOBAL_QUEUE_EVERY == 0 and global_q:
@@ -291,8 +303,7 @@ class FastGoRuntime(Vacations):
             job = self._find(server)
         if job is None:
             self._go_idle(server)
-        else:
-            self._execute(server, job)
+        return job
 
     def _find(self, server: Server) -> Job | None:
         """``findRunnable``: a batch of the global queue, the netpoller's batch, or a steal
@@ -314,6 +325,13 @@ class FastGoRuntime(Vacations):
 
     # ------------------------------------------------------------- execution
     def _execute(self, server: Server, job: Job) -> None:
+        """The server runs ``job`` (:meth:`_begin`), and schedules if it left at once."""
+        if self._begin(server, job):
+            self._schedule(server)
+
+    def _begin(self, server: Server, job: Job) -> bool:
+        """``execute``: the server starts ``job``; True if the job has left it already (the server must
+        schedule), False if it is on CPU."""
         server.schedtick += 1  # execute(): no request inherits a time slice here
         server.job = job
         server.turn_left = TURN_S
@@ -325,8 +343,8 @@ class FastGoRuntime(Vacations):
             job.remaining, job.alloc_left = step.cpu_s, step.alloc_bytes
             server.kind = RUN
             self._start(server, min(step.cpu_s, TURN_S))
-        else:
-            self._run(server)
+            return False
+        return self._run(server)
 
     def _release(self, server: Server) -> None:
         """The server's request leaves it (every caller schedules the server next, which reports)."""
@@ -334,8 +352,9 @@ class FastGoRuntime(Vacations):
         server.kind = None
         self._n_run -= 1
 
-    def _run(self, server: Server) -> None:
-        """Advance the server's request through its steps until it needs CPU, blocks, ends or its turn is over."""
+    def _run(self, server: Server) -> bool:
+        """Advance the server's request through its steps until it needs CPU (False), or blocks, ends or its
+        turn is over (True: the server must schedule)."""
         job = server.job
         assert job is not None
         steps = job.steps
@@ -345,10 +364,10 @@ class FastGoRuntime(Vacations):
                 if self.gc is not None:
                     self.gc.add_assisting(1)
                 self._start(server, job.assist_due)
-                return
+                return False
             if job.pc >= len(steps):
                 self._exit(server, job)
-                return
+                return True
             step = steps[job.pc]
             kind = type(step)
             if kind is Compute:
@@ -358,11 +377,10 @@ class FastGoRuntime(Vacations):
                     if server.turn_left <= 1e-15:  # gopreempt_m: to the global queue
                         self._release(server)
                         self.global_q.append(job)
-                        self._schedule(server)
-                        return
+                        return True
                     server.kind = RUN
                     self._start(server, min(job.remaining, server.turn_left))
-                    return
+                    return False
                 if job.alloc_left > 0:
                     self.heap.allocate(job, job.alloc_left)
                     job.alloc_left = 0.0
@@ -376,17 +394,18 @@ class FastGoRuntime(Vacations):
                     continue
                 if job.times is not None and self.gc is not None:
                     job.times.leave(self.gc.stopped_s())
-                event.callbacks.append(lambda _event, job=job: self._back_from_wait(job))
+                job.resume = self._resume_after_wait
+                event.callbacks.append(job)
             elif kind is Syscall:
-                self.env.timeout(step.duration_s).callbacks.append(lambda _event, job=job: self._back_from_syscall(job))
+                job.resume = self._resume_after_syscall
+                self.env.timeout(step.duration_s).callbacks.append(job)
             else:
                 raise TypeError(f"{self.name}: the fast fidelity runs Compute, Wait and Syscall steps, not {step!r}")
             self._release(server)
-            self._schedule(server)
-            return
+            return True
 
     def _exit(self, server: Server, job: Job) -> None:
-        """The request is done: it leaves, its completion is reported, and the server schedules."""
+        """The request is done: it leaves and its completion is reported (the caller schedules the server)."""
         self.alive -= 1
         self.heap.free(job)
         self._memory_changed()
@@ -401,7 +420,6 @@ class FastGoRuntime(Vacations):
         else:
             assert self._feed is not None
             self._feed.finished(job.tag, latency)
-        self._schedule(server)
 
     def _start(self, server: Server, work: float) -> None:
         server.token = token = server.token + 1
@@ -428,17 +446,20 @@ class FastGoRuntime(Vacations):
                     job.remaining = None
                     job.pc += 1
                     self._exit(server, job)
+                    self._schedule(server)
                     return
             else:
                 job.remaining = left
                 self.heap.allocate_share(job, before, work)
-            self._run(server)
+            if self._run(server):
+                self._schedule(server)
         elif kind is FRACTIONAL:
             self._stop_burst(server, server.work)
             self._schedule(server)
         else:
             self._consume(server, server.work)
-            self._run(server)
+            if self._run(server):
+                self._schedule(server)
 
     def _consume(self, server: Server, work: float) -> None:
         job = server.job
