@@ -59,7 +59,7 @@ def run_in_processes(
     results: list[RunResult] = []
     outcomes = choose_executor("processes", jobs)(sent, jobs)
     try:
-        for index, outcome in outcomes:
+        for index, outcome, _running in outcomes:
             if "error" in outcome:
                 raise failure_of(outcome["error"], results)
             results.append(result_of(sent[index], outcome))
