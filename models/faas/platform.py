@@ -11,8 +11,14 @@ Computing Platforms", CLOSER 2021, generalised to ``concurrency`` requests per i
 * At ``max_instances`` it is rejected, or queued FIFO for the next free slot (``at_limit``).
 * A cold start is the stages ``placement``, ``sandbox``, ``runtime_start``, ``function_init`` in order,
   each drawn from its own distribution and stream (``faas.NAME.coldstart.STAGE``).
-* An instance with no request in progress is idle; ``keep_alive`` seconds after it became idle, if still
-  idle, it is reclaimed. ``provisioned`` instances are warm at time 0 and never reclaimed.
+* An instance with no request in progress is idle; the function's keep-alive policy
+  (:mod:`models.faas.keepalive`) says for how long it is kept: ``keep_alive`` seconds with the fixed policy,
+  after which, if still idle, it is reclaimed. A policy may instead unload it at once and pre-warm a new
+  instance later (a cold start off any request's path, counted in ``instances.prewarmed``), kept for the
+  policy's keep-alive window from then; an invocation before the pre-warm cancels it. ``provisioned``
+  instances are warm at time 0 and never reclaimed.
+* Wasted memory-time (``instances.wasted_gb_s``): memory loaded while no request runs on it, the idle time of
+  ready instances and the start of pre-warmed ones.
 * Billed: each request's handler time rounded up to the pricing granularity, times the memory in GB
   (cold-start time is not billed in this model).
 
@@ -34,7 +40,8 @@ from models.faas.config import STAGES, FunctionConfig, PricingConfig
 class Instance:
     """One function instance: ready or starting, its requests in progress, since when it is idle."""
 
-    __slots__ = ("created", "ready", "busy", "idle", "idle_since", "idle_token", "provisioned", "pending")
+    __slots__ = ("created", "ready", "busy", "idle", "idle_since", "expire_at", "armed", "provisioned", "pending",
+                 "keep_until", "loaded")
 
     def __init__(self, created: float, ready: bool, provisioned: bool = False) -> None:
         self.created = created
@@ -42,9 +49,12 @@ class Instance:
         self.busy = 0  # requests in progress, and those waiting for the instance to start
         self.idle = False
         self.idle_since = created
-        self.idle_token = 0  # changes whenever the instance leaves or enters idleness: a stale expiry sees it
+        self.expire_at = math.inf  # when it is reclaimed if it stays idle
+        self.armed = False  # whether a timer to check its expiry is pending (one at a time, re-armed lazily)
+        self.loaded = True  # False once unloaded
         self.provisioned = provisioned
         self.pending: list[float] = []  # arrival times of the requests waiting for the instance to start
+        self.keep_until: float | None = None  # a pre-warmed instance: unloaded then if no request came
 
 
 class Recorder:
@@ -71,6 +81,7 @@ class Recorder:
         self.wasted, self.gb_s, self.usd = (
             counters("instances.wasted_gb_s"), counters("cost.gb_s"), counters("cost.usd"))
         self.count, self.idle = gauges("instances.count"), gauges("instances.idle")
+        self.prewarmed = counters("instances.prewarmed")
 
 
 def _record(metrics: list[Histogram], value: float) -> None:
@@ -108,6 +119,12 @@ class FunctionPool:
         self.instances: list[Instance] = []
         self.waiting: deque[float] = deque()
         self.counted_from = 0.0
+        self.policy = config.policy()
+        self.learns = self.policy.learns
+        self.active = 0  # requests running
+        self.last_end: float | None = None  # when the last execution ended
+        self.prewarm_token = 0  # changes at every invocation: a pending pre-warm sees it and stands down
+        self.cold_n = self.warm_n = 0  # this function's cold and warm requests since the warm-up
         for _ in range(config.provisioned):
             self._add_instance(Instance(0.0, ready=True, provisioned=True))
 
@@ -120,30 +137,71 @@ class FunctionPool:
             self._become_idle(instance)
 
     def _become_idle(self, instance: Instance) -> None:
+        keep = 0.0
+        if not instance.provisioned:
+            if instance.keep_until is not None:  # a pre-warmed instance that no request has used yet
+                keep, instance.keep_until = max(0.0, instance.keep_until - self.env.now), None
+            else:
+                decision = self.policy.windows()
+                if decision.prewarm_s > 0:
+                    self._unload(instance)
+                    token = self.prewarm_token
+                    self.env.timeout(decision.prewarm_s).callbacks.append(
+                        lambda _: self._prewarm(token, decision.keep_alive_s))
+                    return
+                keep = decision.keep_alive_s
         instance.idle, instance.idle_since = True, self.env.now
-        instance.idle_token += 1
         _add(self.metrics.idle, 1)
         if not instance.provisioned:
-            token = instance.idle_token
-            self.env.timeout(self.config.keep_alive).callbacks.append(lambda _: self._expire(instance, token))
+            instance.expire_at = self.env.now + keep
+            if not instance.armed:
+                self._arm(instance, keep)
+
+    def _arm(self, instance: Instance, delay: float) -> None:
+        """One pending timer per instance: an instance used again before it fires is checked then, and the
+        timer re-armed for what is left, instead of a timer per idle period (fewer events on busy functions)."""
+        instance.armed = True
+        self.env.timeout(delay).callbacks.append(lambda _: self._check_expiry(instance))
+
+    def _check_expiry(self, instance: Instance) -> None:
+        instance.armed = False
+        if not instance.loaded or not instance.idle:
+            return  # unloaded, or busy: armed again when it next becomes idle
+        if self.env.now >= instance.expire_at:
+            self._leave_idle(instance)
+            self._unload(instance)
+        else:
+            self._arm(instance, instance.expire_at - self.env.now)
+
+    def _unload(self, instance: Instance) -> None:
+        instance.loaded = False
+        self.instances.remove(instance)
+        _add(self.metrics.count, -1)
+
+    def _prewarm(self, token: int, keep_alive_s: float) -> None:
+        """Start an instance ahead of the next invocation, unless one came since or an instance has room."""
+        if token != self.prewarm_token or len(self.instances) >= self.config.max_instances:
+            return
+        if any(instance.busy < self.config.concurrency for instance in self.instances):
+            return
+        instance = Instance(self.env.now, ready=False)
+        instance.keep_until = self.env.now + keep_alive_s
+        _inc(self.metrics.prewarmed)
+        self._add_instance(instance)
+        self.env.process(self._cold_start(instance))
 
     def _leave_idle(self, instance: Instance) -> None:
         instance.idle = False
-        instance.idle_token += 1
         _add(self.metrics.idle, -1)
         self._waste(instance, self.env.now)
 
     def _waste(self, instance: Instance, until: float) -> None:
-        start = max(instance.idle_since, self.counted_from)
+        self._waste_span(instance.idle_since, until)
+
+    def _waste_span(self, since: float, until: float) -> None:
+        start = max(since, self.counted_from)
         if until > start:
             _inc(self.metrics.wasted, (until - start) * self.config.memory_gb)
-
-    def _expire(self, instance: Instance, token: int) -> None:
-        if instance.idle_token != token or not instance.idle:
-            return
-        self._leave_idle(instance)
-        self.instances.remove(instance)
-        _add(self.metrics.count, -1)
 
     def flush(self) -> None:
         """End of the run: count the idle time of the instances still idle."""
@@ -152,14 +210,18 @@ class FunctionPool:
                 self._waste(instance, self.env.now)
 
     def warmup_over(self) -> None:
-        """Wasted memory-time is counted from now on (the metrics were just reset)."""
+        """Wasted memory-time and cold starts are counted from now on (the metrics were just reset)."""
         self.counted_from = self.env.now
+        self.cold_n = self.warm_n = 0
 
     # -- requests ------------------------------------------------------------------------------------------
 
     def arrive(self) -> None:
         """A request arrives now."""
         arrived = self.env.now
+        self.prewarm_token += 1
+        if self.learns and self.last_end is not None:
+            self.policy.observe(0.0 if self.active else arrived - self.last_end)
         limit = self.config.concurrency
         best: Instance | None = None
         starting: Instance | None = None
@@ -172,13 +234,16 @@ class FunctionPool:
                     starting = instance
         if best is not None:
             _inc(self.metrics.warm)
+            self.warm_n += 1
             self._start(best, arrived)
         elif starting is not None:
             _inc(self.metrics.cold)
+            self.cold_n += 1
             starting.busy += 1  # a slot held for this request; served when the instance is ready
             starting.pending.append(arrived)
         elif len(self.instances) < self.config.max_instances:
             _inc(self.metrics.cold)
+            self.cold_n += 1
             instance = Instance(arrived, ready=False)
             instance.busy = 1
             instance.pending.append(arrived)
@@ -205,22 +270,32 @@ class FunctionPool:
         assert math.isclose(self.env.now - began, total, rel_tol=1e-9,
                             abs_tol=len(self.stages) * math.ulp(self.env.now))
         instance.ready = True
+        if instance.keep_until is not None:  # pre-warmed: its start held memory for no request
+            self._waste_span(began, self.env.now)
+            if instance.pending:
+                instance.keep_until = None
         pending, instance.pending, instance.busy = instance.pending, [], 0
         for arrived in pending:
             self._start(instance, arrived)
         while self.waiting and instance.busy < self.config.concurrency:
+            instance.keep_until = None
             self._start(instance, self.waiting.popleft())
+        if instance.busy == 0:
+            self._become_idle(instance)
 
     def _start(self, instance: Instance, arrived: float) -> None:
         """Serve a request on a ready instance with a free slot."""
         if instance.idle:
             self._leave_idle(instance)
         instance.busy += 1
+        self.active += 1
         service = self.draw_service()
         self.env.timeout(service).callbacks.append(lambda _: self._done(instance, arrived, service))
 
     def _done(self, instance: Instance, arrived: float, service: float) -> None:
         instance.busy -= 1
+        self.active -= 1
+        self.last_end = self.env.now
         _record(self.metrics.sojourn, self.env.now - arrived)
         _inc(self.metrics.completed)
         grain = self.pricing.granularity
