@@ -10,7 +10,8 @@ application (54 % of applications have a single function, Figure 1), drawn indep
   through the points the text states, 45 % of applications invoked at most once per hour and 81 % at most once
   per minute, and points read off the figure (±0.02): 0 % below one invocation in the trace's 14 days, 20 % at
   most one a day, 97 % at most one a second, 100 % at 100 a second (8 orders of magnitude in all, as the text
-  says). ``total_rate`` rescales every drawn rate by one factor, keeping the skew, so that they add up to it.
+  says). ``total_rate`` rescales every drawn rate by one factor (the curve shifts along its log axis, keeping its
+  skew) so that they add up to it; ``max_rate`` clips the busiest (applied first).
 * **Trigger** (Figure 2): a function is timer-triggered with probability 15.6 % (timers' share of functions);
   a timer fires periodically (CV 0), at a whole number of minutes, its rate drawn as above but at most once a
   minute (95 % of timers fire at most once a minute, section 3.2), with a random phase.
@@ -62,6 +63,9 @@ class AzureConfig(ScenarioPart):
 
     count: int = Field(ge=1, le=MAX_COUNT, description="functions (each standing for one application)")
     total_rate: Rate | None = Field(None, gt=0, description="scale the drawn rates to add up to this; null: as drawn")
+    max_rate: Rate | None = Field(None, gt=0, description="clip each drawn rate to this (a function this busy "
+                                  "stays loaded under any keep-alive policy: clipping saves simulated requests); "
+                                  "null: none")
     service_cv: float = Field(0.0, ge=0, description="coefficient of variation of each function's execution "
                               "times around its average (gamma); 0: constant")
     template: dict[str, Any] = Field(
@@ -105,6 +109,8 @@ def draw_functions(config: AzureConfig, rng: np.random.Generator) -> list[DrawnF
     v = rng.random(n)
     memory = BURR_LAMBDA_MB * ((1 - v) ** (-1 / BURR_K) - 1) ** (1 / BURR_C)
     memory = np.minimum(MEMORY_CAP_MB, memory)
+    if config.max_rate is not None:
+        rate = np.minimum(rate, config.max_rate)
     if config.total_rate is not None:
         rate = rate * (config.total_rate / rate.sum())
     width = len(str(n - 1))

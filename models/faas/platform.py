@@ -28,6 +28,7 @@ request run on the runtime models (:mod:`models.runtime`) is a later step.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -41,7 +42,7 @@ class Instance:
     """One function instance: ready or starting, its requests in progress, since when it is idle."""
 
     __slots__ = ("created", "ready", "busy", "idle", "idle_since", "expire_at", "armed", "provisioned", "pending",
-                 "keep_until", "loaded")
+                 "keep_until", "loaded", "serial", "offered")
 
     def __init__(self, created: float, ready: bool, provisioned: bool = False) -> None:
         self.created = created
@@ -52,6 +53,8 @@ class Instance:
         self.expire_at = math.inf  # when it is reclaimed if it stays idle
         self.armed = False  # whether a timer to check its expiry is pending (one at a time, re-armed lazily)
         self.loaded = True  # False once unloaded
+        self.serial = 0  # creation order in its pool
+        self.offered = False  # whether it is in its pool's heap of instances with a free slot
         self.provisioned = provisioned
         self.pending: list[float] = []  # arrival times of the requests waiting for the instance to start
         self.keep_until: float | None = None  # a pre-warmed instance: unloaded then if no request came
@@ -116,7 +119,11 @@ class FunctionPool:
         stretch = 1 / min(1.0, config.cpu_share) if config.cpu_scaling else 1.0
         draw = config.service.sampler(env.rng(f"faas.{name}.service"))
         self.draw_service: Callable[[], float] = (lambda: draw() * stretch) if stretch != 1.0 else draw
-        self.instances: list[Instance] = []
+        self.instances: dict[Instance, None] = {}  # loaded or starting, in creation order
+        self.free: list[tuple[float, int, Instance]] = []  # heap, newest first: ready instances with a free slot,
+        # and stale entries dropped when they reach the top (full or unloaded since)
+        self.starting: list[Instance] = []  # instances starting, in creation order
+        self.created = 0
         self.waiting: deque[float] = deque()
         self.counted_from = 0.0
         self.policy = config.policy()
@@ -131,7 +138,12 @@ class FunctionPool:
     # -- instance bookkeeping ------------------------------------------------------------------------------
 
     def _add_instance(self, instance: Instance) -> None:
-        self.instances.append(instance)
+        self.created += 1
+        instance.serial = self.created
+        self.instances[instance] = None
+        if not instance.ready:
+            self.starting.append(instance)
+        self._offer(instance)
         _add(self.metrics.count, 1)
         if instance.ready:
             self._become_idle(instance)
@@ -175,14 +187,14 @@ class FunctionPool:
 
     def _unload(self, instance: Instance) -> None:
         instance.loaded = False
-        self.instances.remove(instance)
+        del self.instances[instance]
         _add(self.metrics.count, -1)
 
     def _prewarm(self, token: int, keep_alive_s: float) -> None:
         """Start an instance ahead of the next invocation, unless one came since or an instance has room."""
         if token != self.prewarm_token or len(self.instances) >= self.config.max_instances:
             return
-        if any(instance.busy < self.config.concurrency for instance in self.instances):
+        if self._newest_free() is not None or self._starting_free() is not None:
             return
         instance = Instance(self.env.now, ready=False)
         instance.keep_until = self.env.now + keep_alive_s
@@ -222,16 +234,8 @@ class FunctionPool:
         self.prewarm_token += 1
         if self.learns and self.last_end is not None:
             self.policy.observe(0.0 if self.active else arrived - self.last_end)
-        limit = self.config.concurrency
-        best: Instance | None = None
-        starting: Instance | None = None
-        for instance in self.instances:
-            if instance.busy < limit:
-                if instance.ready:
-                    if best is None or instance.created > best.created:
-                        best = instance
-                elif starting is None:
-                    starting = instance
+        best = self._newest_free()
+        starting = self._starting_free() if best is None else None
         if best is not None:
             _inc(self.metrics.warm)
             self.warm_n += 1
@@ -255,6 +259,28 @@ class FunctionPool:
         else:
             _inc(self.metrics.rejected)
 
+    def _offer(self, instance: Instance) -> None:
+        """Put a ready instance with a free slot in the heap of free instances (if not there already)."""
+        if instance.ready and not instance.offered and instance.busy < self.config.concurrency:
+            instance.offered = True
+            heapq.heappush(self.free, (-instance.created, instance.serial, instance))
+
+    def _newest_free(self) -> Instance | None:
+        """The ready instance with a free slot created last (SimFaaS's choice), dropping stale heap entries."""
+        free, limit = self.free, self.config.concurrency
+        while free:
+            instance = free[0][2]
+            if instance.loaded and instance.busy < limit:
+                return instance
+            heapq.heappop(free)
+            instance.offered = False
+        return None
+
+    def _starting_free(self) -> Instance | None:
+        """The first created of the starting instances with a free slot."""
+        limit = self.config.concurrency
+        return next((instance for instance in self.starting if instance.busy < limit), None)
+
     def _cold_start(self, instance: Instance):
         began = self.env.now
         total = 0.0
@@ -270,6 +296,7 @@ class FunctionPool:
         assert math.isclose(self.env.now - began, total, rel_tol=1e-9,
                             abs_tol=len(self.stages) * math.ulp(self.env.now))
         instance.ready = True
+        self.starting.remove(instance)
         if instance.keep_until is not None:  # pre-warmed: its start held memory for no request
             self._waste_span(began, self.env.now)
             if instance.pending:
@@ -282,6 +309,8 @@ class FunctionPool:
             self._start(instance, self.waiting.popleft())
         if instance.busy == 0:
             self._become_idle(instance)
+        if instance.loaded:
+            self._offer(instance)
 
     def _start(self, instance: Instance, arrived: float) -> None:
         """Serve a request on a ready instance with a free slot."""
@@ -306,3 +335,5 @@ class FunctionPool:
             self._start(instance, self.waiting.popleft())
         elif instance.busy == 0:
             self._become_idle(instance)
+        if instance.loaded:
+            self._offer(instance)
