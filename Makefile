@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_mmc
 	$(BIN)/python -m bench.bench_go
 	$(BIN)/python -m bench.bench_arch
+	$(BIN)/python -m bench.bench_faas --hours 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -273,3 +273,16 @@ def test_a_bad_template_names_the_part_and_field():
 def test_no_function_at_all_is_refused():
     with pytest.raises(ScenarioError, match="give at least one function"):
         load_scenario({"model": "faas"})
+
+
+def test_the_keepalive_policies_scenario_runs_small_under_both_policies():
+    from sim.run import run_replication
+
+    small = {"duration": "12h", "azure.count": 30, "replications": 1}
+    hybrid = run_replication(load_scenario("faas-keepalive-policies", small))
+    fixed = run_replication(load_scenario("faas-keepalive-policies", {**small,
+                                          "azure.template.keep_alive_policy": "fixed"}))
+    # the same functions and invocations under both policies (named streams)
+    assert hybrid.value("requests.completed", "count") == fixed.value("requests.completed", "count") > 0
+    assert fixed.value("instances.prewarmed", "count") == 0
+    assert hybrid.value("functions.cold_pct", "count") == fixed.value("functions.cold_pct", "count") > 5
