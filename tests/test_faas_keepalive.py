@@ -163,6 +163,14 @@ def test_generated_execution_times_and_memory_follow_the_published_fits():
     assert service.max() <= azure.EXEC_CAP_S and memory.max() <= azure.MEMORY_CAP_MB
 
 
+def test_generated_iat_variability_follows_figure_6():
+    functions = drawn()
+    n = len(functions)
+    above = np.mean([f.cv > 1 for f in functions])
+    # the text: 40 % of applications have an IAT CV above 1; the curve read off Figure 6 gives 42 % (±2 %)
+    assert abs(above - 0.40) < 0.02 + binomial_tolerance(0.40, n)
+
+
 def test_total_rate_rescales_the_drawn_rates():
     functions = azure.draw_functions(azure.AzureConfig(count=50, total_rate=5.0), Streams(2).stream("a"))
     assert sum(f.rate for f in functions) == pytest.approx(5.0)

@@ -15,10 +15,11 @@ application (54 % of applications have a single function, Figure 1), drawn indep
 * **Trigger** (Figure 2): a function is timer-triggered with probability 15.6 % (timers' share of functions);
   a timer fires periodically (CV 0), at a whole number of minutes, its rate drawn as above but at most once a
   minute (95 % of timers fire at most once a minute, section 3.2), with a random phase.
-* **Inter-arrival variability** (Figure 6, "No Timers" curve): every other function's IAT coefficient of
-  variation is drawn from the curve's points read off the figure (±0.02): 11 % at CV 0, 36 % at most 1, 56 %
-  at most 2, 76 % at most 4, 85 % at most 6, 89 % at most 8, 91.5 % at most 10; the 8.5 % beyond the plotted
-  range are set to 10. Arrivals are a renewal process with gamma gaps of that mean and CV (periodic at CV 0).
+* **Inter-arrival variability** (Figure 6, "All Apps" curve, read off the figure ±0.02: 20 % at CV 0, 58 % at
+  most 1, 72 % at most 2, 85 % at most 4, 90.5 % at most 6, 93 % at most 8, 94.5 % at most 10; the text: 40 %
+  of applications have a CV above 1): the timers take their 15.6 % at CV 0, and every other function's CV is
+  drawn from what is left, (F_all(x) - 0.156) / 0.844; the 5.5 % beyond the plotted range are set to 10.
+  Arrivals are a renewal process with gamma gaps of that mean and CV (periodic at CV 0).
 * **Execution time** (Figure 7): each function's average execution time from the paper's maximum-likelihood
   log-normal fit, log mean -0.38 and sigma 2.36 (seconds), capped at 600 s, the longest timeout of Azure
   Functions' Consumption plan (https://learn.microsoft.com/en-us/azure/azure-functions/functions-scale,
@@ -46,8 +47,11 @@ RATE_CDF = ((1 / 14, 0.0), (1.0, 0.20), (24.0, 0.45), (1440.0, 0.81), (86400.0, 
 """Figure 5(a): (average daily invocations of an application, fraction of applications invoked at most so)."""
 TIMER_SHARE = 0.156
 """Figure 2: the share of functions triggered by timers."""
-CV_CDF = ((0.0, 0.11), (1.0, 0.36), (2.0, 0.56), (4.0, 0.76), (6.0, 0.85), (8.0, 0.89), (10.0, 0.915), (10.0, 1.0))
-"""Figure 6, applications with no timer: (IAT coefficient of variation, fraction with at most it)."""
+ALL_APPS_CV_CDF = ((0.0, 0.20), (1.0, 0.58), (2.0, 0.72), (4.0, 0.85), (6.0, 0.905), (8.0, 0.93), (10.0, 0.945),
+                   (10.0, 1.0))
+"""Figure 6, all applications: (IAT coefficient of variation, fraction with at most it)."""
+CV_CDF = tuple((cv, max(0.0, (share - TIMER_SHARE) / (1 - TIMER_SHARE))) for cv, share in ALL_APPS_CV_CDF)
+"""The non-timer functions' share: the timers (CV 0) taken out of the all-applications curve."""
 EXEC_LOG_MEAN, EXEC_LOG_SIGMA = -0.38, 2.36
 """Figure 7: log-normal fit of the functions' average execution time, seconds."""
 EXEC_CAP_S = 600.0
