@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sim.core import Environment
 from sim.rng import Streams
+from sim.run import run_replication
 from sim.scenario import ScenarioError, load_scenario
 from models.faas import azure
 from models.faas.keepalive import ArOne, HybridHistogram, Windows
+from models.faas.model import FaasModel
 from models.faas.trace import COLUMNS, read_trace
 from test_faas import run
 
@@ -284,8 +287,6 @@ def test_no_function_at_all_is_refused():
 
 
 def test_the_keepalive_policies_scenario_runs_small_under_both_policies():
-    from sim.run import run_replication
-
     small = {"duration": "12h", "azure.count": 30, "replications": 1}
     hybrid = run_replication(load_scenario("faas-keepalive-policies", small))
     fixed = run_replication(load_scenario("faas-keepalive-policies", {**small,
@@ -294,3 +295,29 @@ def test_the_keepalive_policies_scenario_runs_small_under_both_policies():
     assert hybrid.value("requests.completed", "count") == fixed.value("requests.completed", "count") > 0
     assert fixed.value("instances.prewarmed", "count") == 0
     assert hybrid.value("functions.cold_pct", "count") == fixed.value("functions.cold_pct", "count") > 5
+
+
+def test_a_shorter_keep_alive_after_a_longer_one_expires_on_time():
+    class Shrinking:
+        learns = False
+
+        def __init__(self) -> None:
+            self.decisions = [Windows(0.0, 1000.0), Windows(0.0, 10.0)]
+
+        def observe(self, idle_s: float) -> None:
+            pass
+
+        def windows(self) -> Windows:
+            return self.decisions.pop(0) if len(self.decisions) > 1 else self.decisions[0]
+
+    # requests at 0 and 100 s: idle after the first for 1000 s (the timer due at 1001 s), after the second for 10 s
+    data = {"model": "faas", "duration": 2000, "warmup": 0, "functions": {"f": {
+        "workload": {"replay": {"dist": "empirical", "values": [0.0, 100.0]}}, "service": 1.0,
+        "cold_start": NO_START}}}
+    config = load_scenario(data)
+    env = Environment(seed=1, scenario=config)
+    model = FaasModel(env, config)
+    model.pools["f"].policy = Shrinking()
+    model.run()
+    # one instance, loaded from 0 to 111 s (its second idle period ends at 101 + 10 s), not until 1001 s
+    assert env.metrics.gauges["instances.count"].mean() * 2000 == pytest.approx(111.0)

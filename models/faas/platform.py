@@ -41,7 +41,7 @@ from models.faas.config import STAGES, FunctionConfig, PricingConfig
 class Instance:
     """One function instance: ready or starting, its requests in progress, since when it is idle."""
 
-    __slots__ = ("created", "ready", "busy", "idle", "idle_since", "expire_at", "armed", "provisioned", "pending",
+    __slots__ = ("created", "ready", "busy", "idle", "idle_since", "expire_at", "timer_at", "provisioned", "pending",
                  "keep_until", "loaded", "serial", "offered")
 
     def __init__(self, created: float, ready: bool, provisioned: bool = False) -> None:
@@ -51,7 +51,7 @@ class Instance:
         self.idle = False
         self.idle_since = created
         self.expire_at = math.inf  # when it is reclaimed if it stays idle
-        self.armed = False  # whether a timer to check its expiry is pending (one at a time, re-armed lazily)
+        self.timer_at = math.inf  # when the pending timer that checks its expiry fires (inf: none)
         self.loaded = True  # False once unloaded
         self.serial = 0  # creation order in its pool
         self.offered = False  # whether it is in its pool's heap of instances with a free slot
@@ -166,17 +166,21 @@ class FunctionPool:
         _add(self.metrics.idle, 1)
         if not instance.provisioned:
             instance.expire_at = self.env.now + keep
-            if not instance.armed:
+            if instance.expire_at < instance.timer_at:
                 self._arm(instance, keep)
 
     def _arm(self, instance: Instance, delay: float) -> None:
-        """One pending timer per instance: an instance used again before it fires is checked then, and the
-        timer re-armed for what is left, instead of a timer per idle period (fewer events on busy functions)."""
-        instance.armed = True
-        self.env.timeout(delay).callbacks.append(lambda _: self._check_expiry(instance))
+        """One live timer per instance: an instance used again before it fires is checked then, and the timer
+        re-armed for what is left, instead of a timer per idle period (fewer events on busy functions). A timer
+        due later than a new, shorter expiry is superseded by an earlier one and ignored when it fires."""
+        at = self.env.now + delay
+        instance.timer_at = at
+        self.env.timeout(delay).callbacks.append(lambda _: self._check_expiry(instance, at))
 
-    def _check_expiry(self, instance: Instance) -> None:
-        instance.armed = False
+    def _check_expiry(self, instance: Instance, at: float) -> None:
+        if at != instance.timer_at:
+            return  # superseded
+        instance.timer_at = math.inf
         if not instance.loaded or not instance.idle:
             return  # unloaded, or busy: armed again when it next becomes idle
         if self.env.now >= instance.expire_at:
