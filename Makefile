@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_k8s --seconds 30
 	$(BIN)/python -m bench.bench_sweep
 	$(BIN)/python -m bench.bench_memory
+	$(BIN)/python -m bench.bench_faas --hours 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -33,6 +33,9 @@ Defaults and their sources:
   (:mod:`models.faas.knative_config` cites its defaults).
 * ``cold_start.placement`` and ``cold_start.function_init``: 0 unless given (the platform's scheduling
   decision and the user's initialisation code have no default a public source fixes).
+* ``keep_alive_policy`` ``hybrid``: the hybrid histogram policy's parameters (:class:`HybridConfig`) are those of
+  Shahrad et al., section 4.2, with the values the paper leaves unstated from dslab's implementation
+  (:mod:`models.faas.keepalive`).
 * Prices: AWS Lambda's published on-demand prices, x86, US East (https://aws.amazon.com/lambda/pricing/):
   $0.0000166667 per GB-second, $0.20 per million requests, duration billed in 1 ms increments.
 """
@@ -41,13 +44,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from sim.dists import Constant, Distribution, Empirical
 from sim.params import available, param_as_dist, param_dist
-from sim.scenario import MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, calibrated
+from sim.scenario import (MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, calibrated,
+                          format_validation_error)
 from models.arch.config import BurstConfig, DiurnalConfig, WorkloadConfig
+from models.faas.azure import AzureConfig
+from models.faas.keepalive import FixedKeepAlive, HybridHistogram, KeepAlivePolicy
 from models.faas.knative_config import KnativeConfig
+from models.faas.trace import TraceConfig
 
 MIB = 2**20
 MIB_PER_VCPU = 1769.0
@@ -135,6 +142,39 @@ class ColdStartConfig(ScenarioPart):
                 "function_init": self.function_init, "first_request": first_request}
 
 
+class HybridConfig(ScenarioPart):
+    """The hybrid histogram keep-alive policy (Shahrad et al., USENIX ATC 2020, section 4.2;
+    :mod:`models.faas.keepalive`)."""
+
+    range: Duration = Field(4 * 3600.0, gt=0, description="idle times tracked by the histogram (paper: 4 hours); "
+                            "also the standard keep-alive when the histogram is not representative")
+    bin: Duration = Field(60.0, gt=0, description="histogram bin width (paper: 1 minute)")
+    head: float = Field(0.05, ge=0, lt=1, description="percentile of the pre-warm window (paper: 5th)")
+    tail: float = Field(0.99, gt=0, le=1, description="percentile the keep-alive window reaches (paper: 99th)")
+    margin: float = Field(0.10, ge=0, lt=1, description="pre-warm earlier and keep alive longer by this fraction "
+                          "(paper: 10 %)")
+    cv_threshold: float = Field(2.0, ge=0, description="below this coefficient of variation of the bin counts the "
+                                "histogram is not representative (dslab's cv_thr)")
+    min_samples: int = Field(20, ge=1, le=MAX_COUNT, description="fewer idle times than this: not representative "
+                             "(1 / 0.05: the 5th percentile is then more than the minimum)")
+    oob_threshold: float = Field(0.5, ge=0, le=1, description="above this fraction of idle times beyond the range, "
+                                 "forecast the next idle time (dslab's oob_thr)")
+    forecast_margin: float = Field(0.15, ge=0, lt=1, description="margin around a forecast idle time (dslab's "
+                                   "arima_margin)")
+
+    @model_validator(mode="after")
+    def _check(self) -> HybridConfig:
+        if self.head >= self.tail:
+            raise ValueError(f"head: {self.head} must be below tail ({self.tail})")
+        if self.bin > self.range:
+            raise ValueError(f"bin: {self.bin} s is longer than range ({self.range} s)")
+        return self
+
+    def policy(self) -> HybridHistogram:
+        return HybridHistogram(self.range, self.bin, self.head, self.tail, self.margin, self.cv_threshold,
+                               self.min_samples, self.oob_threshold, self.forecast_margin)
+
+
 class FunctionConfig(ScenarioPart):
     """One function: its invocations, its service time and the instances that serve it."""
 
@@ -156,6 +196,10 @@ class FunctionConfig(ScenarioPart):
         "throttling) or queued FIFO for the next free slot")
     provisioned: int = Field(0, ge=0, le=MAX_COUNT, description="instances always warm, started before the run")
     keep_alive: Duration = Field(600.0, ge=0, description="an idle instance is reclaimed after this long idle")
+    keep_alive_policy: Literal["fixed", "hybrid"] = Field(
+        "fixed", description="fixed: keep_alive after every execution; hybrid: Shahrad et al.'s hybrid histogram "
+        "policy, with pre-warming (settings in hybrid)")
+    hybrid: HybridConfig = Field(default_factory=HybridConfig)
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
     scaling: Literal["per_request", "knative"] = Field(
         "per_request", description="per_request: a cold start for a request finding no free slot (Lambda-like); "
@@ -180,6 +224,12 @@ class FunctionConfig(ScenarioPart):
                              f"(got runtime {self.runtime!r})")
         return self
 
+    def policy(self) -> KeepAlivePolicy:
+        """A new keep-alive policy object for one function's instances."""
+        if self.keep_alive_policy == "hybrid":
+            return self.hybrid.policy()
+        return FixedKeepAlive(self.keep_alive)
+
     @property
     def memory_gb(self) -> float:
         """Memory in GB as Lambda bills it (1 GB = 1,024 MB of 2^20 bytes)."""
@@ -203,11 +253,24 @@ class FaasScenario(ScenarioBase):
     """Functions on a FaaS platform: invocations, instances that start cold and are kept alive, and cost."""
 
     duration: Duration = Field(3600.0, gt=0, description="simulated time, warm-up included")
-    functions: dict[str, FunctionConfig] = Field(min_length=1)
+    functions: dict[str, FunctionConfig] = Field(default_factory=dict, description="functions by name")
+    azure: AzureConfig | None = Field(None, description="many functions drawn from the Azure Functions 2019 "
+                                      "characterisation (models.faas.azure); null: none")
+    trace: TraceConfig | None = Field(None, description="functions replayed from a trace file in the Azure public "
+                                      "dataset's per-minute format (models.faas.trace); null: none")
     pricing: PricingConfig = Field(default_factory=PricingConfig)
 
     @model_validator(mode="after")
     def _workloads(self) -> FaasScenario:
+        if not self.functions and self.azure is None and self.trace is None:
+            raise ValueError("functions: give at least one function (or azure or trace)")
+        for part, source in (("azure", self.azure), ("trace", self.trace)):
+            if source is not None:
+                try:
+                    FunctionConfig.model_validate({"workload": {"rate": 1.0}, "service": 1.0, **source.template})
+                except ValidationError as error:
+                    lines = format_validation_error(error).splitlines()
+                    raise ValueError("; ".join(f"{part}.template.{line}" for line in lines)) from None
         for name, function in self.functions.items():
             try:
                 function.workload.as_arch(name)

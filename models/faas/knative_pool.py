@@ -202,17 +202,14 @@ class KnativePool(FunctionPool):
         if instance.ready and instance not in self.draining:
             _add(self.metrics.ready, -1)
         self.draining.discard(instance)
-        self.instances.remove(instance)
-        _add(self.metrics.count, -1)
+        self._unload(instance)
 
     # -- instances ------------------------------------------------------------------------------------------------
 
     def _cold_start(self, instance: Instance):
-        yield from super()._cold_start(instance)
-        if instance not in self.draining:
+        yield from super()._cold_start(instance)  # it becomes idle there if no request waits for it
+        if instance.loaded and instance not in self.draining:
             _add(self.metrics.ready, 1)
-        if instance.busy == 0:
-            self._become_idle(instance)
 
     def _become_idle(self, instance: Instance) -> None:
         """Idle, never reclaimed by a keep-alive (the autoscaler removes instances); a draining one goes."""
@@ -220,14 +217,16 @@ class KnativePool(FunctionPool):
             self._remove(instance)
             return
         instance.idle, instance.idle_since = True, self.env.now
-        instance.idle_token += 1
         _add(self.metrics.idle, 1)
+
+    def _offer(self, instance: Instance) -> None:
+        """The activator picks instances itself (:meth:`_pick`), not from the platform's heap of free ones."""
 
     # -- requests -------------------------------------------------------------------------------------------------
 
     def _pick(self) -> Instance | None:
         limit = self.config.concurrency
-        candidates = self.instances
+        candidates = list(self.instances)
         n = len(candidates)
         start = 0 if limit <= FIRST_AVAILABLE_MAX else self.next_pick
         for k in range(n):

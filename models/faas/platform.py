@@ -11,8 +11,14 @@ Computing Platforms", CLOSER 2021, generalised to ``concurrency`` requests per i
 * At ``max_instances`` it is rejected, or queued FIFO for the next free slot (``at_limit``).
 * A cold start is the stages ``placement``, ``sandbox``, ``runtime_start``, ``function_init`` in order,
   each drawn from its own distribution and stream (``faas.NAME.coldstart.STAGE``).
-* An instance with no request in progress is idle; ``keep_alive`` seconds after it became idle, if still
-  idle, it is reclaimed. ``provisioned`` instances are warm at time 0 and never reclaimed.
+* An instance with no request in progress is idle; the function's keep-alive policy
+  (:mod:`models.faas.keepalive`) says for how long it is kept: ``keep_alive`` seconds with the fixed policy,
+  after which, if still idle, it is reclaimed. A policy may instead unload it at once and pre-warm a new
+  instance later (a cold start off any request's path, counted in ``instances.prewarmed``), kept for the
+  policy's keep-alive window from then; an invocation before the pre-warm cancels it. ``provisioned``
+  instances are warm at time 0 and never reclaimed.
+* Wasted memory-time (``instances.wasted_gb_s``): memory loaded while no request runs on it, the idle time of
+  ready instances and the start of pre-warmed ones.
 * Billed: each request's handler time rounded up to the pricing granularity, times the memory in GB
   (cold-start time is not billed in this model).
 
@@ -22,6 +28,7 @@ request run on the runtime models (:mod:`models.runtime`) is a later step.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -34,7 +41,8 @@ from models.faas.config import STAGES, FunctionConfig, PricingConfig
 class Instance:
     """One function instance: ready or starting, its requests in progress, since when it is idle."""
 
-    __slots__ = ("created", "ready", "busy", "idle", "idle_since", "idle_token", "provisioned", "pending")
+    __slots__ = ("created", "ready", "busy", "idle", "idle_since", "expire_at", "timer_at", "provisioned", "pending",
+                 "keep_until", "loaded", "serial", "offered")
 
     def __init__(self, created: float, ready: bool, provisioned: bool = False) -> None:
         self.created = created
@@ -42,9 +50,14 @@ class Instance:
         self.busy = 0  # requests in progress, and those waiting for the instance to start
         self.idle = False
         self.idle_since = created
-        self.idle_token = 0  # changes whenever the instance leaves or enters idleness: a stale expiry sees it
+        self.expire_at = math.inf  # when it is reclaimed if it stays idle
+        self.timer_at = math.inf  # when the pending timer that checks its expiry fires (inf: none)
+        self.loaded = True  # False once unloaded
+        self.serial = 0  # creation order in its pool
+        self.offered = False  # whether it is in its pool's heap of instances with a free slot
         self.provisioned = provisioned
         self.pending: list[float] = []  # arrival times of the requests waiting for the instance to start
+        self.keep_until: float | None = None  # a pre-warmed instance: unloaded then if no request came
 
 
 class Recorder:
@@ -71,6 +84,7 @@ class Recorder:
         self.wasted, self.gb_s, self.usd = (
             counters("instances.wasted_gb_s"), counters("cost.gb_s"), counters("cost.usd"))
         self.count, self.idle = gauges("instances.count"), gauges("instances.idle")
+        self.prewarmed = counters("instances.prewarmed")
 
 
 def _record(metrics: list[Histogram], value: float) -> None:
@@ -105,45 +119,105 @@ class FunctionPool:
         stretch = 1 / min(1.0, config.cpu_share) if config.cpu_scaling else 1.0
         draw = config.service.sampler(env.rng(f"faas.{name}.service"))
         self.draw_service: Callable[[], float] = (lambda: draw() * stretch) if stretch != 1.0 else draw
-        self.instances: list[Instance] = []
+        self.instances: dict[Instance, None] = {}  # loaded or starting, in creation order
+        self.free: list[tuple[float, int, Instance]] = []  # heap, newest first: ready instances with a free slot,
+        # and stale entries dropped when they reach the top (full or unloaded since)
+        self.starting: list[Instance] = []  # instances starting, in creation order
+        self.created = 0
         self.waiting: deque[float] = deque()
         self.counted_from = 0.0
+        self.policy = config.policy()
+        self.learns = self.policy.learns
+        self.active = 0  # requests running
+        self.last_end: float | None = None  # when the last execution ended
+        self.prewarm_token = 0  # changes at every invocation: a pending pre-warm sees it and stands down
+        self.cold_n = self.warm_n = 0  # this function's cold and warm requests since the warm-up
         for _ in range(config.provisioned):
             self._add_instance(Instance(0.0, ready=True, provisioned=True))
 
     # -- instance bookkeeping ------------------------------------------------------------------------------
 
     def _add_instance(self, instance: Instance) -> None:
-        self.instances.append(instance)
+        self.created += 1
+        instance.serial = self.created
+        self.instances[instance] = None
+        if not instance.ready:
+            self.starting.append(instance)
+        self._offer(instance)
         _add(self.metrics.count, 1)
         if instance.ready:
             self._become_idle(instance)
 
     def _become_idle(self, instance: Instance) -> None:
+        keep = 0.0
+        if not instance.provisioned:
+            if instance.keep_until is not None:  # a pre-warmed instance that no request has used yet
+                keep, instance.keep_until = max(0.0, instance.keep_until - self.env.now), None
+            else:
+                decision = self.policy.windows()
+                if decision.prewarm_s > 0:
+                    self._unload(instance)
+                    token = self.prewarm_token
+                    self.env.timeout(decision.prewarm_s).callbacks.append(
+                        lambda _: self._prewarm(token, decision.keep_alive_s))
+                    return
+                keep = decision.keep_alive_s
         instance.idle, instance.idle_since = True, self.env.now
-        instance.idle_token += 1
         _add(self.metrics.idle, 1)
         if not instance.provisioned:
-            token = instance.idle_token
-            self.env.timeout(self.config.keep_alive).callbacks.append(lambda _: self._expire(instance, token))
+            instance.expire_at = self.env.now + keep
+            if instance.expire_at < instance.timer_at:
+                self._arm(instance, keep)
+
+    def _arm(self, instance: Instance, delay: float) -> None:
+        """One live timer per instance: an instance used again before it fires is checked then, and the timer
+        re-armed for what is left, instead of a timer per idle period (fewer events on busy functions). A timer
+        due later than a new, shorter expiry is superseded by an earlier one and ignored when it fires."""
+        at = self.env.now + delay
+        instance.timer_at = at
+        self.env.timeout(delay).callbacks.append(lambda _: self._check_expiry(instance, at))
+
+    def _check_expiry(self, instance: Instance, at: float) -> None:
+        if at != instance.timer_at:
+            return  # superseded
+        instance.timer_at = math.inf
+        if not instance.loaded or not instance.idle:
+            return  # unloaded, or busy: armed again when it next becomes idle
+        if self.env.now >= instance.expire_at:
+            self._leave_idle(instance)
+            self._unload(instance)
+        else:
+            self._arm(instance, instance.expire_at - self.env.now)
+
+    def _unload(self, instance: Instance) -> None:
+        instance.loaded = False
+        del self.instances[instance]
+        _add(self.metrics.count, -1)
+
+    def _prewarm(self, token: int, keep_alive_s: float) -> None:
+        """Start an instance ahead of the next invocation, unless one came since or an instance has room."""
+        if token != self.prewarm_token or len(self.instances) >= self.config.max_instances:
+            return
+        if self._newest_free() is not None or self._starting_free() is not None:
+            return
+        instance = Instance(self.env.now, ready=False)
+        instance.keep_until = self.env.now + keep_alive_s
+        _inc(self.metrics.prewarmed)
+        self._add_instance(instance)
+        self.env.process(self._cold_start(instance))
 
     def _leave_idle(self, instance: Instance) -> None:
         instance.idle = False
-        instance.idle_token += 1
         _add(self.metrics.idle, -1)
         self._waste(instance, self.env.now)
 
     def _waste(self, instance: Instance, until: float) -> None:
-        start = max(instance.idle_since, self.counted_from)
+        self._waste_span(instance.idle_since, until)
+
+    def _waste_span(self, since: float, until: float) -> None:
+        start = max(since, self.counted_from)
         if until > start:
             _inc(self.metrics.wasted, (until - start) * self.config.memory_gb)
-
-    def _expire(self, instance: Instance, token: int) -> None:
-        if instance.idle_token != token or not instance.idle:
-            return
-        self._leave_idle(instance)
-        self.instances.remove(instance)
-        _add(self.metrics.count, -1)
 
     def flush(self) -> None:
         """End of the run: count the idle time of the instances still idle."""
@@ -152,33 +226,32 @@ class FunctionPool:
                 self._waste(instance, self.env.now)
 
     def warmup_over(self) -> None:
-        """Wasted memory-time is counted from now on (the metrics were just reset)."""
+        """Wasted memory-time and cold starts are counted from now on (the metrics were just reset)."""
         self.counted_from = self.env.now
+        self.cold_n = self.warm_n = 0
 
     # -- requests ------------------------------------------------------------------------------------------
 
     def arrive(self) -> None:
         """A request arrives now."""
         arrived = self.env.now
-        limit = self.config.concurrency
-        best: Instance | None = None
-        starting: Instance | None = None
-        for instance in self.instances:
-            if instance.busy < limit:
-                if instance.ready:
-                    if best is None or instance.created > best.created:
-                        best = instance
-                elif starting is None:
-                    starting = instance
+        self.prewarm_token += 1
+        if self.learns and self.last_end is not None:
+            self.policy.observe(0.0 if self.active else arrived - self.last_end)
+        best = self._newest_free()
+        starting = self._starting_free() if best is None else None
         if best is not None:
             _inc(self.metrics.warm)
+            self.warm_n += 1
             self._start(best, arrived)
         elif starting is not None:
             _inc(self.metrics.cold)
+            self.cold_n += 1
             starting.busy += 1  # a slot held for this request; served when the instance is ready
             starting.pending.append(arrived)
         elif len(self.instances) < self.config.max_instances:
             _inc(self.metrics.cold)
+            self.cold_n += 1
             instance = Instance(arrived, ready=False)
             instance.busy = 1
             instance.pending.append(arrived)
@@ -189,6 +262,28 @@ class FunctionPool:
             self.waiting.append(arrived)
         else:
             _inc(self.metrics.rejected)
+
+    def _offer(self, instance: Instance) -> None:
+        """Put a ready instance with a free slot in the heap of free instances (if not there already)."""
+        if instance.ready and not instance.offered and instance.busy < self.config.concurrency:
+            instance.offered = True
+            heapq.heappush(self.free, (-instance.created, instance.serial, instance))
+
+    def _newest_free(self) -> Instance | None:
+        """The ready instance with a free slot created last (SimFaaS's choice), dropping stale heap entries."""
+        free, limit = self.free, self.config.concurrency
+        while free:
+            instance = free[0][2]
+            if instance.loaded and instance.busy < limit:
+                return instance
+            heapq.heappop(free)
+            instance.offered = False
+        return None
+
+    def _starting_free(self) -> Instance | None:
+        """The first created of the starting instances with a free slot."""
+        limit = self.config.concurrency
+        return next((instance for instance in self.starting if instance.busy < limit), None)
 
     def _cold_start(self, instance: Instance):
         began = self.env.now
@@ -205,22 +300,35 @@ class FunctionPool:
         assert math.isclose(self.env.now - began, total, rel_tol=1e-9,
                             abs_tol=len(self.stages) * math.ulp(self.env.now))
         instance.ready = True
+        self.starting.remove(instance)
+        if instance.keep_until is not None:  # pre-warmed: its start held memory for no request
+            self._waste_span(began, self.env.now)
+            if instance.pending:
+                instance.keep_until = None
         pending, instance.pending, instance.busy = instance.pending, [], 0
         for arrived in pending:
             self._start(instance, arrived)
         while self.waiting and instance.busy < self.config.concurrency:
+            instance.keep_until = None
             self._start(instance, self.waiting.popleft())
+        if instance.busy == 0:
+            self._become_idle(instance)
+        if instance.loaded:
+            self._offer(instance)
 
     def _start(self, instance: Instance, arrived: float) -> None:
         """Serve a request on a ready instance with a free slot."""
         if instance.idle:
             self._leave_idle(instance)
         instance.busy += 1
+        self.active += 1
         service = self.draw_service()
         self.env.timeout(service).callbacks.append(lambda _: self._done(instance, arrived, service))
 
     def _done(self, instance: Instance, arrived: float, service: float) -> None:
         instance.busy -= 1
+        self.active -= 1
+        self.last_end = self.env.now
         _record(self.metrics.sojourn, self.env.now - arrived)
         _inc(self.metrics.completed)
         grain = self.pricing.granularity
@@ -231,3 +339,5 @@ class FunctionPool:
             self._start(instance, self.waiting.popleft())
         elif instance.busy == 0:
             self._become_idle(instance)
+        if instance.loaded:
+            self._offer(instance)
