@@ -20,7 +20,7 @@ from models.faas.trace import COLUMNS, read_trace
 from test_faas import run
 
 SAMPLE = Path(__file__).parent / "data" / "azure_invocations_sample.csv"
-NO_START = {"sandbox": "none", "runtime_start": 0}
+NO_START = {"sandbox": "none", "runtime_start": 0, "first_request": 0}
 
 
 # -- the hybrid histogram policy's rules (Shahrad et al., section 4.2) ------------------------------------------
