@@ -28,7 +28,6 @@ figure in ``bench/README.md``::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from bench.output import publish
 from sim.run import run_replication
 from sim.scenario import load_scenario
 
@@ -135,17 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         write_scenario(Path(args.write))
         return 0
     got = run(args.seconds, args.surrogate)
-    print(f"{SCENARIO}: {got['services']} services, {got['pods']} pods with sidecars, {got['mesh_rate']:,.0f} "
-          f"requests/s handled ({got['edge_rate']:,.0f}/s at the edge), {got['simulated_s']:.2f} s simulated")
-    print(f"  {got['service_hops']:,.0f} service-hops in {got['wall_s']:.1f} s of wall time: "
-          f"{got['hops_per_wall_s']:,.0f} hops per wall second")
-    print(f"  60 simulated seconds would take {got['wall_s_for_60_simulated_s'] / 60:,.0f} min "
-          f"(target {TARGET_WALL_S / 60:.0f} min); peak memory {got['peak_rss_mib']:,.0f} MiB")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({**got, "args": vars(args), "python": sys.version, "platform": platform.platform()}, handle,
-                      indent=2)
-    return 0
+    table = (f"{SCENARIO}: {got['services']} services, {got['pods']} pods with sidecars, {got['mesh_rate']:,.0f} "
+             f"requests/s handled ({got['edge_rate']:,.0f}/s at the edge), {got['simulated_s']:.2f} s simulated\n"
+             f"  {got['service_hops']:,.0f} service-hops in {got['wall_s']:.1f} s of wall time: "
+             f"{got['hops_per_wall_s']:,.0f} hops per wall second\n"
+             f"  60 simulated seconds would take {got['wall_s_for_60_simulated_s'] / 60:,.0f} min "
+             f"(target {TARGET_WALL_S / 60:.0f} min); peak memory {got['peak_rss_mib']:,.0f} MiB")
+    numbers = {**got, "args": {"seconds": args.seconds, "surrogate": args.surrogate}, "python": sys.version,
+               "platform": platform.platform()}
+    return publish(numbers, table, Path(args.json) if args.json else None)
 
 
 if __name__ == "__main__":

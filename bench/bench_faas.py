@@ -18,12 +18,13 @@ Not a test: it asserts nothing. For the figure in ``bench/README.md``::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
 import time
+from pathlib import Path
 
+from bench.output import publish
 from sim.run import run_replication
 from sim.scenario import load_scenario
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
     parser.add_argument("--policy", choices=["fixed", "hybrid"], default="fixed")
-    parser.add_argument("--json", help="write the numbers to this file")
+    parser.add_argument("--json", type=Path, help="write the numbers to this file")
     args = parser.parse_args(argv)
     config = load_scenario(scenario(args.hours, args.policy))
     started = time.perf_counter()
@@ -57,12 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "target_wall_s": TARGET_WALL_S, "python": sys.version.split()[0], "platform": platform.platform(),
     }
-    for key, value in numbers.items():
-        sys.stdout.write(f"{key:20} {value:,.1f}\n" if isinstance(value, float) else f"{key:20} {value}\n")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(numbers, handle, indent=2)
-    return 0
+    table = "\n".join(f"{key:20} {value:,.1f}" if isinstance(value, float) else f"{key:20} {value}"
+                      for key, value in numbers.items())
+    return publish(numbers, table, args.json)
 
 
 if __name__ == "__main__":

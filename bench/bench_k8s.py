@@ -18,13 +18,14 @@ Not a test: it asserts nothing. ``make bench`` runs a short one; for the figure 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from bench.output import publish
 from sim.run import run_replication
 from sim.scenario import load_scenario
 
@@ -57,19 +58,16 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=None,
                         help="simulated seconds (default: the scenario's duration, 300)")
-    parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the numbers as JSON")
     args = parser.parse_args(argv)
     got = run(args.seconds)
-    print(f"{SCENARIO}: {got['nodes']:,} nodes, {got['pods']:,} pods, {got['simulated_s']:.0f} s simulated")
-    print(f"  {got['wall_s']:.1f} s of wall time ({got['cpu_s']:.1f} s of CPU, target {TARGET_WALL_S:.0f} s): "
-          f"{got['api_calls']:,.0f} API calls, {got['api_calls_per_wall_s']:,.0f} per wall second, "
-          f"{got['simulated_s_per_wall_s']:.1f} simulated seconds per wall second")
-    print(f"  peak memory {got['peak_rss_mib']:,.0f} MiB")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({**got, "args": vars(args), "python": sys.version, "platform": platform.platform()}, handle,
-                      indent=2)
-    return 0
+    table = (f"{SCENARIO}: {got['nodes']:,} nodes, {got['pods']:,} pods, {got['simulated_s']:.0f} s simulated\n"
+             f"  {got['wall_s']:.1f} s of wall time ({got['cpu_s']:.1f} s of CPU, target {TARGET_WALL_S:.0f} s): "
+             f"{got['api_calls']:,.0f} API calls, {got['api_calls_per_wall_s']:,.0f} per wall second, "
+             f"{got['simulated_s_per_wall_s']:.1f} simulated seconds per wall second\n"
+             f"  peak memory {got['peak_rss_mib']:,.0f} MiB")
+    numbers = {**got, "args": {"seconds": args.seconds}, "python": sys.version, "platform": platform.platform()}
+    return publish(numbers, table, args.json)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ Not a test: it asserts nothing. ``make bench`` runs it as is::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -42,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.output import publish
 from sim.sweep import expand_grid, load_sweep, parse_grid, run_sweep
 
 GRID = ["arrival_rate=0.5,0.6,0.7,0.8"]
@@ -101,17 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cnsim-bench-sweep-") as folder:
         got = run(args.requests, Path(folder))
-    print(f"sweep of {got['runs']} runs of mmc, {got['requests']:,} requests each; "
-          f"{got['cpus']} CPUs, load average {got['load_average'][0]:.1f} at the end")
-    print(f"  {'variant':40} {'wall s':>8} {'speed-up':>9}")
-    for name, wall in got["wall_s"].items():
-        print(f"  {name:40} {wall:8.1f} {got['speedup'][name]:8.2f}x")
-    print(f"  (the dask cluster took {got['dask_cluster_start_s']:.1f} s to start; "
-          f"target speed-up on 2 cores: {TARGET_SPEEDUP}x)")
-    print(f"  same values on every variant: {'yes' if got['same_values'] else 'NO'}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(got, indent=2) + "\n")
-    return 0
+    lines = [f"sweep of {got['runs']} runs of mmc, {got['requests']:,} requests each; "
+             f"{got['cpus']} CPUs, load average {got['load_average'][0]:.1f} at the end",
+             f"  {'variant':40} {'wall s':>8} {'speed-up':>9}"]
+    lines += [f"  {name:40} {wall:8.1f} {got['speedup'][name]:8.2f}x" for name, wall in got["wall_s"].items()]
+    lines += [f"  (the dask cluster took {got['dask_cluster_start_s']:.1f} s to start; "
+              f"target speed-up on 2 cores: {TARGET_SPEEDUP}x)",
+              f"  same values on every variant: {'yes' if got['same_values'] else 'NO'}"]
+    return publish(got, "\n".join(lines), args.json)
 
 
 if __name__ == "__main__":
