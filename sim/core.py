@@ -12,6 +12,7 @@ environment and knows when its run is over.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -136,6 +137,28 @@ class Model:
         self.env = env
         self.config = config
         self.done: simpy.Event | None = None
+
+    def timed(self, duration: float, warmup: float, at_warmup: Callable[[], None] | None = None,
+              at_end: Callable[[], None] | None = None) -> simpy.Event:
+        """The event that ends a run of ``duration`` simulated seconds whose first ``warmup`` (a fraction of it)
+        is left out of the metrics: they are reset when it is over, then ``at_warmup`` is called; ``at_end`` is
+        called just before the event succeeds. For kinds whose run is a span of time, not a count of requests."""
+        ended = self.env.event()
+
+        def clock() -> Generator[simpy.Event, Any, None]:
+            settle = warmup * duration
+            if settle > 0:
+                yield self.env.timeout(settle)
+                self.env.metrics.reset()
+                if at_warmup is not None:
+                    at_warmup()
+            yield self.env.timeout(duration - settle)
+            if at_end is not None:
+                at_end()
+            ended.succeed()
+
+        self.env.process(clock())
+        return ended
 
     def run(self) -> None:
         if self.done is None:

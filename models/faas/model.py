@@ -47,8 +47,7 @@ class FaasModel(Model):
         if config.trace is not None:
             self._add_trace(config.trace, totals)
         self.cold_pct = env.metrics.histogram("functions.cold_pct")
-        self.done = env.event()
-        env.process(self._clock())
+        self.done = self.timed(config.duration, config.warmup, self._warmup_over, self._end)
 
     def _add(self, name: str, function: FunctionConfig, recorder: Recorder, times: Iterator[float],
              prefixes: list[str] | None = None) -> None:
@@ -96,20 +95,16 @@ class FaasModel(Model):
         pool.arrive()
         self._next_arrival(pool, times)
 
-    def _clock(self):
-        warmup = self.config.warmup * self.config.duration
-        if warmup > 0:
-            yield self.env.timeout(warmup)
-            self.env.metrics.reset()
-            for pool in self.pools.values():
-                pool.warmup_over()
-        yield self.env.timeout(self.config.duration - warmup)
+    def _warmup_over(self) -> None:
+        for pool in self.pools.values():
+            pool.warmup_over()
+
+    def _end(self) -> None:
         for pool in self.pools.values():
             pool.flush()
             if pool.cold_n + pool.warm_n:
                 self.cold_pct.record(100.0 * pool.cold_n / (pool.cold_n + pool.warm_n))
         self._cost_per_million()
-        self.done.succeed()
 
     def _cost_per_million(self) -> None:
         """``cost.usd_per_million_requests``: the run's cost over its completed requests, times a million."""

@@ -75,8 +75,7 @@ class APIServerModel(Model):
                                  tuple(tenant.groups), tenant.seats)
             times = arrival_times(env, tenant.workload.as_arch(name), stream=f"tenant.{name}.workload")
             env.process(self._send(name, request, tenant, times))
-        self.done = self.ended = env.event()
-        env.process(self._clock())
+        self.done = self.timed(config.duration, config.warmup)
 
     def _send(self, name: str, request: APIRequest, tenant: Tenant,
               times: Iterator[float]) -> Generator[Any, Any, None]:
@@ -104,11 +103,3 @@ class APIServerModel(Model):
             shaped = APIRequest(request.user, request.verb, request.resource, request.namespace, request.path,
                                 request.groups, request.seats, float(draw()))
             self.env.process(one(shaped))
-
-    def _clock(self) -> Generator[Any, Any, None]:
-        warmup = self.config.warmup * self.config.duration
-        if warmup > 0:
-            yield self.env.timeout(warmup)
-            self.env.metrics.reset()
-        yield self.env.timeout(self.config.duration - warmup)
-        self.ended.succeed()

@@ -142,8 +142,7 @@ class ClusterModel(Model):
             client = Client(env, f"system:serviceaccount:monitoring:{name}", ("system:serviceaccounts",), 5.0, 10)
             for index in range(lister.clients):
                 env.process(self._list_every(client, lister.every, lister.format, index / lister.clients))
-        self.done = env.event()
-        env.process(self._clock())
+        self.done = self.timed(config.duration, config.warmup)
 
     # --- the API server --------------------------------------------------------------------------
 
@@ -294,11 +293,3 @@ class ClusterModel(Model):
         while True:
             yield from self._call(client, "list", "pods", max(1, len(self.node_of)), format_, cluster_scope=True)
             yield self.env.timeout(every)
-
-    def _clock(self):
-        warmup = self.cfg.warmup * self.cfg.duration
-        if warmup > 0:
-            yield self.env.timeout(warmup)
-            self.env.metrics.reset()
-        yield self.env.timeout(self.cfg.duration - warmup)
-        self.done.succeed()
