@@ -46,8 +46,8 @@ from models.k8s.cluster_config import (CONTROLLER_MANAGER_BURST, CONTROLLER_MANA
                                        ClusterScenario)
 from models.k8s.informer import Reflector
 from models.k8s.nodes import NodeHeartbeats
-from models.k8s.ratelimit import TokenBucket
-from models.k8s.scheduler import Scheduler
+from models.k8s.ratelimit import REST_BURST, REST_QPS, TokenBucket, throttle
+from models.k8s.scheduler import CLIENT_BURST, CLIENT_QPS, Scheduler
 from models.k8s.webhook import Webhook
 from models.runtime.node.workers import SharedCores
 
@@ -75,9 +75,7 @@ class Client:
         self.limiter = TokenBucket(qps, burst)
 
     def throttle(self) -> Generator[simpy.Event, Any, None]:
-        delay = self.limiter.reserve(self.env.now).delay(self.env.now)
-        if delay > 0:
-            yield self.env.timeout(delay)
+        yield from throttle(self.env, self.limiter)
 
 
 class ClusterModel(Model):
@@ -126,9 +124,10 @@ class ClusterModel(Model):
                          for n in range(config.nodes)]
         self.manager = Client(env, "system:kube-controller-manager", (), CONTROLLER_MANAGER_QPS,
                               CONTROLLER_MANAGER_BURST)
-        self.scheduler_client = Client(env, "system:kube-scheduler", (), 50.0, 100)
+        self.scheduler_client = Client(env, "system:kube-scheduler", (), CLIENT_QPS, CLIENT_BURST)
         self.scheduler = Scheduler(env, config.nodes, self._bind, config.scheduler_filter_s_per_node,
-                                   config.scheduler_score_s_per_node, cores=1.0)
+                                   config.scheduler_score_s_per_node, cores=1.0,
+                                   limiter=self.scheduler_client.limiter)
         NodeHeartbeats(env, config.nodes, self._renew_lease, self._post_node_status)
         for node in range(config.nodes):
             Reflector(env, f"kubelet-{node}", self.pods_cache, self._lister(self.kubelets[node], node),
@@ -139,7 +138,8 @@ class ClusterModel(Model):
         if config.churn > 0:
             env.process(self._churn())
         for name, lister in config.lists.items():
-            client = Client(env, f"system:serviceaccount:monitoring:{name}", ("system:serviceaccounts",), 5.0, 10)
+            client = Client(env, f"system:serviceaccount:monitoring:{name}", ("system:serviceaccounts",), REST_QPS,
+                            REST_BURST)
             for index in range(lister.clients):
                 env.process(self._list_every(client, lister.every, lister.format, index / lister.clients))
         self.done = self.timed(config.duration, config.warmup)
@@ -147,11 +147,13 @@ class ClusterModel(Model):
     # --- the API server --------------------------------------------------------------------------
 
     def _call(self, client: Client, verb: str, resource: str, objects: int = 1, format_: str | None = None,
-              write: bool = False, cluster_scope: bool = False) -> Generator[simpy.Event, Any, bool]:
+              write: bool = False, cluster_scope: bool = False,
+              throttled: bool = False) -> Generator[simpy.Event, Any, bool]:
         """One API call from ``client``: its client-side limit, then the server. Returns whether it was
         served (False: rejected with 429). Writes count toward the mutating SLO, cluster-scope LISTs
-        toward the LIST SLO."""
-        yield from client.throttle()
+        toward the LIST SLO. ``throttled``: the caller already waited for the client's limit."""
+        if not throttled:
+            yield from client.throttle()
         start = self.env.now
         codec = self._codec(format_)
         seats = min(MAX_LIST_SEATS, max(1, math.ceil(objects / OBJECTS_PER_SEAT)))
@@ -270,7 +272,8 @@ class ClusterModel(Model):
 
     def _bind(self, pod: Any) -> Generator[simpy.Event, Any, None]:
         node = int(self.rng.integers(self.cfg.nodes))
-        if (yield from self._call(self.scheduler_client, "create", "pods/binding", write=True)):
+        # the scheduler took its client's token before it called (Scheduler._bind)
+        if (yield from self._call(self.scheduler_client, "create", "pods/binding", write=True, throttled=True)):
             self._place(pod, node)
             self.pods_cache.record(node, pod)
 

@@ -15,15 +15,17 @@
   (:func:`default_controller_rate_limiter`): exponential from 5 ms to 1,000 s per item, and a bucket
   of 10 a second with a burst of 100.
 
-Time is simulated seconds, passed in (``now``); nothing here reads a clock.
+Time is simulated seconds, passed in (``now``); only :func:`throttle`, a client's wait, reads the environment's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Generator, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import simpy
 
 REST_QPS = 5.0
 """client-go's REST client: requests a second when ``rest.Config.QPS`` is 0 (``rest/config.go``)."""
@@ -101,6 +103,14 @@ class TokenBucket:
     def set_burst(self, now: float, burst: int) -> None:
         """Change the burst from ``now`` on, keeping the tokens earned so far (``SetBurstAt``)."""
         self.tokens, self.last, self.burst = self._advance(now), now, burst
+
+
+def throttle(env: simpy.Environment, bucket: TokenBucket) -> Generator[simpy.Event, Any, None]:
+    """A client's wait for its rate limit before a request (client-go's ``rest`` client calls ``Wait`` on its
+    limiter): take a token now, and wait until it is earned (for ``yield from``)."""
+    delay = bucket.reserve(env.now).delay(env.now)
+    if delay > 0:
+        yield env.timeout(delay)
 
 
 class RateLimiter(Protocol):

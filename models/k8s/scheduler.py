@@ -30,7 +30,7 @@ import simpy
 
 from sim.core import Environment
 from models.k8s.api import ApiCall
-from models.k8s.ratelimit import TokenBucket
+from models.k8s.ratelimit import TokenBucket, throttle
 from models.k8s.scheduling import num_feasible_nodes_to_find
 
 PARALLELISM = 16
@@ -47,13 +47,15 @@ class Scheduler:
     def __init__(self, env: Environment, nodes: int, bind: ApiCall, filter_s_per_node: float,
                  score_s_per_node: float, cores: float = 1.0, feasible_fraction: float = 1.0,
                  percentage_of_nodes_to_score: int = 0, parallelism: int = PARALLELISM,
-                 qps: float = CLIENT_QPS, burst: int = CLIENT_BURST, prefix: str = "scheduler") -> None:
+                 qps: float = CLIENT_QPS, burst: int = CLIENT_BURST, prefix: str = "scheduler",
+                 limiter: TokenBucket | None = None) -> None:
         if nodes < 1:
             raise ValueError(f"nodes must be >= 1, got {nodes!r}")
         if not 0 < feasible_fraction <= 1:
             raise ValueError(f"feasible_fraction must be within (0, 1], got {feasible_fraction!r}")
         self.env, self.bind = env, bind
-        self.limiter = TokenBucket(qps, burst)
+        self.limiter = limiter if limiter is not None else TokenBucket(qps, burst)
+        """The scheduler's client-side limit (its own, or its client's when a model shares one)."""
         wanted = num_feasible_nodes_to_find(nodes, percentage_of_nodes_to_score)
         self.nodes_evaluated = min(nodes, math.ceil(wanted / feasible_fraction))
         feasible = min(wanted, round(nodes * feasible_fraction))
@@ -84,9 +86,7 @@ class Scheduler:
 
     def _bind(self, queued: float, pod: Hashable, on_bound: Callable[[], None] | None):
         start = self.env.now
-        delay = self.limiter.reserve(start).delay(start)
-        if delay > 0:
-            yield self.env.timeout(delay)
+        yield from throttle(self.env, self.limiter)
         yield from self.bind(pod)
         self.binding.record(self.env.now - start)
         self.e2e.record(self.env.now - queued)
