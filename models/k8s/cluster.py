@@ -82,10 +82,10 @@ class ClusterModel(Model):
     """Model kind ``k8s.cluster``."""
 
     config_class = ClusterScenario
+    config: ClusterScenario
 
     def __init__(self, env: Environment, config: ClusterScenario) -> None:
         super().__init__(env, config)
-        self.cfg = config
         self.rng = env.rng("cluster.pods")
         self.cores = SharedCores(env, config.apiserver.cores, "apiserver.cores")
         self.server = APIServer(env, config.apiserver.apf, fifo_queue_length=(
@@ -198,7 +198,7 @@ class ClusterModel(Model):
         return status == OK
 
     def _codec(self, format_: str | None) -> Codec:
-        name = format_ or self.cfg.apiserver.codec
+        name = format_ or self.config.apiserver.codec
         if name not in self.codecs:
             self.codecs[name] = Codec(name)
         return self.codecs[name]
@@ -243,7 +243,7 @@ class ClusterModel(Model):
         yield from self._call(self.kubelets[node], "patch", "nodes", write=True)
 
     def _churn(self):
-        gap = 1.0 / self.cfg.churn
+        gap = 1.0 / self.config.churn
         while True:
             yield self.env.timeout(float(self.rng.exponential(gap)))
             self.env.process(self._create_pod())
@@ -271,7 +271,7 @@ class ClusterModel(Model):
             self.scheduler.submit(pod)
 
     def _bind(self, pod: Any) -> Generator[simpy.Event, Any, None]:
-        node = int(self.rng.integers(self.cfg.nodes))
+        node = int(self.rng.integers(self.config.nodes))
         # the scheduler took its client's token before it called (Scheduler._bind)
         if (yield from self._call(self.scheduler_client, "create", "pods/binding", write=True, throttled=True)):
             self._place(pod, node)
