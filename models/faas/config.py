@@ -18,7 +18,32 @@ Defaults and their sources:
   Container Startup Performance", arXiv:2602.15214, 2026: 50 runs per test; 1,157 ms on a standard HDD),
   taken as a constant; ``isolate``: a new V8 isolate and
   context in an already running Node.js process (isolated-vm), measured here (parameter set
-  ``node.ivm.sandbox_s``).
+  ``node.ivm.sandbox_s``); ``gvisor`` and ``snapshot`` below.
+* ``cold_start.sandbox: gvisor``, cited, not measured here. Its start: gVisor's own start-up benchmark (an
+  Alpine container running ``true`` through Docker, GCE n1-standard-4, the ptrace platform;
+  https://github.com/google/gvisor/blob/master/website/performance/startup.csv, plotted in the Performance
+  Guide, https://gvisor.dev/docs/architecture_guide/performance/) took 1,144 ms with runsc against 1,193 ms
+  with runc: Docker, not the sandbox, dominates a start. cnsim takes the container's cited 568 ms times that
+  ratio, 545 ms (:data:`GVISOR_START_S`), a constant. Its per-system-call cost: every system call is caught
+  by gVisor's Sentry; the getpid benchmark took 830 ns on the KVM platform and 6,249 ns on ptrace against
+  62 ns natively (Intel Xeon E5-2650 v2; J. Tan and Y. He, "Running gVisor in Production at Scale in Ant",
+  gVisor blog, 2021-12-02, https://gvisor.dev/blog/2021/12/02/running-gvisor-in-production-at-scale-in-ant/,
+  table "getpid benchmark (ns)"), so each of a request's ``syscalls_per_request`` system calls adds 768 ns
+  (``gvisor_platform: kvm``) or 6,187 ns (``ptrace``) to its handler time (:data:`GVISOR_SYSCALL_S`): the
+  interception's structural cost, not the slower paths of calls the Sentry passes to the host or its Gofer.
+  The process start inside gVisor (``runtime_start``) stays the native one measured here.
+* ``cold_start.sandbox: snapshot``, cited, not measured here: a Firecracker microVM restored from a snapshot
+  of an initialised function (as vHive/REAP, AWS Lambda SnapStart). D. Ustiugov et al., "Benchmarking,
+  Analysis, and Optimization of Serverless Function Snapshots", ASPLOS 2021, section 6.2 (helloworld, vanilla
+  Firecracker snapshots on a local SSD, host page cache flushed before each cold invocation): the VMM and its
+  emulated devices restored in 50 ms (the ``sandbox`` stage, :data:`SNAPSHOT_LOAD_S`), then 182 ms to process
+  the invocation that takes 1 ms warm, the guest memory faulted in page by page (the ``first_request`` stage,
+  181 ms, :data:`SNAPSHOT_FIRST_REQUEST_S`). The process start and the function's initialisation are in the
+  snapshot: ``runtime_start`` and ``function_init`` are 0 and may not be given. For the VMM alone
+  Firecracker's snapshot docs give a resume target under 8 ms (2 vCPU, 512 MB, m5d.metal,
+  https://github.com/firecracker-microvm/firecracker/blob/main/docs/snapshotting/snapshot-support.md); REAP's
+  prefetching of the working set (3.7x faster cold starts on average, same paper) is not modelled.
+* ``syscalls_per_request``: 0 unless given (no public source gives a typical count per request).
 * ``cold_start.runtime_start``: measured here (harness ``faas_coldstart``), a small HTTP function's process
   from exec until it listens: ``go.function.start_s`` (a static net/http binary), ``node.function.start_s``
   (Node's http module, ``modules: none``) or ``node.function.start_typical_s`` (Express 4 and its module
@@ -63,6 +88,15 @@ FIRECRACKER_BOOT_S = 0.125
 """Firecracker's published bound on a microVM's boot to guest user space (its SPECIFICATION.md)."""
 CONTAINER_START_S = 0.568
 """A Docker container's start on a cloud VM's premium SSD, published (Khan, arXiv:2602.15214, above)."""
+GVISOR_START_S = CONTAINER_START_S * 1144.1775 / 1193.10768
+"""A gVisor (runsc) container's start: the container's, times runsc's to runc's start through Docker in gVisor's
+own benchmark (startup.csv, ``startup.empty``: 1,144.18 and 1,193.11 ms; above): 0.545 s."""
+GVISOR_SYSCALL_S = {"kvm": (830 - 62) * 1e-9, "ptrace": (6249 - 62) * 1e-9}
+"""Each system call's extra time under gVisor, by platform: getpid under runsc less native (Ant's table, above)."""
+SNAPSHOT_LOAD_S = 0.050
+"""A Firecracker snapshot's VMM and emulated devices restored (Ustiugov et al., ASPLOS 2021, section 6.2)."""
+SNAPSHOT_FIRST_REQUEST_S = 0.182 - 0.001
+"""A restored function's first invocation over a warm one: 182 ms against 1 ms, its pages faulted in (same)."""
 STAGES = ("placement", "sandbox", "runtime_start", "function_init", "first_request")
 """The cold-start stages, in the order a cold start goes through them."""
 RUNTIME_START = {("go", "none"): "go.function.start_s", ("node", "none"): "node.function.start_s",
@@ -99,10 +133,15 @@ class ColdStartConfig(ScenarioPart):
     function initialisation. A warm request skips them all."""
 
     placement: DurationDist = Field(Constant(0.0), description="the platform choosing a host; default 0")
-    sandbox: Literal["firecracker", "container", "isolate", "none"] | DurationDist = Field(
+    sandbox: Literal["firecracker", "container", "gvisor", "snapshot", "isolate", "none"] | DurationDist = Field(
         "firecracker", description="the sandbox's start: firecracker (a microVM, 125 ms, cited), container (a "
-        "Docker container, 568 ms, cited), isolate (a V8 isolate and context in a running Node.js process, "
-        "node.ivm.sandbox_s), none (0) or a distribution")
+        "Docker container, 568 ms, cited), gvisor (a runsc container, 545 ms, cited; each system call slower, "
+        "syscalls_per_request), snapshot (a microVM restored from a snapshot, 50 ms, and its first request 181 ms "
+        "of page faults, cited; no runtime start or init), isolate (a V8 isolate and context in a running Node.js "
+        "process, node.ivm.sandbox_s), none (0) or a distribution")
+    gvisor_platform: Literal["kvm", "ptrace"] = Field(
+        "kvm", description="sandbox gvisor's system-call interception: kvm (768 ns a call more than native) or "
+        "ptrace (6,187 ns), cited")
     modules: Literal["none", "typical"] = Field(
         "none", description="the function's module graph (runtime node): none (Node's http module only) or "
         "typical (Express 4, 132 modules, as measured)")
@@ -123,6 +162,10 @@ class ColdStartConfig(ScenarioPart):
             sandbox = Constant(FIRECRACKER_BOOT_S)
         elif self.sandbox == "container":
             sandbox = Constant(CONTAINER_START_S)
+        elif self.sandbox == "gvisor":
+            sandbox = Constant(GVISOR_START_S)
+        elif self.sandbox == "snapshot":
+            sandbox = Constant(SNAPSHOT_LOAD_S)
         elif self.sandbox == "isolate":
             sandbox = param_dist(ISOLATE)
         elif self.sandbox == "none":
@@ -131,15 +174,34 @@ class ColdStartConfig(ScenarioPart):
             assert isinstance(self.sandbox, Distribution)
             sandbox = self.sandbox
         runtime_start = self.runtime_start
-        if runtime_start is None:
+        if runtime_start is None and self.sandbox == "snapshot":
+            runtime_start = Constant(0.0)  # the process was running when the snapshot was taken
+        elif runtime_start is None:
             runtime_start = param_dist(ISOLATE_LOAD if self.sandbox == "isolate" else
                                        RUNTIME_START[runtime, self.modules])
         first_request = self.first_request
-        if first_request is None:
+        if first_request is None and self.sandbox == "snapshot":
+            first_request = Constant(SNAPSHOT_FIRST_REQUEST_S)
+        elif first_request is None:
             name = ISOLATE_FIRST_CALL if self.sandbox == "isolate" else FIRST_REQUEST.get((runtime, self.modules))
             first_request = param_as_dist(name) if name is not None and name in available() else Constant(0.0)
         return {"placement": self.placement, "sandbox": sandbox, "runtime_start": runtime_start,
                 "function_init": self.function_init, "first_request": first_request}
+
+    @model_validator(mode="after")
+    def _check(self) -> ColdStartConfig:
+        if self.sandbox == "snapshot":
+            for name in ("runtime_start", "function_init"):
+                given = getattr(self, name)
+                if given is not None and (given.mean > 0 or given.variance > 0):
+                    value = f"{given.mean:g} s" if isinstance(given, Constant) else given.spec()
+                    raise ValueError(f"{name}: {value} with sandbox snapshot: the snapshot restores a started, "
+                                     f"initialised function; give 0 or another sandbox")
+        return self
+
+    def syscall_overhead_s(self) -> float:
+        """Each system call's extra time in this sandbox: gVisor's interception, 0 elsewhere."""
+        return GVISOR_SYSCALL_S[self.gvisor_platform] if self.sandbox == "gvisor" else 0.0
 
 
 class HybridConfig(ScenarioPart):
@@ -183,6 +245,10 @@ class FunctionConfig(ScenarioPart):
         description="a request's time in the handler, seconds (at a full vCPU with cpu_scaling)")
     runtime: Literal["go", "node"] = Field("node", description="language runtime: its process start")
     memory: Size = Field(128 * MIB, gt=0, description="instance memory: GB-seconds billed, CPU share")
+    syscalls_per_request: int = Field(
+        0, ge=0, le=MAX_COUNT, description="system calls a request makes in the handler: with sandbox gvisor each "
+        "adds gVisor's interception cost (cold_start.gvisor_platform) to its time; elsewhere their native cost is "
+        "in service already; default 0")
     cpu_scaling: bool = Field(
         False, description="stretch service by 1 / min(1, memory / 1769 MiB): a CPU-bound handler on "
         "Lambda's proportional CPU")

@@ -9,8 +9,9 @@ Computing Platforms", CLOSER 2021, generalised to ``concurrency`` requests per i
   ``max_instances``, it starts a new instance and waits for its cold start (scale from zero included):
   the request that triggered a cold start is served by the instance it started. Both are **cold**.
 * At ``max_instances`` it is rejected, or queued FIFO for the next free slot (``at_limit``).
-* A cold start is the stages ``placement``, ``sandbox``, ``runtime_start``, ``function_init`` in order,
-  each drawn from its own distribution and stream (``faas.NAME.coldstart.STAGE``).
+* A cold start is the stages ``placement``, ``sandbox``, ``runtime_start``, ``function_init``,
+  ``first_request`` in order, each drawn from its own distribution and stream (``faas.NAME.coldstart.STAGE``);
+  the sandbox decides some of them (:mod:`models.faas.config`: a snapshot restore has no runtime start).
 * An instance with no request in progress is idle; the function's keep-alive policy
   (:mod:`models.faas.keepalive`) says for how long it is kept: ``keep_alive`` seconds with the fixed policy,
   after which, if still idle, it is reclaimed. A policy may instead unload it at once and pre-warm a new
@@ -22,7 +23,8 @@ Computing Platforms", CLOSER 2021, generalised to ``concurrency`` requests per i
 * Billed: each request's handler time rounded up to the pricing granularity, times the memory in GB
   (cold-start time is not billed in this model).
 
-The handler's time is a distribution (``service``), stretched by the CPU share with ``cpu_scaling``; a
+The handler's time is a distribution (``service``), plus ``syscalls_per_request`` times gVisor's cost of a
+system call in a ``gvisor`` sandbox, stretched by the CPU share with ``cpu_scaling``; a
 request run on the runtime models (:mod:`models.runtime`) is a later step.
 """
 
@@ -117,8 +119,10 @@ class FunctionPool:
             for stage, dist in config.cold_start.stages(config.runtime).items()
         ]
         stretch = 1 / min(1.0, config.cpu_share) if config.cpu_scaling else 1.0
+        syscalls = config.syscalls_per_request * config.cold_start.syscall_overhead_s()  # gVisor's interception
         draw = config.service.sampler(env.rng(f"faas.{name}.service"))
-        self.draw_service: Callable[[], float] = (lambda: draw() * stretch) if stretch != 1.0 else draw
+        self.draw_service: Callable[[], float] = (
+            (lambda: (draw() + syscalls) * stretch) if stretch != 1.0 or syscalls else draw)
         self.instances: dict[Instance, None] = {}  # loaded or starting, in creation order
         self.free: list[tuple[float, int, Instance]] = []  # heap, newest first: ready instances with a free slot,
         # and stale entries dropped when they reach the top (full or unloaded since)
