@@ -40,8 +40,9 @@ Defaults and their sources:
   the invocation that takes 1 ms warm, the guest memory faulted in page by page (the ``first_request`` stage,
   181 ms, :data:`SNAPSHOT_FIRST_REQUEST_S`). The process start and the function's initialisation are in the
   snapshot: ``runtime_start`` and ``function_init`` are 0 and may not be given. For the VMM alone
-  Firecracker's snapshot docs give a resume target under 8 ms (2 vCPU, 512 MB, m5d.metal,
-  https://github.com/firecracker-microvm/firecracker/blob/main/docs/snapshotting/snapshot-support.md); REAP's
+  Firecracker's snapshot docs gave a resume target under 8 ms, 5 ms at p90 (2 vCPU, 512 MB, m5d.metal; section
+  "Performance" of docs/snapshotting/snapshot-support.md in https://github.com/firecracker-microvm/firecracker
+  at commit 0151dbcd4f9703fdbc90abb3a295c4c446df5bf1); REAP's
   prefetching of the working set (3.7x faster cold starts on average, same paper) is not modelled.
 * ``syscalls_per_request``: 0 unless given (no public source gives a typical count per request).
 * ``cold_start.runtime_start``: measured here (harness ``faas_coldstart``), a small HTTP function's process
