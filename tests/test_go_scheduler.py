@@ -65,6 +65,21 @@ def test_preemption_bounds_a_hogs_slice(env):
     assert short.value >= FORCE_PREEMPT_S - 0.5 * MS
     assert 100 / 20 - 1 <= go.preemptions.value <= 100 / 10
     assert hog.value == pytest.approx(101 * MS)
+    # the hog started once and again after each preemption, the request once: switches in user space
+    assert go.sched.goroutine_switches.value == 2 + go.preemptions.value
+
+
+def test_an_m_parks_and_is_woken_as_its_p_idles_and_gets_work(env):
+    """One goroutine on one P: its M is woken for it (a switch in) and parks once it ends (a switch out);
+    sysmon's rounds meanwhile count two each (awake, asleep), so the count is even and at least 4."""
+    go = runtime(env, 1)
+    switches = env.metrics.counter("go.context_switches")
+    assert switches.value == 0
+    done = go.execute([Compute(3 * MS)])
+    env.run(until=done)
+    env.run(until=env.now + 1e-9)
+    assert go.sched.goroutine_switches.value == 1
+    assert switches.value >= 4 and switches.value % 2 == 0
 
 
 def test_netpoll_ready_goroutine_waits_for_a_poll_when_all_ps_are_busy(env):

@@ -55,6 +55,24 @@ def test_no_more_threads_than_cores_run_at_full_speed() -> None:
     assert finish_times(env, [cores.run(1.0) for _ in range(4)]) == [pytest.approx(1.0)] * 4
 
 
+def test_context_switches_count_wakes_blocks_and_time_slices() -> None:
+    """Two threads of 20 ms on one core with 2 ms slices: one switch in from idle, the other waits; 40 ms of
+    slicing at one switch per slice (20); then a (continued) burst at the instant one ended costs nothing, and
+    one after a gap counts the block it followed and its wake onto the idle core."""
+    env = Environment()
+    cores = SharedCores(env, 1, slice_s=0.002)
+    switches = env.metrics.counter("cores.context_switches")
+    a, b = cores.run(0.02, "a"), cores.run(0.02, "b")
+    assert switches.value == 1
+    a.callbacks.append(lambda _e: cores.run(0.001, "a"))
+    env.run(until=0.05)
+    assert switches.value == 1 + 20
+    env.run(until=0.06)
+    cores.run(0.001, "b")
+    assert switches.value == 1 + 20 + 2
+    assert b.processed
+
+
 # ---------------------------------------------------------------- the pool
 def test_jobs_beyond_the_workers_wait_fifo(env: Environment) -> None:
     workers = pool(env, 2)

@@ -32,7 +32,11 @@ arrival to the last completion), ``R.memory_in_use_bytes`` (gauge: Go process, h
 stacks, from :mod:`models.runtime.go.detailed.runtime`; Node process, isolates and heaps), plus
 each runtime's own (``go.*``, ``go.gc.*``, ``node.*``, ``node.workers.*``,
 ``node.cores.runnable``), and ``node.workers.ready_s`` (one observation: when the
-last worker became ready, from time 0). In Poisson mode the first ``warmup`` fraction of jobs
+last worker became ready, from time 0). Context switches come out of each model's threads:
+``go.context_switches`` (the Ms parking and woken as Ps go idle and get work, sysmon's rounds) with
+``go.goroutine_switches`` (user-space, on the Ps), against ``node.cores.context_switches`` (the loop's and
+the workers' threads blocking and woken, and the kernel's time slices while more of them are runnable
+than there are cores); their rates are per simulated second. In Poisson mode the first ``warmup`` fraction of jobs
 are not measured; in a batch every job is.
 
 Memory on both sides starts from an idle process's measured resident set
@@ -40,7 +44,7 @@ Memory on both sides starts from an idle process's measured resident set
 runtime's first heap, so a few hundred KiB (Go) to a few MiB (Node) of heap are
 counted twice. Simplifications: the Go and Node sides do
 not share cores; the CPU the Go scheduler and the kernel spend switching
-threads is not charged.
+threads is counted (above) but not charged.
 """
 
 from __future__ import annotations

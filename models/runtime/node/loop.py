@@ -172,7 +172,7 @@ class NodeRuntime:
             cpu_s, stop = self._callback(task)
             if cpu_s > 0:
                 self.loop_busy.set(1)
-                yield run_cpu(env, self.cores, cpu_s)
+                yield run_cpu(env, self.cores, cpu_s, self)
                 self.loop_busy.set(0)
             self._suspend(task, stop)
 

@@ -52,11 +52,13 @@ from itertools import count
 import simpy
 
 from sim.core import Environment
-from sim.params import param_linear
+from sim.params import param_linear, param_value
 from models.runtime.node.gc import Allocation, V8GCConfig, V8Heap
 from models.runtime.node.startup import StartupConfig, V8Startup
 
 MESSAGE_PARAM = "node.worker.message_s_vs_bytes"
+SLICE_PARAM = "machine.slice_s"
+"""Measured time slice of a CPU-bound thread sharing a CPU (``calibration/harness``, machine slices)."""
 
 
 class SharedCores:
@@ -66,20 +68,35 @@ class SharedCores:
     its CPU. A virtual clock V advances at the per-thread rate; a burst of work w
     started at V0 ends when V reaches V0 + w (as
     :class:`~models.queueing.stations.PSStation`, Kleinrock vol. 2 §4.4).
+
+    ``NAME.context_switches`` (counter) counts the kernel's switches of a core from one thread to another
+    (or to or from idle), as ``/proc/stat``'s ``ctxt`` does: a thread blocking when its burst ends (one),
+    a thread woken while a core is idle (one; woken onto busy cores it waits for one of the other two),
+    and, while more threads are runnable than there are cores, each core's time slice ending
+    (``cores / slice_s`` per second, the fluid share's time slicing; ``slice_s`` defaults to
+    ``machine.slice_s``, measured: two threads spinning on one CPU). A thread that passes itself as
+    ``thread`` to :meth:`run` and starts its next burst at the instant its last one ended did not block;
+    a burst without ``thread`` is counted as a thread of its own that blocks after it.
     """
 
-    def __init__(self, env: Environment, cores: int, name: str = "cores") -> None:
+    def __init__(self, env: Environment, cores: int, name: str = "cores", slice_s: float | None = None) -> None:
         if cores < 1:
             raise ValueError(f"{name}.cores: must be >= 1 (got {cores})")
+        if slice_s is not None and slice_s <= 0:
+            raise ValueError(f"{name}.slice_s: must be > 0 (got {slice_s})")
         self.env = env
         self.cores = cores
         self.name = name
+        self.slice_s = slice_s if slice_s is not None else param_value(SLICE_PARAM)
         self._heap: list[tuple[float, int, simpy.Event]] = []
         self._virtual = 0.0
         self._updated = env.now
         self._token = 0
         self._sequence = count()
+        self._ended: dict[object, float] = {}
+        self._slices = 0.0
         self.runnable = env.metrics.gauge(f"{name}.runnable")
+        self.context_switches = env.metrics.counter(f"{name}.context_switches")
 
     def _rate(self) -> float:
         n = len(self._heap)
@@ -87,16 +104,34 @@ class SharedCores:
 
     def _advance(self) -> None:
         now = self.env.now
-        self._virtual += self._rate() * (now - self._updated)
+        elapsed = now - self._updated
+        self._virtual += self._rate() * elapsed
+        if len(self._heap) > self.cores and elapsed > 0:  # time slicing: every core switches each slice
+            self._slices += elapsed * self.cores / self.slice_s
+            whole = int(self._slices)
+            if whole:
+                self._slices -= whole
+                self.context_switches.inc(whole)
         self._updated = now
 
-    def run(self, cpu_s: float) -> simpy.Event:
-        """A thread runs ``cpu_s`` seconds of CPU; the event fires when it is done."""
+    def run(self, cpu_s: float, thread: object | None = None) -> simpy.Event:
+        """A thread runs ``cpu_s`` seconds of CPU; the event fires when it is done. ``thread`` (any hashable
+        key) tells whether it goes on from its last burst without blocking (see the class docstring)."""
         done = self.env.event()
         if cpu_s <= 0:
             done.succeed()
             return done
         self._advance()
+        now = self.env.now
+        ended = self._ended.pop(thread, None) if thread is not None else None
+        if ended is None or ended != now:
+            # it blocked when its last burst ended (a switch out, counted now), and wakes: a switch in if a
+            # core is idle
+            switches = (ended is not None or thread is None) + (len(self._heap) < self.cores)
+            if switches:
+                self.context_switches.inc(switches)
+        if thread is not None:
+            done.callbacks.append(lambda _event: self._ended.__setitem__(thread, self.env.now))
         heapq.heappush(self._heap, (self._virtual + cpu_s, next(self._sequence), done))
         self._reschedule()
         return done
@@ -125,9 +160,9 @@ def one_way_message_cost() -> tuple[float, float]:
     return intercept / 2, slope
 
 
-def run_cpu(env: Environment, cores: SharedCores | None, cpu_s: float) -> simpy.Event:
+def run_cpu(env: Environment, cores: SharedCores | None, cpu_s: float, thread: object | None = None) -> simpy.Event:
     """``cpu_s`` of CPU on the shared cores, or on a core of the thread's own when ``cores`` is None."""
-    return cores.run(cpu_s) if cores is not None else env.timeout(cpu_s)
+    return cores.run(cpu_s, thread) if cores is not None else env.timeout(cpu_s)
 
 
 class Job:
@@ -208,9 +243,10 @@ class WorkerPool:
 
     def _worker(self, index: int):
         env = self.env
+        thread = (self.name, index)
         if not self.warm:
             started = env.now
-            yield run_cpu(env, self.cores, self.startup.draw("isolate"))
+            yield run_cpu(env, self.cores, self.startup.draw("isolate"), thread)
             self.start_s.record(env.now - started)
         self._started += 1
         if self._started == self.size:
@@ -230,7 +266,7 @@ class WorkerPool:
             allocation = Allocation()
             pause = heap.allocate(job.alloc_bytes, allocation)
             work = self.message_half_s(job.in_bytes) + job.cpu_s + pause + self.message_half_s(job.out_bytes)
-            yield run_cpu(env, self.cores, work)
+            yield run_cpu(env, self.cores, work, thread)
             heap.release(allocation)
             self.heap_gauge.set(self.heap_bytes())
             self.busy_count -= 1

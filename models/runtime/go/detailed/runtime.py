@@ -52,6 +52,12 @@ Metrics under ``NAME`` (``go``): ``NAME.goroutines``, ``NAME.stack_bytes``,
 ``NAME.memory_in_use_bytes`` (heap live + stacks, plus ``process_bytes`` if given: the
 process's own resident memory), ``NAME.procs_busy`` (gauges);
 ``NAME.preemptions``, ``NAME.steals``, ``NAME.throttled_periods`` (counters);
+``NAME.goroutine_switches`` (counter: goroutines a P starts running, ``execute``/``gogo``: switches in
+user space, no kernel involved) and ``NAME.context_switches`` (counter: the kernel's switches of the
+runtime's threads, in or out: an M parking when its P goes idle (``stopm``), one woken for an idle P
+(``wakep``), each round of sysmon's thread (awake, then ``usleep``); on placed cores the kernel's
+preemptions of the Ps' threads by other threads (:mod:`models.machine.cores`) are not counted, and an M
+spinning before it parks is not modelled, so an M that parks and is woken again counts two);
 ``NAME.throttled_s`` (histogram of stalls); and the collector's (``NAME.gc.*``,
 see :mod:`models.runtime.go.gc`).
 """
@@ -130,12 +136,13 @@ class GoRuntime:
             process_bytes=float(process_bytes), cores=cores, name=name,
         )
         if cores is None:  # sysmon's thread has a processor of its own and sleeps as a timer does
-            self.sysmon = Sysmon(env, self.sched, timer_late)
+            self.sysmon = Sysmon(env, self.sched, timer_late, name=name)
         else:
             self.sysmon = Sysmon(
                 env, self.sched,
                 (sysmon_late or param_as_dist(SYSMON_LATE_PARAM)).sampler(rng(f"{name}.sysmon_late")),
                 cores=cores, cpu=(sysmon_cpu or param_as_dist(SYSMON_CPU_PARAM)).sampler(rng(f"{name}.sysmon_cpu")),
+                name=name,
             )
         self.netpoller = Netpoller(env, self.sched, self.sysmon, timer_late)
         self.quota = CFSQuota(env, self.sched, quota_cores, name)

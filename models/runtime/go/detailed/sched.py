@@ -112,6 +112,8 @@ class Scheduler:
         self.procs_busy = metrics.gauge(f"{name}.procs_busy")
         self.preemptions = metrics.counter(f"{name}.preemptions")
         self.steals = metrics.counter(f"{name}.steals")
+        self.goroutine_switches = metrics.counter(f"{name}.goroutine_switches")
+        self.context_switches = metrics.counter(f"{name}.context_switches")
         self.netpoller: Netpoller | None = None
         self.workers: GCWorkers | None = None
         self.quota: CFSQuota | None = None
@@ -122,8 +124,9 @@ class Scheduler:
         self.netpoller = netpoller
         self.workers = workers
         self.quota = quota
-        for p in self.ps:
-            self.idle(p)
+        for p in self.ps:  # idle from the start: no M has run yet, so none is switched out
+            p.is_idle = True
+            self.idle_ps.append(p)
 
     @property
     def frozen(self) -> bool:
@@ -202,12 +205,19 @@ class Scheduler:
         p.is_idle = False
         if p.kind is IDLE_MARK:
             self.set_kind(p, RUN)
+        else:  # its M was parked (stopm): the kernel switches the thread in
+            self.context_switches.inc()
         return p
 
     def idle(self, p: P) -> None:
+        """``p`` has nothing to run: its M parks (``stopm``: a futex sleep, the thread switched out), or during
+        a mark runs the idle mark worker, awake."""
         p.is_idle = True
         self.idle_ps.append(p)
-        self.set_kind(p, IDLE_MARK if self.mark.marking else None)
+        marking = self.mark.marking
+        if not marking:
+            self.context_switches.inc()
+        self.set_kind(p, IDLE_MARK if marking else None)
 
     # -------------------------------------------------------------- schedule
     def schedule(self, p: P) -> None:
@@ -285,6 +295,7 @@ class Scheduler:
         if g.observe is not None:
             g.observe(self.env.now - g.wake_at)
             g.observe = None
+        self.goroutine_switches.inc()
         p.g = g
         self.set_kind(p, RUN)
 

@@ -75,7 +75,7 @@ class Sysmon:
     """
 
     def __init__(self, env: Environment, sched: Scheduler, late: Callable[[], float],
-                 cores: Cores | None = None, cpu: Callable[[], float] | None = None) -> None:
+                 cores: Cores | None = None, cpu: Callable[[], float] | None = None, name: str = "go") -> None:
         if (cores is None) != (cpu is None):
             raise ValueError("sysmon: the CPU of its rounds is drawn on placed cores, and only there")
         self.env = env
@@ -87,6 +87,8 @@ class Sysmon:
         self._delay = SYSMON_MIN_DELAY_S
         self._asleep = False
         self._timer = Timer(env, self._round)
+        # the runtime's counter (the scheduler's Ms count into it too): two per round
+        self.context_switches = env.metrics.counter(f"{name}.context_switches")
 
     def start(self) -> None:
         """The first sleep."""
@@ -101,6 +103,7 @@ class Sysmon:
 
     def _round(self) -> None:
         sched = self.sched
+        self.context_switches.inc(2)  # its thread woke (a switch in) and will sleep again (a switch out)
         if self._asleep:  # the deep sleep timed out (no reset)
             self._asleep = False
         elif sched.stw or len(sched.idle_ps) == sched.procs:
@@ -113,6 +116,7 @@ class Sysmon:
         """``notewakeup(&sched.sysmonnote)``: end a deep sleep; sysmon starts again at 20 µs."""
         if self._asleep:
             self._asleep = False
+            self.context_switches.inc(2)
             self._idle = 0
             self._delay = SYSMON_MIN_DELAY_S
             self._run(preempt=False)
