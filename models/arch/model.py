@@ -113,12 +113,8 @@ from models.arch.workloads import arrival_times
 from models.k8s.autoscaler import HorizontalPodAutoscaler
 from models.k8s.metricsserver import MetricsServer
 from models.machine.cores import Cores, calibrated_cores
-from models.runtime.go.detailed.runtime import GoRuntime
-from models.runtime.go.fast.runtime import FastGoRuntime
-from models.runtime.go.gc import GCConfig
-from models.runtime.native import NativeRuntime
-from models.runtime.node.loop import NodeRuntime
-from models.runtime.protocol import Compute, RequestTimes, Runtime, Step, Wait
+from models.runtime.build import build_runtime, compute_draw
+from models.runtime.protocol import RequestTimes, Runtime, Step, Wait
 from models.net.tcp import DOWN, UP, ConnStats
 
 EDGE = "edge"
@@ -226,18 +222,13 @@ class Pod:
         """A surrogate Go pod's draw of its time there (:mod:`models.arch.surrogate`), else None."""
         if runtime is not None and runtime.fidelity == "surrogate":
             self.surrogate = arch.surrogates.sampler(service, env, f"surrogate.{self.name}")
-        elif runtime is not None and runtime.kind == "go" and runtime.fidelity == "detailed":
-            self.runtime = GoRuntime(env, runtime.gomaxprocs, gc=runtime.gc or GCConfig(), name=f"pod.{self.name}.go",
-                                     cores=node.kernel)
-        elif runtime is not None and runtime.kind == "go":
-            self.runtime = FastGoRuntime(env, runtime.gomaxprocs, gc=runtime.gc or GCConfig(),
-                                         name=f"pod.{self.name}.go")
-        elif runtime is not None and runtime.kind == "native":
+        elif runtime is not None:
+            assert runtime.fidelity != "surrogate"
             # Envoy's --concurrency default: as many workers as the machine has hardware threads.
             threads = runtime.threads if runtime.threads is not None else arch.config.nodes.cores
-            self.runtime = NativeRuntime(env, threads, name=f"pod.{self.name}.native")
-        elif runtime is not None:
-            self.runtime = NodeRuntime(env, name=f"pod.{self.name}.node")
+            self.runtime = build_runtime(env, runtime.kind, f"pod.{self.name}", fidelity=runtime.fidelity,
+                                         gomaxprocs=runtime.gomaxprocs, gc=runtime.gc, threads=threads,
+                                         cores=node.kernel)
         self.upstreams: dict[str, Upstream] = {}
         """One per service this pod calls (set once every pod exists: :meth:`ArchModel.upstreams_for`)."""
         mesh = arch.config.mesh
@@ -469,19 +460,9 @@ class ArchModel(Model):
         seconds, outcome) appended to the request's list)."""
         env = self.env
         if step.cpu is not None:
-            draw_cpu = step.cpu.sampler(env.rng(stream))
-            if step.alloc is None:
-                return lambda pod, key, calls: Compute(draw_cpu(), 0.0)
-            draw_alloc = step.alloc.sampler(env.rng(f"{stream}.alloc"))
             runtime = self.config.services[service].runtime
-            shape = ((runtime.gc if runtime is not None and runtime.gc is not None else GCConfig())
-                     .allocation_shape())
-
-            def allocating(pod: Pod, key: int, calls: list[tuple[float, Outcome]]) -> Compute:
-                nbytes = draw_alloc()
-                return Compute(draw_cpu() + shape.cpu_s(nbytes), nbytes)
-
-            return allocating
+            draw = compute_draw(env, step.cpu, step.alloc, runtime.gc if runtime is not None else None, stream)
+            return lambda pod, key, calls: draw()
         configs = step.calls()
         if step.call is not None:
             (call,) = configs
