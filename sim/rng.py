@@ -37,6 +37,7 @@ class Streams:
         self.seed = int(seed)
         self.replication = int(replication)
         self._issued: dict[str, np.random.Generator] = {}
+        self._released: dict[str, np.random.Generator] = {}
 
     def seed_sequence(self, name: str) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.seed, spawn_key=(self.replication, name_key(name)))
@@ -49,9 +50,23 @@ class Streams:
         """
         if name in self._issued:
             raise ValueError(f"random stream {name!r} was already issued to another component")
-        generator = np.random.Generator(np.random.PCG64(self.seed_sequence(name)))
+        generator = self._released.pop(name, None)
+        if generator is None:
+            generator = np.random.Generator(np.random.PCG64(self.seed_sequence(name)))
         self._issued[name] = generator
         return generator
+
+    def release(self, prefix: str) -> None:
+        """The component named ``prefix`` is gone: its streams (``prefix`` and the names under ``prefix.``) may be
+        issued again, to the component that takes its place under the same name, and go on where they stopped.
+
+        For a model that replaces a component during a run (a FaaS instance's runtime, unloaded and later
+        started again in the same slot: :mod:`models.faas.platform`), so that the names, and the streams, stay
+        as many as the components alive at once rather than grow with the run. An old component that still draws
+        (a collector finishing its cycle) shares the new one's streams: still reproducible, no longer independent.
+        """
+        for name in [name for name in self._issued if name == prefix or name.startswith(prefix + ".")]:
+            self._released[name] = self._issued.pop(name)
 
     @property
     def names(self) -> list[str]:

@@ -100,3 +100,19 @@ def test_a_whole_run_touches_no_global_random_state() -> None:
     after = np.random.get_state()
     assert np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]
     assert random.getstate() == py_state
+
+
+def test_released_streams_go_on_where_they_stopped_for_the_next_component() -> None:
+    # a component replaced under its name (a FaaS instance's runtime in its slot) continues its streams: the draws
+    # of the two together are one stream's, and names outside the released prefix stay refused
+    whole = Streams(5).stream("slot.0.go.steal").random(6)
+    streams = Streams(5)
+    first = streams.stream("slot.0.go.steal").random(3)
+    streams.stream("slot.01.go")
+    streams.release("slot.0")
+    with pytest.raises(ValueError, match="already issued"):
+        streams.stream("slot.01.go")
+    second = streams.stream("slot.0.go.steal").random(3)
+    assert np.array_equal(np.concatenate([first, second]), whole)
+    with pytest.raises(ValueError, match="already issued"):
+        streams.stream("slot.0.go.steal")

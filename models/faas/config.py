@@ -62,25 +62,31 @@ Defaults and their sources:
 * ``keep_alive_policy`` ``hybrid``: the hybrid histogram policy's parameters (:class:`HybridConfig`) are those of
   Shahrad et al., section 4.2, with the values the paper leaves unstated from dslab's implementation
   (:mod:`models.faas.keepalive`).
+* ``handler``: a request as work on the instance's runtime model, its CPU the share the memory buys (above),
+  stretched by 1 / min(1, share / GOMAXPROCS) (:class:`HandlerConfig`, :mod:`models.faas.platform`); GOMAXPROCS
+  the vCPUs the instance sees, ceil(memory / 1,769 MB) (the re:Invent 2020 table of cores by memory, 1 up to
+  1,769 MB, 6 from 8,846 MB, quoted in https://stackoverflow.com/questions/66522916).
 * Prices: AWS Lambda's published on-demand prices, x86, US East (https://aws.amazon.com/lambda/pricing/):
   $0.0000166667 per GB-second, $0.20 per million requests, duration billed in 1 ms increments.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
 from sim.dists import Constant, Distribution, Empirical
 from sim.params import available, param_as_dist, param_dist
-from sim.scenario import (MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, calibrated,
-                          format_validation_error)
+from sim.scenario import (MAX_COUNT, Duration, DurationDist, Rate, ScenarioBase, ScenarioPart, Size, SizeDist,
+                          calibrated, format_validation_error)
 from models.arch.config import BurstConfig, DiurnalConfig, WorkloadConfig
 from models.faas.azure import AzureConfig
 from models.faas.keepalive import FixedKeepAlive, HybridHistogram, KeepAlivePolicy
 from models.faas.knative_config import KnativeConfig
 from models.faas.trace import TraceConfig
+from models.runtime.go.gc import GCConfig
 
 MIB = 2**20
 MIB_PER_VCPU = 1769.0
@@ -238,12 +244,36 @@ class HybridConfig(ScenarioPart):
                                self.min_samples, self.oob_threshold, self.forecast_margin)
 
 
+class HandlerConfig(ScenarioPart):
+    """A request as work on the instance's runtime model (:mod:`models.runtime`): one CPU step, as a CPU step of
+    the ``arch`` kind's services on a pod with a ``runtime`` (:mod:`models.runtime.build`). The function's
+    ``runtime`` is the model: ``go`` (fast fidelity, with its collector), ``node`` (one event loop)."""
+
+    cpu: DurationDist = Field(description="CPU a request's handler runs, seconds of a full vCPU")
+    alloc: SizeDist | None = Field(
+        None, description="runtime go: bytes a request allocates (the collector's load, and the calibrated CPU of "
+        "allocating them); null: none")
+    gc: GCConfig | None = Field(None, description="runtime go: the collector (null: its defaults, GOGC 100)")
+    gomaxprocs: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="runtime go: GOMAXPROCS; null: the vCPUs the instance sees, "
+        "ceil(memory / 1769 MiB) (Go's default is the CPUs it sees)")
+
+
+GO_ONLY = ("alloc", "gc", "gomaxprocs")
+"""The handler's settings that only a Go runtime has."""
+
+
 class FunctionConfig(ScenarioPart):
-    """One function: its invocations, its service time and the instances that serve it."""
+    """One function: its invocations, its service time (or its handler on the runtime) and the instances that
+    serve it."""
 
     workload: FaasWorkload
-    service: DurationDist = Field(
-        description="a request's time in the handler, seconds (at a full vCPU with cpu_scaling)")
+    service: DurationDist | None = Field(
+        None, description="a request's time in the handler, seconds (at a full vCPU with cpu_scaling); give "
+        "this or handler")
+    handler: HandlerConfig | None = Field(
+        None, description="a request as work on the instance's runtime model, on the CPU share its memory buys; "
+        "give this or service")
     runtime: Literal["go", "node"] = Field("node", description="language runtime: its process start")
     memory: Size = Field(128 * MIB, gt=0, description="instance memory: GB-seconds billed, CPU share")
     syscalls_per_request: int = Field(
@@ -275,6 +305,7 @@ class FunctionConfig(ScenarioPart):
 
     @model_validator(mode="after")
     def _check(self) -> FunctionConfig:
+        self._check_handler()
         if self.provisioned > self.max_instances:
             raise ValueError(f"max_instances: {self.max_instances} is less than provisioned "
                              f"({self.provisioned})")
@@ -290,6 +321,37 @@ class FunctionConfig(ScenarioPart):
             raise ValueError(f"cold_start.modules: {self.cold_start.modules} is measured for runtime node only "
                              f"(got runtime {self.runtime!r})")
         return self
+
+    def _check_handler(self) -> None:
+        handler = self.handler
+        if (self.service is None) == (handler is None):
+            raise ValueError("service: give a request's time in the handler (service) or its work on the "
+                             "runtime (handler), one of them" + (" (got both)" if handler is not None else ""))
+        if handler is None:
+            return
+        if self.cpu_scaling:
+            raise ValueError("cpu_scaling: true stretches service; a handler runs on the instance's CPU share "
+                             "already")
+        if self.scaling == "knative":
+            raise ValueError("handler: runs on per_request instances; not built for scaling knative (got scaling "
+                             "'knative')")
+        for field in GO_ONLY:
+            if self.runtime != "go" and getattr(handler, field) is not None:
+                raise ValueError(f"handler.{field}: a Go setting; runtime {self.runtime!r} runs the handler on one "
+                                 "event loop with no collector modelled")
+
+    @property
+    def gomaxprocs(self) -> int:
+        """GOMAXPROCS of a Go handler: as given, else the vCPUs the instance sees, ceil(memory / 1,769 MB)."""
+        given = self.handler.gomaxprocs if self.handler is not None else None
+        return given if given is not None else max(1, math.ceil(self.cpu_share - 1e-9))
+
+    @property
+    def cpu_stretch(self) -> float:
+        """What a handler's CPU is multiplied by on the instance: its share spread over its threads running CPU
+        (GOMAXPROCS Ps, Node's one loop), 1 / min(1, share / threads)."""
+        threads = self.gomaxprocs if self.runtime == "go" else 1
+        return 1.0 / min(1.0, self.cpu_share / threads)
 
     def policy(self) -> KeepAlivePolicy:
         """A new keep-alive policy object for one function's instances."""
@@ -332,6 +394,9 @@ class FaasScenario(ScenarioBase):
         if not self.functions and self.azure is None and self.trace is None:
             raise ValueError("functions: give at least one function (or azure or trace)")
         for part, source in (("azure", self.azure), ("trace", self.trace)):
+            if source is not None and "handler" in source.template:
+                raise ValueError(f"{part}.template.handler: generated functions run their drawn service time; a "
+                                 "handler is for the functions written out")
             if source is not None:
                 try:
                     FunctionConfig.model_validate({"workload": {"rate": 1.0}, "service": 1.0, **source.template})

@@ -24,8 +24,13 @@ Computing Platforms", CLOSER 2021, generalised to ``concurrency`` requests per i
   (cold-start time is not billed in this model).
 
 The handler's time is a distribution (``service``), plus ``syscalls_per_request`` times gVisor's cost of a
-system call in a ``gvisor`` sandbox, stretched by the CPU share with ``cpu_scaling``; a
-request run on the runtime models (:mod:`models.runtime`) is a later step.
+system call in a ``gvisor`` sandbox, stretched by the CPU share with ``cpu_scaling``; or, with ``handler``, the
+request runs on its instance's runtime model (Go or Node.js, :mod:`models.runtime`) on the CPU share the
+instance's memory buys, a runtime each instance has from the end of its cold start until it is unloaded
+(:mod:`models.faas.runtimes`; gVisor's cost of its system calls is CPU added to its handler's): the handler's
+time, and the billed duration, is then the request's time on the runtime, its wait behind the instance's other
+requests (``concurrency`` > 1) and its collector's pauses and assists included, and ``requests.cpu_s`` records
+each request's CPU (seconds of a full vCPU).
 """
 
 from __future__ import annotations
@@ -38,13 +43,15 @@ from collections.abc import Callable
 from sim.core import Environment
 from sim.stats import Counter, Gauge, Histogram
 from models.faas.config import STAGES, FunctionConfig, PricingConfig
+from models.faas.runtimes import InstanceRuntimes
+from models.runtime.protocol import Runtime
 
 
 class Instance:
     """One function instance: ready or starting, its requests in progress, since when it is idle."""
 
     __slots__ = ("created", "ready", "busy", "idle", "idle_since", "expire_at", "timer_at", "provisioned", "pending",
-                 "keep_until", "loaded", "serial", "offered")
+                 "keep_until", "loaded", "serial", "offered", "runtime", "slot")
 
     def __init__(self, created: float, ready: bool, provisioned: bool = False) -> None:
         self.created = created
@@ -60,6 +67,8 @@ class Instance:
         self.provisioned = provisioned
         self.pending: list[float] = []  # arrival times of the requests waiting for the instance to start
         self.keep_until: float | None = None  # a pre-warmed instance: unloaded then if no request came
+        self.runtime: Runtime | None = None  # with a handler: its runtime model, from ready until unloaded
+        self.slot = -1  # with a handler: its runtime's slot (models.faas.runtimes)
 
 
 class Recorder:
@@ -67,6 +76,7 @@ class Recorder:
 
     def __init__(self, env: Environment, prefixes: list[str]) -> None:
         metrics = env.metrics
+        self.env, self.prefixes = env, prefixes
 
         def hists(name: str) -> list[Histogram]:
             return [metrics.histogram(p + name) for p in prefixes]
@@ -87,6 +97,10 @@ class Recorder:
             counters("instances.wasted_gb_s"), counters("cost.gb_s"), counters("cost.usd"))
         self.count, self.idle = gauges("instances.count"), gauges("instances.idle")
         self.prewarmed = counters("instances.prewarmed")
+
+    def cpu(self) -> list[Histogram]:
+        """``requests.cpu_s``: each request's handler CPU (made for the functions with a handler only)."""
+        return [self.env.metrics.histogram(p + "requests.cpu_s") for p in self.prefixes]
 
 
 def _record(metrics: list[Histogram], value: float) -> None:
@@ -118,11 +132,14 @@ class FunctionPool:
             (stage, dist.sampler(env.rng(f"faas.{name}.coldstart.{stage}")))
             for stage, dist in config.cold_start.stages(config.runtime).items()
         ]
-        stretch = 1 / min(1.0, config.cpu_share) if config.cpu_scaling else 1.0
-        syscalls = config.syscalls_per_request * config.cold_start.syscall_overhead_s()  # gVisor's interception
-        draw = config.service.sampler(env.rng(f"faas.{name}.service"))
-        self.draw_service: Callable[[], float] = (
-            (lambda: (draw() + syscalls) * stretch) if stretch != 1.0 or syscalls else draw)
+        self.runtimes = (InstanceRuntimes(env, name, config, config.handler, recorder.cpu())
+                         if config.handler is not None else None)
+        self.draw_service: Callable[[], float] = lambda: 0.0
+        if config.service is not None:
+            stretch = 1 / min(1.0, config.cpu_share) if config.cpu_scaling else 1.0
+            syscalls = config.syscalls_per_request * config.cold_start.syscall_overhead_s()  # gVisor's interception
+            draw = config.service.sampler(env.rng(f"faas.{name}.service"))
+            self.draw_service = ((lambda: (draw() + syscalls) * stretch) if stretch != 1.0 or syscalls else draw)
         self.instances: dict[Instance, None] = {}  # loaded or starting, in creation order
         self.free: list[tuple[float, int, Instance]] = []  # heap, newest first: ready instances with a free slot,
         # and stale entries dropped when they reach the top (full or unloaded since)
@@ -150,7 +167,13 @@ class FunctionPool:
         self._offer(instance)
         _add(self.metrics.count, 1)
         if instance.ready:
+            self._start_runtime(instance)
             self._become_idle(instance)
+
+    def _start_runtime(self, instance: Instance) -> None:
+        """A ready instance's runtime model (with a handler)."""
+        if self.runtimes is not None:
+            instance.slot, instance.runtime = self.runtimes.start()
 
     def _become_idle(self, instance: Instance) -> None:
         keep = 0.0
@@ -195,6 +218,9 @@ class FunctionPool:
 
     def _unload(self, instance: Instance) -> None:
         instance.loaded = False
+        if self.runtimes is not None and instance.runtime is not None:
+            self.runtimes.stop(instance.slot)
+            instance.runtime = None
         del self.instances[instance]
         _add(self.metrics.count, -1)
 
@@ -305,6 +331,7 @@ class FunctionPool:
                             abs_tol=len(self.stages) * math.ulp(self.env.now))
         instance.ready = True
         self.starting.remove(instance)
+        self._start_runtime(instance)
         if instance.keep_until is not None:  # pre-warmed: its start held memory for no request
             self._waste_span(began, self.env.now)
             if instance.pending:
@@ -326,6 +353,10 @@ class FunctionPool:
             self._leave_idle(instance)
         instance.busy += 1
         self.active += 1
+        if self.runtimes is not None and instance.runtime is not None:
+            ran = self.runtimes.run(instance.runtime)
+            ran.callbacks.append(lambda event: self._done(instance, arrived, event.value))
+            return
         service = self.draw_service()
         self.env.timeout(service).callbacks.append(lambda _: self._done(instance, arrived, service))
 
