@@ -9,6 +9,7 @@ import weakref
 
 import pytest
 
+from sim.core import Environment
 from sim.scenario import ScenarioError, load_scenario
 from models.faas.runtimes import InstanceRuntimes
 from models.queueing.formulas import md1_mean_wait
@@ -126,7 +127,7 @@ def test_the_distribution_path_is_unchanged_without_a_handler():
     ({"runtime": "go", "handler": {"cpu": 0.01, "gomaxprocs": 0}},
      "functions.f.handler.gomaxprocs: Input should be greater than or equal to 1 (got 0)"),
     ({"handler": {"cpu": 0.01, "alloc": "1MiB"}},
-     "handler.alloc: a Go setting; runtime 'node' runs the handler on one event loop with no collector modelled"),
+     "functions.f: handler.alloc: a Go setting (got runtime 'node': one event loop, no collector modelled)"),
     ({"handler": {"cpu": 0.01, "gc": {"gogc": 50}}}, "handler.gc: a Go setting"),
     ({"handler": {"cpu": 0.01}, "service": 0.01},
      "service: give a request's time in the handler (service) or its work on the runtime (handler), one of them "
@@ -161,3 +162,20 @@ def test_gomaxprocs_is_the_vcpus_the_instance_sees():
     assert function("10GiB").gomaxprocs == 6
     assert function("2653.5MiB").cpu_stretch == pytest.approx(2 / 1.5)  # 1.5 vCPUs over 2 Ps
     assert function("128MiB", gomaxprocs=2).cpu_stretch == pytest.approx(2 * 1769 / 128)
+
+
+def test_a_slot_reused_starts_its_runtime_as_new_and_frees_its_name():
+    # slot 0's runtime goes, its gauges drop to 0 (nothing is loaded), and the next instance takes slot 0 back: a
+    # new runtime whose gauges start where a new runtime's do (its live heap), its streams going on
+    config = load_scenario(scenario(runtime="go", handler={"cpu": 0.01, "gc": {"live_heap": "8MiB"}}))
+    env = Environment(seed=1, scenario=config)
+    runtimes = InstanceRuntimes(env, "f", config.functions["f"], config.functions["f"].handler, [])
+    slot, first = runtimes.start()
+    live = env.metrics.gauges["instance.f-0.go.gc.heap_live_bytes"]
+    assert (slot, first.name, live.level) == (0, "instance.f-0.go", 8 * 2**20)
+    assert runtimes.start()[0] == 1
+    runtimes.stop(0)
+    assert live.level == 0
+    slot, second = runtimes.start()
+    assert (slot, second.name, live.level) == (0, "instance.f-0.go", 8 * 2**20) and second is not first
+    assert runtimes.slots == 2

@@ -337,8 +337,8 @@ class FunctionConfig(ScenarioPart):
                              "'knative')")
         for field in GO_ONLY:
             if self.runtime != "go" and getattr(handler, field) is not None:
-                raise ValueError(f"handler.{field}: a Go setting; runtime {self.runtime!r} runs the handler on one "
-                                 "event loop with no collector modelled")
+                raise ValueError(f"handler.{field}: a Go setting (got runtime {self.runtime!r}: one event loop, no "
+                                 "collector modelled)")
 
     @property
     def gomaxprocs(self) -> int:

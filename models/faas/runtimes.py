@@ -29,7 +29,9 @@ mark workers) and the cold start's stages (measured as they are).
 ends, freed when it is unloaded, so names stay as many as the instances alive at once (at most ``max_instances``)
 however many start over a run. An unloaded instance's runtime is dropped (an idle runtime has no event pending: its
 Ps or loop wait for work, so nothing of it stays alive), its slot's gauges go to 0 and its streams are handed to
-the next runtime in the slot (:meth:`sim.rng.Streams.release`), which goes on drawing where it stopped.
+the next runtime in the slot (:meth:`sim.rng.Streams.release`), which goes on drawing where it stopped, and whose
+gauges start at the levels the slot's first runtime started at (a runtime of the function's settings starts the
+same: its heap goal, its live heap), as its own new gauges would.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class InstanceRuntimes:
         """gVisor's interception of the request's system calls (0 in other sandboxes): CPU added to its step."""
         self.free: list[int] = []  # heap of free slots below self.slots
         self.slots = 0
-        self.gauges: dict[int, list[Gauge]] = {}  # each slot's runtime gauges, found once
+        self.gauges: dict[int, list[tuple[Gauge, float]]] = {}  # each slot's runtime gauges, found once, and
+        # their levels when its first runtime was built (a new runtime's gauges start there: its own would)
 
     def prefix(self, slot: int) -> str:
         return f"instance.{self.name}-{slot}"
@@ -77,12 +80,16 @@ class InstanceRuntimes:
                                 gc=self.handler.gc)
         if slot not in self.gauges:
             under = runtime.name + "."
-            self.gauges[slot] = [gauge for name, gauge in self.env.metrics.gauges.items() if name.startswith(under)]
+            self.gauges[slot] = [(gauge, gauge.level) for name, gauge in self.env.metrics.gauges.items()
+                                 if name.startswith(under)]
+        else:
+            for gauge, level in self.gauges[slot]:
+                gauge.set(level)
         return slot, runtime
 
     def stop(self, slot: int) -> None:
         """The instance in ``slot`` is unloaded: its gauges go to 0, its slot and streams are free."""
-        for gauge in self.gauges[slot]:
+        for gauge, _ in self.gauges[slot]:
             gauge.set(0.0)
         self.env.streams.release(self.prefix(slot))
         heapq.heappush(self.free, slot)
