@@ -44,6 +44,7 @@ from sim.core import Environment
 from sim.stats import Gauge, Histogram
 from models.faas.config import FunctionConfig, HandlerConfig
 from models.runtime.build import build_runtime, compute_draw
+from models.runtime.go.gc import GCConfig
 from models.runtime.protocol import Compute, Runtime
 
 
@@ -59,6 +60,8 @@ class InstanceRuntimes:
         self.handler = handler
         self.stretch = config.cpu_stretch
         self.draw = compute_draw(env, handler.cpu, handler.alloc, handler.gc, f"faas.{name}.handler")
+        self.gc = (handler.gc or GCConfig()).resolved() if config.runtime == "go" else None
+        """The collector's settings with their calibrated defaults read once, not at every instance's start."""
         self.cpu = cpu
         self.syscalls_s = config.syscalls_per_request * config.cold_start.syscall_overhead_s()
         """gVisor's interception of the request's system calls (0 in other sandboxes): CPU added to its step."""
@@ -77,7 +80,7 @@ class InstanceRuntimes:
         else:
             slot, self.slots = self.slots, self.slots + 1
         runtime = build_runtime(self.env, self.config.runtime, self.prefix(slot), gomaxprocs=self.config.gomaxprocs,
-                                gc=self.handler.gc)
+                                gc=self.gc)
         if slot not in self.gauges:
             under = runtime.name + "."
             self.gauges[slot] = [(gauge, gauge.level) for name, gauge in self.env.metrics.gauges.items()
