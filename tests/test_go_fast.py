@@ -64,7 +64,7 @@ def check(errors: dict[str, list[float]]) -> None:
         assert abs(mean) + half_width <= limit, (statistic, mean, half_width, values)
 
 
-@pytest.mark.parametrize(("load", "replications"), [(0.3, 3), (0.5, 8), (0.7, 16), (0.8, 8)])
+@pytest.mark.parametrize(("load", "replications"), [(0.3, 3), (0.5, 8), (0.7, 16), (0.8, 16)])
 def test_fast_matches_detailed_on_the_go_http_service(load, replications):
     """On go-http-service (decode and encode JSON, ~0.2 ms of CPU, 64 MiB live heap, GOGC 100) the fast
     model is the detailed scheduler's queueing with nothing it leaves out in play: no goroutine readies
@@ -75,7 +75,10 @@ def test_fast_matches_detailed_on_the_go_http_service(load, replications):
     all 8 replications at 0.3; at 0.5 16 replications, s = 0.9 % (mean) and 3.5 % (p99) on means of
     -0.1 % and -0.6 %, n >= 5, 8 kept; at 0.7 16, s = 4.3 % and 8.3 % on +0.8 % and +2.5 %,
     n >= 12, 16 kept; at 0.8 16, s = 5.9 % and 5.1 % on -0.3 % and 0.0 %, n >= 7, 8 kept (the
-    pilot's counts for the calibration of 2026-12-04 were 3, 3, 4 and 8).
+    pilot's counts for the calibration of 2026-12-04 were 3, 3, 4 and 8). Again at 0.8 after the pacer took
+    endCycle's cons/mark and its start-up history (2026-12-06, evening): 16 replications, s = 5.9 % (mean) and
+    5.0 % (p99) on means of +1.6 % and -0.4 %, the same spread; its first 8 alone spread 8.1 % and their 99 %
+    interval reached 10.7 %, so all 16 are kept (t(0.995, 15) 5.9 / 4 = 4.4 % against 8.4 %).
     With one shared FIFO queue instead of netpoll batches on per-P queues (the fast model before),
     p99 was 5 % short at load 0.5 and 16 % short at 0.8: the check can fail."""
     check(paired_errors(lambda fidelity: load_scenario("go-http-service", service(fidelity, load)), replications))

