@@ -44,15 +44,14 @@ def use_course_renderer() -> None:
     alt.renderers.enable(RENDERER)
 
 
-def check_quoted(what: str, simulated: float, text: float, rel: float = 0.05, abs_tol: float = 0.0) -> float:
+def check_quoted(what: str, simulated: float, text: float, rel: float = 0.05, abs_tol: float = 0.0) -> None:
     """Fail unless ``simulated`` is within ``max(rel * |text|, abs_tol)`` of the ``text``'s number.
 
     ``what`` names the number as the prose does, for the message. Returns
-    ``simulated``, so a check can sit in an expression.
+    nothing, so that a check ending a notebook cell displays nothing.
     """
     allowed = max(rel * abs(text), abs_tol)
     if not math.isfinite(simulated) or abs(simulated - text) > allowed:
         raise AssertionError(
             f"the text says {what} is {text:g} (to within {allowed:g}); the simulation says {simulated:g}"
         )
-    return simulated

@@ -36,8 +36,8 @@ def test_the_renderer_is_enabled_only_when_asked():
 
 
 def test_check_quoted_passes_within_the_tolerance_and_names_both_numbers_otherwise():
-    assert check_quoted("the p99 at 0.9, s", 47.0, 46, rel=0.05) == 47.0
-    assert check_quoted("a count", 3.0, 0, abs_tol=5) == 3.0
+    check_quoted("the p99 at 0.9, s", 47.0, 46, rel=0.05)
+    check_quoted("a count", 3.0, 0, abs_tol=5)
     with pytest.raises(AssertionError, match="says the p99 at 0.9, s is 46 .* simulation says 55"):
         check_quoted("the p99 at 0.9, s", 55.0, 46, rel=0.05)
     with pytest.raises(AssertionError):
