@@ -5,7 +5,9 @@
 unset) by nbclient, in its own folder, with the repository first on the
 kernel's path. After a run that raised nothing, the notebook's metadata gets
 ``cnsim.source_sha256``, the hash of its cells' sources (:func:`source_hash`),
-``cnsim.size`` and ``cnsim.seconds``, the wall-clock time of the run.
+``cnsim.size`` and ``cnsim.seconds``, the wall-clock time of the run. A
+notebook in which a cell raises (a check of a quoted number, say) is left as
+it was, and the others still run; the exit status says whether any failed.
 ``tests/test_notebook_outputs.py`` recomputes the hash: a cell edited (or
 added, removed, moved) since the run fails the test until ``make notebooks``
 runs again. Outputs do not enter the hash; neither do cell ids or metadata.
@@ -76,11 +78,19 @@ def main(argv: list[str]) -> int:
     paths = notebook_paths()
     if argv:
         paths = [path for path in paths if any(path.name.startswith(name) for name in argv)]
+    failed = []
     for path in paths:
         print(f"{path.name}: running at full size ...", flush=True)
-        seconds = execute(path)
+        try:
+            seconds = execute(path)
+        except Exception as error:  # a cell raised: the notebook is left as it was; go on with the others
+            print(f"{path.name}: FAILED, left unchanged\n{error}", flush=True)
+            failed.append(path.name)
+            continue
         print(f"{path.name}: {seconds:.0f} s", flush=True)
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
