@@ -77,7 +77,7 @@ def run(requests: int, folder: Path) -> dict[str, Any]:
         walls["dask, 2 workers"] = timed_sweep(folder / "dask", requests, executor="dask", client=client)
     walls["dask, 2 workers, started by the sweep"] = timed_sweep(folder / "dask-own", requests, executor="dask",
                                                                  jobs=2)
-    frames = [load_sweep(out).drop(columns="wall_s") for out in sorted(folder.iterdir())]
+    frames = [load_sweep(out) for out in sorted(folder.iterdir())]
     same = all(frame.equals(frames[0]) for frame in frames[1:])
     return {
         "runs": len(expand_grid(parse_grid(GRID))) * REPLICATIONS,

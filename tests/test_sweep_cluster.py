@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sweep_rows import run_rows
+from sweep_rows import run_files, run_rows
 from test_sweep_robust import wait_for
 
 from sim.sweep import expand_grid, load_sweep, parse_grid, run_sweep
@@ -171,6 +171,7 @@ def test_a_sweep_through_scheduler_survives_a_killed_worker_and_equals_serial(cl
     frame = load_sweep(out)
     assert frame["key"].nunique() == RUNS and (frame.groupby("key").size() == len(frame) // RUNS).all()
     assert run_rows(out) == run_rows(serial)
+    assert run_files(out) == run_files(serial)
 
 
 def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_and_a_client_resumes(cluster, serial, tmp_path):
@@ -198,6 +199,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_and_a_client_resume
         assert client.status == "running"  # a client passed in is left open
     assert (report.total, report.ran, report.skipped, report.failed) == (RUNS, RUNS - kept, kept, [])
     assert run_rows(out) == run_rows(serial)
+    assert run_files(out) == run_files(serial)
 
 
 def test_a_run_whose_workers_keep_dying_is_recorded_as_failed_and_rerun(serial, tmp_path):
@@ -226,3 +228,4 @@ def test_a_run_whose_workers_keep_dying_is_recorded_as_failed_and_rerun(serial, 
     assert f"{RUNS} runs: {len(records)} ran, {RUNS - len(records)} already done, 0 failed" in rerun.stdout
     assert list((out / "failed").glob("*.json")) == []
     assert run_rows(out) == run_rows(serial)
+    assert run_files(out) == run_files(serial)
