@@ -326,6 +326,26 @@ def test_load_sweep_drops_the_wall_time_column_of_older_run_files(tmp_path):
     assert "wall_s" not in frame.columns and len(frame) == 8 * len(table)
 
 
+def test_a_local_dask_cluster_runs_its_workers_without_the_profiler():
+    """The profiler's stack walks cost a simulation 10-20 % of its worker's CPU (sim/sweep_dask.py)."""
+    pytest.importorskip("distributed")
+    import dask
+
+    import sim.sweep_dask as sweep_dask
+
+    with sweep_dask.local_cluster(1) as client:
+        got = client.run(lambda dask_worker: (  # a lambda travels by value; this module is not on the worker
+            "profile" in dask_worker.periodic_callbacks, dask_worker.periodic_callbacks["tick"].callback_time))
+    assert list(got.values()) == [(False, 1000)]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # this process's settings are left alone
+    environment = sweep_dask.worker_environment()  # what the how-to tells a running cluster's workers
+    assert environment == {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+                           "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s"}
+    collected = dask.config.collect_env(environment)
+    assert collected["distributed"]["worker"]["profile"]["enabled"] is False
+    assert collected["distributed"]["admin"]["tick"]["interval"] == "1s"
+
+
 def test_a_scheduler_needs_the_dask_executor(tmp_path):
     with pytest.raises(ValueError, match=r"--scheduler 'tcp://127.0.0.1:8786': only with --executor dask"):
         small_sweep(tmp_path, executor="processes", scheduler="tcp://127.0.0.1:8786")
