@@ -13,11 +13,15 @@ scenario was loaded, imports included), the mean and p99 sojourn time (which
 should settle, not drift) and the growth of the peak from the previous size.
 Flat memory shows as a growth near zero however many requests were added.
 
+A size runs as one replication in one process, so it takes one core, and
+``nice`` or a busy machine stretch its wall time but not its peak memory.
+
 Not a test: it asserts nothing. ``make bench`` runs the default sizes; the claim of
 issue 18 is checked with::
 
     python -m bench.bench_memory                                   # 10^5, 10^6 requests of mmc
-    python -m bench.bench_memory --sizes 1e6,1e7,1e8               # the long runs (1e8: hours on 2 cores)
+    python -m bench.bench_memory --sizes 1e6,1e7,1e8               # the long runs
+    nice -n 19 python -m bench.bench_memory --sizes 1e8 --json m.json   # 10^8 alone: 40-80 min of one core
     python -m bench.bench_memory --scenario tandem --scenario go-http-service --sizes 1e4,1e5,1e6
 """
 

@@ -9,7 +9,8 @@ finishes, so a rerun skips finished runs and retries failed ones. Only the
 parent process writes; workers receive and return plain data (the resolved
 scenario as JSON and a replication index), which is what lets the same code run
 serially, on a spawn-started process pool or on Dask, with the same seed giving
-the same values on each.
+the same run files, byte for byte, on each (the runs' wall times, which are the
+machine's and not results, are kept apart in ``timings.jsonl``).
 
 This module is the public entry; the parts live beside it, one purpose each:
 
@@ -19,7 +20,8 @@ This module is the public entry; the parts live beside it, one purpose each:
   process-pool executors; :mod:`sim.sweep_dask`: Dask, a local cluster or a
   running one;
 * :mod:`sim.sweep_store`: the store's layout (``sweep.json``, ``runs/<key>.parquet``,
-  ``failed/<key>.json``), its atomic writes, and :func:`load_sweep` to read it.
+  ``failed/<key>.json``, ``timings.jsonl``), its atomic writes, and
+  :func:`load_sweep` and :func:`load_timings` to read it.
 
 The names other modules use are importable from here.
 """
@@ -47,6 +49,7 @@ from sim.sweep_store import (
     StoreInUse,
     broken_run_file,
     load_sweep,
+    load_timings,
     locked,
     param_columns,
     record_invocation,
@@ -66,6 +69,7 @@ __all__ = [
     "expand_grid",
     "latin_hypercube",
     "load_sweep",
+    "load_timings",
     "param_columns",
     "parse_grid",
     "run_sweep",

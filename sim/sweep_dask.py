@@ -23,10 +23,29 @@ retried by the next sweep. A task that raises is retried :data:`RETRIES` times
 into data, which retrying would only repeat, so what raises is the worker's
 own trouble (the task cannot be unpickled there, cnsim missing on that worker,
 out of memory), which another attempt, maybe on another worker, can get past.
+
+What Dask costs on a small machine, and what is turned off for it: every
+Dask worker runs a statistical profiler for its dashboard, which walks the
+stack of the running task every 10 ms; a simulation's stacks are deep (SimPy
+generators within generators), and that walk took 10-20 % of a worker's CPU
+(16 runs of ``mmc``, 30,000 requests each: 444-463 ms of worker CPU a run without it, 496-549 ms
+with it; a serial run takes 410-430 ms). And every Dask server (scheduler,
+nannies, workers) checks its event loop every 20 ms: with the profiler, an
+idle 2-worker cluster kept 11 % of a core busy, without both 3 %. A
+sweep that costs 1.15 times serial's CPU cannot beat 2 / 1.15 = 1.74x on
+two cores (Dask was measured at 1.56x there, processes at 1.97x:
+``bench/README.md``). The local cluster is therefore started with :data:`WORKER_CONFIG`
+(the profiler off, the loop checked every second); a running cluster's
+workers are their owner's, so the how-to shows how to start them with the
+same settings (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``...). The progress
+bar's count of runs running is asked of the scheduler at most every
+:data:`RUNNING_POLL_S` seconds (two round trips; after every run they cost
+the client 6 ms a run).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sim.sweep_executors import Completions, execute_run, outcome_of
@@ -37,6 +56,20 @@ WORKERS_TIMEOUT_S = 30.0
 """How long to wait for a running cluster to have at least one worker."""
 RETRIES = 2
 """Further attempts of a task that raised on its worker (not of a run that failed: that is data)."""
+RUNNING_POLL_S = 1.0
+"""How often, at most, the scheduler is asked how many runs are running (for the progress bar)."""
+WORKER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+}
+"""The Dask settings a local cluster is started with (see the module docstring); as environment
+variables for ``dask worker``: :func:`worker_environment`."""
+
+
+def worker_environment() -> dict[str, str]:
+    """:data:`WORKER_CONFIG` as the environment variables Dask reads (``DASK_DISTRIBUTED__...``)."""
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+            for key, value in WORKER_CONFIG.items()}
 
 
 class SchedulerUnreachable(ValueError):
@@ -86,15 +119,23 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
+def local_cluster(workers: int) -> Any:
+    """A :class:`distributed.Client` of a new local cluster of ``workers`` single-threaded worker
+    processes, started with :data:`WORKER_CONFIG`; closing the client stops the cluster."""
+    import dask
+    from distributed import Client
+
+    with dask.config.set(WORKER_CONFIG):  # read as the servers start; the nannies pass it to their workers
+        return Client(n_workers=workers, threads_per_worker=1, processes=True, set_as_default=False)
+
+
 def on_dask(payloads: list[dict[str, Any]], jobs: int, client: Any = None) -> Completions:
-    """Run the payloads on ``client``'s cluster, or on a local cluster of ``jobs`` single-threaded
-    worker processes started for them (and stopped after), results as they complete."""
+    """Run the payloads on ``client``'s cluster, or on a :func:`local_cluster` of ``jobs`` workers
+    started for them (and stopped after), results as they complete."""
     if client is not None:
         yield from _on_client(client, payloads)
         return
-    from distributed import Client
-
-    with Client(n_workers=jobs, threads_per_worker=1, processes=True, set_as_default=False) as local:
+    with local_cluster(jobs) as local:
         yield from _on_client(local, payloads)
 
 
@@ -107,10 +148,14 @@ def _on_client(client: Any, payloads: list[dict[str, Any]]) -> Completions:
     futures = client.map(execute_run, payloads, pure=False, retries=RETRIES)
     index = {future.key: position for position, future in enumerate(futures)}
     unfinished = set(index)
+    running, asked_at = 0, -RUNNING_POLL_S
     try:
         for future in as_completed(futures, loop=client.loop):  # of this client, not the default one
             unfinished.discard(future.key)
-            yield index[future.key], outcome_of(future), _running(client, unfinished)
+            now = time.monotonic()
+            if now - asked_at >= RUNNING_POLL_S or not unfinished:
+                running, asked_at = _running(client, unfinished), now
+            yield index[future.key], outcome_of(future), min(running, len(unfinished))
             future.release()
     finally:
         if unfinished:

@@ -26,6 +26,7 @@ import functools
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -60,7 +61,8 @@ def execute_run(payload: Mapping[str, Any]) -> Outcome:
     from the re-validated scenario and must match the planned one, which holds
     the worker to the scenario the parent resolved. A success carries the
     worker's :func:`sim.provenance.worker_provenance` (on a cluster, the
-    worker's installation may not be the parent's).
+    worker's installation may not be the parent's), and the run's wall time
+    with the worker's host and pid, which the store keeps apart from the rows.
     """
     try:
         scenario = validate(payload["scenario"])
@@ -74,6 +76,8 @@ def execute_run(payload: Mapping[str, Any]) -> Outcome:
             "wall_s": result.wall_s,
             "sim_time_s": result.sim_time_s,
             "provenance": worker_provenance(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
         }
     except Exception as error:  # a failed run is recorded and the sweep goes on
         return _failure(error)

@@ -7,7 +7,12 @@ The store under ``out_dir`` is::
                           the provenance (cnsim version, parameter sets' hashes: sim.provenance)
     runs/<key>.parquet    one file per finished run: the tidy rows plus run columns;
                           in the file's key-value metadata the resolved scenario, the point,
-                          and the version and parameter digest of the worker that ran it
+                          the simulated time, and the version and parameter digest of the
+                          worker that ran it; nothing of the machine, so the same run gives
+                          the same bytes on every executor
+    timings.jsonl         one line per run stored: its key, wall time, the worker's host and
+                          pid, and when it was stored (a measurement of the machine, not a
+                          result: :func:`load_timings`)
     failed/<key>.json     a run that raised: its point, resolved scenario, error and traceback
     failed/<key>.parquet  a run file found broken when resuming, set aside (the run is redone)
     sweep.lock            locked by the sweep writing to the store; holds its pid
@@ -21,6 +26,11 @@ removes (:func:`remove_temporaries`). Because runs are keyed by content
 runs share their files. One sweep at a time writes to a store
 (:func:`locked`), and only its parent process writes. :func:`load_sweep` reads
 every run file back as one tidy frame.
+
+``timings.jsonl`` is appended to, one line in one ``write``, after the run's
+file is in place; a killed sweep leaves at most its last line cut short, which
+:func:`load_timings` skips. A run redone (a failure retried, a broken file
+replaced) gets another line; the last one counts.
 """
 
 from __future__ import annotations
@@ -45,8 +55,11 @@ from sim.sweep_plan import Run, _compact
 RUNS_DIR = "runs"
 FAILED_DIR = "failed"
 SWEEP_FILE = "sweep.json"
+TIMINGS_FILE = "timings.jsonl"
 LOCK_FILE = "sweep.lock"
 PARAM_PREFIX = "param."
+LEGACY_WALL_COLUMN = "wall_s"
+"""A column of run files written before the wall time moved to ``timings.jsonl``."""
 SCENARIO_METADATA = b"cnsim.scenario"
 POINT_METADATA = b"cnsim.point"
 SIM_TIME_METADATA = b"cnsim.sim_time_s"
@@ -136,7 +149,6 @@ def run_table(run: Run, outcome: Outcome) -> pa.Table:
         "replication": pa.array([run.replication] * n, pa.int64()),
         "key": pa.array([run.key] * n, pa.string()),
         "seed": pa.array([int(run.scenario["seed"])] * n, pa.int64()),
-        "wall_s": pa.array([float(outcome["wall_s"])] * n, pa.float64()),
     }
     for name, value in run.point.items():
         columns[f"{PARAM_PREFIX}{name}"] = pa.array([_param_value(value)] * n)
@@ -172,7 +184,27 @@ def store_run(out_dir: Path, run: Run, outcome: Outcome) -> str | None:
     table = run_table(run, outcome)
     _atomic_write(run_path(out_dir, run.key), lambda target: pq.write_table(table, target))
     failure_path(out_dir, run.key).unlink(missing_ok=True)
+    record_timing(out_dir, run.key, outcome)
     return None
+
+
+def record_timing(out_dir: Path, key: str, outcome: Outcome) -> None:
+    """Append run ``key``'s wall time, the worker's host and pid and the time now to ``timings.jsonl``."""
+    line = json.dumps({
+        "key": key,
+        "wall_s": float(outcome["wall_s"]),
+        "host": outcome.get("host"),
+        "pid": outcome.get("pid"),
+        "stored_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }) + "\n"
+    descriptor = os.open(out_dir / TIMINGS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":  # a line cut short: end it, keep ours whole
+            line = "\n" + line
+        os.write(descriptor, line.encode())
+    finally:
+        os.close(descriptor)
 
 
 def broken_run_file(path: Path, key: str) -> str | None:
@@ -272,13 +304,17 @@ def param_columns(frame: pd.DataFrame) -> list[str]:
 def load_sweep(out_dir: str | Path) -> pd.DataFrame:
     """Every run in ``out_dir/runs`` as one tidy frame, sorted by parameters and replication.
 
-    Columns: metric, statistic, value, replication, key, seed, wall_s and one
+    Columns: metric, statistic, value, replication, key, seed and one
     ``param.<key>`` per swept key (missing where a run's sweep did not set it).
+    The runs' wall times are in :func:`load_timings` (join on ``key``); the
+    ``wall_s`` column of run files written before cnsim kept them apart is
+    dropped, so old and new run files read as one frame.
     """
     files = sorted((Path(out_dir) / RUNS_DIR).glob("*.parquet"))
     if not files:
         raise FileNotFoundError(f"{out_dir}: no runs found (no {RUNS_DIR}/*.parquet); run a sweep into it first")
     frame = _concat([pq.read_table(path) for path in files])
+    frame = frame.drop(columns=[LEGACY_WALL_COLUMN], errors="ignore")
     order = [*param_columns(frame), "replication"]
     try:
         return frame.sort_values(order, kind="stable", ignore_index=True)
@@ -295,3 +331,28 @@ def _concat(tables: list[pa.Table]) -> pd.DataFrame:
         return pa.concat_tables(bare, promote_options="permissive").to_pandas()
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return pd.concat([table.to_pandas() for table in bare], ignore_index=True)
+
+
+def load_timings(out_dir: str | Path) -> pd.DataFrame:
+    """The wall time of each stored run: one row per key of ``runs/`` with a line in ``timings.jsonl``.
+
+    Columns: key, wall_s (the run's, on its worker, from building the model to
+    its end), host and pid (the worker's), stored_at (UTC, ISO 8601). Of a run
+    timed more than once (redone) the last line counts; a line cut short (a
+    killed sweep) is skipped, and so are the lines of runs whose file is gone.
+    Empty (with these columns) if nothing was timed.
+    """
+    folder = Path(out_dir)
+    path = folder / TIMINGS_FILE
+    latest: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                latest[entry["key"]] = entry
+    stored = {path.stem for path in (folder / RUNS_DIR).glob("*.parquet")}
+    rows = [latest[key] for key in sorted(latest) if key in stored]
+    return pd.DataFrame(rows, columns=["key", "wall_s", "host", "pid", "stored_at"])

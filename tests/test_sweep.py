@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import sim.sweep as sweep
@@ -24,12 +27,13 @@ from cnsim.cli import main
 from sim.provenance import params_digest
 from sim.run import run_replication
 from sim.scenario import ScenarioError, load_scenario, resolved
-from sweep_rows import run_rows
+from sweep_rows import run_files, run_rows
 
 from sim.sweep import (
     expand_grid,
     latin_hypercube,
     load_sweep,
+    load_timings,
     parse_grid,
     run_sweep,
     stored_provenance,
@@ -181,8 +185,7 @@ def test_run_files_hold_the_rows_params_and_resolved_scenario(tmp_path):
     rows_per_run = len(run_replication(scenario, 0).rows)
     assert len(frame) == 8 * rows_per_run
     assert list(frame.columns) == [
-        "metric", "statistic", "value", "replication", "key", "seed", "wall_s",
-        "param.arrival_rate", "param.servers",
+        "metric", "statistic", "value", "replication", "key", "seed", "param.arrival_rate", "param.servers",
     ]
     assert frame["key"].nunique() == 8
     assert frame.groupby(["param.arrival_rate", "param.servers"])["replication"].unique().map(sorted).tolist() == [
@@ -257,8 +260,8 @@ def test_serial_and_processes_give_identical_values(tmp_path):
     small_sweep(tmp_path / "serial")
     report = small_sweep(tmp_path / "processes", executor="processes", jobs=2)
     assert report.ran == 8 and report.failed == []
-    serial = load_sweep(tmp_path / "serial").drop(columns="wall_s")
-    parallel = load_sweep(tmp_path / "processes").drop(columns="wall_s")
+    serial = load_sweep(tmp_path / "serial")
+    parallel = load_sweep(tmp_path / "processes")
     pd.testing.assert_frame_equal(serial, parallel)
     assert serial["value"].to_numpy().tobytes() == parallel["value"].to_numpy().tobytes()
 
@@ -272,19 +275,75 @@ def test_unknown_executor_and_missing_dask_are_clear(tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
-def test_serial_processes_and_dask_write_byte_identical_rows(tmp_path):
-    """Every run file's rows (all but the wall time) and metadata, byte for byte, on each executor."""
+def test_serial_processes_and_dask_write_byte_identical_run_files(tmp_path):
+    """Every run file's table (all columns, their types, the metadata) and the file itself, byte for byte,
+    on each executor; the wall times, which differ, are kept apart."""
     pytest.importorskip("distributed")
     small_sweep(tmp_path / "serial")
-    expected = run_rows(tmp_path / "serial")
-    assert len(expected) == 8
+    expected_rows, expected_files = run_rows(tmp_path / "serial"), run_files(tmp_path / "serial")
+    assert len(expected_rows) == len(expected_files) == 8
     for executor in ("processes", "dask"):
         report = small_sweep(tmp_path / executor, executor=executor, jobs=2)
         assert report.ran == 8 and report.failed == []
-        assert run_rows(tmp_path / executor) == expected, executor
-    pd.testing.assert_frame_equal(
-        load_sweep(tmp_path / "serial").drop(columns="wall_s"), load_sweep(tmp_path / "dask").drop(columns="wall_s")
-    )
+        assert run_rows(tmp_path / executor) == expected_rows, executor
+        assert run_files(tmp_path / executor) == expected_files, executor
+        timings = load_timings(tmp_path / executor)
+        assert sorted(timings["key"]) == sorted(expected_files) and (timings["wall_s"] > 0).all(), executor
+    pd.testing.assert_frame_equal(load_sweep(tmp_path / "serial"), load_sweep(tmp_path / "dask"))
+
+
+def test_wall_times_are_kept_apart_from_the_rows(tmp_path):
+    small_sweep(tmp_path)
+    timings = load_timings(tmp_path)
+    assert list(timings.columns) == ["key", "wall_s", "host", "pid", "stored_at"]
+    assert sorted(timings["key"]) == sorted(path.stem for path in (tmp_path / "runs").glob("*.parquet"))
+    assert (timings["wall_s"] > 0).all() and (timings["pid"] == os.getpid()).all()  # serial: this process
+    assert "wall_s" not in pq.read_schema(next((tmp_path / "runs").glob("*.parquet"))).names
+
+
+def test_timings_survive_a_line_cut_short_and_keep_the_last_of_a_redone_run(tmp_path):
+    small_sweep(tmp_path)
+    lines = (tmp_path / "timings.jsonl").read_text().splitlines()
+    first, second = (json.loads(line)["key"] for line in lines[:2])
+    (tmp_path / "runs" / f"{first}.parquet").unlink()  # redone by the next sweep
+    with (tmp_path / "timings.jsonl").open("a") as log:
+        log.write('{"key": "cut sho')  # what a sweep killed in mid-write could leave
+    small_sweep(tmp_path)
+    timings = load_timings(tmp_path).set_index("key")
+    assert len(timings) == 8
+    redone = [json.loads(line) for line in (tmp_path / "timings.jsonl").read_text().splitlines()[len(lines) + 1:]]
+    assert [entry["key"] for entry in redone] == [first]
+    assert timings.loc[first, "stored_at"] == redone[0]["stored_at"]
+    assert timings.loc[second, "stored_at"] == json.loads(lines[1])["stored_at"]
+
+
+def test_load_sweep_drops_the_wall_time_column_of_older_run_files(tmp_path):
+    small_sweep(tmp_path)
+    path = next((tmp_path / "runs").glob("*.parquet"))
+    table = pq.read_table(path)
+    pq.write_table(table.append_column("wall_s", pa.array([1.5] * len(table))), path)  # as cnsim wrote it before
+    frame = load_sweep(tmp_path)
+    assert "wall_s" not in frame.columns and len(frame) == 8 * len(table)
+
+
+def test_a_local_dask_cluster_runs_its_workers_without_the_profiler():
+    """The profiler's stack walks cost a simulation 10-20 % of its worker's CPU (sim/sweep_dask.py)."""
+    pytest.importorskip("distributed")
+    import dask
+
+    import sim.sweep_dask as sweep_dask
+
+    with sweep_dask.local_cluster(1) as client:
+        got = client.run(lambda dask_worker: (  # a lambda travels by value; this module is not on the worker
+            "profile" in dask_worker.periodic_callbacks, dask_worker.periodic_callbacks["tick"].callback_time))
+    assert list(got.values()) == [(False, 1000)]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # this process's settings are left alone
+    environment = sweep_dask.worker_environment()  # what the how-to tells a running cluster's workers
+    assert environment == {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+                           "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s"}
+    collected = dask.config.collect_env(environment)
+    assert collected["distributed"]["worker"]["profile"]["enabled"] is False
+    assert collected["distributed"]["admin"]["tick"]["interval"] == "1s"
 
 
 def test_a_scheduler_needs_the_dask_executor(tmp_path):

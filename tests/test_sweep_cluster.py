@@ -23,10 +23,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sweep_rows import run_rows
+from sweep_rows import run_files, run_rows
 from test_sweep_robust import wait_for
 
 from sim.sweep import expand_grid, load_sweep, parse_grid, run_sweep
+from sim.sweep_dask import worker_environment
 
 distributed = pytest.importorskip("distributed")
 
@@ -105,7 +106,8 @@ def running_cluster(folder: Path, workers: int, **environment: str) -> Iterator[
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster"), workers=2) as started:
+    """Workers started as the how-to says: with cnsim's settings (the profiler off) in their environment."""
+    with running_cluster(tmp_path_factory.mktemp("cluster"), workers=2, **worker_environment()) as started:
         yield started
 
 
@@ -171,6 +173,14 @@ def test_a_sweep_through_scheduler_survives_a_killed_worker_and_equals_serial(cl
     frame = load_sweep(out)
     assert frame["key"].nunique() == RUNS and (frame.groupby("key").size() == len(frame) // RUNS).all()
     assert run_rows(out) == run_rows(serial)
+    assert run_files(out) == run_files(serial)
+
+
+def test_workers_started_with_the_how_tos_environment_run_without_the_profiler(cluster):
+    with cluster.client() as client:
+        got = client.run(lambda dask_worker: (  # a lambda travels by value; this module is not on the worker
+            "profile" in dask_worker.periodic_callbacks, dask_worker.periodic_callbacks["tick"].callback_time))
+    assert got and set(got.values()) == {(False, 1000)}  # a test before may have killed a worker
 
 
 def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_and_a_client_resumes(cluster, serial, tmp_path):
@@ -198,6 +208,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_cancels_the_rest_and_a_client_resume
         assert client.status == "running"  # a client passed in is left open
     assert (report.total, report.ran, report.skipped, report.failed) == (RUNS, RUNS - kept, kept, [])
     assert run_rows(out) == run_rows(serial)
+    assert run_files(out) == run_files(serial)
 
 
 def test_a_run_whose_workers_keep_dying_is_recorded_as_failed_and_rerun(serial, tmp_path):
@@ -226,3 +237,4 @@ def test_a_run_whose_workers_keep_dying_is_recorded_as_failed_and_rerun(serial, 
     assert f"{RUNS} runs: {len(records)} ran, {RUNS - len(records)} already done, 0 failed" in rerun.stdout
     assert list((out / "failed").glob("*.json")) == []
     assert run_rows(out) == run_rows(serial)
+    assert run_files(out) == run_files(serial)

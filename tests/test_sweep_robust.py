@@ -47,7 +47,7 @@ def cli_arguments(out: Path, requests: int = SHORT) -> list[str]:
 
 
 def values(out: Path) -> pd.DataFrame:
-    return load_sweep(out).drop(columns="wall_s")
+    return load_sweep(out)
 
 
 def stray_files(out: Path) -> list[Path]:
