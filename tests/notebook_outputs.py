@@ -42,11 +42,13 @@ def notebook_paths() -> list[Path]:
 
 def source_hash(notebook: dict[str, Any]) -> str:
     """SHA-256 of the cells' types and sources, in order: what a re-run would execute and show."""
-    cells = [[cell["cell_type"], _text(cell["source"])] for cell in notebook["cells"]]
+    cells = [[cell["cell_type"], cell_text(cell)] for cell in notebook["cells"]]
     return hashlib.sha256(json.dumps(cells, ensure_ascii=True).encode()).hexdigest()
 
 
-def _text(source: str | list[str]) -> str:
+def cell_text(cell: dict[str, Any]) -> str:
+    """A cell's source as one string (nbformat keeps it as a string or as a list of lines)."""
+    source = cell["source"]
     return source if isinstance(source, str) else "".join(source)
 
 

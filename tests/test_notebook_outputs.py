@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notebook_outputs import META_KEY, notebook_paths, source_hash
+from notebook_outputs import META_KEY, cell_text, notebook_paths, source_hash
 
 from sim.course import SVG_MIME, VEGALITE_MIME_TYPE
 
@@ -39,11 +39,6 @@ PATHS = notebook_paths()
 
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
-
-
-def text(cell: dict[str, Any]) -> str:
-    source = cell["source"]
-    return source if isinstance(source, str) else "".join(source)
 
 
 def code_cells(notebook: dict[str, Any]) -> list[dict[str, Any]]:
@@ -87,7 +82,7 @@ def test_every_cell_ran_in_order_and_kept_its_output(path):
     for index, cell in enumerate(cells, start=1):
         outputs = cell["outputs"]
         assert not [out for out in outputs if out["output_type"] == "error"], f"code cell {index} raised"
-        if ends_in_expression(text(cell)):
+        if ends_in_expression(cell_text(cell)):
             assert outputs, f"code cell {index} of {path.name} shows a value but has no saved output"
 
 
@@ -104,10 +99,10 @@ def test_charts_are_saved_for_a_code_hosting_site(path):
 @pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
 def test_a_notebook_says_what_it_teaches_and_ends_with_exercises(path):
     cells = load(path)["cells"]
-    first = text(cells[0])
+    first = cell_text(cells[0])
     assert cells[0]["cell_type"] == "markdown"
     assert "What you will learn" in first and "What you need first" in first
-    markdown = "\n".join(text(cell) for cell in cells if cell["cell_type"] == "markdown")
+    markdown = "\n".join(cell_text(cell) for cell in cells if cell["cell_type"] == "markdown")
     exercises = markdown.find("## Exercises")
     assert exercises > 0, f"{path.name} has no exercises"
     assert "<details>" in markdown[exercises:], f"{path.name} has no solutions after its exercises"

@@ -670,7 +670,7 @@ class GoGC:
             utilisation = min(BACKGROUND_UTILIZATION + self._mark_assist_cpu / (duration * self.procs), 0.99)
             idle = self._mark_idle_cpu / (duration * self.procs)
             ratio = allocated * (utilisation + idle) / (self._scan_work * (1 - utilisation))
-            self._cons_mark_estimate = max(ratio, *self._cons_mark) if self._cons_mark else ratio
+            self._cons_mark_estimate = max([ratio, *self._cons_mark])
             self._cons_mark = (self._cons_mark + [ratio])[-CONS_MARK_HISTORY:]
         self.phase = "mark_termination"
         self._set_gc_cpus()
