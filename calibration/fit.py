@@ -82,7 +82,7 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind parameter set ``name``: column ``y``, with ``x`` for a line and ``group`` where useful."""
     if name in faas_names():
         return faas_observations(name, data)
-    if name.startswith("go.alloc.") or name == "go.gc.mark_cpu_vs_objects":
+    if name.startswith("go.alloc.") or name in ("go.gc.mark_cpu_vs_objects", "go.gc.mark_cpu_factor_vs_gomaxprocs"):
         return alloc_observations(name, data)
     if name == SERVER_CPU_VS_RATE:  # measured beside the proxies
         return proxy_observations(name, data)

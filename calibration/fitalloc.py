@@ -19,6 +19,12 @@
   error so that heaps of 16 MiB count as much as heaps of 512 MiB. No intercept: the
   fixed cost of a cycle is its two pauses (``go.gc.stw_*``); the plane with an
   intercept is kept in ``fit`` for comparison.
+* ``go.gc.mark_cpu_factor_vs_gomaxprocs`` (kind ``table``, beyond ``flat``),
+  from the same runs: the median of measured over the plane's mark CPU among
+  the runs of each GOMAXPROCS (the plane's own bias by GOMAXPROCS, which its
+  ``goodness_of_fit`` reports: one P marks dearer per cycle than two). The
+  collector multiplies the plane's costs by it (:func:`models.runtime.go.gc.calibrated_mark_costs`);
+  beyond the largest GOMAXPROCS measured it stays that one's.
 """
 
 from __future__ import annotations
@@ -50,9 +56,13 @@ def _per_object(data: Dataset) -> pd.DataFrame:
 
 def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind one of this module's parameter sets (``y``; ``x`` and ``group`` where useful)."""
-    if name == "go.gc.mark_cpu_vs_objects":
+    if name in ("go.gc.mark_cpu_vs_objects", "go.gc.mark_cpu_factor_vs_gomaxprocs"):
         points = mark_observations(data)
         group = points["shape"] + ", GOMAXPROCS " + points["gomaxprocs"].astype(str)
+        if name == "go.gc.mark_cpu_factor_vs_gomaxprocs":
+            plane = points[["objects", "pointers"]].to_numpy(float) @ mark_plane(points)
+            return pd.DataFrame({"x": points["gomaxprocs"].to_numpy(float), "y": points["y"].to_numpy(float) / plane,
+                                 "group": group.to_numpy()})
         return points.assign(group=group)
     if name == "go.alloc.object_bytes":
         frame = data.frame("json_codec.csv")
@@ -139,19 +149,45 @@ def mark_observations(data: Dataset) -> pd.DataFrame:
     })
 
 
-def fit_mark_cpu(data: Dataset) -> list[dict[str, Any]]:
-    points = mark_observations(data)
+def mark_plane(points: pd.DataFrame) -> np.ndarray:
+    """(CPU-seconds per object, per pointer word): the plane through the origin of :func:`mark_observations`'
+    mark CPU per cycle, least squares of the relative error."""
     x = points[["objects", "pointers"]].to_numpy(float)
     y = points["y"].to_numpy(float)
     if len(points) < 3 or np.linalg.matrix_rank(x) < 2:
         raise ValueError("go_gc_work.csv: the plane needs at least three runs of two heap shapes")
     coefficients, *_ = np.linalg.lstsq(x / y[:, None], np.ones(len(y)), rcond=None)
+    return coefficients
+
+
+def fit_mark_cpu(data: Dataset) -> list[dict[str, Any]]:
+    points = mark_observations(data)
+    x = points[["objects", "pointers"]].to_numpy(float)
+    y = points["y"].to_numpy(float)
+    coefficients = mark_plane(points)
     with_intercept, *_ = np.linalg.lstsq(np.column_stack([np.ones(len(y)), x]), y, rcond=None)
     predicted = x @ coefficients
     relative = (predicted - y) / y
     by_shape = {f"{shape}, GOMAXPROCS {procs}": float(np.median(relative[(points["shape"] == shape).to_numpy()
                                                                          & (points["gomaxprocs"] == procs).to_numpy()]))
                 for shape, procs in sorted(set(zip(points["shape"], points["gomaxprocs"], strict=True)))}
+    ratio = y / predicted
+    by_procs = points.assign(ratio=ratio).groupby("gomaxprocs")["ratio"]
+    factors = by_procs.median()
+    factor = {
+        **data.header("go.gc.mark_cpu_factor_vs_gomaxprocs",
+                      "Mark CPU per cycle measured over go.gc.mark_cpu_vs_objects' plane, by GOMAXPROCS (the median "
+                      "over that GOMAXPROCS's runs of allocgc -mode mark): the factor the collector applies to the "
+                      "plane's costs; between measured GOMAXPROCS by linear interpolation, beyond the largest that "
+                      "one's", "1", "go_gc_work.csv", "table"),
+        "x": "gomaxprocs", "y": "mark_cpu_factor", "beyond": "flat",
+        "points": [[float(procs), float(value)] for procs, value in factors.items()],
+        "fit": {"method": "median of measured / plane over the runs of each GOMAXPROCS", "n": int(len(y)),
+                "runs_by_gomaxprocs": {str(k): int(v) for k, v in by_procs.size().items()}},
+        "goodness_of_fit": {"ratio_range_by_gomaxprocs": {str(k): [float(g.min()), float(g.max())]
+                                                          for k, g in by_procs},
+                            "largest_relative_range": float(((by_procs.max() - by_procs.min()) / factors).max())},
+    }
     return [{
         **data.header("go.gc.mark_cpu_vs_objects",
                       "CPU seconds of one GC cycle's concurrent mark (runtime/metrics: assist + dedicated, which "
@@ -168,4 +204,4 @@ def fit_mark_cpu(data: Dataset) -> list[dict[str, Any]]:
         "goodness_of_fit": {"median_relative_error_by_shape": by_shape,
                             "largest_relative_error": float(np.abs(relative).max()),
                             "median_absolute_relative_error": float(np.median(np.abs(relative)))},
-    }]
+    }, factor]

@@ -17,7 +17,8 @@ from models.runtime.go.alloc import AllocationShape
 from models.runtime.go.detailed.runtime import GoRuntime
 from models.runtime.go.fast.runtime import FastGoRuntime
 from models.runtime.go.gc import (
-    HEAP_MINIMUM_BYTES, MARK_COST_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig, GoGC, mark_workers,
+    HEAP_MINIMUM_BYTES, MARK_COST_PARAM, MARK_FACTOR_PARAM, STW_MARK_PARAM, STW_SWEEP_PARAM, GCConfig, GoGC,
+    mark_workers,
 )
 from models.runtime.protocol import Compute, RequestTimes, Wait
 
@@ -154,6 +155,28 @@ def test_defaults_come_from_calibration():
     # as 10 microseconds" since Go 1.8 (Go 1.8 release notes, go.dev/doc/go1.8#gc); the calibrated
     # sweep termination averaged ~140 us on the 2-core calibration VM (2026-12-04).
     assert 1e-6 < config.stw_sweep_termination.mean < 1e-3
+
+
+def test_mark_costs_follow_the_planes_bias_at_the_runs_gomaxprocs():
+    """Given GOMAXPROCS, the calibrated costs are the plane's times the factor measured at that GOMAXPROCS (one
+    P dearer than two), that of the largest measured beyond it; costs given in the scenario are kept as given."""
+    from sim.params import param_multilinear, param_table
+
+    _intercept, plane = param_multilinear(MARK_COST_PARAM)
+    factor = param_table(MARK_FACTOR_PARAM)
+    assert factor.xs == (1.0, 2.0) and factor.beyond == "flat"
+    one, two = factor.at(1), factor.at(2)
+    assert one > two > 0  # the harness's runs: one P marks dearer per cycle than two
+    for procs, expected in ((1, one), (2, two), (4, two), (64, two)):
+        config = GCConfig().resolved(procs)
+        assert config.mark_object_s == pytest.approx(plane["objects"] * expected, rel=1e-12)
+        assert config.mark_pointer_s == pytest.approx(plane["pointers"] * expected, rel=1e-12)
+        gc = GoGC(Environment(), GCConfig(live_heap=64 * MIB), procs)
+        assert gc.config.mark_object_s == config.mark_object_s
+    given = GCConfig(mark_object_s=1e-8, mark_pointer_s=2e-9).resolved(1)
+    assert (given.mark_object_s, given.mark_pointer_s) == (1e-8, 2e-9)
+    assert GoGC(Environment(), GCConfig(live_heap=MIB, mark_object_s=1e-8, mark_pointer_s=2e-9),
+                1).config.mark_object_s == 1e-8
 
 
 LIVE = 16 * MIB

@@ -60,7 +60,7 @@ class InstanceRuntimes:
         self.handler = handler
         self.stretch = config.cpu_stretch
         self.draw = compute_draw(env, handler.cpu, handler.alloc, handler.gc, f"faas.{name}.handler")
-        self.gc = (handler.gc or GCConfig()).resolved() if config.runtime == "go" else None
+        self.gc = (handler.gc or GCConfig()).resolved(config.gomaxprocs) if config.runtime == "go" else None
         """The collector's settings with their calibrated defaults read once, not at every instance's start."""
         self.cpu = cpu
         self.syscalls_s = config.syscalls_per_request * config.cold_start.syscall_overhead_s()

@@ -80,7 +80,9 @@ Defaults from calibration (``sim.params``), loaded only when a field is left
 and the mark costs per object and per pointer word, the coefficients of
 ``go.gc.mark_cpu_vs_objects`` (a plane of one cycle's mark CPU, from
 ``runtime/metrics``, against the live heap's objects and pointers, over heaps
-of two shapes, 16-512 MiB, GOGC 50-400, GOMAXPROCS 1 and 2). The live heap's
+of two shapes, 16-512 MiB, GOGC 50-400, GOMAXPROCS 1 and 2) times the plane's
+bias at the run's GOMAXPROCS (``go.gc.mark_cpu_factor_vs_gomaxprocs``: one P's
+marks cost about 9 % more than the plane, two Ps' about 1 %). The live heap's
 shape defaults to the calibration harnesses' graph (64-byte objects, three
 pointer words each).
 
@@ -106,7 +108,7 @@ import simpy
 from pydantic import Field
 
 from sim.core import Environment
-from sim.params import param_dist, param_multilinear
+from sim.params import param_dist, param_multilinear, param_table
 from sim.scenario import DurationDist, ScenarioPart, Size, calibrated, calibrated_field
 from sim.timers import Timer
 
@@ -137,14 +139,16 @@ MEMORY_LIMIT_MIN_HEADROOM_BYTES = 2**20
 STW_SWEEP_PARAM = "go.gc.stw_sweep_termination"
 STW_MARK_PARAM = "go.gc.stw_mark_termination"
 MARK_COST_PARAM = "go.gc.mark_cpu_vs_objects"
+MARK_FACTOR_PARAM = "go.gc.mark_cpu_factor_vs_gomaxprocs"
 LIVE_OBJECT_BYTES = 64
 LIVE_POINTERS_PER_OBJECT = 3
 """The default live heap's shape: the calibration harnesses' graph (``allocgc``, ``gcpause``, ``valserver``),
 64-byte nodes holding two pointers, each also referenced from an index slice (a third pointer word)."""
 
 
-def calibrated_mark_costs() -> tuple[float, float]:
-    """(CPU-seconds per object marked, per pointer word scanned) from ``go.gc.mark_cpu_vs_objects``.
+def calibrated_mark_costs(procs: int | None = None) -> tuple[float, float]:
+    """(CPU-seconds per object marked, per pointer word scanned) from ``go.gc.mark_cpu_vs_objects``, times
+    ``go.gc.mark_cpu_factor_vs_gomaxprocs`` at GOMAXPROCS ``procs`` when given.
 
     That parameter set is a least-squares plane of one cycle's mark CPU (the
     ``runtime/metrics`` classes assist, dedicated and idle) against the objects
@@ -153,13 +157,20 @@ def calibrated_mark_costs() -> tuple[float, float]:
     header and a pointer-free payload), sizes, GOGC and GOMAXPROCS 1 and 2
     (``allocgc -mode mark``). Marking costs by object and pointer, not by byte:
     256 MiB of 64-byte nodes took about ten times the CPU of 256 MiB of
-    1 KiB buffers.
+    1 KiB buffers. The plane's residuals differ by GOMAXPROCS (one P's cycles cost about 9 % more than the
+    plane, two Ps' about 1 %): the factor, the median of measured over the plane among each GOMAXPROCS's runs,
+    is applied at ``procs`` (interpolated between the measured GOMAXPROCS, that of the largest beyond it).
     """
     _intercept, coefficients = param_multilinear(MARK_COST_PARAM)
     per_object, per_pointer = coefficients["objects"], coefficients["pointers"]
     if per_object < 0 or per_pointer < 0 or per_object + per_pointer <= 0:
         raise ValueError(f"{MARK_COST_PARAM}: costs must be >= 0 and not both 0 (got {coefficients})")
-    return per_object, per_pointer
+    if procs is None:
+        return per_object, per_pointer
+    factor = param_table(MARK_FACTOR_PARAM).at(procs)
+    if factor <= 0:
+        raise ValueError(f"{MARK_FACTOR_PARAM}: the factor must be > 0 (got {factor} at GOMAXPROCS {procs})")
+    return per_object * factor, per_pointer * factor
 
 
 class GCConfig(ScenarioPart):
@@ -202,8 +213,9 @@ class GCConfig(ScenarioPart):
         "allocated its live heap at start-up, as the validation servers do, and the cycles of that build are "
         "the history) or none (a process whose pacer has seen no cycle: the first trigger is the latest)")
 
-    def resolved(self) -> GCConfig:
-        """A copy with the calibrated defaults filled in (raises KeyError naming a missing parameter set)."""
+    def resolved(self, procs: int | None = None) -> GCConfig:
+        """A copy with the calibrated defaults filled in (raises KeyError naming a missing parameter set); with
+        ``procs``, the mark costs at that GOMAXPROCS (:func:`calibrated_mark_costs`)."""
         if not self.enabled:
             return self
         updates: dict[str, Any] = {}
@@ -212,7 +224,7 @@ class GCConfig(ScenarioPart):
         if self.stw_mark_termination is None:
             updates["stw_mark_termination"] = param_dist(STW_MARK_PARAM)
         if self.mark_rate is None and (self.mark_object_s is None or self.mark_pointer_s is None):
-            per_object, per_pointer = calibrated_mark_costs()
+            per_object, per_pointer = calibrated_mark_costs(procs)
             updates["mark_object_s"] = per_object if self.mark_object_s is None else self.mark_object_s
             updates["mark_pointer_s"] = per_pointer if self.mark_pointer_s is None else self.mark_pointer_s
         return self.model_copy(update=updates)
@@ -338,7 +350,7 @@ class GoGC:
     """The collector of one Go process (see the module docstring)."""
 
     def __init__(self, env: Environment, config: GCConfig, procs: int, name: str = "go.gc") -> None:
-        config = config.resolved()
+        config = config.resolved(procs)
         self.env = env
         self.name = name
         self.config = config
