@@ -6,7 +6,7 @@ configuration at four loads. The grid asks whether the simulator follows the
 real servers when a setting changes: a **base** (Go, GOMAXPROCS 1, live heap
 256 MiB, 1 MiB allocated per request in 1 KiB objects, GOGC 100, 1 ms of CPU)
 and **one-factor variations** of it (:data:`VARIATIONS`: live heap 16, 64 and
-512 MiB; allocation 64 and 256 KiB; object size 64 B, 16 and 64 KiB; GOGC 50
+512 MiB; allocation 64 KiB, 256 KiB and 2 MiB; object size 64 B, 16 and 64 KiB; GOGC 50
 and 400; GOMAXPROCS 2; CPU 0.3 and 3 ms), and the Node.js server (1 core) at
 the base and with 3 ms of CPU or 64 KiB allocated (one change each), each at
 :data:`GRID_FRACTIONS` of its capacity.
@@ -140,7 +140,7 @@ P = TypeVar("P", bound=Point)
 BASE = GridPoint("go", 1, 256, 2**20, 1024, 100, 1e-3)
 VARIATIONS: tuple[tuple[str, Any], ...] = (
     ("live_heap_mib", 16), ("live_heap_mib", 64), ("live_heap_mib", 512),
-    ("alloc_bytes", 64 * 1024), ("alloc_bytes", 256 * 1024),
+    ("alloc_bytes", 64 * 1024), ("alloc_bytes", 256 * 1024), ("alloc_bytes", 2 * 2**20),
     ("alloc_chunk_bytes", 64), ("alloc_chunk_bytes", 16 * 1024), ("alloc_chunk_bytes", 64 * 1024),
     ("gogc", 50), ("gogc", 400),
     ("cores", 2),
