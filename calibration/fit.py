@@ -28,7 +28,7 @@ import pandas as pd
 from calibration import gctrace
 from calibration.dataset import PARAMS_DIR, Dataset, clock_fit, seed_of
 from calibration.distfit import fit_constant, fit_distribution, fit_linear
-from calibration.fitalloc import fit_alloc, fit_mark_cpu, fit_object_bytes
+from calibration.fitalloc import fit_alloc, fit_mark_cpu, fit_mark_factor, fit_object_bytes
 from calibration.fitalloc import observations as alloc_observations
 from calibration.fitmachine import (
     fit_machine_load_cpu, fit_machine_placement, fit_machine_slices, fit_machine_sysmon, fit_machine_wake,
@@ -48,6 +48,7 @@ from calibration.fitk8s import observations as k8s_codec_observations
 from calibration.fitproxycosts import fit_proxy_costs
 from calibration.fitproxycosts import names as proxy_cost_names
 from calibration.fitproxycosts import observations as proxy_cost_observations
+from models.runtime.go.gc import MARK_COST_PARAM, MARK_FACTOR_PARAM
 from calibration.fitproxy import observations as proxy_observations
 from calibration.fitnode import (
     fit_node_gc, fit_node_http, fit_node_isolate, fit_node_process, fit_node_worker, node_observations,
@@ -82,7 +83,7 @@ def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind parameter set ``name``: column ``y``, with ``x`` for a line and ``group`` where useful."""
     if name in faas_names():
         return faas_observations(name, data)
-    if name.startswith("go.alloc.") or name in ("go.gc.mark_cpu_vs_objects", "go.gc.mark_cpu_factor_vs_gomaxprocs"):
+    if name.startswith("go.alloc.") or name in (MARK_COST_PARAM, MARK_FACTOR_PARAM):
         return alloc_observations(name, data)
     if name == SERVER_CPU_VS_RATE:  # measured beside the proxies
         return proxy_observations(name, data)
@@ -378,6 +379,7 @@ FITS: list[tuple[str, Callable[[Dataset], list[dict[str, Any]]]]] = [
     ("gc_pauses.csv", fit_gc_mark_cpu),
     ("go_alloc.csv", fit_alloc),
     ("go_gc_work.csv", fit_mark_cpu),
+    ("go_gc_work.csv", fit_mark_factor),
     ("json_codec.csv", fit_object_bytes),
     ("goroutines.csv", fit_goroutines),
     ("channel_handoff.csv", fit_channels),

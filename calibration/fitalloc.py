@@ -36,7 +36,7 @@ import pandas as pd
 
 from calibration.dataset import Dataset
 from models.runtime.go.alloc import AllocationShape
-from models.runtime.go.gc import LIVE_OBJECT_BYTES, LIVE_POINTERS_PER_OBJECT
+from models.runtime.go.gc import LIVE_OBJECT_BYTES, LIVE_POINTERS_PER_OBJECT, MARK_COST_PARAM, MARK_FACTOR_PARAM
 
 ALLOC_KINDS = {"scan": "pointers", "noscan": "bytes", "chunk": "buffers"}
 """The harness's object kinds (``allocgc -kinds``) by the model's name for them."""
@@ -56,10 +56,10 @@ def _per_object(data: Dataset) -> pd.DataFrame:
 
 def observations(name: str, data: Dataset) -> pd.DataFrame:
     """The samples behind one of this module's parameter sets (``y``; ``x`` and ``group`` where useful)."""
-    if name in ("go.gc.mark_cpu_vs_objects", "go.gc.mark_cpu_factor_vs_gomaxprocs"):
+    if name in (MARK_COST_PARAM, MARK_FACTOR_PARAM):
         points = mark_observations(data)
         group = points["shape"] + ", GOMAXPROCS " + points["gomaxprocs"].astype(str)
-        if name == "go.gc.mark_cpu_factor_vs_gomaxprocs":
+        if name == MARK_FACTOR_PARAM:  # each run's mark CPU over the plane's
             plane = points[["objects", "pointers"]].to_numpy(float) @ mark_plane(points)
             return pd.DataFrame({"x": points["gomaxprocs"].to_numpy(float), "y": points["y"].to_numpy(float) / plane,
                                  "group": group.to_numpy()})
@@ -171,25 +171,8 @@ def fit_mark_cpu(data: Dataset) -> list[dict[str, Any]]:
     by_shape = {f"{shape}, GOMAXPROCS {procs}": float(np.median(relative[(points["shape"] == shape).to_numpy()
                                                                          & (points["gomaxprocs"] == procs).to_numpy()]))
                 for shape, procs in sorted(set(zip(points["shape"], points["gomaxprocs"], strict=True)))}
-    ratio = y / predicted
-    by_procs = points.assign(ratio=ratio).groupby("gomaxprocs")["ratio"]
-    factors = by_procs.median()
-    factor = {
-        **data.header("go.gc.mark_cpu_factor_vs_gomaxprocs",
-                      "Mark CPU per cycle measured over go.gc.mark_cpu_vs_objects' plane, by GOMAXPROCS (the median "
-                      "over that GOMAXPROCS's runs of allocgc -mode mark): the factor the collector applies to the "
-                      "plane's costs; between measured GOMAXPROCS by linear interpolation, beyond the largest that "
-                      "one's", "1", "go_gc_work.csv", "table"),
-        "x": "gomaxprocs", "y": "mark_cpu_factor", "beyond": "flat",
-        "points": [[float(procs), float(value)] for procs, value in factors.items()],
-        "fit": {"method": "median of measured / plane over the runs of each GOMAXPROCS", "n": int(len(y)),
-                "runs_by_gomaxprocs": {str(k): int(v) for k, v in by_procs.size().items()}},
-        "goodness_of_fit": {"ratio_range_by_gomaxprocs": {str(k): [float(g.min()), float(g.max())]
-                                                          for k, g in by_procs},
-                            "largest_relative_range": float(((by_procs.max() - by_procs.min()) / factors).max())},
-    }
     return [{
-        **data.header("go.gc.mark_cpu_vs_objects",
+        **data.header(MARK_COST_PARAM,
                       "CPU seconds of one GC cycle's concurrent mark (runtime/metrics: assist + dedicated, which "
                       "includes the fractional worker, + idle) as a plane through the origin in the live heap's "
                       "objects and pointer words (allocgc -mode mark: node graphs and buffers of 16-512 MiB, "
@@ -204,4 +187,25 @@ def fit_mark_cpu(data: Dataset) -> list[dict[str, Any]]:
         "goodness_of_fit": {"median_relative_error_by_shape": by_shape,
                             "largest_relative_error": float(np.abs(relative).max()),
                             "median_absolute_relative_error": float(np.median(np.abs(relative)))},
-    }, factor]
+    }]
+
+
+def fit_mark_factor(data: Dataset) -> list[dict[str, Any]]:
+    """The plane's bias by GOMAXPROCS: the median of its observations (each run's mark CPU over the plane's)."""
+    by_procs = observations(MARK_FACTOR_PARAM, data).groupby("x")["y"]
+    factors = by_procs.median()
+    return [{
+        **data.header(MARK_FACTOR_PARAM,
+                      f"Mark CPU per cycle measured over {MARK_COST_PARAM}' plane, by GOMAXPROCS (the median "
+                      "over that GOMAXPROCS's runs of allocgc -mode mark): the factor the collector applies to the "
+                      "plane's costs; between measured GOMAXPROCS by linear interpolation, beyond the largest that "
+                      "one's", "1", "go_gc_work.csv", "table"),
+        "x": "gomaxprocs", "y": "mark_cpu_factor", "beyond": "flat",
+        "points": [[float(procs), float(value)] for procs, value in factors.items()],
+        "fit": {"method": "median of measured / plane over the runs of each GOMAXPROCS",
+                "n": int(by_procs.size().sum()),
+                "runs_by_gomaxprocs": {str(int(k)): int(v) for k, v in by_procs.size().items()}},
+        "goodness_of_fit": {"ratio_range_by_gomaxprocs": {str(int(k)): [float(g.min()), float(g.max())]
+                                                          for k, g in by_procs},
+                            "largest_relative_range": float(((by_procs.max() - by_procs.min()) / factors).max())},
+    }]
