@@ -14,6 +14,7 @@ from calibration import gctrace, v8trace
 from calibration.dataset import DATA_ROOT, Dataset
 from calibration.distfit import fit_constant, fit_distribution, fit_linear, log_sigma_floor, step_resolution
 from calibration.fit import _http_server_cpu_per_request, fit_all, observations
+from models.runtime.go.gc import MARK_FACTOR_PARAM
 from sim.params import (available, load_params, param_as_dist, param_binned, param_dist, param_linear,
                         param_multilinear, param_table, param_value)
 
@@ -304,8 +305,8 @@ def test_shipped_params_are_complete_and_load(name):
         assert math.isfinite(intercept) and math.isfinite(slope)
         assert 0 <= params["goodness_of_fit"]["r_squared"] <= 1
     elif params["kind"] == "table":
-        table = param_table(name)  # a cost by size has three sizes at least; a flat one, two settings
-        assert len(table.xs) >= (3 if table.beyond == "proportional" else 2) and all(y > 0 for y in table.ys)
+        table = param_table(name)  # the factor by GOMAXPROCS has one point per GOMAXPROCS measured (1 and 2)
+        assert len(table.xs) >= (2 if name == MARK_FACTOR_PARAM else 3) and all(y > 0 for y in table.ys)
     elif params["kind"] == "multilinear":
         intercept, coefficients = param_multilinear(name)
         assert math.isfinite(intercept) and all(math.isfinite(c) and c >= 0 for c in coefficients.values())
